@@ -1,0 +1,1 @@
+"""Secrets Manager rotation function for a Kion installation's Amazon SES SMTP credential."""

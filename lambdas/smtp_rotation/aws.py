@@ -1,0 +1,55 @@
+"""boto3 clients shared by the IAM and Secrets Manager modules, and the translation of AWS errors
+into errors an operator can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import AwsConnectionError, AwsPermissionError
+
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=20,
+)
+_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+@cache
+def client(service: str) -> Any:
+    """A boto3 client for ``service``, made once per process and reused across invocations."""
+    return boto3.client(service, config=_CLIENT_CONFIG)
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def aws_call(action: str, resource: str) -> Iterator[None]:
+    """Turn AccessDenied and network failures of ``action`` on ``resource`` into one clear error.
+
+    Other ClientErrors pass through for the caller to interpret.
+    """
+    try:
+        yield
+    except ClientError as error:
+        if error_code(error) in _ACCESS_DENIED:
+            raise AwsPermissionError(
+                f"AWS refused {action} on {resource} (AccessDenied).",
+                f"Allow {action} on {resource} in the rotation function's role, and check that no "
+                "service control policy or permissions boundary denies it.",
+            ) from None
+        raise
+    except BotoCoreError as error:
+        raise AwsConnectionError(
+            f"{action} on {resource} failed before AWS answered ({type(error).__name__}).",
+            "Check the function's network path to the AWS API (VPC endpoints or NAT) and retry.",
+        ) from None

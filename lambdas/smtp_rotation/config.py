@@ -1,0 +1,46 @@
+"""Tunables of the rotation, read from the function's environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RotationConfig:
+    ses_accept_timeout: float = 120.0
+    """SES_ACCEPT_TIMEOUT_SECONDS: how long setSecret waits for SES to accept a new key."""
+    smtp_timeout: float = 10.0
+    """SMTP_TIMEOUT_SECONDS: connect and reply timeout of one SMTP conversation."""
+    kion_timeout: float = 15.0
+    """KION_TIMEOUT_SECONDS: read timeout of one Kion request."""
+    kion_retries: int = 3
+    """KION_RETRIES: retries of a Kion request on connection errors, 429 and 5xx."""
+    kion_retry_backoff: float = 0.5
+    """KION_RETRY_BACKOFF_SECONDS: the first pause between Kion retries (doubling after)."""
+    api_key_cache_seconds: int = 60
+    """KION_API_KEY_CACHE_SECONDS: how long a warm function reuses the Kion API key it read."""
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> RotationConfig:
+        def number(name: str, default: float) -> float:
+            raw = environ.get(name, "").strip()
+            try:
+                return float(raw) if raw else default
+            except ValueError:
+                raise ValueError(
+                    f"Environment variable {name} must be a number, not {raw!r}. Fix: set it to "
+                    "a number of seconds or remove it to use the default."
+                ) from None
+
+        return cls(
+            ses_accept_timeout=number("SES_ACCEPT_TIMEOUT_SECONDS", cls.ses_accept_timeout),
+            smtp_timeout=number("SMTP_TIMEOUT_SECONDS", cls.smtp_timeout),
+            kion_timeout=number("KION_TIMEOUT_SECONDS", cls.kion_timeout),
+            kion_retries=int(number("KION_RETRIES", cls.kion_retries)),
+            kion_retry_backoff=number("KION_RETRY_BACKOFF_SECONDS", cls.kion_retry_backoff),
+            api_key_cache_seconds=int(
+                number("KION_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds)
+            ),
+        )

@@ -1,0 +1,132 @@
+"""Entry point of the rotation function: Secrets Manager's four-step rotation protocol.
+
+Secrets Manager invokes this once per step with the secret, the version being created
+(ClientRequestToken) and the step name. The guards below decide whether a step has anything to
+do; the steps themselves live in rotation.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .config import RotationConfig
+from .errors import RotationError, RotationStateError
+from .rotation import Rotation
+from .secrets_store import CURRENT, PENDING, InstallationSecrets, KionApiKeys
+from .telemetry import logger, metrics, tracer
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+@dataclass(frozen=True)
+class RotationEvent:
+    secret_id: str
+    token: str
+    step: str
+    rotation_token: str | None = None
+
+    @classmethod
+    def parse(cls, event: dict[str, Any]) -> RotationEvent:
+        missing = [
+            name for name in ("SecretId", "ClientRequestToken", "Step") if not event.get(name)
+        ]
+        if missing or event.get("Step") not in STEPS:
+            raise RotationStateError(
+                f"The invocation is not a Secrets Manager rotation event (missing or bad: "
+                f"{', '.join(missing) or 'Step'}).",
+                "Invoke this function through Secrets Manager rotation (RotateSecret), "
+                "not directly.",
+            )
+        return cls(
+            event["SecretId"],
+            event["ClientRequestToken"],
+            event["Step"],
+            event.get("RotationToken"),
+        )
+
+
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+    handle(RotationEvent.parse(event))
+
+
+def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
+    """Run one step of one rotation, after the guard checks."""
+    logger.append_keys(secret_id=event.secret_id, step=event.step, client_request_token=event.token)
+    rotation = rotation or _rotation(event)
+    try:
+        tracer.put_annotation("step", event.step)
+        _run_step(event, rotation)
+    except RotationError as error:
+        logger.error(error.cause, error=type(error).__name__, fix=error.fix)
+        metrics.add_metric("RotationStepFailed", MetricUnit.Count, 1)
+        raise
+    except Exception as error:
+        logger.error("Unexpected failure", error=type(error).__name__)
+        metrics.add_metric("RotationStepFailed", MetricUnit.Count, 1)
+        raise
+
+
+def _run_step(event: RotationEvent, rotation: Rotation) -> None:
+    if event.step == "createSecret":
+        if _is_pending(rotation.secrets.version_stages().get(event.token), event.token):
+            rotation.create_secret()
+        return
+    version = rotation.secrets.version(event.token)
+    if version is None:
+        raise RotationStateError(
+            f"Version {event.token} of the secret has no value: createSecret has not finished.",
+            "Look at the createSecret error that came before; Secrets Manager retries the "
+            "rotation, or start a new one.",
+        )
+    if _is_pending(list(version.stages), event.token):
+        step = {
+            "setSecret": rotation.set_secret,
+            "testSecret": rotation.test_secret,
+            "finishSecret": rotation.finish_secret,
+        }[event.step]
+        step(version.secret)
+    logger.info("Step finished")
+
+
+def _is_pending(stages: list[str] | None, token: str) -> bool:
+    """The standard guards: True when the step has work to do, False when it is already done."""
+    if stages is None:
+        raise RotationStateError(
+            f"Version {token} is not a version of this secret.",
+            "This request belongs to a rotation that no longer exists; start a new rotation.",
+        )
+    if CURRENT in stages:
+        logger.info("This version is already AWSCURRENT; nothing to do")
+        return False
+    if PENDING not in stages:
+        raise RotationStateError(
+            f"Version {token} is not AWSPENDING (it is {', '.join(stages) or 'unlabelled'}).",
+            "Another rotation replaced this one; start a new rotation if the secret still "
+            "needs it.",
+        )
+    return True
+
+
+def _rotation(event: RotationEvent) -> Rotation:
+    config = RotationConfig.from_environment()
+    return Rotation(
+        InstallationSecrets(event.secret_id),
+        event.token,
+        config,
+        _kion_api_keys(config.api_key_cache_seconds),
+        rotation_token=event.rotation_token,
+    )
+
+
+@cache
+def _kion_api_keys(cache_seconds: int) -> KionApiKeys:
+    """One reader per warm function, so its cache spans the steps of a rotation."""
+    return KionApiKeys(cache_seconds)

@@ -1,0 +1,181 @@
+"""Kion's App API: read and update the SMTP settings (``/api/v3/app-config``)."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError, SSLError
+from urllib3.util import Retry, Timeout
+
+from .errors import (
+    KionAuthError,
+    KionConnectionError,
+    KionNotFoundError,
+    KionPermissionError,
+    KionRequestError,
+)
+
+APP_CONFIG_PATH = "/api/v3/app-config"
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+_MASKED = frozenset({"", "********", "*****", "REDACTED"})
+
+
+@dataclass(frozen=True)
+class KionSmtpSettings:
+    """The SMTP part of Kion's application settings."""
+
+    username: str
+    password: str | None = field(repr=False)  # None when Kion hides it
+
+    @classmethod
+    def from_app_config(cls, app_config: dict[str, Any]) -> KionSmtpSettings:
+        password = app_config.get("smtp_password")
+        shown = isinstance(password, str) and password not in _MASKED and set(password) != {"*"}
+        return cls(str(app_config.get("smtp_username") or ""), password if shown else None)
+
+
+class KionClient:
+    """A small client for the Kion settings API, with bearer auth, timeouts and retries."""
+
+    def __init__(
+        self,
+        kion_url: str,
+        api_key: str,
+        *,
+        ca_pem: str | None = None,
+        timeout: float = 15.0,
+        retries: int = 3,
+        backoff_factor: float = 0.5,
+        api_key_secret_id: str = "the Kion API key secret",  # noqa: S107 (a name, not a key)
+    ) -> None:
+        self.kion_url = kion_url.rstrip("/")
+        self._api_key = api_key
+        self._api_key_secret_id = api_key_secret_id
+        context = ssl.create_default_context()
+        if ca_pem:
+            context.load_verify_locations(cadata=ca_pem)
+        self._http = urllib3.PoolManager(
+            ssl_context=context,
+            timeout=Timeout(connect=min(5.0, timeout), read=timeout),
+            retries=Retry(
+                total=retries,
+                connect=retries,
+                read=retries,
+                status=retries,
+                other=0,
+                backoff_factor=backoff_factor,
+                status_forcelist=RETRIED_STATUSES,
+                allowed_methods=frozenset({"GET", "PATCH"}),
+                raise_on_status=False,
+                respect_retry_after_header=True,
+            ),
+        )
+
+    def smtp_settings(self) -> KionSmtpSettings:
+        """Kion's current SMTP username (and password, where Kion shows it)."""
+        reply = self._request("GET", APP_CONFIG_PATH)
+        data = reply.get("data")
+        if not isinstance(data, dict):
+            raise KionRequestError(
+                f"Kion at {self.kion_url} answered GET {APP_CONFIG_PATH} without a 'data' object.",
+                "Check that kion_url points at Kion itself (version 3.x with the v3 API).",
+            )
+        return KionSmtpSettings.from_app_config(data)
+
+    def set_smtp_credential(self, username: str, password: str) -> None:
+        """Change Kion's SMTP username and password, and no other setting."""
+        body = {"smtp_username": username, "smtp_password": password}
+        self._request("PATCH", APP_CONFIG_PATH, body, redact=(password,))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        redact: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        url = self.kion_url + path
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            response = self._http.request(
+                method, url, body=None if body is None else json.dumps(body), headers=headers
+            )
+        except MaxRetryError as error:
+            raise self._connection_error(method, path, error.reason) from None
+        except HTTPError as error:
+            raise self._connection_error(method, path, error) from None
+        return self._interpret(method, path, response, (self._api_key, *redact))
+
+    def _interpret(
+        self, method: str, path: str, response: Any, redact: tuple[str, ...]
+    ) -> dict[str, Any]:
+        status = response.status
+        try:
+            reply = json.loads(response.data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            reply = None
+        if not isinstance(reply, dict):
+            raise KionRequestError(
+                f"Kion at {self.kion_url} answered {method} {path} with HTTP {status} and a reply "
+                "that is not Kion's JSON.",
+                "Check kion_url: it must be the Kion address itself, not a login page, load "
+                "balancer error page or proxy.",
+            )
+        if 200 <= status < 300:
+            return reply
+        message = _scrub(str(reply.get("message") or reply.get("error") or ""), redact)
+        said = f" Kion said: {message}" if message else ""
+        where = f"Kion at {self.kion_url}"
+        if status == 401:
+            raise KionAuthError(
+                f"{where} rejected the App API key (401).{said}",
+                f"Put a valid, unexpired App API key into {self._api_key_secret_id}; keys expire "
+                "after Kion's app_api_key_lifespan setting.",
+            )
+        if status == 403:
+            raise KionPermissionError(
+                f"{where} refused {method} {path} (403): the API key's user may not manage "
+                f"system settings.{said}",
+                "Give the key's user a Kion permission scheme that can edit application "
+                "settings (a Kion administrator), or use a key of such a user.",
+            )
+        if status == 404:
+            raise KionNotFoundError(
+                f"{where} has no {path} (404).{said}",
+                "Check kion_url: it should be the address you open Kion at, without /api.",
+            )
+        raise KionRequestError(
+            f"{where} answered {method} {path} with HTTP {status}.{said}",
+            "Retry later for 5xx or 429 answers; for other codes fix what Kion's message names.",
+        )
+
+    def _connection_error(self, method: str, path: str, reason: Any) -> KionConnectionError:
+        if isinstance(reason, SSLError) or isinstance(
+            getattr(reason, "__context__", None), ssl.SSLError
+        ):
+            return KionConnectionError(
+                f"TLS with Kion at {self.kion_url} failed: its certificate is not trusted "
+                "or does not match the host name.",
+                "If Kion uses a private CA, put that CA's PEM certificate into the secret's "
+                "kion_ca_bundle field; otherwise check kion_url's host name.",
+            )
+        kind = "timed out" if "timeout" in type(reason).__name__.lower() else "failed"
+        return KionConnectionError(
+            f"{method} {path} to Kion at {self.kion_url} {kind} ({type(reason).__name__}) after "
+            "retries.",
+            "Check that the function can reach Kion (security group egress on 443, routes, DNS) "
+            "and that Kion is up.",
+        )
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text[:300]

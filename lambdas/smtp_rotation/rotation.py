@@ -1,0 +1,172 @@
+"""The four rotation steps. Each is idempotent: Secrets Manager may run any of them again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from .config import RotationConfig
+from .errors import KeyLimitError, KionStateError, SesAuthError
+from .iam_keys import KeyLimitReachedError, UserAccessKeys
+from .kion import KionClient
+from .secrets_store import InstallationSecrets, KionApiKeys, SecretVersion
+from .ses_smtp import SesAcceptanceWait, SmtpEndpoint, try_login
+from .settings import InstallationSecret
+from .smtp_password import derive_smtp_password
+from .telemetry import logger, metrics
+
+
+@dataclass
+class Rotation:
+    """One rotation request (a secret and a ClientRequestToken) and the systems it works with."""
+
+    secrets: InstallationSecrets
+    token: str
+    config: RotationConfig
+    api_keys: KionApiKeys
+    rotation_token: str | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    def create_secret(self) -> None:
+        """Create a new access key and store its SMTP password as the AWSPENDING version."""
+        if self.secrets.version(self.token):
+            logger.info("The pending version already exists; nothing to create")
+            return
+        current = self.secrets.current().secret
+        username, password = self._new_credential(current)
+        pending = current.with_credential(username, password)
+        self.secrets.put_pending(self.token, pending, self.rotation_token)
+        logger.info("Stored the new credential as AWSPENDING", access_key_id=username)
+
+    def set_secret(self, pending: InstallationSecret) -> None:
+        """Wait until SES accepts the new credential, then give it to Kion."""
+        wait = SesAcceptanceWait(
+            SmtpEndpoint.of(pending, self.config.smtp_timeout),
+            timeout=self.config.ses_accept_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+        waited = wait.until_accepted(pending.username, pending.password)
+        metrics.add_metric("SesAcceptWaitSeconds", MetricUnit.Seconds, round(waited, 3))
+        logger.info("SES accepts the new key", access_key_id=pending.username, logins=wait.logins)
+        self._kion(pending).set_smtp_credential(pending.username, pending.password)
+        logger.info("Kion now sends with the new key", access_key_id=pending.username)
+
+    def test_secret(self, pending: InstallationSecret) -> None:
+        """Check that Kion holds the new credential and that SES accepts it. Changes nothing."""
+        self._require_kion_uses(pending, check_password=True)
+        endpoint = SmtpEndpoint.of(pending, self.config.smtp_timeout)
+        if not try_login(endpoint, pending.username, pending.password):
+            raise SesAuthError(
+                f"SES SMTP at {endpoint} refused access key {pending.username}, which it "
+                "accepted during setSecret.",
+                "Check whether the key was deactivated or the user's policy changed; Secrets "
+                "Manager retries the rotation.",
+            )
+
+    def finish_secret(self, pending: InstallationSecret) -> None:
+        """Make the new version AWSCURRENT, then delete the replaced key if nothing uses it."""
+        kion_username = self._require_kion_uses(pending, check_password=False)
+        current = self.secrets.current()
+        self.secrets.make_current(self.token, current.version_id)
+        logger.info("AWSCURRENT moved to the new version", access_key_id=pending.username)
+        self._retire_replaced_key(current, pending, kion_username)
+        metrics.add_metric("RotationSucceeded", MetricUnit.Count, 1)
+
+    def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
+        keys = UserAccessKeys(current.iam_user_name)
+        try:
+            new_key = keys.create()
+        except KeyLimitReachedError:
+            return self._credential_at_key_limit(current, keys)
+        logger.info("Created access key", access_key_id=new_key.access_key_id)
+        return new_key.access_key_id, derive_smtp_password(
+            new_key.secret_access_key, current.ses_region
+        )
+
+    def _credential_at_key_limit(
+        self, current: InstallationSecret, keys: UserAccessKeys
+    ) -> tuple[str, str]:
+        """The user has two keys: free a provably unused one, or finish what an abandoned
+        rotation started by keeping the key Kion already runs on."""
+        kion_username = self._kion(current).smtp_settings().username
+        in_use = {current.access_key_id, kion_username} - {""}
+        all_keys = sorted(keys.list(), key=lambda key: key.created_at)
+        spare = [key for key in all_keys if key.access_key_id not in in_use]
+        if spare:
+            keys.delete(spare[0].access_key_id)
+            logger.info("Deleted unused access key", access_key_id=spare[0].access_key_id)
+            try:
+                new_key = keys.create()
+            except KeyLimitReachedError:
+                raise self._key_limit_error(current, all_keys, kion_username) from None
+            logger.info("Created access key", access_key_id=new_key.access_key_id)
+            return new_key.access_key_id, derive_smtp_password(
+                new_key.secret_access_key, current.ses_region
+            )
+        if kion_username and kion_username != current.access_key_id:
+            earlier = self.secrets.find_credential(kion_username)
+            if earlier is not None:
+                logger.info(
+                    "Kion runs on a key from an unfinished rotation; finishing with it",
+                    access_key_id=kion_username,
+                )
+                return kion_username, earlier.secret.password
+        raise self._key_limit_error(current, all_keys, kion_username)
+
+    def _key_limit_error(
+        self, current: InstallationSecret, all_keys: list, kion_username: str
+    ) -> KeyLimitError:
+        held = ", ".join(key.access_key_id for key in all_keys)
+        return KeyLimitError(
+            f"IAM user {current.iam_user_name} already has two access keys ({held}) and both are "
+            f"in use: AWSCURRENT holds {current.access_key_id or 'none'}, Kion is configured "
+            f"with {kion_username or 'none'}.",
+            "Point Kion at the AWSCURRENT credential (or put Kion's credential into the secret "
+            "as AWSCURRENT), then delete the key neither uses in IAM and rotate again.",
+        )
+
+    def _require_kion_uses(self, pending: InstallationSecret, *, check_password: bool) -> str:
+        kion_smtp = self._kion(pending).smtp_settings()
+        if kion_smtp.username != pending.username:
+            raise KionStateError(
+                f"Kion's SMTP username is {kion_smtp.username or 'empty'}, not the new access key "
+                f"{pending.username}.",
+                "setSecret did not reach Kion, or someone changed Kion's SMTP settings during the "
+                "rotation; Secrets Manager retries the rotation, or start a new one.",
+            )
+        if check_password and kion_smtp.password not in (None, pending.password):
+            raise KionStateError(
+                f"Kion's SMTP password does not belong to access key {pending.username}.",
+                "Someone changed Kion's SMTP password during the rotation; rotate again.",
+            )
+        return kion_smtp.username
+
+    def _retire_replaced_key(
+        self, replaced: SecretVersion, pending: InstallationSecret, kion_username: str
+    ) -> None:
+        keys = UserAccessKeys(pending.iam_user_name)
+        in_use = {pending.access_key_id, kion_username}
+        if replaced.secret.access_key_id:
+            retired = [replaced.secret.access_key_id]
+        else:  # adoption: the key Kion ran on before is recorded nowhere but in IAM
+            retired = [key.access_key_id for key in keys.list()]
+        for access_key_id in retired:
+            if access_key_id not in in_use:
+                keys.delete(access_key_id)
+                logger.info("Deleted the replaced access key", access_key_id=access_key_id)
+
+    def _kion(self, secret: InstallationSecret) -> KionClient:
+        return KionClient(
+            secret.kion_url,
+            self.api_keys.api_key(secret.kion_api_key_secret_id),
+            ca_pem=secret.kion_ca_bundle,
+            timeout=self.config.kion_timeout,
+            retries=self.config.kion_retries,
+            backoff_factor=self.config.kion_retry_backoff,
+            api_key_secret_id=secret.kion_api_key_secret_id,
+        )

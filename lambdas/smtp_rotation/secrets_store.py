@@ -1,0 +1,162 @@
+"""Secrets Manager: the versions of an installation secret, and the secrets of Kion API keys."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from botocore.exceptions import ClientError
+
+from .aws import aws_call, client, error_code
+from .errors import KionApiKeyError, RotationStateError
+from .settings import InstallationSecret
+
+CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
+_NOT_FOUND = frozenset({"ResourceNotFoundException"})
+
+
+@dataclass(frozen=True)
+class SecretVersion:
+    """One version of an installation secret with its staging labels."""
+
+    version_id: str
+    stages: tuple[str, ...]
+    secret: InstallationSecret = field(repr=False)
+
+
+class InstallationSecrets:
+    """Reads and stages the versions of one installation secret."""
+
+    def __init__(self, secret_id: str, secretsmanager: Any | None = None) -> None:
+        self.secret_id = secret_id
+        self._client = secretsmanager or client("secretsmanager")
+
+    def version_stages(self) -> dict[str, list[str]]:
+        """Every version id with its staging labels."""
+        with aws_call("secretsmanager:DescribeSecret", self.secret_id):
+            try:
+                description = self._client.describe_secret(SecretId=self.secret_id)
+            except ClientError as error:
+                if error_code(error) in _NOT_FOUND:
+                    raise RotationStateError(
+                        f"Secret {self.secret_id} does not exist.",
+                        "Invoke the rotation with the id of an existing installation secret.",
+                    ) from None
+                raise
+        return description.get("VersionIdsToStages", {})
+
+    def version(self, version_id: str) -> SecretVersion | None:
+        """The version ``version_id``, or None when it has no value yet."""
+        return self._get(VersionId=version_id)
+
+    def current(self) -> SecretVersion:
+        version = self._get(VersionStage=CURRENT)
+        if version is None:
+            raise RotationStateError(
+                f"Secret {self.secret_id} has no AWSCURRENT value.",
+                "Store the installation settings in the secret (see the README's secret schema).",
+            )
+        return version
+
+    def put_pending(self, version_id: str, secret_string: str, rotation_token: str | None) -> None:
+        """Store ``secret_string`` as the AWSPENDING version ``version_id``."""
+        request: dict[str, Any] = {
+            "SecretId": self.secret_id,
+            "ClientRequestToken": version_id,
+            "SecretString": secret_string,
+            "VersionStages": [PENDING],
+        }
+        if rotation_token:
+            request["RotationToken"] = rotation_token
+        with aws_call("secretsmanager:PutSecretValue", self.secret_id):
+            self._client.put_secret_value(**request)
+
+    def make_current(self, version_id: str, current_version_id: str) -> None:
+        """Move AWSCURRENT from ``current_version_id`` to ``version_id``."""
+        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
+            self._client.update_secret_version_stage(
+                SecretId=self.secret_id,
+                VersionStage=CURRENT,
+                MoveToVersionId=version_id,
+                RemoveFromVersionId=current_version_id,
+            )
+
+    def find_credential(self, access_key_id: str) -> SecretVersion | None:
+        """The newest version whose credential uses ``access_key_id``, labelled or not."""
+        with aws_call("secretsmanager:ListSecretVersionIds", self.secret_id):
+            pages = self._client.get_paginator("list_secret_version_ids").paginate(
+                SecretId=self.secret_id, IncludeDeprecated=True
+            )
+            listed = [entry for page in pages for entry in page.get("Versions", [])]
+        listed.sort(key=lambda entry: entry.get("CreatedDate") or 0, reverse=True)
+        for entry in listed:
+            version = self.version(entry["VersionId"])
+            if version and version.secret.access_key_id == access_key_id:
+                return version
+        return None
+
+    def _get(self, **selector: str) -> SecretVersion | None:
+        with aws_call("secretsmanager:GetSecretValue", self.secret_id):
+            try:
+                response = self._client.get_secret_value(SecretId=self.secret_id, **selector)
+            except ClientError as error:
+                if error_code(error) in _NOT_FOUND:
+                    return None
+                raise
+        return SecretVersion(
+            version_id=response["VersionId"],
+            stages=tuple(response.get("VersionStages", ())),
+            secret=InstallationSecret.parse(response.get("SecretString")),
+        )
+
+
+class KionApiKeys:
+    """Reads Kion App API keys, cached for a short while so one rotation reads each key once."""
+
+    def __init__(self, cache_seconds: int, secretsmanager: Any | None = None) -> None:
+        self._provider = SecretsProvider(boto3_client=secretsmanager or client("secretsmanager"))
+        self._cache_seconds = cache_seconds
+
+    def api_key(self, secret_id: str) -> str:
+        """The key stored in ``secret_id``, as a plain string or as JSON {"api_key": "..."}."""
+        with aws_call("secretsmanager:GetSecretValue", secret_id):
+            try:
+                stored = self._provider.get(secret_id, max_age=self._cache_seconds)
+            except Exception as error:  # Powertools wraps the ClientError
+                cause = error.__cause__ or error
+                if isinstance(cause, ClientError) and error_code(cause) in _NOT_FOUND:
+                    raise KionApiKeyError(
+                        f"The Kion API key secret {secret_id} does not exist or has no value.",
+                        "Create it, or set kion_api_key_secret_id to the right secret, and put "
+                        "a Kion App API key into it.",
+                    ) from None
+                if isinstance(cause, ClientError):
+                    raise cause from None
+                raise
+        return _parse_api_key(secret_id, stored)
+
+
+def _parse_api_key(secret_id: str, stored: Any) -> str:
+    fix = f'Put the Kion App API key into {secret_id} as plain text or as {{"api_key": "<key>"}}.'
+    text = stored.decode() if isinstance(stored, bytes) else str(stored or "")
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            text = json.loads(text).get("api_key", "")
+        except (ValueError, AttributeError):
+            raise KionApiKeyError(
+                f"The Kion API key secret {secret_id} holds JSON that cannot be read.", fix
+            ) from None
+        if not isinstance(text, str):
+            raise KionApiKeyError(f"'api_key' in {secret_id} is not a string.", fix)
+        text = text.strip()
+    if not text:
+        raise KionApiKeyError(f"The Kion API key secret {secret_id} is empty.", fix)
+    if any(ch.isspace() for ch in text):
+        raise KionApiKeyError(
+            f"The Kion API key secret {secret_id} does not hold a single key (it has spaces).", fix
+        )
+    return text

@@ -1,0 +1,16 @@
+"""Powertools Logger, Metrics and Tracer shared by the handler and the steps.
+
+Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and
+POWERTOOLS_METRICS_NAMESPACE; the defaults below apply when they are unset.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = "ses-smtp-rotator"
+NAMESPACE = "SesSmtpRotator"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+tracer = Tracer(service=SERVICE)
