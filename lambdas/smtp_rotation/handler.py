@@ -7,6 +7,7 @@ do; the steps themselves live in rotation.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -51,10 +52,14 @@ class RotationEvent:
 
 
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
-    handle(RotationEvent.parse(event))
+    _traced_handle()(RotationEvent.parse(event))
+
+
+@cache
+def _traced_handle() -> Callable[[RotationEvent], None]:
+    return tracer().capture_method(handle)
 
 
 def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
@@ -62,7 +67,7 @@ def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
     logger.append_keys(secret_id=event.secret_id, step=event.step, client_request_token=event.token)
     rotation = rotation or _rotation(event)
     try:
-        tracer.put_annotation("step", event.step)
+        tracer().put_annotation("step", event.step)
         _run_step(event, rotation)
     except RotationError as error:
         logger.error(error.cause, error=type(error).__name__, fix=error.fix)

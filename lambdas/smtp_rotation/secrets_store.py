@@ -126,7 +126,7 @@ class KionApiKeys:
             try:
                 stored = self._provider.get(secret_id, max_age=self._cache_seconds)
             except Exception as error:  # Powertools wraps the ClientError
-                cause = error.__cause__ or error
+                cause = error.__cause__ or error.__context__ or error
                 if isinstance(cause, ClientError) and error_code(cause) in _NOT_FOUND:
                     raise KionApiKeyError(
                         f"The Kion API key secret {secret_id} does not exist or has no value.",

@@ -19,8 +19,8 @@ DEFAULT_SMTP_PORT = 587
 REQUIRED_SETTINGS = ("ses_region", "iam_user_name", "kion_url", "kion_api_key_secret_id")
 SCHEMA_HINT = (
     "Store a JSON object with the string fields username, password, ses_region, iam_user_name, "
-    "kion_url and kion_api_key_secret_id (optional: smtp_host, smtp_port, kion_ca_bundle, "
-    "smtp_ca_bundle); see the README's secret schema."
+    "kion_url and kion_api_key_secret_id (optional: smtp_host, smtp_port, smtp_tls, "
+    "kion_ca_bundle, smtp_ca_bundle); see the README's secret schema."
 )
 
 
@@ -36,6 +36,7 @@ class InstallationSecret:
     kion_api_key_secret_id: str
     smtp_host: str
     smtp_port: int
+    implicit_tls: bool
     kion_ca_bundle: str | None
     smtp_ca_bundle: str | None
     fields: dict[str, Any]
@@ -44,11 +45,6 @@ class InstallationSecret:
     def access_key_id(self) -> str:
         """The SES SMTP username is the IAM access key id ('' before the first rotation)."""
         return self.username
-
-    @property
-    def implicit_tls(self) -> bool:
-        """True for the ports where SES expects TLS from the first byte (465, 2465)."""
-        return self.smtp_port in IMPLICIT_TLS_PORTS
 
     @classmethod
     def parse(cls, secret_string: str | None) -> InstallationSecret:
@@ -79,6 +75,7 @@ class InstallationSecret:
                 "Use the region of the SES identity Kion sends from, for example us-east-1 or "
                 "us-gov-west-1.",
             )
+        smtp_port = _smtp_port(fields)
         return cls(
             username=username,
             password=password,
@@ -89,7 +86,8 @@ class InstallationSecret:
             smtp_host=(
                 _optional_text(fields, "smtp_host") or default_smtp_host(ses_region)
             ).strip(),
-            smtp_port=_smtp_port(fields),
+            smtp_port=smtp_port,
+            implicit_tls=_implicit_tls(fields, smtp_port),
             kion_ca_bundle=_optional_pem(fields, "kion_ca_bundle"),
             smtp_ca_bundle=_optional_pem(fields, "smtp_ca_bundle"),
             fields=fields,
@@ -142,6 +140,21 @@ def _smtp_port(fields: dict[str, Any]) -> int:
             "Use 587 (STARTTLS, the default), 25 or 2587 (STARTTLS), or 465 or 2465 (TLS).",
         )
     return port
+
+
+def _implicit_tls(fields: dict[str, Any], smtp_port: int) -> bool:
+    """TLS from the first byte (465, 2465) or STARTTLS (25, 587, 2587); ``smtp_tls`` overrides
+    the port's convention for relays on other ports."""
+    mode = fields.get("smtp_tls")
+    if mode is None:
+        return smtp_port in IMPLICIT_TLS_PORTS
+    if mode not in ("starttls", "implicit"):
+        raise InvalidSecretError(
+            "smtp_tls",
+            f"must be 'starttls' or 'implicit', not {mode!r}",
+            "Remove it to follow the port (465 and 2465 implicit TLS, others STARTTLS).",
+        )
+    return mode == "implicit"
 
 
 def _kion_base_url(raw_url: str) -> str:

@@ -6,6 +6,8 @@ POWERTOOLS_METRICS_NAMESPACE; the defaults below apply when they are unset.
 
 from __future__ import annotations
 
+from functools import cache
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 SERVICE = "ses-smtp-rotator"
@@ -13,4 +15,10 @@ NAMESPACE = "SesSmtpRotator"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
-tracer = Tracer(service=SERVICE)
+
+
+@cache
+def tracer() -> Tracer:
+    """The Tracer, made on the first invocation rather than at import: the X-Ray SDK builds a
+    botocore client as it loads, which would more than double the module's import time."""
+    return Tracer(service=SERVICE)
