@@ -6,6 +6,7 @@ POWERTOOLS_METRICS_NAMESPACE; the defaults below apply when they are unset.
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -15,6 +16,9 @@ NAMESPACE = "SesSmtpRotator"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+
+# Most steps record no metric; Powertools would warn about the empty flush on every invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 @cache

@@ -1,0 +1,87 @@
+"""Provision a Kion installation on emulated AWS the way the CDK stack does, for tests and the demo.
+
+The stack creates the SES SMTP IAM user, an installation secret with the settings filled and the
+credential empty, and a secret for Kion's API key. Kion itself already sends mail with a key made by
+hand: the first rotation adopts it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from smtp_rotation.smtp_password import derive_smtp_password
+
+from .kion_server import KionStandIn
+from .smtp_server import SesSmtpServer
+
+
+@dataclass(frozen=True)
+class LocalInstallation:
+    """Names and ids of one provisioned installation."""
+
+    name: str
+    secret_id: str
+    kion_api_key_secret_id: str
+    iam_user_name: str
+    ses_region: str
+
+
+def provision_installation(
+    kion: KionStandIn,
+    smtp: SesSmtpServer,
+    *,
+    name: str = "kion",
+    adopt: bool = True,
+    api_key_as_json: bool = False,
+    iam: Any | None = None,
+    secretsmanager: Any | None = None,
+) -> LocalInstallation:
+    """Create the IAM user, both secrets and Kion's hand-made key; point Kion at ``smtp``.
+
+    With ``adopt`` the installation secret's credential is empty (a fresh deployment); without it
+    the secret already holds the key Kion uses, as after an earlier rotation.
+    """
+    iam = iam or boto3.client("iam")
+    secretsmanager = secretsmanager or boto3.client("secretsmanager")
+    user_name = f"{name}-ses-smtp"
+    iam.create_user(UserName=user_name)
+    hand_made = iam.create_access_key(UserName=user_name)["AccessKey"]
+    smtp_password = derive_smtp_password(hand_made["SecretAccessKey"], smtp.region)
+    kion.app_config.update(
+        smtp_enabled=True,
+        smtp_host=smtp.host,
+        smtp_port=smtp.port,
+        smtp_username=hand_made["AccessKeyId"],
+        smtp_password=smtp_password,
+    )
+    api_key_value = json.dumps({"api_key": kion.api_key}) if api_key_as_json else kion.api_key
+    api_key_secret = secretsmanager.create_secret(
+        Name=f"{name}/kion-api-key", SecretString=api_key_value
+    )
+    settings = {
+        "username": "" if adopt else hand_made["AccessKeyId"],
+        "password": "" if adopt else smtp_password,
+        "ses_region": smtp.region,
+        "iam_user_name": user_name,
+        "kion_url": kion.url,
+        "kion_api_key_secret_id": api_key_secret["ARN"],
+        "smtp_host": smtp.host,
+        "smtp_port": smtp.port,
+        "smtp_tls": "implicit" if smtp.implicit_tls else "starttls",
+        "kion_ca_bundle": kion.ca_pem,
+        "smtp_ca_bundle": smtp.ca_pem,
+    }
+    installation_secret = secretsmanager.create_secret(
+        Name=f"{name}/ses-smtp-credential", SecretString=json.dumps(settings)
+    )
+    return LocalInstallation(
+        name=name,
+        secret_id=installation_secret["ARN"],
+        kion_api_key_secret_id=api_key_secret["ARN"],
+        iam_user_name=user_name,
+        ses_region=smtp.region,
+    )

@@ -1,0 +1,109 @@
+"""Fixtures: moto for AWS, and the SES SMTP and Kion stand-ins on loopback, shared per session and
+reset before every test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Configuration of the rotation function and of boto3 for every test: fake credentials, no
+# tracing, short timeouts and backoffs so failures are quick (the safety tests inject their own).
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 (moto's fake credentials)
+    AWS_SESSION_TOKEN="testing",  # noqa: S105
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="SesSmtpRotatorTest",
+    POWERTOOLS_LOG_LEVEL="INFO",
+    SES_ACCEPT_TIMEOUT_SECONDS="3",
+    SMTP_TIMEOUT_SECONDS="2",
+    KION_TIMEOUT_SECONDS="2",
+    KION_RETRIES="2",
+    KION_RETRY_BACKOFF_SECONDS="0.01",
+    KION_API_KEY_CACHE_SECONDS="0",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+from moto import mock_aws  # noqa: E402
+
+from rotation_world import RotationWorld  # noqa: E402
+from ses_smtp_rotator.local.installation import provision_installation  # noqa: E402
+from ses_smtp_rotator.local.kion_server import KionStandIn, default_app_config  # noqa: E402
+from ses_smtp_rotator.local.rotation_service import (  # noqa: E402
+    LocalRotationService,
+    in_process_function,
+)
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer  # noqa: E402
+from ses_smtp_rotator.local.tls import LoopbackCertificates  # noqa: E402
+from smtp_rotation.handler import lambda_handler  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def certificates() -> LoopbackCertificates:
+    return LoopbackCertificates()
+
+
+@pytest.fixture(scope="session")
+def _smtp_server(certificates):
+    with SesSmtpServer(certificates=certificates) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _kion_server(certificates):
+    with KionStandIn(certificates=certificates) as server:
+        yield server
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def smtp(_smtp_server: SesSmtpServer) -> SesSmtpServer:
+    """The SES SMTP stand-in, with every switch off and no recorded logins."""
+    _smtp_server.propagation_delay = 0.0
+    _smtp_server.refuse_all = False
+    _smtp_server.auth_attempts.clear()
+    return _smtp_server
+
+
+@pytest.fixture
+def kion(_kion_server: KionStandIn) -> KionStandIn:
+    """The Kion stand-in, with default settings, one fresh API key and no faults."""
+    _kion_server.clear_faults()
+    _kion_server.mask_password = False
+    _kion_server.app_config.clear()
+    _kion_server.app_config.update(default_app_config())
+    _kion_server.api_keys.clear()
+    _kion_server.create_api_key()
+    _kion_server.request_log.clear()
+    return _kion_server
+
+
+@pytest.fixture
+def rotation_service(aws) -> LocalRotationService:
+    return LocalRotationService(in_process_function(lambda_handler))
+
+
+@pytest.fixture
+def make_world(aws, kion, smtp, rotation_service):
+    """Build an installation: ``adopt=True`` for a fresh deployment whose secret has no
+    credential yet, ``False`` for one whose secret already holds the key Kion uses."""
+
+    def make(*, adopt: bool = False, **options) -> RotationWorld:
+        installation = provision_installation(kion, smtp, adopt=adopt, **options)
+        return RotationWorld(installation, kion, smtp, rotation_service)
+
+    return make
+
+
+@pytest.fixture
+def world(make_world) -> RotationWorld:
+    return make_world()

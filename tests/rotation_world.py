@@ -1,0 +1,112 @@
+"""A Kion installation on loopback servers, and what tests observe about it.
+
+Everything here talks to real servers: moto for AWS, the SES SMTP stand-in over TLS, the Kion
+stand-in over HTTPS. Nothing in the rotation function is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from ses_smtp_rotator.local.installation import LocalInstallation
+from ses_smtp_rotator.local.kion_server import KionStandIn
+from ses_smtp_rotator.local.rotation_service import STEPS, LocalRotationService
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
+
+
+@dataclass
+class RotationWorld:
+    installation: LocalInstallation
+    kion: KionStandIn
+    smtp: SesSmtpServer
+    service: LocalRotationService
+    iam: Any = field(default_factory=lambda: boto3.client("iam"))
+    secretsmanager: Any = field(default_factory=lambda: boto3.client("secretsmanager"))
+
+    @property
+    def secret_id(self) -> str:
+        return self.installation.secret_id
+
+    # -- acting ---------------------------------------------------------------------------
+
+    def start(self, token: str | None = None) -> str:
+        return self.service.start(self.secret_id, token)
+
+    def step(self, step: str, token: str) -> None:
+        self.service.invoke_step(self.secret_id, token, step)
+
+    def rotate(self, token: str | None = None, *, retries: int = 0) -> str:
+        return self.service.rotate(self.secret_id, token, retries=retries)
+
+    def run_steps(self, token: str, steps: tuple[str, ...] = STEPS) -> None:
+        for step in steps:
+            self.step(step, token)
+
+    # -- observing ------------------------------------------------------------------------
+
+    def kion_credential(self) -> tuple[str, str]:
+        return self.kion.app_config["smtp_username"], self.kion.app_config["smtp_password"]
+
+    def authenticates(self, username: str, password: str) -> bool:
+        endpoint = SmtpEndpoint(
+            self.smtp.host, self.smtp.port, self.smtp.implicit_tls, self.smtp.ca_pem, timeout=5
+        )
+        return try_login(endpoint, username, password)
+
+    def kion_authenticates(self) -> bool:
+        """Invariant 1: the credential Kion is configured with works against SES."""
+        return self.authenticates(*self.kion_credential())
+
+    def access_key_ids(self) -> set[str]:
+        listed = self.iam.list_access_keys(UserName=self.installation.iam_user_name)
+        return {key["AccessKeyId"] for key in listed["AccessKeyMetadata"]}
+
+    def stages(self) -> dict[str, list[str]]:
+        described = self.secretsmanager.describe_secret(SecretId=self.secret_id)
+        return described["VersionIdsToStages"]
+
+    def version_fields(self, **selector: str) -> dict[str, Any]:
+        value = self.secretsmanager.get_secret_value(SecretId=self.secret_id, **selector)
+        return json.loads(value["SecretString"])
+
+    def current(self) -> dict[str, Any]:
+        return self.version_fields(VersionStage="AWSCURRENT")
+
+    def current_version_id(self) -> str:
+        return next(vid for vid, stages in self.stages().items() if "AWSCURRENT" in stages)
+
+    def put_kion_api_key(self, value: str) -> None:
+        self.secretsmanager.put_secret_value(
+            SecretId=self.installation.kion_api_key_secret_id, SecretString=value
+        )
+
+    def edit_current(self, **changes: Any) -> None:
+        """Store a new AWSCURRENT version with some fields changed, as an operator would."""
+        fields = {**self.current(), **changes}
+        self.secretsmanager.put_secret_value(
+            SecretId=self.secret_id,
+            SecretString=json.dumps({k: v for k, v in fields.items() if v is not ...}),
+        )
+
+    def converged(self) -> bool:
+        """Invariant 4's end state: Kion and AWSCURRENT hold the same working key, at most one
+        spare key exists, and no AWSPENDING label sits apart from AWSCURRENT."""
+        current = self.current()
+        kion_username, kion_password = self.kion_credential()
+        pending_apart = any(
+            "AWSPENDING" in stages and "AWSCURRENT" not in stages
+            for stages in self.stages().values()
+        )
+        return (
+            current["username"] == kion_username
+            and current["password"] == kion_password
+            and kion_username in self.access_key_ids()
+            and len(self.access_key_ids()) <= 2
+            and not pending_apart
+            and self.kion_authenticates()
+        )
