@@ -11,8 +11,8 @@ import pytest
 # tracing, short timeouts and backoffs so failures are quick (the safety tests inject their own).
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 (moto's fake credentials)
-    AWS_SESSION_TOKEN="testing",  # noqa: S105
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
     AWS_DEFAULT_REGION="us-east-1",
     AWS_REGION="us-east-1",
     POWERTOOLS_TRACE_DISABLED="true",
@@ -28,18 +28,18 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
-from moto import mock_aws  # noqa: E402
+from moto import mock_aws
+from rotation_world import RotationWorld
 
-from rotation_world import RotationWorld  # noqa: E402
-from ses_smtp_rotator.local.installation import provision_installation  # noqa: E402
-from ses_smtp_rotator.local.kion_server import KionStandIn, default_app_config  # noqa: E402
-from ses_smtp_rotator.local.rotation_service import (  # noqa: E402
+from ses_smtp_rotator.local.installation import provision_installation
+from ses_smtp_rotator.local.kion_server import KionStandIn, default_app_config
+from ses_smtp_rotator.local.rotation_service import (
     LocalRotationService,
     in_process_function,
 )
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer  # noqa: E402
-from ses_smtp_rotator.local.tls import LoopbackCertificates  # noqa: E402
-from smtp_rotation.handler import lambda_handler  # noqa: E402
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from ses_smtp_rotator.local.tls import LoopbackCertificates
+from smtp_rotation.handler import lambda_handler
 
 
 @pytest.fixture(scope="session")
