@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import boto3
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.iam.models import iam_backends
 
 from ses_smtp_rotator.local.installation import LocalInstallation
 from ses_smtp_rotator.local.kion_server import KionStandIn
@@ -79,6 +82,13 @@ class RotationWorld:
 
     def current_version_id(self) -> str:
         return next(vid for vid, stages in self.stages().items() if "AWSCURRENT" in stages)
+
+    def backdate_keys(self, seconds: float = 86400) -> None:
+        """Make the user's existing keys look created ``seconds`` ago (long propagated)."""
+        backend = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        for access_key_id in self.access_key_ids():
+            key = backend.access_keys[access_key_id]
+            key.create_date = key.create_date - timedelta(seconds=seconds)
 
     def put_kion_api_key(self, value: str) -> None:
         self.secretsmanager.put_secret_value(

@@ -10,7 +10,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .errors import AwsConnectionError, AwsPermissionError
 
@@ -48,7 +49,12 @@ def aws_call(action: str, resource: str) -> Iterator[None]:
                 "service control policy or permissions boundary denies it.",
             ) from None
         raise
-    except BotoCoreError as error:
+    except NoCredentialsError:
+        raise AwsPermissionError(
+            f"No AWS credentials were found for {action} on {resource}.",
+            "Run the function with its execution role (or, locally, configure AWS credentials).",
+        ) from None
+    except (BotoConnectionError, HTTPClientError) as error:
         raise AwsConnectionError(
             f"{action} on {resource} failed before AWS answered ({type(error).__name__}).",
             "Check the function's network path to the AWS API (VPC endpoints or NAT) and retry.",

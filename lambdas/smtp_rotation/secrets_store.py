@@ -86,11 +86,15 @@ class InstallationSecrets:
 
     def find_credential(self, access_key_id: str) -> SecretVersion | None:
         """The newest version whose credential uses ``access_key_id``, labelled or not."""
+        listed: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"SecretId": self.secret_id, "IncludeDeprecated": True}
         with aws_call("secretsmanager:ListSecretVersionIds", self.secret_id):
-            pages = self._client.get_paginator("list_secret_version_ids").paginate(
-                SecretId=self.secret_id, IncludeDeprecated=True
-            )
-            listed = [entry for page in pages for entry in page.get("Versions", [])]
+            while True:
+                page = self._client.list_secret_version_ids(**request)
+                listed.extend(page.get("Versions", []))
+                if not page.get("NextToken"):
+                    break
+                request["NextToken"] = page["NextToken"]
         listed.sort(key=lambda entry: entry.get("CreatedDate") or 0, reverse=True)
         for entry in listed:
             version = self.version(entry["VersionId"])

@@ -1,0 +1,82 @@
+"""The standard guards: which version a step may work on, and what it leaves alone."""
+
+import pytest
+
+from ses_smtp_rotator.local.rotation_service import STEPS, LambdaContextStub, RotationStepError
+from smtp_rotation.errors import RotationStateError
+from smtp_rotation.handler import lambda_handler
+
+
+def failure(world, step, token) -> BaseException:
+    with pytest.raises(RotationStepError) as raised:
+        world.step(step, token)
+    return raised.value.error
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_token_that_is_not_a_version_of_the_secret_is_refused(world, step):
+    keys_before = world.access_key_ids()
+    error = failure(world, step, "00000000-0000-0000-0000-000000000000")
+
+    assert isinstance(error, RotationStateError)
+    assert "not a version of this secret" in str(error) or "has no value" in str(error)
+    assert "Fix:" in str(error)
+    assert world.access_key_ids() == keys_before
+    assert world.kion_authenticates()
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_version_that_is_already_current_needs_nothing(world, step):
+    token = world.rotate()
+    state = (world.kion_credential(), world.access_key_ids(), world.stages())
+    requests = len(world.kion.request_log)
+
+    world.step(step, token)
+
+    assert (world.kion_credential(), world.access_key_ids(), world.stages()) == state
+    assert len(world.kion.request_log) == requests
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_version_that_is_not_pending_is_refused(world, step):
+    first = world.rotate()
+    world.rotate()  # the first version is now AWSPREVIOUS
+    state = (world.kion_credential(), world.access_key_ids())
+
+    error = failure(world, step, first)
+
+    assert isinstance(error, RotationStateError)
+    assert "is not AWSPENDING" in str(error)
+    assert (world.kion_credential(), world.access_key_ids()) == state
+
+
+@pytest.mark.parametrize("step", ["setSecret", "testSecret", "finishSecret"])
+def test_later_steps_before_create_secret_say_so(world, step):
+    token = world.start()
+    error = failure(world, step, token)
+    assert isinstance(error, RotationStateError)
+    assert "createSecret has not finished" in str(error)
+    assert world.kion_authenticates()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"SecretId": "s", "ClientRequestToken": "t"},
+        {"SecretId": "s", "ClientRequestToken": "t", "Step": "dropSecret"},
+    ],
+)
+def test_an_event_that_is_not_a_rotation_is_refused(aws, event):
+    with pytest.raises(RotationStateError, match="not a Secrets Manager rotation event"):
+        lambda_handler(event, LambdaContextStub())
+
+
+def test_a_rotation_started_while_one_is_pending_is_refused(world):
+    from ses_smtp_rotator.local.rotation_service import RotationInProgressError
+
+    token = world.start()
+    world.step("createSecret", token)
+    with pytest.raises(RotationInProgressError, match="isn't complete"):
+        world.start()
+    assert world.start(token) == token

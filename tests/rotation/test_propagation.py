@@ -1,0 +1,51 @@
+"""A new key takes a while before SES accepts it: setSecret waits, within a bound."""
+
+import pytest
+
+from ses_smtp_rotator.local.rotation_service import RotationStepError
+from smtp_rotation.errors import SesAuthError
+
+
+def test_the_wait_rides_out_a_propagation_delay(world):
+    world.smtp.propagation_delay = 1.5
+    old = world.kion_credential()
+
+    token = world.start()
+    world.step("createSecret", token)
+    world.step("setSecret", token)
+
+    new_key = world.kion_credential()[0]
+    assert new_key != old[0]
+    refused = [
+        a
+        for a in world.smtp.auth_attempts
+        if a.access_key_id == new_key and a.outcome == "propagating"
+    ]
+    assert refused, "SES should have refused the fresh key at least once"
+    world.run_steps(token, ("testSecret", "finishSecret"))
+    assert world.converged()
+
+
+def test_a_delay_longer_than_the_bound_fails_with_kion_untouched(world, monkeypatch):
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.6")
+    world.backdate_keys(seconds=7200)
+    world.smtp.propagation_delay = 3600
+    before = world.kion_credential()
+    token = world.start()
+    world.step("createSecret", token)
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("setSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, SesAuthError)
+    assert "still refuses access key" in str(error)
+    assert "SES_ACCEPT_TIMEOUT_SECONDS" in error.fix
+    assert world.kion_credential() == before
+    assert world.kion.requests_to("PATCH") == []
+    assert world.kion_authenticates()
+
+    # Once SES accepts the key, Secrets Manager's retry with the same token finishes the job.
+    world.smtp.propagation_delay = 0
+    world.run_steps(token)
+    assert world.converged()

@@ -1,0 +1,156 @@
+"""Whole rotations through the deployed handler, step by step as Secrets Manager invokes them."""
+
+import json
+
+import pytest
+from rotation_world import RotationWorld
+
+from ses_smtp_rotator.local.installation import provision_installation
+from ses_smtp_rotator.local.rotation_service import STEPS
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+
+
+def test_a_rotation_moves_kion_and_awscurrent_to_a_new_key_and_deletes_the_old(world):
+    old_username, old_password = world.kion_credential()
+
+    token = world.rotate()
+
+    new_username, new_password = world.kion_credential()
+    assert new_username != old_username
+    assert world.current() == world.version_fields(VersionId=token)
+    assert world.current()["username"] == new_username
+    assert world.current()["password"] == new_password
+    assert world.current_version_id() == token
+    assert world.access_key_ids() == {new_username}
+    assert world.kion_authenticates()
+    assert not world.authenticates(old_username, old_password)
+    assert world.converged()
+
+
+def test_a_second_rotation_replaces_the_first_ones_key(world):
+    world.rotate()
+    first_key = world.kion_credential()[0]
+
+    world.rotate()
+
+    second_key = world.kion_credential()[0]
+    assert second_key != first_key
+    assert world.access_key_ids() == {second_key}
+    assert world.converged()
+
+
+def test_the_first_rotation_adopts_the_key_kion_was_configured_with_by_hand(make_world):
+    world = make_world(adopt=True)
+    hand_made = world.kion_credential()[0]
+    assert world.current()["username"] == ""
+
+    world.rotate()
+
+    assert world.kion_credential()[0] != hand_made
+    assert hand_made not in world.access_key_ids()
+    assert world.converged()
+
+
+def test_every_step_run_twice_gives_the_same_end_state(world):
+    token = world.start()
+    for step in STEPS:
+        world.step(step, token)
+        world.step(step, token)
+        assert world.kion_authenticates()
+
+    assert len(world.access_key_ids()) == 1
+    assert world.current_version_id() == token
+    assert world.converged()
+
+
+def test_create_secret_twice_creates_one_key_and_one_version(world):
+    token = world.start()
+    world.step("createSecret", token)
+    pending = world.version_fields(VersionId=token)
+    world.step("createSecret", token)
+
+    assert world.version_fields(VersionId=token) == pending
+    assert len(world.access_key_ids()) == 2
+
+
+def test_a_whole_rotation_rerun_with_the_same_token_changes_nothing_more(world):
+    token = world.rotate()
+    after_first = (world.kion_credential(), world.access_key_ids(), world.stages())
+
+    world.run_steps(token)
+
+    assert (world.kion_credential(), world.access_key_ids(), world.stages()) == after_first
+
+
+def test_kion_is_patched_with_the_smtp_credential_only(world):
+    other_settings = {
+        name: value
+        for name, value in world.kion.app_config.items()
+        if name not in ("smtp_username", "smtp_password")
+    }
+
+    world.rotate()
+
+    assert {
+        name: value
+        for name, value in world.kion.app_config.items()
+        if name not in ("smtp_username", "smtp_password")
+    } == other_settings
+    assert len(world.kion.requests_to("PATCH")) == 1
+
+
+def test_no_mail_is_sent_to_prove_a_credential(world):
+    world.rotate()
+    assert world.smtp.messages_received == 0
+    assert world.smtp.accepted_logins(world.kion_credential()[0]) >= 2
+
+
+def test_the_settings_survive_rotation_unchanged(world):
+    def settings():
+        return {k: v for k, v in world.current().items() if k not in ("username", "password")}
+
+    before = settings()
+    world.rotate()
+    assert settings() == before
+
+
+def test_a_kion_api_key_stored_as_json_works(make_world):
+    world = make_world(api_key_as_json=True)
+    world.rotate()
+    assert world.converged()
+
+
+def test_a_kion_that_hides_the_password_is_checked_by_username(world):
+    world.kion.mask_password = True
+    world.rotate()
+    assert world.converged()
+
+
+def test_the_pending_version_holds_the_password_not_the_secret_access_key(world):
+    token = world.start()
+    world.step("createSecret", token)
+    pending = world.version_fields(VersionId=token)
+    assert set(pending) >= {"username", "password"}
+    assert not {"secret_access_key", "SecretAccessKey", "aws_secret_access_key"} & set(pending)
+    assert world.authenticates(pending["username"], pending["password"])
+
+
+@pytest.fixture
+def implicit_tls_smtp(certificates):
+    with SesSmtpServer(certificates=certificates, implicit_tls=True) as server:
+        yield server
+
+
+def test_rotation_over_tls_from_the_first_byte(aws, kion, implicit_tls_smtp, rotation_service):
+    installation = provision_installation(kion, implicit_tls_smtp)
+    world = RotationWorld(installation, kion, implicit_tls_smtp, rotation_service)
+    assert (
+        json.loads(world.secretsmanager.get_secret_value(SecretId=world.secret_id)["SecretString"])[
+            "smtp_tls"
+        ]
+        == "implicit"
+    )
+
+    world.rotate()
+
+    assert world.converged()
