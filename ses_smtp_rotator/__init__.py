@@ -1,0 +1,1 @@
+"""Rotation of the Amazon SES SMTP credential a Kion installation uses."""
