@@ -3,7 +3,10 @@ reset before every test."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -40,6 +43,19 @@ from ses_smtp_rotator.local.rotation_service import (
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
 from smtp_rotation.handler import lambda_handler
+from smtp_rotation.telemetry import SERVICE
+
+
+@pytest.fixture
+def function_logs() -> Iterator[io.StringIO]:
+    """The rotation function's log lines, as Powertools formats them (JSON, one per line)."""
+    function_logger = logging.getLogger(SERVICE)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(function_logger.handlers[0].formatter)
+    function_logger.addHandler(handler)
+    yield stream
+    function_logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

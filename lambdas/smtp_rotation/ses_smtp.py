@@ -54,7 +54,7 @@ def try_login(endpoint: SmtpEndpoint, username: str, password: str) -> bool:
             if not endpoint.implicit_tls:
                 session.starttls(context=context)
             try:
-                session.login(username, password)
+                _authenticate(session, username, password)
             except smtplib.SMTPAuthenticationError:
                 return False
             return True
@@ -83,9 +83,25 @@ def try_login(endpoint: SmtpEndpoint, username: str, password: str) -> bool:
         ) from None
 
 
+def _authenticate(session: smtplib.SMTP, username: str, password: str) -> None:
+    """One AUTH exchange: PLAIN where offered (SES offers it), else whatever login() picks.
+
+    login() alone would try a second mechanism after a 535, doubling every refused attempt.
+    """
+    session.ehlo_or_helo_if_needed()
+    if "PLAIN" in session.esmtp_features.get("auth", "").upper().split():
+        session.user, session.password = username, password
+        session.auth("PLAIN", session.auth_plain)
+    else:
+        session.login(username, password)
+
+
 def _describe(error: BaseException) -> str:
-    if isinstance(error, TimeoutError):
+    # smtplib reports a reply that never came as a disconnect whose text says "timed out".
+    if isinstance(error, TimeoutError) or "timed out" in str(error):
         return "timed out"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
     if isinstance(error, smtplib.SMTPResponseException):
         return f"SMTP {error.smtp_code}"
     return type(error).__name__

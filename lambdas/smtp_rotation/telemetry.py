@@ -6,6 +6,7 @@ POWERTOOLS_METRICS_NAMESPACE; the defaults below apply when they are unset.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from functools import cache
 
@@ -16,6 +17,11 @@ NAMESPACE = "SesSmtpRotator"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+
+# botocore's DEBUG records carry request parameters and response bodies, secret values included.
+# Whatever log level the function or the Lambda service sets, they stay off.
+for library in ("botocore", "boto3", "urllib3"):
+    logging.getLogger(library).setLevel(logging.INFO)
 
 # Most steps record no metric; Powertools would warn about the empty flush on every invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -1,0 +1,162 @@
+"""Kion and SES failures: one clear error each, and Kion left on a credential that works."""
+
+import pytest
+
+from ses_smtp_rotator.local.rotation_service import RotationStepError
+from ses_smtp_rotator.local.smtp_server import SilentSmtpServer
+from ses_smtp_rotator.local.tls import LoopbackCertificates
+from smtp_rotation import errors
+
+
+def failed_step(world, step, token):
+    with pytest.raises(RotationStepError) as raised:
+        world.step(step, token)
+    return raised.value.error
+
+
+@pytest.fixture
+def at_set_secret(world):
+    """A rotation whose createSecret has run: the next step talks to SES and Kion."""
+    token = world.start()
+    world.step("createSecret", token)
+    return token
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "words"),
+    [
+        (401, errors.KionAuthError, "rejected the App API key"),
+        (403, errors.KionPermissionError, "may not manage system settings"),
+        (404, errors.KionNotFoundError, "Check kion_url"),
+        (500, errors.KionRequestError, "HTTP 500"),
+        (400, errors.KionRequestError, "HTTP 400"),
+    ],
+)
+def test_kion_errors_during_set_secret(world, at_set_secret, status, error_type, words):
+    before = world.kion_credential()
+    world.kion.fail_requests(status, count=None, methods=["PATCH"])
+
+    error = failed_step(world, "setSecret", at_set_secret)
+
+    assert type(error) is error_type
+    assert words in str(error)
+    assert error.fix
+    assert world.kion_credential() == before
+    assert world.kion_authenticates()
+    world.kion.clear_faults()
+    world.run_steps(at_set_secret)
+    assert world.converged()
+
+
+def test_kion_5xx_is_retried_and_4xx_is_not(world, at_set_secret):
+    world.kion.fail_requests(503, count=1, methods=["PATCH"])
+    world.step("setSecret", at_set_secret)
+    assert [r.status for r in world.kion.requests_to("PATCH")] == [503, 201]
+
+    world.kion.fail_requests(403, count=1, methods=["GET"])
+    failed_step(world, "testSecret", at_set_secret)
+    assert [r.status for r in world.kion.requests_to("GET")] == [403]
+
+
+def test_kion_timeout(world, at_set_secret, monkeypatch):
+    monkeypatch.setenv("KION_TIMEOUT_SECONDS", "0.3")
+    monkeypatch.setenv("KION_RETRIES", "0")
+    before = world.kion_credential()
+    world.kion.delay = 1.0
+
+    error = failed_step(world, "setSecret", at_set_secret)
+
+    assert isinstance(error, errors.KionConnectionError)
+    assert "timed out" in str(error)
+    world.kion.delay = 0
+    assert world.kion_credential() == before
+    assert world.kion_authenticates()
+
+
+def test_kion_certificate_not_trusted(world):
+    world.edit_current(kion_ca_bundle=...)
+    token = world.start()
+    world.step("createSecret", token)  # a free key slot: Kion is not asked yet
+
+    error = failed_step(world, "setSecret", token)
+
+    assert isinstance(error, errors.KionConnectionError)
+    assert "kion_ca_bundle" in error.fix
+    assert world.kion_authenticates()
+
+
+def test_an_html_reply_from_kion(world, at_set_secret):
+    world.kion.html_replies = True
+    error = failed_step(world, "setSecret", at_set_secret)
+    assert isinstance(error, errors.KionRequestError)
+    assert "not Kion's JSON" in str(error)
+    world.kion.html_replies = False
+    assert world.kion_authenticates()
+
+
+def test_ses_refusing_forever(world, at_set_secret, monkeypatch):
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.5")
+    before = world.kion_credential()
+    world.smtp.refuse_all = True
+
+    error = failed_step(world, "setSecret", at_set_secret)
+
+    world.smtp.refuse_all = False
+    assert isinstance(error, errors.SesAuthError)
+    assert "535" in str(error)
+    assert world.kion_credential() == before
+    assert world.kion_authenticates()
+
+
+def test_an_smtp_server_that_never_answers(world, monkeypatch):
+    monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", "0.3")
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.5")
+    with SilentSmtpServer() as silent:
+        world.edit_current(smtp_port=silent.port)
+        token = world.start()
+        world.step("createSecret", token)
+        error = failed_step(world, "setSecret", token)
+
+    assert isinstance(error, errors.SmtpConnectionError)
+    assert "timed out" in str(error)
+    assert world.kion.requests_to("PATCH") == []
+    assert world.kion_authenticates()
+
+
+def test_an_smtp_certificate_from_an_unknown_ca(world):
+    world.edit_current(smtp_ca_bundle=LoopbackCertificates().ca_pem)
+    token = world.start()
+    world.step("createSecret", token)
+
+    error = failed_step(world, "setSecret", token)
+
+    assert isinstance(error, errors.SmtpTlsError)
+    assert "not trusted" in str(error)
+    assert world.kion.requests_to("PATCH") == []
+    assert world.kion_authenticates()
+
+
+def test_test_secret_notices_kion_was_changed_behind_its_back(world, at_set_secret):
+    world.step("setSecret", at_set_secret)
+    world.kion.app_config["smtp_username"] = "AKIASOMEONEELSE00000"
+
+    error = failed_step(world, "testSecret", at_set_secret)
+
+    assert isinstance(error, errors.KionStateError)
+    assert "AKIASOMEONEELSE00000" in str(error)
+
+
+def test_finish_secret_does_not_move_awscurrent_when_kion_is_not_on_the_new_key(
+    world, at_set_secret
+):
+    world.step("setSecret", at_set_secret)
+    world.step("testSecret", at_set_secret)
+    current_before = world.current_version_id()
+    old_key = world.current()["username"]
+    world.kion.app_config["smtp_username"] = old_key
+
+    error = failed_step(world, "finishSecret", at_set_secret)
+
+    assert isinstance(error, errors.KionStateError)
+    assert world.current_version_id() == current_before
+    assert old_key in world.access_key_ids()
