@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""CDK app: the SES SMTP credential rotation for the Kion installations named in cdk.json.
+
+`make synth` (or `npx cdk synth`) runs it; every synthesis is checked by cdk-nag's AWS Solutions
+rules, and an unacknowledged finding fails it.
+"""
+
+import sys
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra import SesSmtpRotatorStack, SettingsError, load_settings
+
+
+def main() -> None:
+    app = cdk.App()
+    try:
+        settings = load_settings(app.node.try_get_context)
+    except SettingsError as error:
+        sys.exit(f"cdk.json: {error}")
+    SesSmtpRotatorStack(app, "SesSmtpRotator", settings=settings)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

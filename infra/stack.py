@@ -1,0 +1,118 @@
+"""The ``SesSmtpRotator`` stack: one ``SesSmtpRotation`` configured from the app's settings."""
+
+from __future__ import annotations
+
+import re
+
+from aws_cdk import CfnOutput, Environment, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from .rotation import SesSmtpRotation
+from .settings import AppSettings, VpcPlacement
+
+
+class SesSmtpRotatorStack(Stack):
+    """Deploys the rotation for every Kion installation in the settings."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: AppSettings) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            stack_name=settings.stack_name,
+            description="Rotates the Amazon SES SMTP credential of Kion installations",
+            env=Environment(account=settings.account, region=settings.region),
+        )
+        vpc, vpc_subnets = self._network(settings.vpc)
+        self.rotation = SesSmtpRotation(
+            self,
+            "Rotation",
+            installations=settings.installations,
+            schedule=settings.schedule,
+            alarm_email=settings.alarm_email,
+            alarm_topic=(
+                sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
+                if settings.alarm_topic_arn
+                else None
+            ),
+            encryption_key=(
+                kms.Key.from_key_arn(self, "EncryptionKey", settings.kms_key_arn)
+                if settings.kms_key_arn
+                else None
+            ),
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            https_egress_cidrs=settings.vpc.https_egress_cidrs if settings.vpc else (),
+            smtp_egress_cidrs=settings.vpc.smtp_egress_cidrs if settings.vpc else (),
+            create_ses_smtp_endpoint=bool(settings.vpc and settings.vpc.create_ses_smtp_endpoint),
+            create_secrets_manager_endpoint=bool(
+                settings.vpc and settings.vpc.create_secrets_manager_endpoint
+            ),
+            powertools_layer_version=settings.powertools_layer_version,
+            powertools_layer_arn=settings.powertools_layer_arn,
+            ses_accept_timeout=settings.ses_accept_timeout,
+            timeout=settings.function_timeout,
+            log_level=settings.log_level,
+            log_retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        self._outputs()
+
+    def _network(
+        self, placement: VpcPlacement | None
+    ) -> tuple[ec2.IVpc | None, ec2.SubnetSelection | None]:
+        if placement is None:
+            return None, None
+        vpc = ec2.Vpc.from_vpc_attributes(
+            self,
+            "Vpc",
+            vpc_id=placement.vpc_id,
+            availability_zones=list(placement.availability_zones) or ["dummy"],
+        )
+        subnets = [
+            ec2.Subnet.from_subnet_id(self, f"Subnet{index}", subnet_id)
+            for index, subnet_id in enumerate(placement.subnet_ids)
+        ]
+        return vpc, ec2.SubnetSelection(subnets=subnets)
+
+    def _outputs(self) -> None:
+        rotation = self.rotation
+        CfnOutput(
+            self,
+            "FunctionName",
+            value=rotation.function.function_name,
+            description="The rotation function (its log group holds every rotation's log)",
+        )
+        CfnOutput(
+            self,
+            "AlertTopicArn",
+            value=rotation.topic.topic_arn,
+            description="SNS topic for failed rotations and function errors",
+        )
+        for name, resources in rotation.installations.items():
+            key = _output_key(name)
+            CfnOutput(
+                self,
+                f"{key}SecretArn",
+                value=resources.secret.secret_arn,
+                description=f"Installation secret of {name} (SMTP credential and settings)",
+            )
+            CfnOutput(
+                self,
+                f"{key}KionApiKeySecretArn",
+                value=resources.api_key_secret.secret_arn,
+                description=f"Secret that holds the Kion App API key of {name}",
+            )
+            CfnOutput(
+                self,
+                f"{key}SmtpUserName",
+                value=resources.smtp_user.user_name,
+                description=f"IAM user whose access keys are the SES SMTP credential of {name}",
+            )
+
+
+def _output_key(name: str) -> str:
+    """``prod-east`` -> ``ProdEast`` (output ids are alphanumeric)."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
