@@ -74,30 +74,33 @@ def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
         metrics.add_metric("RotationStepFailed", MetricUnit.Count, 1)
         raise
     except Exception as error:
-        logger.error("Unexpected failure", error=type(error).__name__)
+        logger.exception("Unexpected failure", error=type(error).__name__)
         metrics.add_metric("RotationStepFailed", MetricUnit.Count, 1)
         raise
 
 
 def _run_step(event: RotationEvent, rotation: Rotation) -> None:
+    # No check of RotationEnabled: the function is attached without a native schedule (an
+    # EventBridge schedule calls RotateSecret instead), and the version guards below are what
+    # keep a step from working on the wrong version.
     if event.step == "createSecret":
         if _is_pending(rotation.secrets.version_stages().get(event.token), event.token):
             rotation.create_secret()
-        return
-    version = rotation.secrets.version(event.token)
-    if version is None:
-        raise RotationStateError(
-            f"Version {event.token} of the secret has no value: createSecret has not finished.",
-            "Look at the createSecret error that came before; Secrets Manager retries the "
-            "rotation, or start a new one.",
-        )
-    if _is_pending(list(version.stages), event.token):
-        step = {
-            "setSecret": rotation.set_secret,
-            "testSecret": rotation.test_secret,
-            "finishSecret": rotation.finish_secret,
-        }[event.step]
-        step(version.secret)
+    else:
+        version = rotation.secrets.version(event.token)
+        if version is None:
+            raise RotationStateError(
+                f"Version {event.token} of the secret has no value: createSecret has not finished.",
+                "Look at the createSecret error that came before; Secrets Manager retries the "
+                "rotation, or start a new one.",
+            )
+        if _is_pending(list(version.stages), event.token):
+            later_steps = {
+                "setSecret": rotation.set_secret,
+                "testSecret": rotation.test_secret,
+                "finishSecret": rotation.finish_secret,
+            }
+            later_steps[event.step](version.secret)
     logger.info("Step finished")
 
 
