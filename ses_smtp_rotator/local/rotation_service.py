@@ -100,7 +100,15 @@ class LocalRotationService:
     def invoke_step(self, secret_id: str, token: str, step: str) -> None:
         self._on_step(step, token)
         try:
-            self._invoke({"Step": step, "SecretId": secret_id, "ClientRequestToken": token})
+            self._invoke(
+                {
+                    "Step": step,
+                    "SecretId": secret_id,
+                    "ClientRequestToken": token,
+                    # The service passes a token the function hands back on PutSecretValue.
+                    "RotationToken": str(uuid.uuid4()),
+                }
+            )
         except Exception as error:
             raise RotationStepError(step, token, error) from error
 
