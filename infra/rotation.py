@@ -539,7 +539,9 @@ class SesSmtpRotation(Construct):
                 resources=[key.key_arn],
                 conditions={
                     "StringEquals": {
-                        "kms:ViaService": f"secretsmanager.{Aws.REGION}.{Aws.URL_SUFFIX}"
+                        "kms:ViaService": (
+                            f"secretsmanager.{self._stack.region}.{self._stack.url_suffix}"
+                        )
                     }
                 },
             )

@@ -38,7 +38,6 @@ SCHEDULE_KEYS = ("expression", "timeZone", "flexibleWindowMinutes", "enabled")
 VPC_KEYS = (
     "vpcId",
     "subnetIds",
-    "availabilityZones",
     "httpsEgressCidrs",
     "smtpEgressCidrs",
     "createSesSmtpEndpoint",
@@ -56,7 +55,6 @@ class VpcPlacement:
 
     vpc_id: str
     subnet_ids: tuple[str, ...]
-    availability_zones: tuple[str, ...] = ()
     https_egress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
     smtp_egress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
     create_ses_smtp_endpoint: bool = False
@@ -160,6 +158,12 @@ def _installations(raw: Any) -> tuple[KionInstallation, ...]:
                 continue
             if key == "smtpPort":
                 value = _integer(value, f"{where}.smtpPort", minimum=1, maximum=65535)
+            elif key == "kionCaBundle":
+                if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value:
+                    raise SettingsError(
+                        f"Setting {where}.kionCaBundle: must be PEM text "
+                        "(-----BEGIN CERTIFICATE-----...) of the CA that signed Kion's certificate."
+                    )
             else:
                 value = _text(value, f"{where}.{key}")
             kwargs[attribute] = value
@@ -218,9 +222,6 @@ def _vpc(raw: Any) -> VpcPlacement | None:
     return VpcPlacement(
         vpc_id=vpc_id,
         subnet_ids=subnet_ids,
-        availability_zones=_text_list(
-            raw.get("availabilityZones", []), "vpc.availabilityZones", allow_empty=True
-        ),
         https_egress_cidrs=_cidrs(raw.get("httpsEgressCidrs", ["0.0.0.0/0"]), "httpsEgressCidrs"),
         smtp_egress_cidrs=_cidrs(raw.get("smtpEgressCidrs", ["0.0.0.0/0"]), "smtpEgressCidrs"),
         create_ses_smtp_endpoint=flags["createSesSmtpEndpoint"],

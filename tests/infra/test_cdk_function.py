@@ -1,0 +1,168 @@
+"""The rotation function: runtime, code, Powertools layer, timeout, tracing, logs, invoke rights."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
+from conftest import Synthesized, only
+
+from infra import POWERTOOLS_LAYER_VERSION, layer_arn_for_region
+from infra.powertools import layer_arn
+
+
+def function_of(app: Synthesized) -> dict:
+    return only(app.resources("AWS::Lambda::Function"), "rotation function")["Properties"]
+
+
+def test_one_function_serves_every_installation(fleet_app: Synthesized) -> None:
+    fleet_app.template.resource_count_is("AWS::Lambda::Function", 1)
+
+
+def test_function_runs_python_3_12_or_newer_on_arm64(default_app: Synthesized) -> None:
+    function = function_of(default_app)
+    version = re.fullmatch(r"python3\.(\d+)", function["Runtime"])
+    assert version and int(version.group(1)) >= 12
+    assert function["Architectures"] == ["arm64"]
+    assert function["Handler"] == "smtp_rotation.handler.lambda_handler"
+
+
+def test_code_is_the_lambdas_directory_as_a_plain_asset(default_app: Synthesized) -> None:
+    cloud_assembly = default_app.template_path.parent
+    manifest = json.loads((cloud_assembly / "SesSmtpRotator.assets.json").read_text())
+    assert manifest.get("dockerImages", {}) == {}  # nothing to build with Docker
+    code = [
+        asset for asset in manifest["files"].values() if asset["source"].get("packaging") == "zip"
+    ]
+    assert len(code) == 1
+    asset_dir = cloud_assembly / code[0]["source"]["path"]
+    assert (asset_dir / "smtp_rotation").is_dir()
+    assert not list(asset_dir.rglob("__pycache__"))
+    s3_key = function_of(default_app)["Code"]["S3Key"]
+    assert [d["objectKey"] for d in code[0]["destinations"].values()] == [s3_key]
+
+
+@pytest.mark.parametrize(
+    ("app_fixture", "region"), [("default_app", "us-east-1"), ("eu_app", "eu-west-1")]
+)
+def test_powertools_comes_from_the_managed_layer_of_the_stack_region(
+    request: pytest.FixtureRequest, app_fixture: str, region: str
+) -> None:
+    app: Synthesized = request.getfixturevalue(app_fixture)
+    assert function_of(app)["Layers"] == [
+        f"arn:aws:lambda:{region}:017000801446:layer:"
+        f"AWSLambdaPowertoolsPythonV3-python314-arm64:{POWERTOOLS_LAYER_VERSION}"
+    ]
+
+
+def test_layer_arn_uses_the_publishing_account_of_govcloud_and_china() -> None:
+    kwargs = {"runtime": lambda_.Runtime.PYTHON_3_12, "architecture": lambda_.Architecture.ARM_64}
+    assert layer_arn_for_region("us-gov-west-1", **kwargs, version=40) == (
+        "arn:aws-us-gov:lambda:us-gov-west-1:165093116878:layer:"
+        "AWSLambdaPowertoolsPythonV3-python312-arm64:40"
+    )
+    assert layer_arn_for_region("us-gov-east-1", **kwargs).startswith(
+        "arn:aws-us-gov:lambda:us-gov-east-1:165087284144:"
+    )
+    assert layer_arn_for_region("cn-north-1", **kwargs).startswith(
+        "arn:aws-cn:lambda:cn-north-1:498634801083:"
+    )
+    with pytest.raises(ValueError, match="powertoolsLayerArn"):
+        layer_arn_for_region("cn-northwest-1", **kwargs)
+
+
+def test_layer_arn_of_an_environment_agnostic_stack_is_resolved_at_deploy_time() -> None:
+    stack = cdk.Stack(cdk.App())
+    arn = layer_arn(
+        stack, runtime=lambda_.Runtime.PYTHON_3_14, architecture=lambda_.Architecture.ARM_64
+    )
+    cdk.CfnOutput(stack, "Layer", value=arn)
+    template = Template.from_stack(stack)
+    assert set(template.to_json()["Conditions"]) == {
+        "PowertoolsLayerInusgoveast1",
+        "PowertoolsLayerInusgovwest1",
+        "PowertoolsLayerIncnnorth1",
+    }
+    rendered = str(template.to_json()["Outputs"]["Layer"]["Value"])
+    assert "AWS::Region" in rendered
+    assert "017000801446" in rendered
+
+
+def test_timeout_is_comfortably_above_the_ses_wait(
+    default_app: Synthesized, fleet_app: Synthesized
+) -> None:
+    for app in (default_app, fleet_app):
+        function = function_of(app)
+        ses_wait = int(function["Environment"]["Variables"]["SES_ACCEPT_TIMEOUT_SECONDS"])
+        assert function["Timeout"] >= ses_wait + 60
+    assert function_of(default_app)["Timeout"] == 300
+    assert function_of(fleet_app)["Environment"]["Variables"]["SES_ACCEPT_TIMEOUT_SECONDS"] == "200"
+
+
+def test_powertools_is_configured_through_the_environment(default_app: Synthesized) -> None:
+    assert function_of(default_app)["Environment"]["Variables"] == {
+        "POWERTOOLS_SERVICE_NAME": "ses-smtp-rotator",
+        "POWERTOOLS_METRICS_NAMESPACE": "SesSmtpRotator",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "SES_ACCEPT_TIMEOUT_SECONDS": "120",
+    }
+
+
+def test_xray_tracing_is_active(default_app: Synthesized) -> None:
+    assert function_of(default_app)["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_function_logs_to_its_own_log_group_with_a_retention(
+    default_app: Synthesized, fleet_app: Synthesized
+) -> None:
+    log_group_id, log_group = only(
+        {k: (k, v) for k, v in default_app.resources("AWS::Logs::LogGroup").items()}, "log group"
+    )
+    assert log_group["Properties"]["RetentionInDays"] == 365
+    assert function_of(default_app)["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "LogGroup": {"Ref": log_group_id},
+    }
+    fleet_app.template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
+
+
+def test_secrets_manager_may_invoke_the_function_for_these_secrets_in_this_account_only(
+    fleet_app: Synthesized,
+) -> None:
+    function_id = fleet_app.logical_id(fleet_app.stack.rotation.function)
+    secrets = {
+        name: fleet_app.logical_id(resources.secret)
+        for name, resources in fleet_app.stack.rotation.installations.items()
+    }
+    permissions = list(fleet_app.resources("AWS::Lambda::Permission").values())
+    assert sorted(p["Properties"]["SourceArn"]["Ref"] for p in permissions) == sorted(
+        secrets.values()
+    )
+    for permission in permissions:
+        assert permission["Properties"] == {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},
+            "Principal": "secretsmanager.amazonaws.com",
+            "SourceAccount": {"Ref": "AWS::AccountId"},
+            "SourceArn": permission["Properties"]["SourceArn"],  # one secret each, checked above
+        }
+
+
+def test_function_role_has_no_managed_policies(
+    default_app: Synthesized, vpc_app: Synthesized
+) -> None:
+    for app in (default_app, vpc_app):
+        role_id = app.logical_id(app.stack.rotation.role)
+        role = app.template_json["Resources"][role_id]
+        assert "ManagedPolicyArns" not in role["Properties"]
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Action": "sts:AssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+            }
+        ]

@@ -1,0 +1,143 @@
+"""Each IAM policy grants exactly the actions the rotation needs, on these resources only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conftest import EXISTING_API_KEY_ARN, KMS_KEY_ARN, Synthesized, as_list, statements_of
+
+
+def normalized(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """The (action, resource, condition) grants of ``statements``, however CDK merged them."""
+    return {
+        (
+            action,
+            json.dumps(resource, sort_keys=True),
+            json.dumps(statement.get("Condition"), sort_keys=True),
+        )
+        for statement in statements
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+
+
+def ref(logical_id: str) -> dict[str, str]:
+    return {"Ref": logical_id}
+
+
+def arn_of(logical_id: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def expected(actions: list[str], resources: list[Any], condition: Any = None) -> dict[str, Any]:
+    statement = {"Action": actions, "Resource": resources, "Effect": "Allow"}
+    if condition is not None:
+        statement["Condition"] = condition
+    return statement
+
+
+def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthesized) -> None:
+    rotation = fleet_app.stack.rotation
+    role_id = fleet_app.logical_id(rotation.role)
+    prod = rotation.installations["prod"]
+    gov = rotation.installations["gov"]
+    log_group_id = fleet_app.logical_id(rotation.log_group)
+    user_arn = "arn:aws:iam::111122223333:user/mail/kion-gov-smtp"
+    installation_secret_actions = [
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:ListSecretVersionIds",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+    ]
+    want = [
+        expected(["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+        expected(["logs:CreateLogStream", "logs:PutLogEvents"], [arn_of(log_group_id)]),
+        expected(installation_secret_actions, [ref(fleet_app.logical_id(prod.secret))]),
+        expected(installation_secret_actions, [ref(fleet_app.logical_id(gov.secret))]),
+        expected(
+            ["secretsmanager:GetSecretValue"], [ref(fleet_app.logical_id(prod.api_key_secret))]
+        ),
+        expected(["secretsmanager:GetSecretValue"], [EXISTING_API_KEY_ARN]),
+        expected(
+            ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"],
+            [arn_of(fleet_app.logical_id(prod.smtp_user))],
+        ),
+        expected(["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"], [user_arn]),
+        expected(
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            [KMS_KEY_ARN],
+            {
+                "StringEquals": {
+                    "kms:ViaService": {
+                        "Fn::Join": [
+                            "",
+                            ["secretsmanager.us-east-1.", {"Ref": "AWS::URLSuffix"}],
+                        ]
+                    }
+                }
+            },
+        ),
+    ]
+    statements = statements_of(fleet_app, role_id)
+    assert all(statement["Effect"] == "Allow" for statement in statements)
+    assert normalized(statements) == normalized(want)
+
+
+def test_only_xray_is_granted_on_every_resource(
+    default_app: Synthesized, fleet_app: Synthesized
+) -> None:
+    for app in (default_app, fleet_app):
+        for statement in statements_of(app, app.logical_id(app.stack.rotation.role)):
+            if "*" in as_list(statement["Resource"]):
+                assert sorted(as_list(statement["Action"])) == [
+                    "xray:PutTelemetryRecords",
+                    "xray:PutTraceSegments",
+                ]
+
+
+def test_no_action_wildcards_anywhere(all_apps: dict[str, Synthesized]) -> None:
+    for name, app in all_apps.items():
+        for policy in app.resources("AWS::IAM::Policy").values():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                for action in as_list(statement["Action"]):
+                    assert "*" not in action, f"{name}: {action}"
+
+
+def test_scheduler_role_may_rotate_these_secrets_and_invoke_this_function_only(
+    fleet_app: Synthesized,
+) -> None:
+    rotation = fleet_app.stack.rotation
+    role_id = fleet_app.logical_id(rotation.scheduler_role)
+    function_arn = arn_of(fleet_app.logical_id(rotation.function))
+    want = []
+    for resources in rotation.installations.values():
+        want.append(
+            expected(["secretsmanager:RotateSecret"], [ref(fleet_app.logical_id(resources.secret))])
+        )
+        want.append(expected(["lambda:InvokeFunction"], [function_arn]))
+    statements = statements_of(fleet_app, role_id)
+    assert normalized(statements) == normalized(want)
+
+
+def test_only_the_stack_schedule_group_may_assume_the_scheduler_role(
+    default_app: Synthesized,
+) -> None:
+    rotation = default_app.stack.rotation
+    role = default_app.template_json["Resources"][default_app.logical_id(rotation.scheduler_role)]
+    group_id = default_app.logical_id(rotation.schedule_group)
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "scheduler.amazonaws.com"},
+            "Condition": {
+                "StringEquals": {
+                    "aws:SourceAccount": {"Ref": "AWS::AccountId"},
+                    "aws:SourceArn": arn_of(group_id),
+                }
+            },
+        }
+    ]
+    assert "ManagedPolicyArns" not in role["Properties"]
