@@ -17,9 +17,9 @@ def main() -> None:
     app = cdk.App()
     try:
         settings = load_settings(app.node.try_get_context)
-    except SettingsError as error:
+        SesSmtpRotatorStack(app, "SesSmtpRotator", settings=settings)
+    except ValueError as error:  # SettingsError, or a check of the construct
         sys.exit(f"cdk.json: {error}")
-    SesSmtpRotatorStack(app, "SesSmtpRotator", settings=settings)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     app.synth()
 

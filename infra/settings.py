@@ -17,7 +17,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
 from . import powertools
-from .rotation import LOG_LEVELS, KionInstallation, RotationSchedule
+from .rotation import LOG_LEVELS, TIMEOUT_HEADROOM, KionInstallation, RotationSchedule
 
 DEFAULT_STACK_NAME = "SesSmtpRotator"
 DEFAULT_REGION = "us-east-1"
@@ -97,7 +97,7 @@ def load_settings(get_context: Callable[[str], Any]) -> AppSettings:
         return default if value is None else value
 
     try:
-        return AppSettings(
+        settings = AppSettings(
             installations=_installations(setting("installations", [])),
             stack_name=_text(setting("stackName", DEFAULT_STACK_NAME), "stackName"),
             account=_optional_account(setting("account")),
@@ -134,6 +134,14 @@ def load_settings(get_context: Callable[[str], Any]) -> AppSettings:
         raise
     except ValueError as error:  # a check inside KionInstallation or RotationSchedule
         raise SettingsError(str(error)) from None
+    wait = settings.ses_accept_timeout.to_seconds()
+    if settings.function_timeout.to_seconds() < wait + TIMEOUT_HEADROOM.to_seconds():
+        raise SettingsError(
+            f"Setting functionTimeoutSeconds: {settings.function_timeout.to_seconds()} must "
+            f"exceed the SES wait (sesAcceptTimeoutSeconds, {wait}) by at least "
+            f"{TIMEOUT_HEADROOM.to_seconds()} seconds."
+        )
+    return settings
 
 
 def _installations(raw: Any) -> tuple[KionInstallation, ...]:

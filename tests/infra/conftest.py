@@ -22,12 +22,12 @@ sys.path.insert(0, str(PROJECT_ROOT))
 # Node 20 works for synthesis; keep jsii's end-of-life banner out of the test output.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk
-import pytest
-from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
+import aws_cdk as cdk  # noqa: E402 (after the environment set-up above)
+import pytest  # noqa: E402 (after the environment set-up above)
+from aws_cdk.assertions import Template  # noqa: E402 (after the environment set-up above)
+from cdk_nag import AwsSolutionsChecks  # noqa: E402 (after the environment set-up above)
 
-from infra import SesSmtpRotatorStack, load_settings
+from infra import SesSmtpRotatorStack, load_settings  # noqa: E402 (after the environment set-up above)
 
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 

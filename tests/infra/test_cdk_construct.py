@@ -44,7 +44,8 @@ def test_construct_drops_into_another_stack_and_grants_on_demand_rotation() -> N
     rotate = next(s for s in statements if s["Action"] == "secretsmanager:RotateSecret")
     secret_id = stack.resolve(stack.get_logical_id(rotation.secrets[0].node.default_child))
     assert rotate["Resource"] == {"Ref": secret_id}
-    assert rotation.topic is not None and rotation.function is not None
+    assert rotation.topic is not None
+    assert rotation.function is not None
     assert set(rotation.installations) == {"prod"}
 
 

@@ -26,7 +26,8 @@ def test_one_function_serves_every_installation(fleet_app: Synthesized) -> None:
 def test_function_runs_python_3_12_or_newer_on_arm64(default_app: Synthesized) -> None:
     function = function_of(default_app)
     version = re.fullmatch(r"python3\.(\d+)", function["Runtime"])
-    assert version and int(version.group(1)) >= 12
+    assert version
+    assert int(version.group(1)) >= 12
     assert function["Architectures"] == ["arm64"]
     assert function["Handler"] == "smtp_rotation.handler.lambda_handler"
 

@@ -95,7 +95,8 @@ def test_created_smtp_user_may_only_send_raw_email_in_its_ses_region(
 ) -> None:
     user = only(default_app.resources("AWS::IAM::User"), "SMTP user")
     assert user["Properties"].get("Path") == "/ses-smtp-rotator/"
-    assert "Policies" not in user["Properties"] and "ManagedPolicyArns" not in user["Properties"]
+    assert "Policies" not in user["Properties"]
+    assert "ManagedPolicyArns" not in user["Properties"]
     user_id = default_app.logical_id(default_app.stack.rotation.installations["prod"].smtp_user)
     policy = only(
         [
@@ -181,7 +182,8 @@ def test_each_installation_has_one_scheduler_schedule_that_calls_rotate_secret(
             ]
         }
         input_parts = target["Input"]["Fn::Join"][1]
-        assert input_parts[0] == '{"SecretId":"' and input_parts[2] == '"}'
+        assert input_parts[0] == '{"SecretId":"'
+        assert input_parts[2] == '"}'
         targets[input_parts[1]["Ref"]] = schedule
     assert set(targets) == {
         fleet_app.logical_id(resources.secret)

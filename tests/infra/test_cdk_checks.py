@@ -1,0 +1,83 @@
+"""The checks security reviewers run: cdk-nag (AWS Solutions) and cfn-lint, on every variant."""
+
+from __future__ import annotations
+
+import re
+
+import aws_cdk as cdk
+import pytest
+from cfnlint.api import lint
+from cfnlint.config import ManualArgs
+from conftest import Synthesized
+
+VARIANTS = ["default", "fleet", "vpc", "eu-west-1"]
+
+# The findings the design accepts, each acknowledged in code with its reason.
+ACCEPTED_FINDINGS = [
+    r"AwsSolutions-IAM5\[Resource::\*\]",  # X-Ray tracing; ENI management in a VPC
+    # The created SES SMTP user: SendRawEmail on identities/configuration sets of its region.
+    r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:ses:[a-z0-9-]+:<AWS::AccountId>:"
+    r"(identity|configuration-set)/\*\]",
+    r"AwsSolutions-SMG4",  # rotation scheduled by EventBridge Scheduler; Kion API keys
+    r"@aws-cdk/aws-ec2:noSubnetRouteTableId",  # imported subnets are used by id only
+    r"@aws-cdk/aws-ec2:vpcAttributeIsListTokenavailabilityZones",
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(
+    all_apps: dict[str, Synthesized], variant: str
+) -> None:
+    app = all_apps[variant]
+    violations = [
+        f"{violation['ruleName']} at {construct['constructPath']}"
+        for report in app.validation_report.get("pluginReports", [])
+        for violation in report.get("violations", [])
+        for construct in violation.get("violatingConstructs", [])
+    ]
+    assert app.validation_error is None, "\n".join(violations) or app.validation_error
+    assert violations == []
+
+
+def acknowledgments(app: Synthesized) -> dict[str, list[str]]:
+    """Rule id -> the reasons given where it is acknowledged, across the whole stack."""
+    found: dict[str, list[str]] = {}
+    for construct in app.stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                for rule_id, reason in entry.data.items():
+                    found.setdefault(rule_id.removeprefix("Annotation::"), []).append(reason)
+    return found
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_acknowledgment_is_a_known_design_decision_with_its_reason(
+    all_apps: dict[str, Synthesized], variant: str
+) -> None:
+    found = acknowledgments(all_apps[variant])
+    assert found, "expected the design's acknowledgments"
+    for rule_id, reasons in found.items():
+        assert any(re.fullmatch(pattern, rule_id) for pattern in ACCEPTED_FINDINGS), rule_id
+        for reason in reasons:
+            assert len(reason) > 60, f"{rule_id}: reason too thin: {reason!r}"
+
+
+def test_wildcards_are_acknowledged_only_where_aws_allows_no_scoping(
+    vpc_app: Synthesized, default_app: Synthesized
+) -> None:
+    for app in (vpc_app, default_app):
+        wildcards = acknowledgments(app)["AwsSolutions-IAM5[Resource::*]"]
+        topics = sorted("X-Ray" in reason or "VPC attachment" in reason for reason in wildcards)
+        assert all(topics)
+    assert len(acknowledgments(vpc_app)["AwsSolutions-IAM5[Resource::*]"]) == 2
+    assert len(acknowledgments(default_app)["AwsSolutions-IAM5[Resource::*]"]) == 1
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cfn_lint_finds_nothing(all_apps: dict[str, Synthesized], variant: str) -> None:
+    app = all_apps[variant]
+    matches = lint(
+        app.template_path.read_text(),
+        config=ManualArgs(regions=[app.stack.region]),
+    )
+    assert [str(match) for match in matches] == []
