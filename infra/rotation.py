@@ -387,7 +387,9 @@ class SesSmtpRotation(Construct):
             )
         else:
             created_user = iam.User(scope, "SmtpUser", path="/ses-smtp-rotator/")
-            created_user.apply_removal_policy(self._removal_policy)
+            # Always kept: Kion keeps sending with the user's key after the stack is gone, and
+            # CloudFormation cannot delete a user that has access keys it did not create.
+            created_user.apply_removal_policy(RemovalPolicy.RETAIN)
             created_user.add_to_principal_policy(self._send_raw_email_statement(installation))
             smtp_user = created_user
             user_name = created_user.user_name

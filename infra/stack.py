@@ -98,6 +98,18 @@ class SesSmtpRotatorStack(Stack):
         )
         CfnOutput(
             self,
+            "LogGroupName",
+            value=rotation.log_group.log_group_name,
+            description="Log group of the rotation function (structured JSON, one line per event)",
+        )
+        CfnOutput(
+            self,
+            "ScheduleGroupName",
+            value=rotation.schedule_group.schedule_group_name,
+            description="EventBridge Scheduler group: one rotation schedule per installation",
+        )
+        CfnOutput(
+            self,
             "AlertTopicArn",
             value=rotation.topic.topic_arn,
             description="SNS topic for failed rotations and function errors",

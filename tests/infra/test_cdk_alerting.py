@@ -113,7 +113,7 @@ def test_alert_email_is_subscribed_when_set(
     default_app.template.resource_count_is("AWS::SNS::Subscription", 0)
 
 
-def test_outputs_name_the_secrets_function_and_topic_but_no_secret_value(
+def test_outputs_name_the_secrets_function_logs_and_topic_but_no_secret_value(
     default_app: Synthesized,
 ) -> None:
     rotation = default_app.stack.rotation
@@ -122,6 +122,8 @@ def test_outputs_name_the_secrets_function_and_topic_but_no_secret_value(
     assert outputs == {
         "FunctionName": {"Ref": default_app.logical_id(rotation.function)},
         "AlertTopicArn": {"Ref": default_app.logical_id(rotation.topic)},
+        "LogGroupName": {"Ref": default_app.logical_id(rotation.log_group)},
+        "ScheduleGroupName": default_app.stack.resolve(rotation.schedule_group.schedule_group_name),
         "ProdSecretArn": {"Ref": default_app.logical_id(prod.secret)},
         "ProdKionApiKeySecretArn": {"Ref": default_app.logical_id(prod.api_key_secret)},
         "ProdSmtpUserName": {"Ref": default_app.logical_id(prod.smtp_user)},

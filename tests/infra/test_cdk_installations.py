@@ -90,6 +90,14 @@ def test_secrets_and_users_outlive_the_stack_by_default(default_app: Synthesized
             assert resource["UpdateReplacePolicy"] == "Retain"
 
 
+def test_smtp_users_are_kept_even_when_the_rest_is_destroyed(fleet_app: Synthesized) -> None:
+    # Kion keeps sending with the user's key; CloudFormation cannot delete a user with keys.
+    for user in fleet_app.resources("AWS::IAM::User").values():
+        assert user["DeletionPolicy"] == "Retain"
+    for secret in fleet_app.resources("AWS::SecretsManager::Secret").values():
+        assert secret["DeletionPolicy"] == "Delete"
+
+
 def test_created_smtp_user_may_only_send_raw_email_in_its_ses_region(
     default_app: Synthesized,
 ) -> None:
