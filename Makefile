@@ -38,5 +38,15 @@ lint: install synth
 synth: install
 	$(CDK_ENV) $(CDK) synth --strict --quiet
 
+# Two real rotations on loopback stand-ins of AWS, SES SMTP and Kion, then a proof of the outcome.
+# Needs Python only. Options go in ARGS, e.g. make demo ARGS="--kion-url https://kion.staging.example"
+demo: $(PY_STAMP)
+	$(BIN)/python -m ses_smtp_rotator.demo $(ARGS)
+
+# Prints P1-P4 (import time, overhead, propagation wait, calls per rotation) beside their goals.
+# Figures, not tests: it never fails because a machine is slow.
+bench: $(PY_STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
+
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache

@@ -1,4 +1,9 @@
-"""``ses-smtp-rotator``: the operator's command line."""
+"""``ses-smtp-rotator``: the operator's command line.
+
+``rotate`` and ``status`` work against real AWS (the default credential chain, ``--profile``,
+``--region``) and against the local demo (boto3 honours ``AWS_ENDPOINT_URL``). ``derive`` works
+offline.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,38 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import derive_command
+from . import derive_command, rotate_command, status_command
+from .aws_access import SetupError
+from .exit_codes import (
+    EPILOG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SETUP,
+    EXIT_USAGE,
+)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ses-smtp-rotator",
         description="Rotate and inspect the Amazon SES SMTP credential of a Kion installation.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    common = argparse.ArgumentParser(add_help=False)
+    aws = common.add_argument_group("AWS")
+    aws.add_argument(
+        "--region",
+        help="the secret's region (default: from its ARN, then AWS_REGION or the profile)",
+    )
+    aws.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     derive_command.register(commands)
+    rotate_command.register(commands, common)
+    status_command.register(commands, common)
     return parser
 
 
@@ -28,9 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
+    except SetupError as error:
+        print(f"error: {error.cause}\n  Fix: {error.fix}", file=sys.stderr)
+        return EXIT_SETUP
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

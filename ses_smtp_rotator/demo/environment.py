@@ -1,0 +1,320 @@
+"""The demo's world: AWS (a moto server), SES SMTP and Kion on loopback, one Kion installation set
+up the way the CDK stack sets it up, and the rotation function deployed as a separate process that
+Secrets Manager's stand-in invokes.
+
+The command line talks to it like to AWS: every boto3 client honours ``AWS_ENDPOINT_URL``
+(:meth:`DemoEnvironment.aws_environment`). Tests use it the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.moto_api._internal.models import moto_api_backend
+from moto.server import ThreadedMotoServer
+
+from smtp_rotation.smtp_password import derive_smtp_password
+
+from ..local.cloudwatch_logs import MotoLogGroupWriter
+from ..local.kion_server import KionStandIn
+from ..local.lambda_runtime import LambdaRuntime
+from ..local.moto_rotation import MotoRotateSecretHook
+from ..local.smtp_server import SesSmtpServer, moto_key_lookup
+from ..local.tls import LoopbackCertificates
+from .kion_side import KionSide, RemoteKion, StandInKion
+
+REGION = "us-east-1"
+FUNCTION_NAME = "ses-smtp-rotator-demo"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{FUNCTION_NAME}"
+LOG_GROUP = f"/aws/lambda/{FUNCTION_NAME}"
+HANDLER = "smtp_rotation.handler.lambda_handler"
+SCHEDULE = "cron(0 14 ? * TUE#1 *)"
+ROTATE_TARGET_ARN = "arn:aws:scheduler:::aws-sdk:secretsmanager:rotateSecret"
+# The demo's AWS credentials: moto accepts any.
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo",
+    "AWS_SESSION_TOKEN": "demo",
+}
+# The function's settings as the CDK stack sets them, plus what a local run needs.
+FUNCTION_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "ses-smtp-rotator",
+    "POWERTOOLS_METRICS_NAMESPACE": "SesSmtpRotator",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "SES_ACCEPT_TIMEOUT_SECONDS": "120",
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on this machine
+}
+
+Narrate = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoInstallation:
+    """What was set up for one Kion installation."""
+
+    name: str
+    secret_arn: str
+    secret_name: str
+    kion_api_key_secret_arn: str
+    iam_user_name: str
+    hand_made_key_id: str
+
+
+class DemoEnvironment:
+    """Starts and stops everything the demo runs on. Use as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        propagation_delay: float = 3.0,
+        remote_kion: RemoteKion | None = None,
+        function_environment: Mapping[str, str] | None = None,
+        rotation_retries: int = 1,
+        installation_name: str = "kion",
+    ) -> None:
+        self.propagation_delay = propagation_delay
+        self.remote_kion = remote_kion
+        self.function_environment = {**FUNCTION_ENVIRONMENT, **(function_environment or {})}
+        self.rotation_retries = rotation_retries
+        self.installation_name = installation_name
+        self.certificates: LoopbackCertificates | None = None
+        self.moto: ThreadedMotoServer | None = None
+        self.endpoint_url = ""
+        self.smtp: SesSmtpServer | None = None
+        self.kion_server: KionStandIn | None = None
+        self.kion: KionSide | None = None
+        self.runtime: LambdaRuntime | None = None
+        self.hook: MotoRotateSecretHook | None = None
+        self.installation: DemoInstallation | None = None
+        self.notes: list[str] = []
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(
+        self, narrate: Narrate = lambda line: None, heading: Narrate = lambda line: None
+    ) -> DemoEnvironment:
+        """Start every server and set the installation up, telling ``narrate`` each part and
+        ``heading`` each stage. On failure, stops what it started."""
+        try:
+            self._start(narrate, heading)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order. Safe to call twice."""
+        if self.hook is not None:
+            self.hook.wait_idle(timeout=5)
+            self.hook.uninstall()
+            self.hook = None
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime = None
+        if self.kion is not None:
+            try:
+                note = self.kion.restore()
+            except Exception as error:
+                note = f"Could not put Kion's original SMTP credential back: {error}"
+            if note:
+                self.notes.append(note)
+            self.kion = None
+        if self.kion_server is not None:
+            self.kion_server.stop()
+            self.kion_server = None
+        if self.smtp is not None:
+            self.smtp.stop()
+            self.smtp = None
+        if self.moto is not None:
+            self._reset_moto()
+            self.moto.stop()
+            server = getattr(self.moto, "_server", None)
+            if server is not None:
+                server.server_close()
+            self.moto = None
+
+    def __enter__(self) -> DemoEnvironment:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- what callers use -----------------------------------------------------------------------
+
+    def aws_environment(self) -> dict[str, str]:
+        """Environment variables that point boto3 (and the command line) at the demo's AWS."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            **CREDENTIALS,
+        }
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the demo's AWS."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"],
+        )
+
+    @property
+    def ports(self) -> list[int]:
+        """The loopback ports the demo's servers listen on."""
+        ports = [int(self.endpoint_url.rsplit(":", 1)[-1])] if self.endpoint_url else []
+        ports += [server.port for server in (self.smtp, self.kion_server) if server is not None]
+        return ports
+
+    # -- starting -------------------------------------------------------------------------------
+
+    def _start(self, narrate: Narrate, heading: Narrate) -> None:
+        heading("Starting the stand-ins on loopback")
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
+        self.certificates = LoopbackCertificates()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        narrate(f"AWS (moto server)             {self.endpoint_url}")
+
+        self.smtp = SesSmtpServer(
+            moto_key_lookup(DEFAULT_ACCOUNT_ID),
+            region=REGION,
+            propagation_delay=self.propagation_delay,
+            certificates=self.certificates,
+        ).start()
+        narrate(
+            f"SES SMTP (STARTTLS, AUTH)     {self.smtp.host}:{self.smtp.port}, refuses a new key "
+            f"for {self.propagation_delay:g} s (propagation)"
+        )
+        if self.remote_kion is None:
+            self.kion_server = KionStandIn(certificates=self.certificates).start()
+            self.kion = StandInKion(self.kion_server)
+            narrate(f"Kion API (stand-in)           {self.kion_server.url}")
+        else:
+            self.kion = self.remote_kion
+            narrate(f"Kion API (yours)              {self.remote_kion.url}")
+
+        self.hook = MotoRotateSecretHook(
+            self._invoke, FUNCTION_ARN, region=REGION, retries=self.rotation_retries
+        ).install()
+        writer = MotoLogGroupWriter(LOG_GROUP, region=REGION)
+        self.runtime = LambdaRuntime(
+            HANDLER,
+            function_name=FUNCTION_NAME,
+            function_arn=FUNCTION_ARN,
+            environment={
+                **self.function_environment,
+                **self.aws_environment(),
+            },
+            on_output=writer.write,
+        ).start()
+        narrate(f"Rotation function             {FUNCTION_NAME} ({HANDLER}, its own process)")
+        heading("Setting up a Kion installation the way the CDK stack does")
+        self.installation = self._set_up_installation(narrate)
+
+    def _invoke(self, event: dict[str, Any]) -> Any:
+        assert self.runtime is not None
+        return self.runtime.invoke(event)
+
+    def _set_up_installation(self, narrate: Narrate) -> DemoInstallation:
+        """What ``cdk deploy`` creates for one installation, and the key Kion already runs on."""
+        assert self.kion is not None
+        assert self.smtp is not None
+        name = self.installation_name
+        iam, secretsmanager = self.client("iam"), self.client("secretsmanager")
+        user_name = f"{name}-ses-smtp"
+        iam.create_user(UserName=user_name, Path="/ses-smtp-rotator/")
+        hand_made = iam.create_access_key(UserName=user_name)["AccessKey"]
+        self.kion.set_smtp_credential(
+            hand_made["AccessKeyId"], derive_smtp_password(hand_made["SecretAccessKey"], REGION)
+        )
+        narrate(
+            f"IAM user {user_name}, with a hand-made access key {hand_made['AccessKeyId']} that "
+            "Kion sends with"
+        )
+        api_key_secret = secretsmanager.create_secret(
+            Name=f"{name}/kion-api-key", SecretString=json.dumps({"api_key": self.kion.api_key})
+        )
+        narrate(f"Secret {name}/kion-api-key: Kion's App API key")
+        settings: dict[str, Any] = {
+            "username": "",
+            "password": "",
+            "ses_region": REGION,
+            "iam_user_name": user_name,
+            "kion_url": self.kion.url,
+            "kion_api_key_secret_id": api_key_secret["ARN"],
+            "smtp_host": self.smtp.host,
+            "smtp_port": self.smtp.port,
+            "smtp_tls": "starttls",  # the loopback port is not 587
+            "smtp_ca_bundle": self.smtp.ca_pem,
+        }
+        if self.kion.ca_pem:
+            settings["kion_ca_bundle"] = self.kion.ca_pem
+        secret_name = f"{name}/ses-smtp-credential"
+        secret = secretsmanager.create_secret(Name=secret_name, SecretString=json.dumps(settings))
+        narrate(
+            f"Secret {secret_name}: the settings, credential empty (the first rotation adopts "
+            "Kion's key)"
+        )
+        self._attach_rotation(secret["ARN"])
+        narrate(f"Rotation by {FUNCTION_NAME}, scheduled {SCHEDULE} UTC (EventBridge Scheduler)")
+        return DemoInstallation(
+            name=name,
+            secret_arn=secret["ARN"],
+            secret_name=secret_name,
+            kion_api_key_secret_arn=api_key_secret["ARN"],
+            iam_user_name=user_name,
+            hand_made_key_id=hand_made["AccessKeyId"],
+        )
+
+    def _attach_rotation(self, secret_arn: str) -> None:
+        """The stack's log group, rotation configuration (no rotation at deploy time) and
+        EventBridge Scheduler schedule that calls RotateSecret."""
+        self.client("logs").create_log_group(logGroupName=LOG_GROUP)
+        self.client("secretsmanager").rotate_secret(
+            SecretId=secret_arn, RotationLambdaARN=FUNCTION_ARN, RotateImmediately=False
+        )
+        role = self.client("iam").create_role(
+            RoleName=f"{self.installation_name}-rotation-scheduler",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "scheduler.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )
+        scheduler = self.client("scheduler")
+        group = f"{self.installation_name}-rotation"
+        scheduler.create_schedule_group(Name=group)
+        scheduler.create_schedule(
+            Name=f"{self.installation_name}-smtp-credential",
+            GroupName=group,
+            ScheduleExpression=SCHEDULE,
+            ScheduleExpressionTimezone="UTC",
+            FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15},
+            Target={
+                "Arn": ROTATE_TARGET_ARN,
+                "RoleArn": role["Role"]["Arn"],
+                "Input": json.dumps({"SecretId": secret_arn}),
+            },
+        )
+
+    def _reset_moto(self) -> None:
+        """Empty moto's backends, which live on in this process after the server stops."""
+        moto_api_backend.reset()

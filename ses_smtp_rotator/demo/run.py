@@ -1,0 +1,261 @@
+"""``make demo``: two real rotations of a Kion installation's SES SMTP credential, on loopback.
+
+It starts AWS (moto), SES SMTP and Kion stand-ins on free loopback ports, sets an installation up
+the way the CDK stack does (Kion already sending with a hand-made key), then rotates twice with
+``ses-smtp-rotator rotate --wait`` (Secrets Manager's stand-in invokes the deployed handler once
+per step, in its own process) and proves the outcome of each. It stops every server it started,
+also on Ctrl-C or failure. Exit code 0 only when every check holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from smtp_rotation.errors import RotationError
+from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
+
+from .. import rotate_command, status_command
+from ..aws_access import AwsAccess, SetupError, open_aws
+from ..installation_status import gather
+from .environment import DemoEnvironment, RemoteKion
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+KION_API_KEY_VARIABLE = "KION_API_KEY"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ses_smtp_rotator.demo",
+        description="Run two real rotations of a Kion installation's SES SMTP credential "
+        "against loopback stand-ins of AWS, SES SMTP and Kion, and prove the outcome.",
+        epilog="exit codes: 0 every check holds, 1 a rotation or a check failed, 2 bad command "
+        "line, 130 interrupted. Every server the demo starts is stopped when it ends.",
+    )
+    parser.add_argument(
+        "--propagation-delay",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long the SES stand-in refuses a new key (default 3)",
+    )
+    parser.add_argument(
+        "--rotations", type=int, default=2, metavar="N", help="rotations to run (default 2)"
+    )
+    parser.add_argument(
+        "--kion-url",
+        metavar="URL",
+        help="talk to this Kion (https://...) instead of the stand-in, with the App API key "
+        f"from ${KION_API_KEY_VARIABLE}. The demo sets that Kion's SMTP username and password "
+        "(only those) to loopback test keys, and puts the originals back at the end when Kion "
+        "shows the password; use a staging installation.",
+    )
+    parser.add_argument(
+        "--kion-ca-bundle",
+        type=Path,
+        metavar="PEM_FILE",
+        help="CA certificate(s) to trust for --kion-url (default: the system's CAs)",
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the rotations, keep the servers up (until Ctrl-C) to try ses-smtp-rotator",
+    )
+    return parser
+
+
+@dataclass
+class Narrator:
+    """Prints the demo's story, flushed line by line."""
+
+    out: TextIO
+
+    def say(self, line: str = "") -> None:
+        print(line, file=self.out, flush=True)
+
+    def heading(self, line: str) -> None:
+        self.say()
+        self.say(line)
+
+    def item(self, line: str) -> None:
+        self.say(f"  {line}")
+
+    def check(self, holds: bool, line: str) -> bool:
+        self.say(f"  {'✓' if holds else '✗'} {line}")
+        return holds
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    story = Narrator(out or sys.stdout)
+    try:
+        remote = _remote_kion(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    previous_handler = _stop_on_sigterm()
+    began = time.monotonic()
+    environment = DemoEnvironment(propagation_delay=args.propagation_delay, remote_kion=remote)
+    try:
+        environment.start(story.item, story.heading)
+        os.environ.update(environment.aws_environment())
+        held = _rotate_and_prove(environment, args.rotations, story)
+        if held and args.keep_running:
+            _serve(environment, story)
+        took = time.monotonic() - began
+        story.say()
+        if held:
+            story.say(f"✓ {args.rotations} rotation(s) proven in {took:.1f} s.")
+            return EXIT_OK
+        story.say(f"✗ The demo found a problem (see ✗ above), after {took:.1f} s.")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        story.say("\nInterrupted.")
+        return EXIT_INTERRUPTED
+    except (SetupError, RotationError) as error:
+        story.say(f"✗ {error}")
+        return EXIT_FAILED
+    finally:
+        environment.stop()
+        for note in environment.notes:
+            story.say(note)
+        story.say("Stopped every server the demo started.")
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _rotate_and_prove(environment: DemoEnvironment, rotations: int, story: Narrator) -> bool:
+    installation = environment.installation
+    assert installation is not None
+    aws = open_aws(installation.secret_arn, profile=None, region=None)
+    for number in range(1, rotations + 1):
+        story.say()
+        story.say(f"Rotation {number}: ses-smtp-rotator rotate {installation.secret_name} --wait")
+        if not _rotation(environment, aws, story):
+            return False
+    story.say()
+    story.say(f"Status: ses-smtp-rotator status {installation.secret_name} --check-smtp")
+    status = gather(aws, installation.secret_arn, check_smtp=True)
+    status_command.render(status, story.out)
+    return status_command.exit_code(status) == EXIT_OK
+
+
+def _rotation(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> bool:
+    """One rotation through the command line, then the proof of its outcome."""
+    assert environment.installation is not None
+    assert environment.kion is not None
+    assert environment.hook is not None
+    assert environment.smtp
+    secret_arn = environment.installation.secret_arn
+    secretsmanager = aws.client("secretsmanager")
+    before_version = _current(secretsmanager, secret_arn)[0]
+    replaced_key = environment.kion.smtp_credential()[0]
+    attempts_before = len(environment.smtp.auth_attempts)
+    code = rotate_command.rotate(aws, secret_arn, wait=True, timeout=60, poll=0.2, out=story.out)
+    environment.hook.wait_idle(timeout=30)  # finishSecret's last clean-up, before proving
+    refused = sum(
+        attempt.outcome == "propagating"
+        for attempt in environment.smtp.auth_attempts[attempts_before:]
+    )
+    if refused:
+        story.item(f"(SES refused the new key {refused} time(s) while it propagated)")
+    if code != rotate_command.EXIT_OK:
+        return story.check(False, f"the rotation ended with exit code {code}")
+    version, new_key, password = _current(secretsmanager, secret_arn)
+    kion_username, kion_password = environment.kion.smtp_credential()
+    keys = {
+        key["AccessKeyId"]
+        for key in aws.client("iam").list_access_keys(
+            UserName=environment.installation.iam_user_name
+        )["AccessKeyMetadata"]
+    }
+    endpoint = SmtpEndpoint(
+        environment.smtp.host, environment.smtp.port, False, environment.smtp.ca_pem, timeout=5
+    )
+    # A Kion that hides its password: prove the AWSCURRENT one, which Kion's username matches.
+    login_password = kion_password if kion_password is not None else password
+    results = [
+        story.check(
+            version != before_version, f"AWSCURRENT moved: version {before_version} → {version}"
+        ),
+        story.check(
+            bool(new_key) and kion_username == new_key,
+            f"Kion's SMTP username is the new key {new_key} (Kion: {kion_username or 'empty'})",
+        ),
+        story.check(
+            try_login(endpoint, kion_username, login_password or ""),
+            "SES accepts the credential Kion is configured with",
+        ),
+        story.check(
+            replaced_key not in keys,
+            f"the replaced key {replaced_key} is gone from IAM (left: {', '.join(sorted(keys))})",
+        ),
+    ]
+    return all(results)
+
+
+def _current(secretsmanager: object, secret_arn: str) -> tuple[str, str, str]:
+    import json
+
+    value = secretsmanager.get_secret_value(  # type: ignore[attr-defined]
+        SecretId=secret_arn, VersionStage="AWSCURRENT"
+    )
+    fields = json.loads(value["SecretString"])
+    return value["VersionId"], fields.get("username", ""), fields.get("password", "")
+
+
+def _serve(environment: DemoEnvironment, story: Narrator) -> None:
+    assert environment.installation is not None
+    exports = " ".join(f"{name}={value}" for name, value in environment.aws_environment().items())
+    name = environment.installation.secret_name
+    story.say()
+    story.say("The servers stay up until Ctrl-C. In another shell, try:")
+    story.item(f"export {exports}")
+    story.item(f".venv/bin/ses-smtp-rotator status {name} --check-smtp")
+    story.item(f".venv/bin/ses-smtp-rotator rotate {name} --wait --poll 0.5")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        story.say()
+
+
+def _remote_kion(args: argparse.Namespace) -> RemoteKion | None:
+    if not args.kion_url:
+        if args.kion_ca_bundle:
+            raise ValueError("--kion-ca-bundle goes with --kion-url")
+        return None
+    if not args.kion_url.startswith("https://"):
+        raise ValueError("--kion-url must be an https:// address")
+    api_key = os.environ.get(KION_API_KEY_VARIABLE, "").strip()
+    if not api_key:
+        raise ValueError(
+            f"--kion-url needs Kion's App API key in the environment variable "
+            f"{KION_API_KEY_VARIABLE} (it is never taken from the command line)."
+        )
+    ca_pem = None
+    if args.kion_ca_bundle:
+        try:
+            ca_pem = args.kion_ca_bundle.read_text()
+        except OSError as error:
+            raise ValueError(f"cannot read --kion-ca-bundle: {error.strerror}") from None
+    return RemoteKion(args.kion_url.rstrip("/"), api_key, ca_pem)
+
+
+def _stop_on_sigterm() -> signal.Handlers | object:
+    """Make SIGTERM stop the demo like Ctrl-C, so the servers are stopped either way."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)

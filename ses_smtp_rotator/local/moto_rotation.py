@@ -1,0 +1,152 @@
+"""Makes moto's ``RotateSecret`` behave like Secrets Manager's for one rotation function.
+
+moto cannot run a rotation function without Docker and marks the new, empty version AWSCURRENT
+anyway. With :class:`MotoRotateSecretHook` installed, ``RotateSecret`` on moto (in process, or on
+a moto server in the same process) does what the real service does instead:
+
+- it refuses to start while AWSPENDING sits on a version other than AWSCURRENT (a rotation still
+  in progress), with the real service's ``InvalidRequestException``;
+- it records the rotation configuration (``RotationLambdaARN``, rules) on the secret;
+- it labels a new version AWSPENDING and answers with its ``VersionId`` at once; then, in the
+  background, a :class:`LocalRotationService` invokes the function for each step in order and
+  retries a failed rotation with the same token; on success it records ``LastRotatedDate``.
+
+Only rotations with the hooked function's ARN are handled; any other ARN is unknown, as in moto.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.secretsmanager.exceptions import (
+    InvalidParameterException,
+    InvalidRequestException,
+    ResourceNotFoundException,
+)
+from moto.secretsmanager.models import secretsmanager_backends
+
+from .rotation_service import (
+    Invoke,
+    LocalRotationService,
+    RotationInProgressError,
+    RotationStepError,
+)
+
+_DAY = 86400
+
+
+class MotoRotateSecretHook:
+    """Routes moto's RotateSecret for ``function_arn`` to an asynchronous local rotation."""
+
+    def __init__(
+        self,
+        invoke: Invoke,
+        function_arn: str,
+        *,
+        region: str = "us-east-1",
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        retries: int = 1,
+        on_step: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.function_arn = function_arn
+        self.retries = retries
+        self.service = LocalRotationService(
+            invoke, region=region, account_id=account_id, on_step=on_step
+        )
+        self.failures: list[RotationStepError] = []
+        """Rotations that failed after their retries, oldest first."""
+        self.completed: list[str] = []
+        """Tokens of the rotations that finished, oldest first."""
+        self._backend = secretsmanager_backends[account_id][region]
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._installed = False
+
+    def install(self) -> MotoRotateSecretHook:
+        """Replace RotateSecret on this account and region's backend."""
+        self._backend.rotate_secret = self.rotate_secret  # type: ignore[method-assign]
+        self._installed = True
+        return self
+
+    def uninstall(self) -> None:
+        if self._installed:
+            del self._backend.rotate_secret
+            self._installed = False
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Wait until no rotation runs; False when ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    @property
+    def busy(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def rotate_secret(
+        self,
+        secret_id: str,
+        client_request_token: str | None = None,
+        rotation_lambda_arn: str | None = None,
+        rotation_rules: dict[str, Any] | None = None,
+        rotate_immediately: bool = True,
+    ) -> str:
+        """moto's SecretsManagerBackend.rotate_secret, with the real service's behaviour."""
+        secret = self._backend.describe_secret(secret_id)  # raises SecretNotFoundException
+        if secret.is_deleted():
+            raise InvalidRequestException(
+                "You can't perform this operation on the secret because it was marked for deletion."
+            )
+        function_arn = rotation_lambda_arn or secret.rotation_lambda_arn
+        if not function_arn:
+            raise InvalidRequestException(
+                "No Lambda rotation function ARN is associated with this secret."
+            )
+        if function_arn != self.function_arn:
+            raise ResourceNotFoundException(f"Resource not found for ARN '{function_arn}'.")
+        with self._lock:
+            self._configure(secret, function_arn, rotation_rules)
+            if not rotate_immediately:
+                return secret.to_short_dict(include_version_id=False)
+            try:
+                token = self.service.start(secret.arn, client_request_token)
+            except RotationInProgressError:
+                raise InvalidRequestException(
+                    "A previous rotation isn't complete. That rotation will be reattempted."
+                ) from None
+            thread = threading.Thread(
+                target=self._rotate, args=(secret.arn, token), name=f"rotation-{token}", daemon=True
+            )
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+        return secret.to_short_dict(version_id=token)
+
+    def _configure(
+        self, secret: Any, function_arn: str, rotation_rules: dict[str, Any] | None
+    ) -> None:
+        secret.rotation_requested = True
+        secret.rotation_enabled = True
+        secret.rotation_lambda_arn = function_arn
+        days = (rotation_rules or {}).get("AutomaticallyAfterDays")
+        if days is not None:
+            if not 1 <= int(days) <= 1000:
+                raise InvalidParameterException(
+                    "RotationRules.AutomaticallyAfterDays must be within 1-1000."
+                )
+            secret.auto_rotate_after_days = int(days)
+
+    def _rotate(self, secret_arn: str, token: str) -> None:
+        try:
+            self.service.rotate(secret_arn, token, retries=self.retries)
+        except RotationStepError as failure:
+            self.failures.append(failure)
+            return
+        secret = self._backend.describe_secret(secret_arn)
+        if secret.auto_rotate_after_days:
+            secret.next_rotation_date = int(time.time()) + secret.auto_rotate_after_days * _DAY
+        self.completed.append(token)

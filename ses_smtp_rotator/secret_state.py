@@ -1,0 +1,97 @@
+"""What Secrets Manager says about an installation secret: its versions and their labels, the
+rotation function attached to it, and when it was last rotated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .aws_access import asking
+
+CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
+
+
+@dataclass(frozen=True)
+class SecretState:
+    """One DescribeSecret answer, in the terms a rotation needs."""
+
+    arn: str
+    name: str
+    stages: dict[str, list[str]]
+    function_arn: str | None
+    rotation_enabled: bool
+    last_rotated: datetime | None
+    next_rotation: datetime | None
+
+    @property
+    def current_version(self) -> str | None:
+        return next((vid for vid, labels in self.stages.items() if CURRENT in labels), None)
+
+    @property
+    def pending_version(self) -> str | None:
+        """The AWSPENDING version apart from AWSCURRENT: a rotation that has not finished."""
+        return next(
+            (
+                vid
+                for vid, labels in self.stages.items()
+                if PENDING in labels and CURRENT not in labels
+            ),
+            None,
+        )
+
+    @property
+    def function_name(self) -> str | None:
+        """The rotation function's name, from its ARN."""
+        if not self.function_arn:
+            return None
+        return self.function_arn.split(":function:", 1)[-1].split(":", 1)[0]
+
+
+def read_state(secretsmanager: Any, secret_id: str) -> SecretState:
+    """DescribeSecret for ``secret_id``; raises SetupError when it cannot be read."""
+    with asking("secretsmanager:DescribeSecret", f"secret {secret_id}"):
+        described = secretsmanager.describe_secret(SecretId=secret_id)
+    return SecretState(
+        arn=described["ARN"],
+        name=described.get("Name", secret_id),
+        stages={
+            vid: list(labels) for vid, labels in described.get("VersionIdsToStages", {}).items()
+        },
+        function_arn=described.get("RotationLambdaARN") or None,
+        rotation_enabled=bool(described.get("RotationEnabled")),
+        last_rotated=_utc(described.get("LastRotatedDate")),
+        next_rotation=_utc(described.get("NextRotationDate")),
+    )
+
+
+def version_created(secretsmanager: Any, secret_id: str, version_id: str) -> datetime | None:
+    """When a version was created (ListSecretVersionIds), None when unknown."""
+    request: dict[str, Any] = {"SecretId": secret_id, "IncludeDeprecated": True}
+    with asking("secretsmanager:ListSecretVersionIds", f"secret {secret_id}"):
+        while True:
+            page = secretsmanager.list_secret_version_ids(**request)
+            for entry in page.get("Versions", []):
+                if entry.get("VersionId") == version_id:
+                    return _utc(entry.get("CreatedDate"))
+            if not page.get("NextToken"):
+                break
+            request["NextToken"] = page["NextToken"]
+    return None
+
+
+def abandon_command(state: SecretState, version_id: str) -> str:
+    """The AWS CLI command that takes AWSPENDING off an unfinished rotation's version."""
+    return (
+        f"aws secretsmanager update-secret-version-stage --secret-id {state.arn} "
+        f"--version-stage {PENDING} --remove-from-version-id {version_id}"
+    )
+
+
+def _utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    return None

@@ -1,0 +1,128 @@
+"""``ses-smtp-rotator status SECRET``: where an installation's SMTP credential stands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+
+from .aws_access import open_aws
+from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK
+from .installation_status import Check, InstallationStatus, gather
+
+_LABEL_WIDTH = 19
+_CHECK_TITLES = {
+    "secret": "Installation secret",
+    "rotation": "Rotation function",
+    "kion": "Kion",
+    "pending": "Pending rotation",
+    "keys": "IAM keys",
+    "smtp": "SES SMTP",
+}
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "status",
+        parents=[common],
+        help="show the current key, rotations, Kion's username and any stuck rotation",
+        description="Show where an installation's SMTP credential stands: the AWSCURRENT access "
+        "key and its age, the last and next rotation, whether Kion is configured with the "
+        "AWSCURRENT key, any unfinished rotation (with its error and what to do), and with "
+        "--check-smtp whether SES accepts the current credential. Never prints a password or "
+        "key. Needs secretsmanager:DescribeSecret, GetSecretValue (on the installation secret "
+        "and the Kion API key secret) and ListSecretVersionIds; iam:ListAccessKeys, "
+        "scheduler:ListSchedules/GetSchedule and logs:FilterLogEvents add detail when allowed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("secret", metavar="SECRET", help="the installation secret's name or ARN")
+    parser.add_argument(
+        "--check-smtp",
+        action="store_true",
+        help="also try SMTP AUTH with the current credential (sends no mail)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument(
+        "--log-group",
+        metavar="NAME",
+        help="the rotation function's log group (default: from the function's configuration)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    aws = open_aws(args.secret, profile=args.profile, region=args.region)
+    status = gather(aws, args.secret, check_smtp=args.check_smtp, log_group=args.log_group)
+    if args.json:
+        print(status.to_json())
+    else:
+        render(status, sys.stdout)
+    return exit_code(status)
+
+
+def exit_code(status: InstallationStatus) -> int:
+    if status.problems:
+        return EXIT_FAILED
+    if status.in_progress:
+        return EXIT_IN_PROGRESS
+    return EXIT_OK
+
+
+def render(status: InstallationStatus, out: TextIO) -> None:
+    """The human-readable report."""
+    now = datetime.now(UTC)
+
+    def row(label: str, text: str) -> None:
+        print(f"  {label:<{_LABEL_WIDTH}} {text}", file=out)
+
+    row("Installation secret", f"{status.secret_name} ({status.secret_arn})")
+    if status.access_key_id:
+        created = f", created {_when(status.key_created, now)}" if status.key_created else ""
+        row("Current key", f"{status.access_key_id} (version {status.current_version}){created}")
+    elif status.current_version:
+        row("Current key", "none yet: the first rotation adopts the key Kion sends with")
+    if status.access_keys:
+        listed = ", ".join(
+            f"{key.access_key_id} ({key.role}{'' if key.active else ', inactive'})"
+            for key in status.access_keys
+        )
+        row("IAM user", f"{status.iam_user_name}: {listed}")
+    row("Last rotation", _when(status.last_rotated, now) if status.last_rotated else "never")
+    if status.next_rotation:
+        by = f", by schedule {status.schedule}" if status.schedule else ""
+        row("Next rotation", f"{_when(status.next_rotation, now)}{by}")
+    else:
+        row("Next rotation", f"unknown: {status.schedule or 'no schedule found'}")
+    if status.rotation_function:
+        row("Rotation function", status.rotation_function)
+    for name, check in status.checks.items():
+        _render_check(_CHECK_TITLES.get(name, name), check, out)
+
+
+def _render_check(title: str, check: Check, out: TextIO) -> None:
+    mark = {True: "✓", False: "✗", None: "?"}[check.ok]
+    print(f"{mark} {title:<{_LABEL_WIDTH}} {check.summary}", file=out)
+    if check.fix and check.ok is not True:
+        print(f"  {'':<{_LABEL_WIDTH}} Fix: {check.fix}", file=out)
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "unknown"
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    delta = now - moment
+    relative = _span(abs(delta))
+    return f"{stamp} ({relative} ago)" if delta >= timedelta(0) else f"{stamp} (in {relative})"
+
+
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
