@@ -1,0 +1,108 @@
+"""Fixtures of the safety suite, the secret scan that runs around every one of its tests, and the
+figures it prints at the end of the run (``make safety``, and ``make test``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fault_injection import FaultInjector
+from safety_figures import SafetyFigures
+from safety_harness import EMPTY_TRUST_STORE, SafetyRun, VirtualClock, build_world, virtual_time
+from secret_scan import OutputCapture, SecretLedger, find_leaks
+
+from ses_smtp_rotator.local.kion_server import KionStandIn
+from ses_smtp_rotator.local.rotation_service import LocalRotationService
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+
+# Short enough that an SMTP server that never answers costs little real time.
+SMTP_TIMEOUT_SECONDS = "0.5"
+
+FIGURES = SafetyFigures()
+
+
+@pytest.fixture
+def outputs() -> OutputCapture:
+    """What the function wrote during the test; the secret scan reads it at teardown."""
+    return OutputCapture()
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_any_output(
+    aws: None,
+    kion: KionStandIn,
+    smtp: SesSmtpServer,
+    outputs: OutputCapture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    record_property: Callable[[str, object], None],
+) -> Iterator[None]:
+    """Invariant 3, around every safety test: scan all output for every secret the test made."""
+    ledger = SecretLedger(region=smtp.region)
+    for api_key in kion.api_keys.values():
+        ledger.add("Kion API key", api_key)
+    with ledger.watching_iam(monkeypatch), outputs.capturing_logs():
+        yield
+    captured = capsys.readouterr()
+    outputs.add("stdout (logs and EMF metrics)", captured.out)
+    outputs.add("stderr", captured.err)
+    for api_key in kion.api_keys.values():
+        ledger.add("Kion API key", api_key)
+    ledger.gather_secrets_manager()
+    leaks = find_leaks(ledger.secrets(), outputs.texts)
+    record_property("leaks", len(leaks))
+    record_property("output_chars", sum(len(text) for _, text in outputs.texts))
+    assert not leaks, f"invariant 3 broken: {leaks}"
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualClock]:
+    """Virtual time for the SES acceptance wait: no step really waits."""
+    with virtual_time(monkeypatch, VirtualClock()) as virtual:
+        yield virtual
+
+
+@pytest.fixture
+def injector(kion: KionStandIn, smtp: SesSmtpServer) -> Iterator[FaultInjector]:
+    with FaultInjector(kion, smtp).installed() as installed:
+        yield installed
+
+
+@pytest.fixture
+def make_run(
+    kion: KionStandIn,
+    smtp: SesSmtpServer,
+    rotation_service: LocalRotationService,
+    injector: FaultInjector,
+    clock: VirtualClock,
+    outputs: OutputCapture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[[str], SafetyRun]]:
+    """``make_run(variant)``: an installation (see safety_harness.VARIANTS) under the checks."""
+    monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", SMTP_TIMEOUT_SECONDS)
+    for name, value in EMPTY_TRUST_STORE.items():
+        monkeypatch.setenv(name, value)
+    runs: list[SafetyRun] = []
+
+    def make(variant: str) -> SafetyRun:
+        world = build_world(variant, kion, smtp, rotation_service, name=f"kion{len(runs)}")
+        runs.append(SafetyRun(world, injector))
+        return runs[-1]
+
+    yield make
+    for run in runs:
+        for failure in run.failures:
+            outputs.add_error(f"{failure.step} error", failure.error)
+
+
+# -- figures ------------------------------------------------------------------------------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown" and "tests/safety/" in report.nodeid.replace("\\", "/"):
+        FIGURES.add(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES.tests:
+        FIGURES.print(terminalreporter)

@@ -1,0 +1,241 @@
+"""Drive rotations the way Secrets Manager does, and check the invariants after every step.
+
+:class:`SafetyRun` invokes one step at a time through the local rotation service (so through the
+real ``lambda_handler``), catches what a step raises (a :class:`LambdaKilled` included), and after
+every invocation checks invariant 1 (Kion's credential authenticates against SES) and invariant 2
+(no key was deleted while AWSCURRENT, AWSPENDING or Kion held it; checked at the moment of each
+delete). :meth:`SafetyRun.continue_after` goes on after a failure as Secrets Manager would, and
+:meth:`SafetyRun.assert_converged` checks invariant 4's end state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache, partial
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from fault_injection import FaultInjector, LambdaKilled
+from rotation_world import RotationWorld
+
+from ses_smtp_rotator.local.installation import provision_installation
+from ses_smtp_rotator.local.kion_server import KionStandIn
+from ses_smtp_rotator.local.rotation_service import (
+    STEPS,
+    LocalRotationService,
+    RotationStepError,
+)
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from smtp_rotation import handler
+from smtp_rotation.rotation import Rotation
+
+PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
+
+# How the rotation goes on after a failed step:
+REINVOKE = "reinvoke-step"  # Lambda retries the failed invocation, then the remaining steps run
+RETRY = "retry-rotation"  # Secrets Manager retries the whole rotation with the same token
+ABANDON = "abandon-then-rotate"  # an operator removes AWSPENDING; a new rotation, a new token
+CONTINUATIONS = (REINVOKE, RETRY, ABANDON)
+
+# The installations the scenarios start from: each takes another path through createSecret.
+STEADY = "steady"  # the secret holds the key Kion uses, as after an earlier rotation
+ADOPT = "adopt"  # a fresh deployment: the secret's credential is empty, Kion has a hand-made key
+LEFTOVER = "leftover"  # the user also has a spare key that nothing uses
+RESUME = "resume"  # an abandoned rotation left Kion on its new key; AWSCURRENT still on the old
+VARIANTS = (STEADY, ADOPT, LEFTOVER, RESUME)
+
+# The function trusts the loopback CA through the secret's CA bundles and needs no public CA;
+# an empty default trust store spares the ~20 ms OpenSSL takes to load it for every connection.
+EMPTY_TRUST_STORE = {"SSL_CERT_FILE": "/nonexistent/ca.pem", "SSL_CERT_DIR": "/nonexistent"}
+
+
+@dataclass
+class VirtualClock:
+    """A clock that only moves when something sleeps on it: waits take no real time."""
+
+    now: float = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+@contextmanager
+def virtual_time(monkeypatch: pytest.MonkeyPatch, clock: VirtualClock) -> Iterator[VirtualClock]:
+    """Make every rotation the handler builds wait on ``clock`` (Rotation's clock and sleep)."""
+    monkeypatch.setattr(
+        handler, "Rotation", partial(Rotation, clock=clock.monotonic, sleep=clock.sleep)
+    )
+    yield clock
+
+
+@cache
+def observer_client(service: str) -> Any:
+    """A boto3 client for the tests' own reads and writes: not the function's, so not hooked."""
+    return boto3.client(service)
+
+
+def build_world(
+    variant: str,
+    kion: KionStandIn,
+    smtp: SesSmtpServer,
+    service: LocalRotationService,
+    name: str = "kion",
+) -> RotationWorld:
+    """Provision an installation in the state ``variant`` names (see VARIANTS)."""
+    iam, secretsmanager = observer_client("iam"), observer_client("secretsmanager")
+    installation = provision_installation(
+        kion, smtp, name=name, adopt=variant == ADOPT, iam=iam, secretsmanager=secretsmanager
+    )
+    world = RotationWorld(installation, kion, smtp, service, iam, secretsmanager)
+    if variant == LEFTOVER:
+        world.iam.create_access_key(UserName=installation.iam_user_name)
+    if variant == RESUME:
+        token = world.start()
+        world.run_steps(token, STEPS[:2])
+        abandon(world)
+    return world
+
+
+def abandon(world: RotationWorld) -> list[str]:
+    """Remove AWSPENDING from every version that is not AWSCURRENT, as an operator would."""
+    stuck = [vid for vid, stages in world.stages().items() if PENDING in stages]
+    stuck = [vid for vid in stuck if CURRENT not in world.stages()[vid]]
+    for version_id in stuck:
+        world.secretsmanager.update_secret_version_stage(
+            SecretId=world.secret_id, VersionStage=PENDING, RemoveFromVersionId=version_id
+        )
+    return stuck
+
+
+@dataclass
+class StepFailure:
+    step: str
+    token: str
+    error: BaseException
+
+
+@dataclass
+class SafetyRun:
+    """One installation under test, with the invariants checked after every step."""
+
+    world: RotationWorld
+    injector: FaultInjector
+    steps_invoked: int = 0
+    failures: list[StepFailure] = field(default_factory=list)
+    kion_refused: list[str] = field(default_factory=list)
+    deleted_in_use: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.injector.on_delete = self._check_delete
+
+    # -- acting -----------------------------------------------------------------------------
+
+    def invoke(self, step: str, token: str) -> StepFailure | None:
+        """Invoke one step as Secrets Manager does; check the invariants after it."""
+        failure = None
+        with self.injector.invoking(step):
+            try:
+                self.world.step(step, token)
+            except RotationStepError as error:
+                failure = StepFailure(step, token, error.error)
+            except LambdaKilled as killed:
+                failure = StepFailure(step, token, killed)
+        self.steps_invoked += 1
+        if failure is not None:
+            self.failures.append(failure)
+        self.check_invariants(f"after {step} (token {token[:8]})")
+        return failure
+
+    def run(self, token: str, steps: tuple[str, ...] = STEPS) -> StepFailure | None:
+        """Invoke ``steps`` in order; stop at the first that fails and return its failure."""
+        for step in steps:
+            failure = self.invoke(step, token)
+            if failure is not None:
+                return failure
+        return None
+
+    def rotate(self) -> StepFailure | None:
+        """Start a new rotation and run it; return the first failure, if any."""
+        return self.run(self.world.start())
+
+    def continue_after(self, failure: StepFailure, continuation: str) -> StepFailure | None:
+        """Go on after ``failure`` as Secrets Manager (or an operator) would."""
+        if continuation == REINVOKE:
+            return self.run(failure.token, STEPS[STEPS.index(failure.step) :])
+        if continuation == RETRY:
+            assert self.world.start(failure.token) == failure.token
+            return self.run(failure.token)
+        abandon(self.world)
+        return self.rotate()
+
+    # -- checking ---------------------------------------------------------------------------
+
+    def check_invariants(self, moment: str) -> None:
+        """Invariants 1 and 2, now. Records what it finds (for the figures), then asserts."""
+        username, password = self.world.kion_credential()
+        # The SMTP stand-in's own decision, asked directly: what AUTH would answer right now.
+        outcome = self.world.smtp.check_credential(username, password)
+        if outcome != "accepted":
+            self.kion_refused.append(f"{moment}: SES refuses Kion's key {username} ({outcome})")
+        assert not self.kion_refused, f"invariant 1 broken: {self.kion_refused}"
+        assert not self.deleted_in_use, f"invariant 2 broken: {self.deleted_in_use}"
+
+    def assert_converged(self) -> None:
+        """Invariant 4's end state, then proof that the next rotation is not stuck."""
+        self._assert_end_state("after the run")
+        failure = self.rotate()
+        assert failure is None, f"the next rotation failed at {failure.step}: {failure.error}"
+        self._assert_end_state("after one more rotation")
+
+    def _assert_end_state(self, moment: str) -> None:
+        world = self.world
+        current = world.current()
+        kion_username, kion_password = world.kion_credential()
+        keys = world.access_key_ids()
+        stages = world.stages()
+        pending_apart = [
+            vid for vid in stages if PENDING in stages[vid] and CURRENT not in stages[vid]
+        ]
+        assert (current["username"], current["password"]) == (kion_username, kion_password), (
+            f"{moment}: Kion uses {kion_username}, AWSCURRENT holds {current['username']}"
+        )
+        assert kion_username in keys, f"{moment}: Kion's key {kion_username} does not exist"
+        assert len(keys - {kion_username}) <= 1, f"{moment}: more than one spare key: {keys}"
+        assert not pending_apart, f"{moment}: AWSPENDING left on {pending_apart}"
+        assert world.kion_authenticates(), f"{moment}: SES refuses Kion's credential"
+        assert world.converged()
+
+    def _check_delete(self, access_key_id: str) -> None:
+        holders = {
+            "AWSCURRENT": self._username(VersionStage=CURRENT),
+            "AWSPENDING": self._username(VersionStage=PENDING),
+            "Kion": self.world.kion_credential()[0],
+        }
+        held_by = [holder for holder, username in holders.items() if username == access_key_id]
+        if held_by:
+            holders_text = ", ".join(held_by)
+            self.deleted_in_use.append(f"{access_key_id} deleted while {holders_text} held it")
+
+    def _username(self, **selector: str) -> str | None:
+        try:
+            fields: Any = self.world.version_fields(**selector)
+        except (ClientError, ValueError):
+            return None  # no such version, no value yet, or not JSON
+        return fields.get("username") if isinstance(fields, dict) else None
+
+
+def secret_fields(secret_string: str) -> dict[str, Any]:
+    """The JSON object in ``secret_string`` ({} when it is not one)."""
+    try:
+        fields = json.loads(secret_string)
+    except ValueError:
+        return {}
+    return fields if isinstance(fields, dict) else {}
