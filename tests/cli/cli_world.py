@@ -1,0 +1,86 @@
+"""Helpers for the command line's tests: the demo's world (moto's server, the SES SMTP and Kion
+stand-ins, and the rotation function in its own process, all on loopback), settling it between
+tests, running the command line, and scanning its output for secrets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.iam.models import iam_backends
+
+from ses_smtp_rotator import cli
+from ses_smtp_rotator.demo import DemoEnvironment
+
+# Short waits so that failures are quick; the rotation is retried once, as Secrets Manager does.
+FUNCTION_ENVIRONMENT = {
+    "SES_ACCEPT_TIMEOUT_SECONDS": "2",
+    "KION_TIMEOUT_SECONDS": "2",
+    "KION_RETRIES": "0",
+}
+
+
+def make_world() -> DemoEnvironment:
+    return DemoEnvironment(
+        propagation_delay=0.3, function_environment=FUNCTION_ENVIRONMENT, rotation_retries=0
+    )
+
+
+def settle(demo: DemoEnvironment) -> None:
+    """Let any rotation end, take every fault off, and abandon an unfinished rotation."""
+    assert demo.hook is not None
+    assert demo.smtp is not None
+    assert demo.kion_server is not None
+    assert demo.hook.wait_idle(timeout=30)
+    demo.smtp.refuse_all = False
+    demo.kion_server.clear_faults()
+    secretsmanager = demo.client("secretsmanager")
+    secret_arn = installation(demo).secret_arn
+    stages = secretsmanager.describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
+    for version_id, labels in stages.items():
+        if "AWSPENDING" in labels and "AWSCURRENT" not in labels:
+            secretsmanager.update_secret_version_stage(
+                SecretId=secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=version_id
+            )
+
+
+def installation(demo: DemoEnvironment) -> Any:
+    assert demo.installation is not None
+    return demo.installation
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run ``ses-smtp-rotator ARGS`` in this process; returns the exit code and all output."""
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def secret_values(demo: DemoEnvironment) -> set[str]:
+    """Every secret the demo's world holds: SMTP passwords of every version, the Kion API key,
+    and the secret access keys of every IAM key ever made (from moto's backend)."""
+    secretsmanager = demo.client("secretsmanager")
+    found: set[str] = {demo.kion.api_key} if demo.kion else set()
+    secret_arn = installation(demo).secret_arn
+    listed = secretsmanager.list_secret_version_ids(SecretId=secret_arn, IncludeDeprecated=True)
+    for version in listed["Versions"]:
+        try:
+            value = secretsmanager.get_secret_value(
+                SecretId=secret_arn, VersionId=version["VersionId"]
+            )
+        except secretsmanager.exceptions.ResourceNotFoundException:
+            continue
+        password = json.loads(value["SecretString"]).get("password")
+        if password:
+            found.add(password)
+    for backend in iam_backends[DEFAULT_ACCOUNT_ID].values():
+        for key in backend.access_keys.values():
+            found.add(key.secret_access_key)
+    return found
+
+
+def assert_no_secret(output: str, demo: DemoEnvironment) -> None:
+    leaked = [value[:4] + "…" for value in secret_values(demo) if value in output]
+    assert not leaked, f"secrets printed: {leaked}"

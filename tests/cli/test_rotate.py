@@ -1,0 +1,128 @@
+"""``ses-smtp-rotator rotate``, run against the demo's world as an operator runs it against AWS."""
+
+from __future__ import annotations
+
+import pytest
+from cli_world import assert_no_secret, installation, run_cli
+
+from ses_smtp_rotator.exit_codes import (
+    EXIT_FAILED,
+    EXIT_IN_PROGRESS,
+    EXIT_OK,
+    EXIT_SETUP,
+    EXIT_TIMEOUT,
+)
+
+FAST = ("--poll", "0.1")
+
+
+def current(world) -> tuple[str, str]:
+    value = world.client("secretsmanager").get_secret_value(
+        SecretId=installation(world).secret_arn, VersionStage="AWSCURRENT"
+    )
+    import json
+
+    return value["VersionId"], json.loads(value["SecretString"])["username"]
+
+
+def test_wait_follows_every_step_until_awscurrent_moves(world, capsys):
+    before_version, before_key = current(world)
+
+    code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
+
+    assert code == EXIT_OK, output
+    version, key = current(world)
+    assert version != before_version
+    assert key != before_key
+    assert world.kion_server.app_config["smtp_username"] == key
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        assert step in output
+    assert "SES accepts the new key" in output
+    assert "✓ Rotation finished" in output
+    assert version in output
+    assert_no_secret(output, world)
+
+
+def test_without_wait_it_returns_at_once_and_a_second_rotation_is_refused(world, capsys):
+    world.smtp.propagation_delay = 1.5  # keep the first rotation busy in setSecret
+    try:
+        code, output = run_cli(capsys, "rotate", installation(world).secret_arn)
+        assert code == EXIT_OK, output
+        assert "Started a rotation" in output
+
+        code, output = run_cli(capsys, "rotate", installation(world).secret_arn, "--wait")
+        assert code == EXIT_IN_PROGRESS, output
+        assert "already in progress" in output
+        assert "update-secret-version-stage" in output
+    finally:
+        world.smtp.propagation_delay = 0.3
+    assert world.hook.wait_idle(timeout=20)
+    assert not world.hook.failures
+
+
+def test_a_failure_is_reported_with_the_functions_cause_and_fix(world, capsys):
+    world.kion_server.fail_requests(403, count=None, methods=["PATCH"])
+
+    code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
+
+    assert code == EXIT_FAILED, output
+    assert "✗ The rotation failed in setSecret (KionPermissionError)" in output
+    assert "403" in output
+    assert "Fix: Give the key's user a Kion permission scheme" in output
+    assert "update-secret-version-stage" in output
+    assert_no_secret(output, world)
+
+
+def test_a_rotation_with_no_progress_gives_up_with_its_own_exit_code(world, capsys):
+    world.smtp.refuse_all = True  # setSecret waits for SES until its own timeout
+
+    code, output = run_cli(
+        capsys, "rotate", installation(world).secret_name, "--wait", "--timeout", "0.5", *FAST
+    )
+
+    assert code == EXIT_TIMEOUT, output
+    assert "Gave up waiting" in output
+    assert "may still be running" in output
+
+
+def test_an_unknown_secret_is_a_setup_error(world, capsys):
+    code, output = run_cli(capsys, "rotate", "no-such/secret")
+
+    assert code == EXIT_SETUP
+    assert "does not exist" in output
+    assert "Fix:" in output
+
+
+def test_a_secret_without_a_rotation_function_is_not_rotated(world, capsys):
+    api_key_secret = installation(world).kion_api_key_secret_arn
+
+    code, output = run_cli(capsys, "rotate", api_key_secret)
+
+    assert code == EXIT_SETUP
+    assert "no rotation function attached" in output
+    stages = world.client("secretsmanager").describe_secret(SecretId=api_key_secret)
+    assert len(stages["VersionIdsToStages"]) == 1  # moto's RotateSecret was never called
+
+
+def test_no_region_is_a_setup_error(world, capsys, monkeypatch):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+
+    code, output = run_cli(capsys, "rotate", "kion/ses-smtp-credential")
+
+    assert code == EXIT_SETUP
+    assert "No AWS region" in output
+
+
+@pytest.mark.parametrize("command", ["rotate", "status", "derive"])
+def test_every_command_explains_itself(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        run_cli(capsys, command, "--help")
+    assert exited.value.code == 0
+    usage = capsys.readouterr().out
+    assert f"ses-smtp-rotator {command}" in usage
+    if command != "derive":
+        assert "exit codes:" in usage
+        assert "--region" in usage
+        assert "--profile" in usage
