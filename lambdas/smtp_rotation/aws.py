@@ -21,6 +21,9 @@ _CLIENT_CONFIG = Config(
     read_timeout=20,
 )
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+_THROTTLED = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+)
 
 
 @cache
@@ -35,7 +38,8 @@ def error_code(error: ClientError) -> str:
 
 @contextmanager
 def aws_call(action: str, resource: str) -> Iterator[None]:
-    """Turn AccessDenied and network failures of ``action`` on ``resource`` into one clear error.
+    """Turn AccessDenied, AWS-side failures (5xx, throttling, after botocore's retries) and
+    network failures of ``action`` on ``resource`` into one clear error.
 
     Other ClientErrors pass through for the caller to interpret.
     """
@@ -47,6 +51,14 @@ def aws_call(action: str, resource: str) -> Iterator[None]:
                 f"AWS refused {action} on {resource} (AccessDenied).",
                 f"Allow {action} on {resource} in the rotation function's role, and check that no "
                 "service control policy or permissions boundary denies it.",
+            ) from None
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if status >= 500 or error_code(error) in _THROTTLED:
+            raise AwsConnectionError(
+                f"AWS answered {action} on {resource} with {error_code(error) or 'an error'} "
+                f"(HTTP {status}), a failure on AWS's side that persisted through retries.",
+                "Nothing to change in the setup: Secrets Manager retries the rotation. If it "
+                "persists, check the AWS Health Dashboard and the API's service quotas.",
             ) from None
         raise
     except NoCredentialsError:

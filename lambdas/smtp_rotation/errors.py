@@ -41,7 +41,8 @@ class AwsPermissionError(RotationError):
 
 
 class AwsConnectionError(RotationError):
-    """An AWS API could not be reached or did not answer in time."""
+    """An AWS API could not be reached, did not answer in time, or failed on its side (5xx,
+    throttling)."""
 
 
 class SesAuthError(RotationError):

@@ -55,11 +55,8 @@ class KionClient:
         self.kion_url = kion_url.rstrip("/")
         self._api_key = api_key
         self._api_key_secret_id = api_key_secret_id
-        context = ssl.create_default_context()
-        if ca_pem:
-            context.load_verify_locations(cadata=ca_pem)
         self._http = urllib3.PoolManager(
-            ssl_context=context,
+            ssl_context=_tls_context(ca_pem),
             timeout=Timeout(connect=min(5.0, timeout), read=timeout),
             retries=Retry(
                 total=retries,
@@ -172,6 +169,21 @@ class KionClient:
             "Check that the function can reach Kion (security group egress on 443, routes, DNS) "
             "and that Kion is up.",
         )
+
+
+def _tls_context(ca_pem: str | None) -> ssl.SSLContext:
+    """Verify Kion's certificate against the public CAs plus ``ca_pem``.
+
+    The host name is matched by urllib3 rather than by the ssl module, because urllib3 1.26 (still
+    found in Lambda runtimes) sends no server name for an IP address, which the ssl module's own
+    check refuses outright.
+    """
+    context = ssl.create_default_context()
+    if ca_pem:
+        context.load_verify_locations(cadata=ca_pem)
+    context.check_hostname = False  # urllib3 matches it after the handshake
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:

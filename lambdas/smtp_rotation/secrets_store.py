@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws import aws_call, client, error_code
 from .errors import KionApiKeyError, RotationStateError
@@ -129,7 +129,7 @@ class KionApiKeys:
         with aws_call("secretsmanager:GetSecretValue", secret_id):
             try:
                 stored = self._provider.get(secret_id, max_age=self._cache_seconds)
-            except Exception as error:  # Powertools wraps the ClientError
+            except Exception as error:  # Powertools wraps botocore's errors in its own
                 cause = error.__cause__ or error.__context__ or error
                 if isinstance(cause, ClientError) and error_code(cause) in _NOT_FOUND:
                     raise KionApiKeyError(
@@ -137,8 +137,8 @@ class KionApiKeys:
                         "Create it, or set kion_api_key_secret_id to the right secret, and put "
                         "a Kion App API key into it.",
                     ) from None
-                if isinstance(cause, ClientError):
-                    raise cause from None
+                if isinstance(cause, ClientError | BotoCoreError):
+                    raise cause from None  # for aws_call to name cause and fix
                 raise
         return _parse_api_key(secret_id, stored)
 

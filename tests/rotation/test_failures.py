@@ -2,6 +2,7 @@
 
 import pytest
 
+from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import RotationStepError
 from ses_smtp_rotator.local.smtp_server import SilentSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
@@ -83,6 +84,22 @@ def test_kion_certificate_not_trusted(world):
     assert isinstance(error, errors.KionConnectionError)
     assert "kion_ca_bundle" in error.fix
     assert world.kion_authenticates()
+
+
+def test_kion_certificate_for_another_host_name(aws, smtp, rotation_service, make_world):
+    wrong_name = LoopbackCertificates(["kion.example.net"])
+    with KionStandIn(certificates=wrong_name) as impostor:
+        world = make_world()
+        world.edit_current(kion_url=impostor.url, kion_ca_bundle=impostor.ca_pem)
+        world.put_kion_api_key(impostor.api_key)
+        token = world.start()
+        world.step("createSecret", token)
+
+        error = failed_step(world, "setSecret", token)
+
+    assert isinstance(error, errors.KionConnectionError)
+    assert "does not match the host name" in str(error)
+    assert impostor.request_log == []
 
 
 def test_an_html_reply_from_kion(world, at_set_secret):
