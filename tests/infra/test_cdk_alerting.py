@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import EXISTING_TOPIC_ARN, Synthesized, only, statements_of
+from synthesized_app import EXISTING_TOPIC_ARN, Synthesized, only, statements_of
 
 
 def test_failed_and_abandoned_rotations_of_these_secrets_go_to_the_topic(

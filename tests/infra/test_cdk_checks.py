@@ -8,7 +8,7 @@ import aws_cdk as cdk
 import pytest
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
-from conftest import Synthesized
+from synthesized_app import Synthesized
 
 VARIANTS = ["default", "fleet", "vpc", "eu-west-1"]
 

@@ -7,7 +7,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
-from conftest import as_list
+from synthesized_app import as_list
 
 from infra import KionInstallation, RotationSchedule, SesSmtpRotation
 

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
-from conftest import Synthesized, only
+from synthesized_app import Synthesized, only
 
 from infra import POWERTOOLS_LAYER_VERSION, layer_arn_for_region
 from infra.powertools import layer_arn

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from aws_cdk.assertions import Match
-from conftest import EXISTING_API_KEY_ARN, KMS_KEY_ARN, PEM, Synthesized, only
+from synthesized_app import EXISTING_API_KEY_ARN, KMS_KEY_ARN, PEM, Synthesized, only
 
 
 def installation_secret_value(app: Synthesized, name: str) -> dict[str, Any]:

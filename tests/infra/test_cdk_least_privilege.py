@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import EXISTING_API_KEY_ARN, KMS_KEY_ARN, Synthesized, as_list, statements_of
+from synthesized_app import EXISTING_API_KEY_ARN, KMS_KEY_ARN, Synthesized, as_list, statements_of
 
 
 def normalized(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
-from conftest import cdk_json_context
+from synthesized_app import cdk_json_context
 
 from infra import POWERTOOLS_LAYER_VERSION, SettingsError, load_settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Synthesized, only
+from synthesized_app import Synthesized, only
 
 
 def group_id_of(app: Synthesized, construct: Any) -> dict[str, Any]:
