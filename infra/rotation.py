@@ -184,10 +184,11 @@ class InstallationResources:
 class SesSmtpRotation(Construct):
     """Rotates the SES SMTP credential of one or more Kion installations.
 
-    Attributes: ``function`` (the rotation function), ``installations`` (name ->
-    InstallationResources), ``secrets`` (the installation secrets), ``topic`` (the alert topic),
-    ``schedule_group``, ``security_group`` (None outside a VPC). ``grant_rotate(grantee)`` lets a
-    person or role start a rotation on demand.
+    Attributes: ``function`` (the rotation function) with its ``role`` and ``log_group``;
+    ``installations`` (name -> InstallationResources: secret, API key secret, SMTP user, rotation,
+    schedule); ``secrets`` (the installation secrets); ``topic`` (the alert topic);
+    ``schedule_group`` and ``scheduler_role``; ``security_group`` (None outside a VPC).
+    ``grant_rotate(grantee)`` lets a person or role start a rotation on demand.
     """
 
     def __init__(
