@@ -110,13 +110,13 @@ class DemoEnvironment:
 
     def stop(self) -> None:
         """Stop everything that was started, in reverse order. Safe to call twice."""
+        if self.runtime is not None:  # ends a rotation still running, like a stopped Lambda
+            self.runtime.stop()
+            self.runtime = None
         if self.hook is not None:
             self.hook.wait_idle(timeout=5)
             self.hook.uninstall()
             self.hook = None
-        if self.runtime is not None:
-            self.runtime.stop()
-            self.runtime = None
         if self.kion is not None:
             try:
                 note = self.kion.restore()

@@ -67,6 +67,7 @@ class LambdaRuntime:
         self._process: subprocess.Popen[str] | None = None
         self._results: queue.Queue[dict[str, Any]] = queue.Queue()
         self._reported: set[str] = set()
+        self._output_closed = False
         self._reported_changed = threading.Condition()
         self._threads: list[threading.Thread] = []
 
@@ -93,8 +94,10 @@ class LambdaRuntime:
             text=True,
             bufsize=1,
             pass_fds=(write_results,),
+            start_new_session=True,  # Ctrl-C goes to the caller, which stops this process
         )
         os.close(write_results)
+        self._output_closed = False
         self._threads = [
             threading.Thread(target=self._read_output, args=(self._process,), daemon=True),
             threading.Thread(target=self._read_results, args=(read_results,), daemon=True),
@@ -108,12 +111,15 @@ class LambdaRuntime:
         return self
 
     def stop(self) -> None:
-        """End the process. Safe to call twice."""
+        """End the process; an invocation still running is ended too, as when Lambda stops an
+        instance, and fails with Runtime.ExitError. Safe to call twice."""
         process, self._process = self._process, None
         if process is None:
             return
         if process.stdin:
             process.stdin.close()
+        if self._lock.locked():
+            process.terminate()
         try:
             process.wait(timeout=3)
         except subprocess.TimeoutExpired:
@@ -170,6 +176,9 @@ class LambdaRuntime:
                 with self._reported_changed:
                     self._reported.add(request_id)
                     self._reported_changed.notify_all()
+        with self._reported_changed:
+            self._output_closed = True
+            self._reported_changed.notify_all()
 
     def _read_results(self, read_fd: int) -> None:
         with os.fdopen(read_fd, "r", encoding="utf-8") as results:
@@ -188,7 +197,9 @@ class LambdaRuntime:
 
     def _wait_for_report(self, request_id: str) -> None:
         with self._reported_changed:
-            self._reported_changed.wait_for(lambda: request_id in self._reported, timeout=5)
+            self._reported_changed.wait_for(
+                lambda: request_id in self._reported or self._output_closed, timeout=5
+            )
             self._reported.discard(request_id)
 
 

@@ -1,0 +1,172 @@
+"""``make demo``, run as a newcomer runs it: a separate process that must prove two rotations, stop
+every server it started (also on Ctrl-C and on failure), and print no secret."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ses_smtp_rotator.local.kion_server import KionStandIn
+from ses_smtp_rotator.local.tls import LoopbackCertificates
+
+PORT = re.compile(r"(?:127\.0\.0\.1):(\d+)")
+# Secret access keys are 40 characters of base64, SMTP passwords 44: no such run may be printed.
+SECRET_SHAPED = re.compile(r"[A-Za-z0-9/+=]{40,}")
+
+
+def demo_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ses_smtp_rotator.demo", "--propagation-delay", "0.5", *args]
+
+
+def run_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        demo_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def children_of(pid: int) -> set[int]:
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def test_two_rotations_are_proven_and_every_server_stops():
+    result = run_demo()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout
+    assert output.count("✓ Rotation finished") == 2
+    assert output.count("✓ Kion's SMTP username is the new key") == 2
+    assert output.count("✓ SES accepts the credential Kion is configured with") == 2
+    assert output.count("is gone from IAM") == 2
+    assert output.count("✓ AWSCURRENT moved") == 2
+    assert "✗" not in output
+    assert "✓ 2 rotation(s) proven" in output
+    assert "Stopped every server the demo started." in output
+    assert not SECRET_SHAPED.search(output + result.stderr)
+    ports = {int(port) for port in PORT.findall(output)}
+    assert len(ports) >= 3
+    assert not any(listening(port) for port in ports)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_ctrl_c_stops_every_server_and_the_function():
+    process = subprocess.Popen(
+        [*demo_command(), "--propagation-delay", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Created access key" in line:  # the rotation is waiting for SES now
+            break
+    function_processes = children_of(process.pid)
+    assert function_processes
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=30)
+    output = "".join(lines) + rest
+
+    assert process.returncode == 130, output
+    assert "Interrupted." in output
+    assert "Stopped every server the demo started." in output
+    ports = {int(port) for port in PORT.findall(output)}
+    assert ports
+    assert not any(listening(port) for port in ports)
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in function_processes):
+        assert time.monotonic() < deadline, "the function's process outlived the demo"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def staging_kion(tmp_path):
+    """A Kion reached by URL (here another stand-in, with its own CA), already sending mail."""
+    certificates = LoopbackCertificates()
+    with KionStandIn(certificates=certificates, mask_password=False) as kion:
+        kion.app_config.update(smtp_username="AKIAORIGINALKEY00001", smtp_password="original")
+        bundle = tmp_path / "kion-ca.pem"
+        bundle.write_text(kion.ca_pem)
+        yield kion, bundle
+
+
+def test_kion_url_rotates_for_that_kion_and_puts_its_credential_back(staging_kion):
+    kion, bundle = staging_kion
+
+    result = run_demo(
+        "--rotations",
+        "1",
+        "--kion-url",
+        kion.url,
+        "--kion-ca-bundle",
+        str(bundle),
+        env={"KION_API_KEY": kion.api_key},
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Kion API (yours)              {kion.url}" in result.stdout
+    assert "✓ Kion's SMTP username is the new key" in result.stdout
+    patched = [request for request in kion.requests_to("PATCH") if request.status == 201]
+    assert len(patched) >= 3  # the hand-made key, the rotation, and putting the original back
+    assert kion.app_config["smtp_username"] == "AKIAORIGINALKEY00001"
+    assert kion.app_config["smtp_password"] == "original"
+    assert kion.api_key not in result.stdout + result.stderr
+
+
+def test_a_kion_that_refuses_the_key_fails_the_demo_cleanly(staging_kion):
+    kion, bundle = staging_kion
+
+    result = run_demo(
+        "--kion-url",
+        kion.url,
+        "--kion-ca-bundle",
+        str(bundle),
+        env={"KION_API_KEY": "not-a-valid-key"},
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "rejected the App API key (401)" in result.stdout
+    assert "Stopped every server the demo started." in result.stdout
+    assert kion.app_config["smtp_username"] == "AKIAORIGINALKEY00001"
+
+
+def test_kion_url_needs_the_api_key_in_the_environment():
+    env = {name: value for name, value in os.environ.items() if name != "KION_API_KEY"}
+    result = subprocess.run(
+        demo_command("--kion-url", "https://kion.example.com"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+    assert result.returncode == 2
+    assert "KION_API_KEY" in result.stderr
