@@ -13,7 +13,7 @@ from secret_scan import OutputCapture, SecretLedger, find_leaks
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
 
 # Short enough that an SMTP server that never answers costs little real time.
 SMTP_TIMEOUT_SECONDS = "0.5"
@@ -62,9 +62,19 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualClock]:
         yield virtual
 
 
+@pytest.fixture(scope="session")
+def silent_smtp() -> Iterator[SilentSmtpServer]:
+    """An SMTP server that accepts connections and never answers."""
+    with SilentSmtpServer() as server:
+        yield server
+
+
 @pytest.fixture
-def injector(kion: KionStandIn, smtp: SesSmtpServer) -> Iterator[FaultInjector]:
-    with FaultInjector(kion, smtp).installed() as installed:
+def injector(
+    kion: KionStandIn, smtp: SesSmtpServer, silent_smtp: SilentSmtpServer
+) -> Iterator[FaultInjector]:
+    """Every external call of the function counted, and failed where a test plans it."""
+    with FaultInjector(kion, smtp, silent_smtp).installed() as installed:
         yield installed
 
 

@@ -90,12 +90,14 @@ class FaultInjector:
 
     ``step`` is the step being invoked; calls made outside a step (the tests' own observations)
     are neither counted nor failed. ``denied`` holds AWS calls refused with AccessDenied every
-    time (the permission cases of the bad-input tests). ``on_delete`` sees the id of every access
+    time (the permission cases of the bad-input tests). ``silent`` is the server a "silent"
+    SMTP connect goes to instead. ``on_delete`` sees the id of every access
     key the function is about to delete, before the call takes effect.
     """
 
     kion: KionStandIn
     smtp: SesSmtpServer
+    silent: SilentSmtpServer
     plan: Fault | None = None
     fired: list[Fault] = field(default_factory=list)
     recorded: list[CallSite] = field(default_factory=list)
@@ -104,7 +106,6 @@ class FaultInjector:
     step: str | None = None
     _counts: dict[str, int] = field(default_factory=dict)
     _after: dict[int, str] = field(default_factory=dict)
-    _silent: SilentSmtpServer | None = None
     _closed_port: int = 0
 
     # -- steps ------------------------------------------------------------------------------
@@ -143,24 +144,21 @@ class FaultInjector:
             (smtplib.SMTP, "auth"): smtplib.SMTP.auth,
         }
         self._closed_port = _closed_port()
-        with SilentSmtpServer() as silent:
-            self._silent = silent
-            clients = [aws.client(service) for service in AWS_SERVICES]
+        clients = [aws.client(service) for service in AWS_SERVICES]
+        for client in clients:
+            client.meta.events.register("before-call", self._before_aws, unique_id="faults-b")
+            client.meta.events.register("after-call", self._after_aws, unique_id="faults-a")
+        urllib3.PoolManager.urlopen = self._wrap_kion(originals[urllib3.PoolManager, "urlopen"])
+        smtplib.SMTP.connect = self._wrap_connect(originals[smtplib.SMTP, "connect"])
+        smtplib.SMTP.auth = self._wrap_auth(originals[smtplib.SMTP, "auth"])
+        try:
+            yield self
+        finally:
+            for (owner, name), original in originals.items():
+                setattr(owner, name, original)
             for client in clients:
-                client.meta.events.register("before-call", self._before_aws, unique_id="faults-b")
-                client.meta.events.register("after-call", self._after_aws, unique_id="faults-a")
-            urllib3.PoolManager.urlopen = self._wrap_kion(originals[urllib3.PoolManager, "urlopen"])
-            smtplib.SMTP.connect = self._wrap_connect(originals[smtplib.SMTP, "connect"])
-            smtplib.SMTP.auth = self._wrap_auth(originals[smtplib.SMTP, "auth"])
-            try:
-                yield self
-            finally:
-                for (owner, name), original in originals.items():
-                    setattr(owner, name, original)
-                for client in clients:
-                    client.meta.events.unregister("before-call", unique_id="faults-b")
-                    client.meta.events.unregister("after-call", unique_id="faults-a")
-                self._silent = None
+                client.meta.events.unregister("before-call", unique_id="faults-b")
+                client.meta.events.unregister("after-call", unique_id="faults-a")
 
     # -- AWS --------------------------------------------------------------------------------
 
@@ -218,8 +216,8 @@ class FaultInjector:
                 raise LambdaKilled("killed before the SMTP connect")
             if kind == "refused":
                 port = self._closed_port
-            if kind == "silent" and self._silent is not None:
-                port = self._silent.port
+            if kind == "silent":
+                port = self.silent.port
             reply = original(session, host, port, *args)
             return _after_smtp(session, kind, "connect", reply)
 

@@ -32,6 +32,7 @@ from ses_smtp_rotator.local.rotation_service import (
 )
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer
 from smtp_rotation import handler
+from smtp_rotation.errors import RotationError
 from smtp_rotation.rotation import Rotation
 
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
@@ -132,6 +133,7 @@ class SafetyRun:
     failures: list[StepFailure] = field(default_factory=list)
     kion_refused: list[str] = field(default_factory=list)
     deleted_in_use: list[str] = field(default_factory=list)
+    unclear_errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.injector.on_delete = self._check_delete
@@ -151,6 +153,10 @@ class SafetyRun:
         self.steps_invoked += 1
         if failure is not None:
             self.failures.append(failure)
+            if not isinstance(failure.error, RotationError | LambdaKilled):
+                self.unclear_errors.append(
+                    f"{step}: {type(failure.error).__name__}: {failure.error}"
+                )
         self.check_invariants(f"after {step} (token {token[:8]})")
         return failure
 

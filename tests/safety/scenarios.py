@@ -28,7 +28,7 @@ from safety_harness import (
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService, in_process_function
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
 from smtp_rotation.handler import lambda_handler
 
@@ -53,6 +53,7 @@ def survey() -> dict[str, tuple[CallSite, ...]]:
     with (
         SesSmtpServer(certificates=certificates) as smtp,
         KionStandIn(certificates=certificates) as kion,
+        SilentSmtpServer() as silent,
         mock_aws(),
         pytest.MonkeyPatch.context() as monkeypatch,
         virtual_time(monkeypatch, VirtualClock()),
@@ -62,7 +63,7 @@ def survey() -> dict[str, tuple[CallSite, ...]]:
         service = LocalRotationService(in_process_function(lambda_handler))
         for variant in VARIANTS:
             world = build_world(variant, kion, smtp, service, name=f"survey-{variant}")
-            injector = FaultInjector(kion, smtp)
+            injector = FaultInjector(kion, smtp, silent)
             with injector.installed():
                 run = SafetyRun(world, injector)
                 failure = run.rotate()

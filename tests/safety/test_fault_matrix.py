@@ -37,6 +37,7 @@ def test_rotation_survives_the_fault(
             assert rest is None, f"{scenario.continuation} failed at {rest.step}: {rest.error}"
         run.assert_converged()
         record_property(CONVERGED, 1)
+        assert not run.unclear_errors, f"errors that name no cause and fix: {run.unclear_errors}"
     finally:
         record_property(STEPS, run.steps_invoked)
         record_property(KION_REFUSED, len(run.kion_refused))
