@@ -19,7 +19,7 @@ from constructs import Construct
 # 3.33), which makes 3.37.0 version 40. Check it before a first production deploy with
 #   aws lambda get-layer-version-by-arn --region <region> --arn <the ARN this module builds>
 # (the Description names the Powertools version) or read the SSM parameter
-# /aws/service/powertools/python/arm64/python3.14/latest; override with the
+# /aws/service/powertools/python/arm64/python3.12/latest; override with the
 # `powertoolsLayerVersion` setting without a code change.
 POWERTOOLS_LAYER_VERSION = 40
 POWERTOOLS_VERSION = "3.37.0"
@@ -34,8 +34,8 @@ REGIONAL_LAYER_ACCOUNTS = {
 
 
 def layer_name(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> str:
-    """``AWSLambdaPowertoolsPythonV3-python314-arm64`` for Python 3.14 on arm64."""
-    python = runtime.name.replace(".", "")  # "python3.14" -> "python314"
+    """``AWSLambdaPowertoolsPythonV3-python312-arm64`` for Python 3.12 on arm64."""
+    python = runtime.name.replace(".", "")  # "python3.12" -> "python312"
     if not python.startswith("python3"):
         raise ValueError(f"Powertools for AWS Lambda (Python) needs a Python runtime, not {python}")
     return f"AWSLambdaPowertoolsPythonV3-{python}-{architecture.name}"
@@ -58,7 +58,7 @@ def layer_arn_for_region(
     version: int = POWERTOOLS_LAYER_VERSION,
 ) -> str:
     """The layer version ARN in a concrete region, e.g.
-    ``arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:40``.
+    ``arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:40``.
     """
     if partition_of(region) == "aws-cn" and region not in REGIONAL_LAYER_ACCOUNTS:
         raise ValueError(

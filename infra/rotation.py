@@ -208,7 +208,7 @@ class SesSmtpRotation(Construct):
         create_ses_smtp_endpoint: bool = False,
         create_secrets_manager_endpoint: bool = False,
         code: lambda_.Code | None = None,
-        runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_14,
+        runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_12,
         powertools_layer_version: int = powertools.POWERTOOLS_LAYER_VERSION,
         powertools_layer_arn: str | None = None,
         ses_accept_timeout: Duration = DEFAULT_SES_ACCEPT_TIMEOUT,

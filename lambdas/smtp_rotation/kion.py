@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import urllib3
@@ -171,8 +172,12 @@ class KionClient:
         )
 
 
+@lru_cache(maxsize=8)
 def _tls_context(ca_pem: str | None) -> ssl.SSLContext:
     """Verify Kion's certificate against the public CAs plus ``ca_pem``.
+
+    Made once per CA bundle and shared: loading the system's CA store takes some 20 ms, which each
+    step would otherwise pay again.
 
     The host name is matched by urllib3 rather than by the ssl module, because urllib3 1.26 (still
     found in Lambda runtimes) sends no server name for an IP address, which the ssl module's own

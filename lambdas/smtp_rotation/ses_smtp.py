@@ -7,6 +7,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .errors import SesAuthError, SmtpConnectionError, SmtpTlsError
 from .settings import InstallationSecret
@@ -31,9 +32,16 @@ class SmtpEndpoint:
 
 
 def _tls_context(endpoint: SmtpEndpoint) -> ssl.SSLContext:
+    return _context_for(endpoint.ca_pem)
+
+
+@lru_cache(maxsize=8)
+def _context_for(ca_pem: str | None) -> ssl.SSLContext:
+    """Made once per CA bundle and shared: loading the system's CA store takes some 20 ms, which
+    every SMTP login would otherwise pay again."""
     context = ssl.create_default_context()
-    if endpoint.ca_pem:
-        context.load_verify_locations(cadata=endpoint.ca_pem)
+    if ca_pem:
+        context.load_verify_locations(cadata=ca_pem)
     return context
 
 

@@ -97,6 +97,23 @@ class LocalRotationService:
         }
         return token
 
+    def check_configuration(self, secret_id: str) -> None:
+        """What attaching rotation without rotating does: testSecret on an AWSPENDING copy of
+        AWSCURRENT, after which the copy loses its label again."""
+        secret = self._backend.describe_secret(secret_id)
+        current = next(v for v in secret.versions.values() if "AWSCURRENT" in v["version_stages"])
+        token = str(uuid.uuid4())
+        secret.versions[token] = {
+            "createdate": int(time.time()),
+            "version_id": token,
+            "version_stages": ["AWSPENDING"],
+            "secret_string": current["secret_string"],
+        }
+        try:
+            self.invoke_step(secret_id, token, "testSecret")
+        finally:
+            secret.versions[token]["version_stages"] = []
+
     def invoke_step(self, secret_id: str, token: str, step: str) -> None:
         self._on_step(step, token)
         try:

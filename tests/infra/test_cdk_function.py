@@ -56,7 +56,7 @@ def test_powertools_comes_from_the_managed_layer_of_the_stack_region(
     app: Synthesized = request.getfixturevalue(app_fixture)
     assert function_of(app)["Layers"] == [
         f"arn:aws:lambda:{region}:017000801446:layer:"
-        f"AWSLambdaPowertoolsPythonV3-python314-arm64:{POWERTOOLS_LAYER_VERSION}"
+        f"AWSLambdaPowertoolsPythonV3-python312-arm64:{POWERTOOLS_LAYER_VERSION}"
     ]
 
 
@@ -79,7 +79,7 @@ def test_layer_arn_uses_the_publishing_account_of_govcloud_and_china() -> None:
 def test_layer_arn_of_an_environment_agnostic_stack_is_resolved_at_deploy_time() -> None:
     stack = cdk.Stack(cdk.App())
     arn = layer_arn(
-        stack, runtime=lambda_.Runtime.PYTHON_3_14, architecture=lambda_.Architecture.ARM_64
+        stack, runtime=lambda_.Runtime.PYTHON_3_12, architecture=lambda_.Architecture.ARM_64
     )
     cdk.CfnOutput(stack, "Layer", value=arn)
     template = Template.from_stack(stack)

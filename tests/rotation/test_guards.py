@@ -80,3 +80,23 @@ def test_a_rotation_started_while_one_is_pending_is_refused(world):
     with pytest.raises(RotationInProgressError, match="isn't complete"):
         world.start()
     assert world.start(token) == token
+
+
+def test_the_configuration_check_at_deploy_passes_before_the_kion_api_key_is_in(make_world):
+    world = make_world(adopt=True)
+    world.put_kion_api_key(" ")  # the stack creates it empty; the operator fills it in later
+
+    world.service.check_configuration(world.secret_id)
+
+    assert world.kion.request_log == []
+    assert world.current()["username"] == ""
+
+
+def test_the_configuration_check_after_a_rotation_tests_the_current_credential(world):
+    world.rotate()
+    world.service.check_configuration(world.secret_id)
+    assert len(world.kion.requests_to("GET")) == 3  # testSecret and finishSecret, then the check
+
+    world.kion.app_config["smtp_username"] = "AKIASOMEONEELSE00000"
+    with pytest.raises(RotationStepError):
+        world.service.check_configuration(world.secret_id)
