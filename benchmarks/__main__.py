@@ -1,0 +1,177 @@
+"""``make bench``: measure P1 to P4 in one run and print them beside their goals.
+
+A figure above its goal is marked, never failed: the exit code is 0 whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import boto3
+
+from . import imports
+from .bare_rotation import BareRotation
+from .loopback import CallCounter, Counts, LoopbackWorld
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    measured: str
+    goal: str
+    within: bool
+    note: str = ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Measure P1-P4 and print them beside the goals."
+    )
+    parser.add_argument(
+        "--runs", type=int, default=7, help="timed runs for the medians of P1 and P2 (default 7)"
+    )
+    parser.add_argument(
+        "--delays",
+        default="5,15",
+        help="SES propagation delays in seconds for P3, comma-separated (default 5,15)",
+    )
+    args = parser.parse_args(argv)
+    delays = [float(delay) for delay in args.delays.split(",") if delay.strip()]
+    began = time.monotonic()
+    rows: list[Row] = []
+
+    say("P1: importing the handler and boto3 in fresh interpreters …")
+    rows.append(p1_row(args.runs))
+    with LoopbackWorld() as world:
+        say("P4: counting the calls of one rotation …")
+        adoption = world.rotate()  # the first rotation adopts Kion's hand-made key
+        world.forget_kion_api_key()
+        steady = world.rotate()
+        rows += p4_rows(steady, adoption)
+        say(f"P2: {args.runs} rotations through the handler and {args.runs} bare ones …")
+        rows.append(p2_row(world, args.runs))
+        for delay in delays:
+            say(f"P3: a rotation while SES refuses the new key for {delay:g} s …")
+            rows.append(p3_row(world, delay))
+    print_table(rows, sys.stdout)
+    say(f"(measured in {time.monotonic() - began:.0f} s; figures, not pass/fail)")
+    return 0
+
+
+def p1_row(runs: int) -> Row:
+    handler, boto3_alone = imports.measure(runs)
+    ratio = handler / boto3_alone
+    return Row(
+        "P1 import smtp_rotation.handler / import boto3",
+        f"{ratio:.2f}x",
+        "≤ 1.5x",
+        ratio <= 1.5,
+        f"medians {handler * 1000:.0f} ms / {boto3_alone * 1000:.0f} ms",
+    )
+
+
+def p2_row(world: LoopbackWorld, runs: int) -> Row:
+    session = boto3.Session()
+    bare_counter = CallCounter()
+    bare_counter.attach(session)
+    bare = BareRotation(session, world.secret_arn)
+    assert world.service is not None
+
+    def bare_rotation() -> float:
+        token = world.service.start(world.secret_arn)
+        started = time.perf_counter()
+        bare.rotate(token)
+        return time.perf_counter() - started
+
+    world.rotate()  # warm both: clients made, the Kion API key read
+    bare_rotation()
+    handler_times, bare_times = [], []
+    handler_calls = bare_calls = 0
+    for _ in range(runs):
+        counts = world.rotate()
+        handler_times.append(counts.seconds)
+        handler_calls += counts.aws_total
+        before = bare_counter.total
+        bare_times.append(bare_rotation())
+        bare_calls += bare_counter.total - before
+    handler_median, bare_median = statistics.median(handler_times), statistics.median(bare_times)
+    ratio = handler_median / bare_median
+    return Row(
+        "P2 rotation through the handler / bare calls",
+        f"{ratio:.2f}x",
+        "≤ 1.5x",
+        ratio <= 1.5,
+        f"medians {handler_median * 1000:.0f} ms / {bare_median * 1000:.0f} ms; AWS calls "
+        f"{handler_calls / runs:.0f} / {bare_calls / runs:.0f} per rotation",
+    )
+
+
+def p3_row(world: LoopbackWorld, delay: float) -> Row:
+    world.smtp.propagation_delay = delay
+    try:
+        counts = world.rotate()
+    finally:
+        world.smtp.propagation_delay = 0.0
+    goal = 1.25 * delay + 1
+    return Row(
+        f"P3 rotation time with SES refusing a new key for D = {delay:g} s",
+        f"{counts.seconds:.2f} s = {counts.seconds / delay:.2f} D",
+        f"≤ 1.25 D + 1 s = {goal:.2f} s",
+        counts.seconds <= goal,
+        f"{counts.smtp_propagation_refusals} refused logins while it propagated",
+    )
+
+
+def p4_rows(steady: Counts, adoption: Counts) -> list[Row]:
+    by_operation = ", ".join(f"{name} {count}" for name, count in sorted(steady.aws_calls.items()))
+    return [
+        Row(
+            "P4 AWS API calls per rotation",
+            str(steady.aws_total),
+            "≤ 12",
+            steady.aws_total <= 12,
+            f"{by_operation}; the first rotation (adopting Kion's key) made "
+            f"{adoption.aws_total}",
+        ),
+        Row(
+            "P4 Kion requests per rotation",
+            str(steady.kion_requests),
+            "≤ 3",
+            steady.kion_requests <= 3,
+        ),
+        Row(
+            "P4 SMTP logins beyond propagation retries",
+            str(steady.smtp_logins),
+            "≤ 2",
+            steady.smtp_logins <= 2,
+        ),
+    ]
+
+
+def print_table(rows: list[Row], out: object) -> None:
+    headers = ("figure", "measured", "goal", "")
+    table = [(row.figure, row.measured, row.goal, "within" if row.within else "ABOVE") for row in rows]
+    widths = [max(len(cells[i]) for cells in [headers, *table]) for i in range(3)]
+    line = "  ".join("-" * width for width in widths) + "  ------"
+    print(file=out)
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + "  goal?", file=out)
+    print(line, file=out)
+    for row, cells in zip(rows, table, strict=True):
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + f"  {cells[3]}",
+              file=out)
+        if row.note:
+            print(f"{'':<{widths[0]}}  ({row.note})", file=out)
+    print(file=out)
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
