@@ -135,8 +135,7 @@ def p4_rows(steady: Counts, adoption: Counts) -> list[Row]:
             str(steady.aws_total),
             "≤ 12",
             steady.aws_total <= 12,
-            f"{by_operation}; the first rotation (adopting Kion's key) made "
-            f"{adoption.aws_total}",
+            f"{by_operation}; the first rotation (adopting Kion's key) made {adoption.aws_total}",
         ),
         Row(
             "P4 Kion requests per rotation",
@@ -155,15 +154,21 @@ def p4_rows(steady: Counts, adoption: Counts) -> list[Row]:
 
 def print_table(rows: list[Row], out: object) -> None:
     headers = ("figure", "measured", "goal", "")
-    table = [(row.figure, row.measured, row.goal, "within" if row.within else "ABOVE") for row in rows]
+    table = [
+        (row.figure, row.measured, row.goal, "within" if row.within else "ABOVE") for row in rows
+    ]
     widths = [max(len(cells[i]) for cells in [headers, *table]) for i in range(3)]
     line = "  ".join("-" * width for width in widths) + "  ------"
     print(file=out)
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + "  goal?", file=out)
+    print(
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + "  goal?", file=out
+    )
     print(line, file=out)
     for row, cells in zip(rows, table, strict=True):
-        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + f"  {cells[3]}",
-              file=out)
+        print(
+            "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + f"  {cells[3]}",
+            file=out,
+        )
         if row.note:
             print(f"{'':<{widths[0]}}  ({row.note})", file=out)
     print(file=out)

@@ -4,6 +4,7 @@ metrics, no error translation."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import smtplib
 import ssl
@@ -39,14 +40,10 @@ class BareRotation:
         arn = self.secret_arn
         # createSecret
         secretsmanager.describe_secret(SecretId=arn)
-        try:
+        with contextlib.suppress(secretsmanager.exceptions.ResourceNotFoundException):
             secretsmanager.get_secret_value(SecretId=arn, VersionId=token)
-        except secretsmanager.exceptions.ResourceNotFoundException:
-            pass
         current = json.loads(
-            secretsmanager.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")[
-                "SecretString"
-            ]
+            secretsmanager.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
         )
         key = iam.create_access_key(UserName=current["iam_user_name"])["AccessKey"]
         username = key["AccessKeyId"]
@@ -101,7 +98,10 @@ class BareRotation:
             method,
             current["kion_url"] + APP_CONFIG,
             body=None if body is None else json.dumps(body),
-            headers={"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {self._api_key}",
+                "Content-Type": "application/json",
+            },
         )
         return json.loads(response.data)
 

@@ -6,7 +6,8 @@ a moto server in the same process) does what the real service does instead:
 
 - it refuses to start while AWSPENDING sits on a version other than AWSCURRENT (a rotation still
   in progress), with the real service's ``InvalidRequestException``;
-- it records the rotation configuration (``RotationLambdaARN``, rules) on the secret;
+- it records the rotation configuration (``RotationLambdaARN``, rules) on the secret; without
+  ``RotateImmediately`` it only checks the configuration by running ``testSecret`` once;
 - it labels a new version AWSPENDING and answers with its ``VersionId`` at once; then, in the
   background, a :class:`LocalRotationService` invokes the function for each step in order and
   retries a failed rotation with the same token; on success it records ``LastRotatedDate``.
@@ -112,6 +113,7 @@ class MotoRotateSecretHook:
         with self._lock:
             self._configure(secret, function_arn, rotation_rules)
             if not rotate_immediately:
+                self._check_configuration(secret.arn)
                 return secret.to_short_dict(include_version_id=False)
             try:
                 token = self.service.start(secret.arn, client_request_token)
@@ -139,6 +141,16 @@ class MotoRotateSecretHook:
                     "RotationRules.AutomaticallyAfterDays must be within 1-1000."
                 )
             secret.auto_rotate_after_days = int(days)
+
+    def _check_configuration(self, secret_arn: str) -> None:
+        """Attaching rotation without rotating: the real service runs testSecret once."""
+        try:
+            self.service.check_configuration(secret_arn)
+        except RotationStepError as failure:
+            raise InvalidRequestException(
+                f"The rotation function failed its configuration check (testSecret): "
+                f"{failure.error}"
+            ) from None
 
     def _rotate(self, secret_arn: str, token: str) -> None:
         try:
