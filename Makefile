@@ -11,7 +11,14 @@ CDK := node_modules/.bin/cdk
 # the EC2 metadata probe for credentials out of the way.
 CDK_ENV := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true
 
-.PHONY: install test lint demo synth bench safety clean
+# The Lambda runs Python 3.12, whose runtime may carry urllib3 1.26: `make test-lambda-py312` runs
+# the function's tests there too, when a Python 3.12 is on the machine.
+VENV312 := .venv312
+PY312 := $(firstword $(foreach candidate,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python),$(shell $(candidate) -c "import sys; print('$(candidate)' if sys.version_info[:2] == (3, 12) else '')" 2>/dev/null)))
+LAMBDA_RUNTIME_PACKAGES := urllib3==1.26.20 boto3==1.44.8 aws-lambda-powertools[tracer]==3.37.0 \
+	moto[server]==5.2.5 aiosmtpd==1.4.6 trustme==1.2.1 pytest==9.2.0 hypothesis==6.155.2
+
+.PHONY: install test test-lambda-py312 lint demo synth bench safety clean
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -27,6 +34,16 @@ $(NODE_STAMP): package.json package-lock.json
 
 test: install
 	$(BIN)/python -m pytest
+
+test-lambda-py312:
+ifeq ($(PY312),)
+	@echo "test-lambda-py312: no Python 3.12 on this machine; skipped"
+else
+	test -x $(VENV312)/bin/python || $(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet $(LAMBDA_RUNTIME_PACKAGES)
+	$(VENV312)/bin/python -m pip install --quiet --no-deps -e .
+	$(VENV312)/bin/python -m pytest -p no:cacheprovider tests/unit tests/rotation
+endif
 
 lint: install synth
 	$(BIN)/ruff check .
@@ -49,4 +66,4 @@ bench: $(PY_STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV312) node_modules cdk.out .pytest_cache .ruff_cache

@@ -781,6 +781,13 @@ class SesSmtpRotation(Construct):
             "resource-level permissions, so Lambda's tracing statement needs Resource *. Every "
             "other statement of this role names its secrets, users and key.",
         )
+        _acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "The function runs the Python runtime its code is tested on (3.12 by default, the "
+            "suite runs on 3.11 and 3.12). Choose a newer one with the runtime property after "
+            "testing the rotation on it; Powertools' managed layer follows the choice.",
+        )
         if self._network_policy is not None:
             _acknowledge(
                 self._network_policy,

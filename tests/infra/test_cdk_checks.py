@@ -18,6 +18,7 @@ ACCEPTED_FINDINGS = [
     # The created SES SMTP user: SendRawEmail on identities/configuration sets of its region.
     r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:ses:[a-z0-9-]+:<AWS::AccountId>:"
     r"(identity|configuration-set)/\*\]",
+    r"AwsSolutions-L1",  # the runtime the code is tested on, not always the newest
     r"AwsSolutions-SMG4",  # rotation scheduled by EventBridge Scheduler; Kion API keys
     r"@aws-cdk/aws-ec2:noSubnetRouteTableId",  # imported subnets are used by id only
     r"@aws-cdk/aws-ec2:vpcAttributeIsListTokenavailabilityZones",
