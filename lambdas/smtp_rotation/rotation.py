@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .config import RotationConfig
-from .errors import KeyLimitError, KionStateError, SesAuthError
+from .errors import KeyLimitError, KionStateError, RotationStateError, SesAuthError
 from .iam_keys import KeyLimitReachedError, UserAccessKeys
 from .kion import KionClient
 from .secrets_store import InstallationSecrets, KionApiKeys, SecretVersion
@@ -17,6 +17,19 @@ from .ses_smtp import SesAcceptanceWait, SmtpEndpoint, try_login
 from .settings import InstallationSecret
 from .smtp_password import derive_smtp_password
 from .telemetry import logger, metrics
+
+# The settings a step reads from the pending version (everything but the credential).
+SETTINGS = (
+    "ses_region",
+    "iam_user_name",
+    "kion_url",
+    "kion_api_key_secret_id",
+    "smtp_host",
+    "smtp_port",
+    "implicit_tls",
+    "kion_ca_bundle",
+    "smtp_ca_bundle",
+)
 
 
 @dataclass
@@ -44,6 +57,7 @@ class Rotation:
 
     def set_secret(self, pending: InstallationSecret) -> None:
         """Wait until SES accepts the new credential, then give it to Kion."""
+        self._require_current_settings(pending)
         wait = SesAcceptanceWait(
             SmtpEndpoint.of(pending, self.config.smtp_timeout),
             timeout=self.config.ses_accept_timeout,
@@ -63,6 +77,7 @@ class Rotation:
             # on a copy of AWSCURRENT; before the first rotation that copy has no credential.
             logger.info("Configuration check on a secret with no credential yet; settings valid")
             return
+        self._require_current_settings(pending)
         self._require_kion_uses(pending, check_password=True)
         endpoint = SmtpEndpoint.of(pending, self.config.smtp_timeout)
         if not try_login(endpoint, pending.username, pending.password):
@@ -77,6 +92,7 @@ class Rotation:
         """Make the new version AWSCURRENT, then delete the replaced key if nothing uses it."""
         kion_username = self._require_kion_uses(pending, check_password=False)
         current = self.secrets.current()
+        self._require_current_settings(pending, current.secret)
         self.secrets.make_current(self.token, current.version_id)
         logger.info("AWSCURRENT moved to the new version", access_key_id=pending.username)
         self._retire_replaced_key(current, pending, kion_username)
@@ -134,6 +150,25 @@ class Rotation:
             "Point Kion at the AWSCURRENT credential (or put Kion's credential into the secret "
             "as AWSCURRENT), then delete the key neither uses in IAM and rotate again.",
         )
+
+    def _require_current_settings(
+        self, pending: InstallationSecret, current: InstallationSecret | None = None
+    ) -> None:
+        """The pending version keeps the settings it was stored with, and Secrets Manager retries
+        a failed rotation with that version: an operator's fix to AWSCURRENT's settings would be
+        ignored by every retry (and undone by finishSecret). Refuse, and say what to do."""
+        current = current or self.secrets.current().secret
+        changed = [name for name in SETTINGS if getattr(pending, name) != getattr(current, name)]
+        if changed:
+            raise RotationStateError(
+                f"The secret's settings were changed after this rotation stored its pending "
+                f"version {self.token} ({', '.join(changed)}); that version still holds the old "
+                "ones.",
+                "Abandon this rotation and start a new one, which uses the changed settings: "
+                f"aws secretsmanager update-secret-version-stage --secret-id "
+                f"{self.secrets.secret_id} --version-stage AWSPENDING --remove-from-version-id "
+                f"{self.token}, then rotate again.",
+            )
 
     def _require_kion_uses(self, pending: InstallationSecret, *, check_password: bool) -> str:
         kion_smtp = self._kion(pending).smtp_settings()

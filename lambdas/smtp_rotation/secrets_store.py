@@ -149,11 +149,16 @@ def _parse_api_key(secret_id: str, stored: Any) -> str:
     text = text.strip()
     if text.startswith("{"):
         try:
-            text = json.loads(text).get("api_key", "")
-        except (ValueError, AttributeError):
+            stored_fields = json.loads(text)
+        except ValueError:
             raise KionApiKeyError(
                 f"The Kion API key secret {secret_id} holds JSON that cannot be read.", fix
             ) from None
+        if not isinstance(stored_fields, dict) or "api_key" not in stored_fields:
+            raise KionApiKeyError(
+                f"The Kion API key secret {secret_id} holds JSON without an 'api_key' field.", fix
+            )
+        text = stored_fields["api_key"]
         if not isinstance(text, str):
             raise KionApiKeyError(f"'api_key' in {secret_id} is not a string.", fix)
         text = text.strip()
