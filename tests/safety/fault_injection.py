@@ -90,7 +90,7 @@ class FaultInjector:
 
     ``step`` is the step being invoked; calls made outside a step (the tests' own observations)
     are neither counted nor failed. ``denied`` holds AWS calls refused with AccessDenied every
-    time (the permission cases of the bad-input tests). ``silent`` is the server a "silent"
+    time (see :meth:`deny`). ``silent`` is the server a "silent"
     SMTP connect goes to instead. ``on_delete`` sees the id of every access
     key the function is about to delete, before the call takes effect.
     """
@@ -101,7 +101,7 @@ class FaultInjector:
     plan: Fault | None = None
     fired: list[Fault] = field(default_factory=list)
     recorded: list[CallSite] = field(default_factory=list)
-    denied: set[str] = field(default_factory=set)
+    denied: dict[str, str] = field(default_factory=dict)
     on_delete: Callable[[str], None] = lambda access_key_id: None
     step: str | None = None
     _counts: dict[str, int] = field(default_factory=dict)
@@ -119,14 +119,18 @@ class FaultInjector:
         finally:
             self.step = None
 
-    def _enter(self, call: str) -> str | None:
+    def deny(self, call: str, resource: str = "") -> None:
+        """Refuse ``call`` with AccessDenied from now on (only on ``resource``, when given)."""
+        self.denied[call] = resource
+
+    def _enter(self, call: str, request: str = "") -> str | None:
         """Count a call; return the fault kind to apply to it, if any."""
         if self.step is None:
             return None
         self._counts[call] = self._counts.get(call, 0) + 1
         site = CallSite(self.step, call, self._counts[call])
         self.recorded.append(site)
-        if call in self.denied:
+        if call in self.denied and self.denied[call] in request:
             return "access-denied"
         if self.plan is not None and self.plan.site == site and not self.fired:
             self.fired.append(self.plan)
@@ -143,7 +147,7 @@ class FaultInjector:
             (smtplib.SMTP, "connect"): smtplib.SMTP.connect,
             (smtplib.SMTP, "auth"): smtplib.SMTP.auth,
         }
-        self._closed_port = _closed_port()
+        self._closed_port = closed_port()
         clients = [aws.client(service) for service in AWS_SERVICES]
         for client in clients:
             client.meta.events.register("before-call", self._before_aws, unique_id="faults-b")
@@ -166,7 +170,7 @@ class FaultInjector:
         call = f"{_service(model)}.{model.name}"
         if call == "iam.DeleteAccessKey" and self.step is not None:
             self.on_delete(str(params.get("body", {}).get("AccessKeyId", "")))
-        kind = self._enter(call)
+        kind = self._enter(call, str(params.get("body", "")))
         if kind in AFTER_KINDS:
             self._after[id(context)] = kind
         elif kind is not None:
@@ -228,11 +232,12 @@ class FaultInjector:
             kind = self._enter("smtp.auth")
             if kind == KILLED_BEFORE:
                 raise LambdaKilled("killed before SMTP AUTH")
-            self.smtp.refuse_all = kind == "smtp-535"
+            refusing = self.smtp.refuse_all
+            self.smtp.refuse_all = refusing or kind == "smtp-535"
             try:
                 reply = original(session, mechanism, *args, **kwargs)
             finally:
-                self.smtp.refuse_all = False
+                self.smtp.refuse_all = refusing
             return _after_smtp(session, kind, "AUTH", reply)
 
         return auth
@@ -269,7 +274,7 @@ def _aws_error(kind: str, call: str) -> Exception:
     )
 
 
-def _closed_port() -> int:
+def closed_port() -> int:
     """A loopback port nothing listens on: connecting to it is refused."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -61,7 +61,9 @@ class SecretLedger:
                 stored = version.get("secret_string") or ""
                 fields = secret_fields(stored)
                 if secret.name.endswith("kion-api-key"):
-                    for value in fields.values() if fields else [stored]:
+                    # JSON's values; plain text whole; broken JSON holds no key worth the name
+                    plain = [] if stored.lstrip().startswith("{") else [stored]
+                    for value in list(fields.values()) or plain:
                         self.add("Kion API key", value)
                 else:
                     self.add("SMTP password", fields.get("password") if fields else None)
