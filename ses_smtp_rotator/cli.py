@@ -20,6 +20,7 @@ from .exit_codes import (
     EXIT_OK,
     EXIT_SETUP,
     EXIT_USAGE,
+    HelpFormatter,
 )
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ses-smtp-rotator",
         description="Rotate and inspect the Amazon SES SMTP credential of a Kion installation.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     common = argparse.ArgumentParser(add_help=False)
     aws = common.add_argument_group("AWS")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 EXIT_OK = 0
 """Done: the rotation finished (or started, without --wait); every status check holds."""
 EXIT_FAILED = 1
@@ -27,3 +29,12 @@ EPILOG = """exit codes:
   5  could not ask: AWS credentials, region, permissions, or the secret is missing or not
      attached to a rotation function
 """
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that the exit code table keeps its layout."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("exit codes:"):
+            return text
+        return super()._fill_text(text, width, indent)

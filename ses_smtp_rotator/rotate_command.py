@@ -15,7 +15,7 @@ from typing import TextIO
 from botocore.exceptions import ClientError
 
 from .aws_access import AwsAccess, SetupError, asking, open_aws
-from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, EXIT_TIMEOUT
+from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, EXIT_TIMEOUT, HelpFormatter
 from .function_logs import FunctionLogReader, FunctionLogRecord
 from .secret_state import CURRENT, PENDING, SecretState, abandon_command, read_state
 
@@ -38,7 +38,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "secretsmanager:RotateSecret and lambda:InvokeFunction (and, for --wait, "
         "secretsmanager:DescribeSecret and logs:FilterLogEvents).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("secret", metavar="SECRET", help="the installation secret's name or ARN")
     parser.add_argument(

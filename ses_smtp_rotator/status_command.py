@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from .aws_access import open_aws
-from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK
+from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, HelpFormatter
 from .installation_status import Check, InstallationStatus, gather
 
 _LABEL_WIDTH = 19
@@ -35,7 +35,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "and the Kion API key secret) and ListSecretVersionIds; iam:ListAccessKeys, "
         "scheduler:ListSchedules/GetSchedule and logs:FilterLogEvents add detail when allowed.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("secret", metavar="SECRET", help="the installation secret's name or ARN")
     parser.add_argument(
