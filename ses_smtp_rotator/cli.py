@@ -11,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import derive_command, rotate_command, status_command
 from .aws_access import SetupError
 from .exit_codes import (
@@ -55,8 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SetupError as error:
         print(f"error: {error.cause}\n  Fix: {error.fix}", file=sys.stderr)
         return EXIT_SETUP
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        print(
+            f"error: AWS answered {error.operation_name} with {details.get('Code', 'an error')}: "
+            f"{details.get('Message', '')}",
+            file=sys.stderr,
+        )
+        return EXIT_SETUP
+    except BotoCoreError as error:
+        print(f"error: the AWS call failed before AWS answered: {error}", file=sys.stderr)
+        return EXIT_SETUP
     except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
+        print("Interrupted. Whatever was started in AWS goes on.", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

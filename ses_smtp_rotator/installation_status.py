@@ -9,6 +9,7 @@ a password or key: only access key ids, which are SMTP user names.
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -214,6 +215,13 @@ def _kion(
             None, f"could not read Kion's SMTP settings: {error.cause}", error.fix
         )
         return None
+    except (ssl.SSLError, ValueError) as error:  # e.g. a kion_ca_bundle that does not load
+        status.checks["kion"] = Check(
+            None,
+            f"could not ask Kion ({type(error).__name__})",
+            "Check the secret's kion_ca_bundle: it must hold PEM certificates.",
+        )
+        return None
     status.kion_username = username or None
     if not current.username:
         status.checks["kion"] = Check(
@@ -337,10 +345,11 @@ def _smtp(current: InstallationSecret, status: InstallationStatus) -> None:
         return
     try:
         accepted = try_login(endpoint, current.username, current.password)
-    except RotationError as error:
+    except (RotationError, ssl.SSLError, ValueError) as error:
+        cause = error.cause if isinstance(error, RotationError) else type(error).__name__
         status.checks["smtp"] = Check(
             None,
-            f"could not ask SES SMTP at {endpoint}: {error.cause}",
+            f"could not ask SES SMTP at {endpoint}: {cause}",
             "This check runs from your machine; a firewall here can block the SMTP port even "
             "when the rotation function reaches SES.",
         )

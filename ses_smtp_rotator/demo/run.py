@@ -111,9 +111,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         environment.start(story.item, story.heading)
         os.environ.update(environment.aws_environment())
         held = _rotate_and_prove(environment, args.rotations, story)
+        took = time.monotonic() - began
         if held and args.keep_running:
             _serve(environment, story)
-        took = time.monotonic() - began
         story.say()
         if held:
             story.say(f"✓ {args.rotations} rotation(s) proven in {took:.1f} s.")
@@ -253,9 +253,11 @@ def _remote_kion(args: argparse.Namespace) -> RemoteKion | None:
 
 
 def _stop_on_sigterm() -> signal.Handlers | object:
-    """Make SIGTERM stop the demo like Ctrl-C, so the servers are stopped either way."""
+    """Make SIGTERM stop the demo like Ctrl-C, so the servers are stopped either way; and make
+    Ctrl-C work even when the demo was started with SIGINT ignored (a background job)."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     return signal.signal(signal.SIGTERM, interrupt)
