@@ -35,6 +35,13 @@ $(NODE_STAMP): package.json package-lock.json
 test: install
 	$(BIN)/python -m pytest
 
+# The safety suite alone (also part of `make test`): a fault at every external call of a rotation,
+# bad inputs, concurrent triggers and a secret scan of all output; it ends with its figures.
+# SAFETY_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
+SAFETY_WORKERS ?= auto
+safety: $(PY_STAMP)
+	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
+
 test-lambda-py312:
 ifeq ($(PY312),)
 	@echo "test-lambda-py312: no Python 3.12 on this machine; skipped"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from functools import cache, partial
 from typing import Any
 
@@ -30,7 +31,7 @@ from ses_smtp_rotator.local.rotation_service import (
     LocalRotationService,
     RotationStepError,
 )
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from ses_smtp_rotator.local.smtp_server import KeyRecord, SesSmtpServer
 from smtp_rotation import handler
 from smtp_rotation.errors import RotationError
 from smtp_rotation.rotation import Rotation
@@ -103,6 +104,21 @@ def build_world(
         world.run_steps(token, STEPS[:2])
         abandon(world)
     return world
+
+
+def ses_refuses_new_keys(world: RotationWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on SES refuses every new key for an hour (propagation); existing keys work."""
+    smtp, settled = world.smtp, world.access_key_ids()
+    lookup = smtp.key_lookup
+
+    def lookup_with_existing_keys_settled(access_key_id: str) -> KeyRecord | None:
+        record = lookup(access_key_id)
+        if record is None or access_key_id not in settled:
+            return record
+        return replace(record, created_at=record.created_at - timedelta(days=1))
+
+    monkeypatch.setattr(smtp, "key_lookup", lookup_with_existing_keys_settled)
+    monkeypatch.setattr(smtp, "propagation_delay", 3600.0)
 
 
 def abandon(world: RotationWorld) -> list[str]:

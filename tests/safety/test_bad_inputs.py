@@ -14,18 +14,26 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fault_injection import FaultInjector, closed_port
 from safety_figures import BAD_INPUT
-from safety_harness import ABANDON, ADOPT, LEFTOVER, RESUME, RETRY, STEADY, SafetyRun
+from safety_harness import (
+    ABANDON,
+    ADOPT,
+    LEFTOVER,
+    RESUME,
+    RETRY,
+    STEADY,
+    SafetyRun,
+    ses_refuses_new_keys,
+)
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LambdaContextStub
-from ses_smtp_rotator.local.smtp_server import KeyRecord, SesSmtpServer, SilentSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
 from smtp_rotation import errors
 from smtp_rotation.handler import lambda_handler
@@ -147,20 +155,10 @@ def kion_slow(installation: Installation) -> Repair:
 
 def ses_never_accepts_new_keys(installation: Installation) -> Repair:
     """SES refuses every key made from now on (535) for longer than the wait; older keys work."""
-    smtp, monkeypatch = installation.smtp, installation.monkeypatch
-    existing, lookup = installation.world.access_key_ids(), smtp.key_lookup
-
-    def lookup_with_old_keys_settled(access_key_id: str) -> KeyRecord | None:
-        record = lookup(access_key_id)
-        if record is None or access_key_id not in existing:
-            return record
-        return replace(record, created_at=record.created_at - timedelta(days=1))
-
-    monkeypatch.setattr(smtp, "key_lookup", lookup_with_old_keys_settled)
-    monkeypatch.setattr(smtp, "propagation_delay", 3600.0)
+    ses_refuses_new_keys(installation.world, installation.monkeypatch)
 
     def repair() -> None:
-        smtp.propagation_delay = 0.0
+        installation.smtp.propagation_delay = 0.0
 
     return repair
 
