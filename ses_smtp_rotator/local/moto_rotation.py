@@ -115,14 +115,23 @@ class MotoRotateSecretHook:
             if not rotate_immediately:
                 self._check_configuration(secret.arn)
                 return secret.to_short_dict(include_version_id=False)
+            running = any(
+                thread.is_alive() and thread.name.startswith(f"rotation {secret.arn} ")
+                for thread in self._threads
+            )
             try:
+                if running:
+                    raise RotationInProgressError(secret.arn)
                 token = self.service.start(secret.arn, client_request_token)
             except RotationInProgressError:
                 raise InvalidRequestException(
                     "A previous rotation isn't complete. That rotation will be reattempted."
                 ) from None
             thread = threading.Thread(
-                target=self._rotate, args=(secret.arn, token), name=f"rotation-{token}", daemon=True
+                target=self._rotate,
+                args=(secret.arn, token),
+                name=f"rotation {secret.arn} {token}",
+                daemon=True,
             )
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
             thread.start()

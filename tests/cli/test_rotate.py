@@ -126,3 +126,21 @@ def test_every_command_explains_itself(command, capsys):
         assert "exit codes:" in usage
         assert "--region" in usage
         assert "--profile" in usage
+
+
+def test_the_demos_secrets_manager_refuses_a_second_rotation_like_the_real_one(world):
+    secretsmanager = world.client("secretsmanager")
+    world.smtp.propagation_delay = 1.5
+    try:
+        first = secretsmanager.rotate_secret(SecretId=installation(world).secret_arn)
+        with pytest.raises(secretsmanager.exceptions.InvalidRequestException) as refused:
+            secretsmanager.rotate_secret(SecretId=installation(world).secret_arn)
+        with pytest.raises(secretsmanager.exceptions.InvalidRequestException):
+            secretsmanager.rotate_secret(
+                SecretId=installation(world).secret_arn, ClientRequestToken=first["VersionId"]
+            )
+    finally:
+        world.smtp.propagation_delay = 0.3
+    assert "previous rotation isn't complete" in str(refused.value)
+    assert world.hook.wait_idle(timeout=20)
+    assert first["VersionId"] in world.hook.completed
