@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from fault_scenarios import Scenario, fault_scenarios
 from safety_figures import CONVERGED, DELETED_IN_USE, KION_REFUSED, SCENARIO, STEPS
 from safety_harness import SafetyRun
-from scenarios import Scenario, fault_scenarios
 
 SCENARIOS = fault_scenarios()
 
