@@ -1,6 +1,7 @@
 """P2's baseline: a bare script that makes the same AWS, SMTP and Kion calls as one rotation through
 the handler, in the same order, and nothing else: no guards, no validation, no logging, no
-metrics, no error translation."""
+metrics, no error translation. (The benchmark prints both call counts, so a change to the
+handler's calls that is not made here too shows.)"""
 
 from __future__ import annotations
 
@@ -54,8 +55,9 @@ class BareRotation:
             SecretString=json.dumps({**current, "username": username, "password": password}),
             VersionStages=["AWSPENDING"],
         )
-        # setSecret
+        # setSecret: the pending version, and AWSCURRENT to compare its settings with
         secretsmanager.get_secret_value(SecretId=arn, VersionId=token)
+        secretsmanager.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
         while not self._smtp_login(current, username, password):
             pass
         kion = self._kion(current)
@@ -64,6 +66,7 @@ class BareRotation:
         )
         # testSecret
         secretsmanager.get_secret_value(SecretId=arn, VersionId=token)
+        secretsmanager.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
         self._kion_request(kion, current, "GET")
         self._smtp_login(current, username, password)
         # finishSecret
