@@ -31,7 +31,16 @@ OutputSink = Callable[[str, float], None]
 """``on_output(line, epoch_seconds)``."""
 
 # Variables a process needs to start at all; everything else comes from the function's settings.
-_PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+_PASSED_THROUGH = (
+    "PATH",
+    "PYTHONPATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "SYSTEMROOT",
+    "VIRTUAL_ENV",
+)
 _REPORT = "platform.report"
 
 
