@@ -144,3 +144,20 @@ def test_the_demos_secrets_manager_refuses_a_second_rotation_like_the_real_one(w
     assert "previous rotation isn't complete" in str(refused.value)
     assert world.hook.wait_idle(timeout=20)
     assert first["VersionId"] in world.hook.completed
+
+
+def test_without_the_functions_logs_it_follows_the_labels(world, capsys):
+    code, output = run_cli(
+        capsys,
+        "rotate",
+        installation(world).secret_name,
+        "--wait",
+        "--log-group",
+        "/aws/lambda/not-this-one",
+        *FAST,
+    )
+
+    assert code == EXIT_OK, output
+    assert "the function's logs cannot be read: log group /aws/lambda/not-this-one" in output
+    assert "following the secret's labels only" in output
+    assert "✓ Rotation finished" in output
