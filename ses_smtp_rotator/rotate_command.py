@@ -23,6 +23,9 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_POLL = 2.0
 # How long after AWSCURRENT moved to keep reading for finishSecret's last records.
 _FINISH_GRACE = 3.0
+# When to say the rotation is still running: after this much silence, then at this interval.
+_FIRST_NOTE = 2.0
+_LATER_NOTES = 10.0
 # Log events carry the function's clock; read a little before the rotation started.
 _CLOCK_SLACK = timedelta(seconds=30)
 
@@ -147,16 +150,19 @@ class RotationFollower:
         )
         self._since = self.started - _CLOCK_SLACK
         self._finished_logged = False
+        self._last_step = ""
 
     def follow(self, *, timeout: float, poll: float) -> int:
         """Print progress until AWSCURRENT moves (EXIT_OK), the function reports an error
         (EXIT_FAILED) or nothing happens for ``timeout`` seconds (EXIT_TIMEOUT)."""
         last_progress = last_output = self.clock()
+        quiet_for = _FIRST_NOTE
         labels: tuple[str, ...] = (PENDING,)
         while True:
             records = self._read_records()
             if records:
                 last_progress = last_output = self.clock()
+                quiet_for = _FIRST_NOTE
             failure = next((record for record in records if record.failed), None)
             if failure is not None:
                 return self._failed(failure)
@@ -170,9 +176,9 @@ class RotationFollower:
             now = self.clock()
             if now - last_progress >= timeout:
                 return self._timed_out(timeout)
-            if now - last_output >= max(5.0, poll * 2.5):
-                self._line(self._elapsed(), "…", "still running; nothing new from the function yet")
-                last_output = now
+            if now - last_output >= max(quiet_for, poll * 1.5):
+                self._line(self._elapsed(), "…", self._waiting_for())
+                last_output, quiet_for = now, _LATER_NOTES
             self.sleep(poll)
 
     # -- reading ------------------------------------------------------------------------------
@@ -197,6 +203,7 @@ class RotationFollower:
             self._line(elapsed, record.step or "-", record.message + details)
             if record.step == "finishSecret" and record.message == "Step finished":
                 self._finished_logged = True
+            self._last_step = record.step
         return records
 
     # -- outcomes -----------------------------------------------------------------------------
@@ -262,6 +269,11 @@ class RotationFollower:
             return json.loads(value.get("SecretString") or "{}").get("username") or None
         except ValueError:
             return None
+
+    def _waiting_for(self) -> str:
+        if self._last_step == "createSecret":
+            return "setSecret is waiting for SES to accept the new key (it can take a while)"
+        return "still running; nothing new from the function yet"
 
     def _elapsed(self) -> float:
         return (datetime.now(UTC) - self.started).total_seconds()
