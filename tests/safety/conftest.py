@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from fault_injection import FaultInjector
 from safety_figures import SafetyFigures
-from safety_harness import EMPTY_TRUST_STORE, SafetyRun, VirtualClock, build_world, virtual_time
+from safety_harness import (
+    EMPTY_TRUST_STORE,
+    SafetyRun,
+    VirtualClock,
+    build_world,
+    ses_on_virtual_time,
+    virtual_time,
+)
 from secret_scan import OutputCapture, SecretLedger, find_leaks
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
@@ -88,10 +95,12 @@ def make_run(
     outputs: OutputCapture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[[str], SafetyRun]]:
-    """``make_run(variant)``: an installation (see safety_harness.VARIANTS) under the checks."""
+    """``make_run(variant)``: an installation (see safety_harness.VARIANTS) under the checks,
+    with SES taking a (virtual) second to accept each new key."""
     monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", SMTP_TIMEOUT_SECONDS)
     for name, value in EMPTY_TRUST_STORE.items():
         monkeypatch.setenv(name, value)
+    ses_on_virtual_time(smtp, injector, clock, monkeypatch)
     runs: list[SafetyRun] = []
 
     def make(variant: str) -> SafetyRun:

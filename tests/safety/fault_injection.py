@@ -92,7 +92,8 @@ class FaultInjector:
     are neither counted nor failed. ``denied`` holds AWS calls refused with AccessDenied every
     time (see :meth:`deny`). ``silent`` is the server a "silent"
     SMTP connect goes to instead. ``on_delete`` sees the id of every access
-    key the function is about to delete, before the call takes effect.
+    key the function is about to delete, before the call takes effect; ``on_key_created`` the id
+    of every key it created.
     """
 
     kion: KionStandIn
@@ -103,6 +104,7 @@ class FaultInjector:
     recorded: list[CallSite] = field(default_factory=list)
     denied: dict[str, str] = field(default_factory=dict)
     on_delete: Callable[[str], None] = lambda access_key_id: None
+    on_key_created: Callable[[str], None] = lambda access_key_id: None
     step: str | None = None
     _counts: dict[str, int] = field(default_factory=dict)
     _after: dict[int, str] = field(default_factory=dict)
@@ -177,7 +179,10 @@ class FaultInjector:
             raise _aws_error(kind, call)
         # returning None lets the call go ahead (a value would replace its response)
 
-    def _after_aws(self, context: dict, **_: Any) -> None:
+    def _after_aws(self, model: Any, parsed: dict[str, Any], context: dict, **_: Any) -> None:
+        created = model.name == "CreateAccessKey" and parsed.get("AccessKey", {}).get("AccessKeyId")
+        if created and self.step is not None:
+            self.on_key_created(created)
         kind = self._after.pop(id(context), None)
         if kind == LOST:
             raise ReadTimeoutError(endpoint_url="https://aws.invalid (reply lost, injected)")

@@ -23,6 +23,7 @@ from safety_harness import (
     SafetyRun,
     VirtualClock,
     build_world,
+    ses_on_virtual_time,
     virtual_time,
 )
 
@@ -56,17 +57,17 @@ def survey() -> dict[str, tuple[CallSite, ...]]:
         SilentSmtpServer() as silent,
         mock_aws(),
         pytest.MonkeyPatch.context() as monkeypatch,
-        virtual_time(monkeypatch, VirtualClock()),
+        virtual_time(monkeypatch, VirtualClock()) as clock,
+        FaultInjector(kion, smtp, silent).installed() as injector,
     ):
         for name, value in EMPTY_TRUST_STORE.items():
             monkeypatch.setenv(name, value)
+        ses_on_virtual_time(smtp, injector, clock, monkeypatch)
         service = LocalRotationService(in_process_function(lambda_handler))
         for variant in VARIANTS:
             world = build_world(variant, kion, smtp, service, name=f"survey-{variant}")
-            injector = FaultInjector(kion, smtp, silent)
-            with injector.installed():
-                run = SafetyRun(world, injector)
-                failure = run.rotate()
+            injector.recorded.clear()
+            failure = SafetyRun(world, injector).rotate()
             if failure is not None:
                 raise RuntimeError(
                     f"the clean rotation from '{variant}' failed at {failure.step}: {failure.error}"

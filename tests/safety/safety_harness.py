@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
@@ -67,6 +67,38 @@ class VirtualClock:
 
     def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
+
+
+# SES accepts a new key this many (virtual) seconds after it was created: the wait in setSecret
+# logs in three times (at 0, 0.5 and 1.25 s) before it is accepted.
+PROPAGATION_SECONDS = 1.0
+_EPOCH = 1_800_000_000.0  # the SMTP stand-in's clock reads this plus the virtual time
+
+
+def ses_on_virtual_time(
+    smtp: SesSmtpServer,
+    injector: FaultInjector,
+    clock: VirtualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    propagation: float = PROPAGATION_SECONDS,
+) -> None:
+    """Make the SMTP stand-in judge a key's age on ``clock``: a key the function creates is
+    refused for ``propagation`` virtual seconds; keys made before the scenario are long settled.
+    Key ages then depend on nothing but the virtual clock, so every run logs in the same times."""
+    created: dict[str, float] = {}
+    lookup = smtp.key_lookup
+
+    def lookup_on_virtual_time(access_key_id: str) -> KeyRecord | None:
+        record = lookup(access_key_id)
+        if record is None:
+            return None
+        made = _EPOCH + created.get(access_key_id, -86_400.0)
+        return replace(record, created_at=datetime.fromtimestamp(made, UTC))
+
+    injector.on_key_created = lambda access_key_id: created.setdefault(access_key_id, clock.now)
+    monkeypatch.setattr(smtp, "key_lookup", lookup_on_virtual_time)
+    monkeypatch.setattr(smtp, "clock", lambda: _EPOCH + clock.now)
+    monkeypatch.setattr(smtp, "propagation_delay", propagation)
 
 
 @contextmanager
