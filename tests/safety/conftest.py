@@ -3,6 +3,7 @@ figures it prints at the end of the run (``make safety``, and ``make test``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -21,6 +22,7 @@ from secret_scan import OutputCapture, SecretLedger, find_leaks
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
+from smtp_rotation.telemetry import SERVICE
 
 # Short enough that an SMTP server that never answers costs little real time.
 SMTP_TIMEOUT_SECONDS = "0.5"
@@ -44,7 +46,11 @@ def no_secret_in_any_output(
     monkeypatch: pytest.MonkeyPatch,
     record_property: Callable[[str, object], None],
 ) -> Iterator[None]:
-    """Invariant 3, around every safety test: scan all output for every secret the test made."""
+    """Invariant 3, around every safety test: scan all output for every secret the test made,
+    with the function logging at its most verbose level."""
+    function_logger = logging.getLogger(SERVICE)
+    monkeypatch.setattr(function_logger, "level", function_logger.level)  # restored after
+    function_logger.setLevel(logging.DEBUG)
     ledger = SecretLedger(region=smtp.region)
     for api_key in kion.api_keys.values():
         ledger.add("Kion API key", api_key)

@@ -141,6 +141,26 @@ def test_the_secret_scan_finds_a_piece_of_a_secret_in_the_logs(
     assert password not in found[0]
 
 
+def test_the_secret_scan_reads_the_logs_metrics_and_errors(
+    make_run: Callable[[str], SafetyRun],
+    outputs: OutputCapture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = make_run(STEADY)
+    monkeypatch.setattr(Rotation, "finish_secret", lambda *args: {}["oops"])
+    assert run.rotate() is not None
+
+    captured = capsys.readouterr()
+    outputs.add("stdout (logs and EMF metrics)", captured.out)  # the teardown scan reads it too
+    logged = "\n".join(text for where, text in outputs.texts if where.startswith("log"))
+    assert '"_aws"' in captured.out
+    assert "SesAcceptWaitSeconds" in captured.out
+    assert '"message":"SES accepts the new key"' in logged  # Powertools' JSON lines
+    assert "Traceback" in logged
+    assert "KeyError: 'oops'" in logged
+
+
 def test_the_secret_scan_ignores_pieces_shorter_than_8() -> None:
     secrets = {"wJalrXUtnFEMI/K7MDENG": "secret access key"}
 
