@@ -25,7 +25,7 @@ from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
 from smtp_rotation.telemetry import SERVICE
 
 # Short enough that an SMTP server that never answers costs little real time.
-SMTP_TIMEOUT_SECONDS = "0.5"
+SMTP_TIMEOUT_SECONDS = "1"
 
 FIGURES = SafetyFigures()
 

@@ -90,10 +90,9 @@ class FaultInjector:
 
     ``step`` is the step being invoked; calls made outside a step (the tests' own observations)
     are neither counted nor failed. ``denied`` holds AWS calls refused with AccessDenied every
-    time (see :meth:`deny`). ``silent`` is the server a "silent"
-    SMTP connect goes to instead. ``on_delete`` sees the id of every access
-    key the function is about to delete, before the call takes effect; ``on_key_created`` the id
-    of every key it created.
+    time (see :meth:`deny`). ``silent`` is the server a "silent" SMTP connect goes to instead.
+    ``on_delete`` sees the id of every access key the function is about to delete, before the
+    call takes effect; ``on_key_created`` the id of every key it created in a step.
     """
 
     kion: KionStandIn

@@ -10,7 +10,6 @@ delete). :meth:`SafetyRun.continue_after` goes on after a failure as Secrets Man
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -155,8 +154,8 @@ def ses_refuses_new_keys(world: RotationWorld, monkeypatch: pytest.MonkeyPatch) 
 
 def abandon(world: RotationWorld) -> list[str]:
     """Remove AWSPENDING from every version that is not AWSCURRENT, as an operator would."""
-    stuck = [vid for vid, stages in world.stages().items() if PENDING in stages]
-    stuck = [vid for vid in stuck if CURRENT not in world.stages()[vid]]
+    stages = world.stages()
+    stuck = [vid for vid in stages if PENDING in stages[vid] and CURRENT not in stages[vid]]
     for version_id in stuck:
         world.secretsmanager.update_secret_version_stage(
             SecretId=world.secret_id, VersionStage=PENDING, RemoveFromVersionId=version_id
@@ -263,11 +262,11 @@ class SafetyRun:
         assert (current["username"], current["password"]) == (kion_username, kion_password), (
             f"{moment}: Kion uses {kion_username}, AWSCURRENT holds {current['username']}"
         )
+        # With Kion's key among them, IAM's two-key limit leaves room for one spare at most.
         assert kion_username in keys, f"{moment}: Kion's key {kion_username} does not exist"
-        assert len(keys - {kion_username}) <= 1, f"{moment}: more than one spare key: {keys}"
         assert not pending_apart, f"{moment}: AWSPENDING left on {pending_apart}"
         assert world.kion_authenticates(), f"{moment}: SES refuses Kion's credential"
-        assert world.converged()
+        assert world.converged()  # the tests' shared definition, should it ever ask for more
 
     def _check_delete(self, access_key_id: str) -> None:
         holders = {
@@ -286,12 +285,3 @@ class SafetyRun:
         except (ClientError, ValueError):
             return None  # no such version, no value yet, or not JSON
         return fields.get("username") if isinstance(fields, dict) else None
-
-
-def secret_fields(secret_string: str) -> dict[str, Any]:
-    """The JSON object in ``secret_string`` ({} when it is not one)."""
-    try:
-        fields = json.loads(secret_string)
-    except ValueError:
-        return {}
-    return fields if isinstance(fields, dict) else {}

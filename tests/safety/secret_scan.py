@@ -10,6 +10,7 @@ go there as EMF), and the messages and tracebacks of the errors the steps raised
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Iterable, Iterator
@@ -20,7 +21,6 @@ from typing import Any
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import IAMBackend
 from moto.secretsmanager.models import secretsmanager_backends
-from safety_harness import secret_fields
 
 from smtp_rotation.smtp_password import derive_smtp_password
 from smtp_rotation.telemetry import logger as rotation_logger
@@ -141,3 +141,12 @@ def find_leaks(secrets: dict[str, str], texts: Iterable[tuple[str, str]]) -> lis
             if at >= 0:
                 leaks.append(f"a piece of a {kind} ({len(value)} chars) in {where} at {at}")
     return leaks
+
+
+def secret_fields(secret_string: str) -> dict[str, Any]:
+    """The JSON object in ``secret_string`` ({} when it is not one)."""
+    try:
+        fields = json.loads(secret_string)
+    except ValueError:
+        return {}
+    return fields if isinstance(fields, dict) else {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -147,10 +148,18 @@ def kion_html(status: int) -> Spoil:
 
 
 def kion_slow(installation: Installation) -> Repair:
+    """Kion answers after 1 s; the function waits 0.2 s for it, without retries."""
+    before = {name: os.environ[name] for name in ("KION_TIMEOUT_SECONDS", "KION_RETRIES")}
     installation.monkeypatch.setenv("KION_TIMEOUT_SECONDS", "0.2")
     installation.monkeypatch.setenv("KION_RETRIES", "0")
     installation.kion.delay = 1.0
-    return installation.kion.clear_faults
+
+    def repair() -> None:
+        installation.kion.clear_faults()
+        for name, value in before.items():
+            installation.monkeypatch.setenv(name, value)
+
+    return repair
 
 
 def ses_never_accepts_new_keys(installation: Installation) -> Repair:
