@@ -131,7 +131,8 @@ class Rotation:
             )
         if kion_username and kion_username != current.access_key_id:
             earlier = self.secrets.find_credential(kion_username)
-            if earlier is not None:
+            # The stored password only works in the region it was derived for.
+            if earlier is not None and earlier.secret.ses_region == current.ses_region:
                 logger.info(
                     "Kion runs on a key from an unfinished rotation; finishing with it",
                     access_key_id=kion_username,

@@ -77,3 +77,21 @@ def test_a_key_left_by_a_crashed_create_secret_is_cleaned_up_by_the_retry(world)
 
     assert orphan["AccessKeyId"] not in world.access_key_ids()
     assert world.converged()
+
+
+def test_a_key_from_an_abandoned_rotation_is_not_reused_after_a_region_change(world):
+    abandoned = world.start()
+    world.run_steps(abandoned, ("createSecret", "setSecret"))
+    world.secretsmanager.update_secret_version_stage(
+        SecretId=world.secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=abandoned
+    )
+    world.edit_current(ses_region="eu-west-1")  # its password was derived for us-east-1
+    keys_before = world.access_key_ids()
+    token = world.start()
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("createSecret", token)
+
+    assert isinstance(raised.value.error, KeyLimitError)
+    assert world.access_key_ids() == keys_before
+    assert world.kion_authenticates()
