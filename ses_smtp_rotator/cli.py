@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the secret's region (default: from its ARN, then AWS_REGION or the profile)",
     )
     aws.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
+    aws.add_argument(
+        "--log-group",
+        metavar="NAME",
+        help="the rotation function's log group (default: from the function's configuration)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     derive_command.register(commands)
     rotate_command.register(commands, common)

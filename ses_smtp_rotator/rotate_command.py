@@ -63,11 +63,6 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="with --wait: seconds between looks at the secret and the logs "
         f"(default {DEFAULT_POLL:.0f})",
     )
-    parser.add_argument(
-        "--log-group",
-        metavar="NAME",
-        help="the rotation function's log group (default: from the function's configuration)",
-    )
     parser.set_defaults(run=run)
 
 

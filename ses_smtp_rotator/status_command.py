@@ -44,11 +44,6 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="also try SMTP AUTH with the current credential (sends no mail)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
-    parser.add_argument(
-        "--log-group",
-        metavar="NAME",
-        help="the rotation function's log group (default: from the function's configuration)",
-    )
     parser.set_defaults(run=run)
 
 
