@@ -101,13 +101,9 @@ class Rotation:
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
         keys = UserAccessKeys(current.iam_user_name)
         try:
-            new_key = keys.create()
+            return _smtp_credential_of_new_key(keys, current.ses_region)
         except KeyLimitReachedError:
             return self._credential_at_key_limit(current, keys)
-        logger.info("Created access key", access_key_id=new_key.access_key_id)
-        return new_key.access_key_id, derive_smtp_password(
-            new_key.secret_access_key, current.ses_region
-        )
 
     def _credential_at_key_limit(
         self, current: InstallationSecret, keys: UserAccessKeys
@@ -122,13 +118,9 @@ class Rotation:
             keys.delete(spare[0].access_key_id)
             logger.info("Deleted unused access key", access_key_id=spare[0].access_key_id)
             try:
-                new_key = keys.create()
+                return _smtp_credential_of_new_key(keys, current.ses_region)
             except KeyLimitReachedError:
                 raise self._key_limit_error(current, all_keys, kion_username) from None
-            logger.info("Created access key", access_key_id=new_key.access_key_id)
-            return new_key.access_key_id, derive_smtp_password(
-                new_key.secret_access_key, current.ses_region
-            )
         if kion_username and kion_username != current.access_key_id:
             earlier = self.secrets.find_credential(kion_username)
             # The stored password only works in the region it was derived for.
@@ -211,3 +203,11 @@ class Rotation:
             backoff_factor=self.config.kion_retry_backoff,
             api_key_secret_id=secret.kion_api_key_secret_id,
         )
+
+
+def _smtp_credential_of_new_key(keys: UserAccessKeys, ses_region: str) -> tuple[str, str]:
+    """Create an access key and return its id with the SMTP password for ``ses_region``; the
+    secret access key itself goes no further."""
+    new_key = keys.create()
+    logger.info("Created access key", access_key_id=new_key.access_key_id)
+    return new_key.access_key_id, derive_smtp_password(new_key.secret_access_key, ses_region)
