@@ -737,38 +737,34 @@ class SesSmtpRotation(Construct):
                 )
             )
 
-        errors = cloudwatch.Alarm(
-            self,
+        self._alarm(
             "FunctionErrors",
-            alarm_description=(
-                "The SES SMTP rotation function failed; its log group names the cause and the fix."
-            ),
-            metric=self.function.metric_errors(
-                period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        errors.add_alarm_action(alarm_action)
-
-        schedule_errors = cloudwatch.Alarm(
-            self,
+            "The SES SMTP rotation function failed; its log group names the cause and the fix.",
+            self.function.metric_errors(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM),
+        ).add_alarm_action(alarm_action)
+        self._alarm(
             "ScheduleTargetErrors",
-            alarm_description=(
-                "EventBridge Scheduler could not start a rotation (RotateSecret failed, for "
-                "example because a rotation was still in progress); start it on demand."
-            ),
-            metric=self.schedule_group.metric_target_errors(
+            "EventBridge Scheduler could not start a rotation (RotateSecret failed, for example "
+            "because a rotation was still in progress); start it on demand.",
+            self.schedule_group.metric_target_errors(
                 period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM
             ),
+        ).add_alarm_action(alarm_action)
+
+    def _alarm(
+        self, alarm_id: str, description: str, metric: cloudwatch.IMetric
+    ) -> cloudwatch.Alarm:
+        """An alarm on any occurrence of ``metric`` in five minutes."""
+        return cloudwatch.Alarm(
+            self,
+            alarm_id,
+            alarm_description=description,
+            metric=metric,
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        schedule_errors.add_alarm_action(alarm_action)
 
     # -- cdk-nag ----------------------------------------------------------------------------------
 
