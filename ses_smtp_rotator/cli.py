@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("secret", metavar="SECRET", help="the installation secret's name or ARN")
     aws = common.add_argument_group("AWS")
     aws.add_argument(
         "--region",

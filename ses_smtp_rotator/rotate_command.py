@@ -43,7 +43,6 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("secret", metavar="SECRET", help="the installation secret's name or ARN")
     parser.add_argument(
         "--wait", action="store_true", help="follow the rotation until it finishes or fails"
     )

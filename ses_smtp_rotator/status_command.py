@@ -37,7 +37,6 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("secret", metavar="SECRET", help="the installation secret's name or ARN")
     parser.add_argument(
         "--check-smtp",
         action="store_true",
