@@ -105,8 +105,6 @@ def test_the_configuration_check_after_a_rotation_tests_the_current_credential(w
 def test_a_secret_without_a_native_rotation_schedule_is_rotated(world):
     # The stack attaches the function with no rotation rules: an EventBridge schedule or the
     # console triggers RotateSecret. The guards must not insist on RotationEnabled.
-    assert not world.secretsmanager.describe_secret(SecretId=world.secret_id).get(
-        "RotationEnabled"
-    )
+    assert not world.secretsmanager.describe_secret(SecretId=world.secret_id).get("RotationEnabled")
     world.rotate()
     assert world.converged()
