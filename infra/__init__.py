@@ -3,11 +3,10 @@
 Reuse the construct in another CDK app with ``from infra import SesSmtpRotation, KionInstallation``.
 """
 
+from .installation import KionInstallation, RotationSchedule
 from .powertools import POWERTOOLS_LAYER_VERSION, layer_arn_for_region
 from .rotation import (
     InstallationResources,
-    KionInstallation,
-    RotationSchedule,
     SesSmtpRotation,
 )
 from .settings import AppSettings, SettingsError, VpcPlacement, load_settings

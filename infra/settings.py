@@ -17,7 +17,8 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
 from . import powertools
-from .rotation import LOG_LEVELS, TIMEOUT_HEADROOM, KionInstallation, RotationSchedule
+from .installation import KionInstallation, RotationSchedule
+from .rotation import LOG_LEVELS, TIMEOUT_HEADROOM
 
 DEFAULT_STACK_NAME = "SesSmtpRotator"
 DEFAULT_REGION = "us-east-1"
