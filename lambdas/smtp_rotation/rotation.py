@@ -98,6 +98,21 @@ class Rotation:
         self._retire_replaced_key(current, pending, kion_username)
         metrics.add_metric("RotationSucceeded", MetricUnit.Count, 1)
 
+    def retire_left_behind_key(self, finished: InstallationSecret) -> None:
+        """finishSecret again on a version already AWSCURRENT: an earlier attempt moved the label,
+        then stopped before deleting the key it replaced (AWSPREVIOUS's). Delete it now, if it is
+        still there and nothing uses it."""
+        replaced = self.secrets.previous()
+        if replaced is None:
+            return
+        keys = UserAccessKeys(finished.iam_user_name)
+        left = {key.access_key_id for key in keys.list()} - {finished.access_key_id}
+        if replaced.secret.access_key_id:
+            left &= {replaced.secret.access_key_id}
+        if left:
+            kion_username = self._require_kion_uses(finished, check_password=False)
+            self._retire_replaced_key(replaced, finished, kion_username)
+
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
         keys = UserAccessKeys(current.iam_user_name)
         try:

@@ -124,7 +124,7 @@ def make_run(
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "teardown" and "tests/safety/" in report.nodeid.replace("\\", "/"):
+    if "tests/safety/" in report.nodeid.replace("\\", "/"):
         FIGURES.add(report)
 
 
