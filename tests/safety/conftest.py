@@ -18,6 +18,7 @@ from safety_harness import (
     virtual_time,
 )
 from secret_scan import OutputCapture, SecretLedger, find_leaks
+from xray_capture import CapturedTraces, tracing_on
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService
@@ -42,25 +43,31 @@ def no_secret_in_any_output(
     kion: KionStandIn,
     smtp: SesSmtpServer,
     outputs: OutputCapture,
-    capsys: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     record_property: Callable[[str, object], None],
 ) -> Iterator[None]:
     """Invariant 3, around every safety test: scan all output for every secret the test made,
-    with the function logging at its most verbose level."""
+    with the function logging at its most verbose level and tracing to X-Ray."""
     function_logger = logging.getLogger(SERVICE)
     monkeypatch.setattr(function_logger, "level", function_logger.level)  # restored after
     function_logger.setLevel(logging.DEBUG)
     ledger = SecretLedger(region=smtp.region)
     for api_key in kion.api_keys.values():
         ledger.add("Kion API key", api_key)
-    with ledger.watching_iam(monkeypatch), outputs.capturing_logs():
+    traces = CapturedTraces()
+    with (
+        ledger.watching_iam(monkeypatch),
+        ledger.watching_kion(monkeypatch),
+        outputs.capturing_logs(),
+        tracing_on(monkeypatch, traces),
+    ):
         yield
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()  # the file descriptors: print(), sys.stdout and os.write alike
     outputs.add("stdout (logs and EMF metrics)", captured.out)
     outputs.add("stderr", captured.err)
-    for api_key in kion.api_keys.values():
-        ledger.add("Kion API key", api_key)
+    for document in traces.documents:
+        outputs.add("X-Ray segment", document)
     ledger.gather_secrets_manager()
     leaks = find_leaks(ledger.secrets(), outputs.texts)
     record_property("leaks", len(leaks))

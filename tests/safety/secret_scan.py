@@ -72,8 +72,8 @@ class SecretLedger:
 
     def gather_moto_iam(self) -> None:
         """The secret access key of every IAM key moto holds now, in every partition."""
-        for account in iam_backends.values():
-            for backend in account.values():
+        for account in dict.values(iam_backends):
+            for backend in dict.values(account):
                 self.secret_access_keys.extend(
                     key.secret_access_key for key in backend.access_keys.values()
                 )
@@ -82,20 +82,22 @@ class SecretLedger:
         if isinstance(value, str) and len(value.strip()) >= PIECE:
             self.others[value.strip()] = kind
 
-    def gather_secrets_manager(self, region: str = "us-east-1") -> None:
+    def gather_secrets_manager(self) -> None:
         """The SMTP passwords and Kion API keys in every version of every secret in moto."""
-        backend = dict.get(secretsmanager_backends[DEFAULT_ACCOUNT_ID], region)
-        for secret in [] if backend is None else backend.secrets.values():
-            for version in secret.versions.values():
-                stored = version.get("secret_string") or ""
-                fields = secret_fields(stored)
-                if secret.name.endswith("kion-api-key"):
-                    # JSON's values; plain text whole; broken JSON holds no key worth the name
-                    plain = [] if stored.lstrip().startswith("{") else [stored]
-                    for value in list(fields.values()) or plain:
-                        self.add("Kion API key", value)
-                else:
-                    self.add("SMTP password", fields.get("password") if fields else None)
+        for backend in dict.values(secretsmanager_backends[DEFAULT_ACCOUNT_ID]):
+            for secret in backend.secrets.values():
+                for version in secret.versions.values():
+                    self._add_stored(secret.name, version.get("secret_string") or "")
+
+    def _add_stored(self, secret_name: str, stored: str) -> None:
+        fields = secret_fields(stored)
+        if secret_name.endswith("kion-api-key"):
+            # JSON's values; plain text whole; broken JSON holds no key worth the name
+            plain = [] if stored.lstrip().startswith("{") else [stored]
+            for value in list(fields.values()) or plain:
+                self.add("Kion API key", value)
+        else:
+            self.add("SMTP password", fields.get("password") if fields else None)
 
     def secrets(self) -> dict[str, str]:
         """Every secret value, with its kind."""
