@@ -17,7 +17,7 @@ from safety_harness import (
     ses_on_virtual_time,
     virtual_time,
 )
-from secret_scan import OutputCapture, SecretLedger, find_leaks
+from secret_scan import OutputCapture, SecretLedger, SecretScan
 from xray_capture import CapturedTraces, tracing_on
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
@@ -37,13 +37,28 @@ def outputs() -> OutputCapture:
     return OutputCapture()
 
 
+@pytest.fixture
+def xray_traces() -> CapturedTraces:
+    """The X-Ray segments the function's tracer sent during the test."""
+    return CapturedTraces()
+
+
+@pytest.fixture
+def secret_scan(
+    smtp: SesSmtpServer,
+    outputs: OutputCapture,
+    xray_traces: CapturedTraces,
+    capfd: pytest.CaptureFixture[str],
+) -> SecretScan:
+    """The scan of all output (file descriptors, logs, X-Ray, errors) for the test's secrets."""
+    return SecretScan(SecretLedger(region=smtp.region), outputs, xray_traces, capfd)
+
+
 @pytest.fixture(autouse=True)
 def no_secret_in_any_output(
     aws: None,
     kion: KionStandIn,
-    smtp: SesSmtpServer,
-    outputs: OutputCapture,
-    capfd: pytest.CaptureFixture[str],
+    secret_scan: SecretScan,
     monkeypatch: pytest.MonkeyPatch,
     record_property: Callable[[str, object], None],
 ) -> Iterator[None]:
@@ -52,24 +67,17 @@ def no_secret_in_any_output(
     function_logger = logging.getLogger(SERVICE)
     monkeypatch.setattr(function_logger, "level", function_logger.level)  # restored after
     function_logger.setLevel(logging.DEBUG)
-    ledger = SecretLedger(region=smtp.region)
+    ledger, outputs = secret_scan.ledger, secret_scan.outputs
     for api_key in kion.api_keys.values():
         ledger.add("Kion API key", api_key)
-    traces = CapturedTraces()
     with (
         ledger.watching_iam(monkeypatch),
         ledger.watching_kion(monkeypatch),
         outputs.capturing_logs(),
-        tracing_on(monkeypatch, traces),
+        tracing_on(monkeypatch, secret_scan.traces),
     ):
         yield
-    captured = capfd.readouterr()  # the file descriptors: print(), sys.stdout and os.write alike
-    outputs.add("stdout (logs and EMF metrics)", captured.out)
-    outputs.add("stderr", captured.err)
-    for document in traces.documents:
-        outputs.add("X-Ray segment", document)
-    ledger.gather_secrets_manager()
-    leaks = find_leaks(ledger.secrets(), outputs.texts)
+    leaks = secret_scan.leaks()
     record_property("leaks", len(leaks))
     record_property("output_chars", sum(len(text) for _, text in outputs.texts))
     assert not leaks, f"invariant 3 broken: {leaks}"

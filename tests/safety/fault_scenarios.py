@@ -14,7 +14,9 @@ from the calls it saw, preferring the calls only a recovery makes.
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -26,9 +28,19 @@ from fault_injection import (
     Fault,
     FaultInjector,
     FollowUp,
+    behaviour,
     fault_kinds,
 )
 from moto import mock_aws
+from safety_figures import (
+    CONVERGED,
+    DELETED_IN_USE,
+    FINGERPRINT,
+    KION_REFUSED,
+    NO_OP,
+    SCENARIO,
+    STEPS,
+)
 from safety_harness import (
     CONTINUATIONS,
     EMPTY_TRUST_STORE,
@@ -175,3 +187,33 @@ def double_fault_scenarios() -> list[DoubleFault]:
     chooser = random.Random(DOUBLE_FAULT_SEED)
     picked = chooser.sample(range(len(singles)), min(DOUBLE_FAULT_SAMPLE, len(singles)))
     return [DoubleFault(singles[index], draw) for draw, index in enumerate(sorted(picked))]
+
+
+Record = Callable[[str, object], None]  # pytest's record_property
+
+
+def run_scenario(
+    run: SafetyRun, scenario: Scenario, without_faults: tuple[str, ...], record: Record
+) -> None:
+    """Rotate under the planned faults, go on until the rotation finishes, check the end."""
+    injector = run.injector
+    planned = [scenario.fault] + ([injector.follow_up.fault] if injector.follow_up else [])
+    record(SCENARIO, 1)
+    try:
+        run.finish(run.rotate(), scenario.continuation)
+        assert injector.fired == planned, f"planned {planned}, fired {injector.fired}"
+        record(FINGERPRINT, fingerprint(scenario.variant, injector))
+        no_op = behaviour(injector.trace) == behaviour(without_faults)
+        record(NO_OP, int(no_op))
+        assert not no_op, f"the fault {injector.fired[-1]} changed nothing the function did"
+        run.assert_converged()
+        record(CONVERGED, 1)
+        assert not run.unclear_errors, f"errors that name no cause and fix: {run.unclear_errors}"
+    finally:
+        record(STEPS, run.steps_invoked)
+        record(KION_REFUSED, len(run.kion_refused))
+        record(DELETED_IN_USE, len(run.deleted_in_use))
+
+
+def fingerprint(variant: str, injector: FaultInjector) -> str:
+    return hashlib.sha256("\n".join([variant, *injector.trace]).encode()).hexdigest()[:16]

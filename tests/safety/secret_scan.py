@@ -178,24 +178,49 @@ def encoded_forms(value: str) -> dict[str, str]:
     return forms
 
 
+@dataclass
+class SecretScan:
+    """The scan that runs after every safety test: all a test's output against all its secrets.
+
+    ``capfd`` is pytest's capture of the stdout and stderr file descriptors; ``traces`` the X-Ray
+    documents the tracer sent (anything with a ``documents`` list of strings)."""
+
+    ledger: SecretLedger
+    outputs: OutputCapture
+    traces: Any
+    capfd: Any
+
+    def leaks(self) -> list[str]:
+        """Gather what was written since the last scan, then report every secret piece in all
+        the output gathered so far."""
+        captured = self.capfd.readouterr()
+        self.outputs.add("stdout (logs and EMF metrics)", captured.out)
+        self.outputs.add("stderr", captured.err)
+        for document in self.traces.documents:
+            self.outputs.add("X-Ray segment", document)
+        self.traces.documents.clear()
+        self.ledger.gather_secrets_manager()
+        return find_leaks(self.ledger.secrets(), self.outputs.texts)
+
+
 def find_leaks(secrets: dict[str, str], texts: Iterable[tuple[str, str]]) -> list[str]:
-    """Where any secret, or any 8-character piece of one, appears, in any of its encoded forms.
-    Never quotes the secret."""
-    texts = list(texts)
-    leaks = []
+    """Where any secret, or any 8-character piece of one, appears, in any of its encoded forms
+    (one report per secret and place). Never quotes the secret."""
+    pieces: dict[str, tuple[str, str]] = {}  # piece -> (the secret, what it is)
     for value, kind in secrets.items():
-        scanned: set[str] = set()
         for form, encoded in encoded_forms(value).items():
-            if encoded in scanned:
-                continue  # this form reads like one already scanned (nothing to encode)
-            scanned.add(encoded)
-            pieces = {encoded[i : i + PIECE] for i in range(max(1, len(encoded) - PIECE + 1))}
-            pieces = {piece for piece in pieces if len(piece) == PIECE}
             named = kind if form == "raw" else f"{kind}, {form},"
-            for where, text in texts:
-                at = next((text.find(piece) for piece in pieces if piece in text), -1)
-                if at >= 0:
-                    leaks.append(f"a piece of a {named} ({len(value)} chars) in {where} at {at}")
+            for start in range(len(encoded) - PIECE + 1):
+                pieces.setdefault(encoded[start : start + PIECE], (value, named))
+    leaks = []
+    for where, text in texts:
+        reported: set[str] = set()
+        for start in range(len(text) - PIECE + 1):
+            found = pieces.get(text[start : start + PIECE])
+            if found is not None and found[0] not in reported:
+                reported.add(found[0])
+                value, named = found
+                leaks.append(f"a piece of a {named} ({len(value)} chars) in {where} at {start}")
     return leaks
 
 

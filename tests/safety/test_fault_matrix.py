@@ -12,63 +12,25 @@ scenarios with the same trace did the same thing; the figures count them once.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import pytest
-from fault_injection import FaultInjector, behaviour
+from fault_injection import behaviour
 from fault_scenarios import (
     DOUBLE_FAULT_SAMPLE,
     DoubleFault,
+    Record,
     Scenario,
     clean_trace,
     double_fault_scenarios,
     fault_scenarios,
+    run_scenario,
 )
-from safety_figures import (
-    CONVERGED,
-    DELETED_IN_USE,
-    DOUBLE_FAULT,
-    FINGERPRINT,
-    KION_REFUSED,
-    NO_OP,
-    RECOVERY_ONLY,
-    SCENARIO,
-    STEPS,
-)
+from safety_figures import DOUBLE_FAULT, RECOVERY_ONLY
 from safety_harness import SafetyRun
 
 SCENARIOS = fault_scenarios()
 DOUBLE_FAULTS = double_fault_scenarios()
-
-Record = Callable[[str, object], None]
-
-
-def run_scenario(
-    run: SafetyRun, scenario: Scenario, without_faults: tuple[str, ...], record: Record
-) -> None:
-    """Rotate under the planned faults, go on until the rotation finishes, check the end."""
-    injector = run.injector
-    planned = [scenario.fault] + ([injector.follow_up.fault] if injector.follow_up else [])
-    record(SCENARIO, 1)
-    try:
-        run.finish(run.rotate(), scenario.continuation)
-        assert injector.fired == planned, f"planned {planned}, fired {injector.fired}"
-        record(FINGERPRINT, fingerprint(scenario.variant, injector))
-        no_op = behaviour(injector.trace) == behaviour(without_faults)
-        record(NO_OP, int(no_op))
-        assert not no_op, f"the fault {injector.fired[-1]} changed nothing the function did"
-        run.assert_converged()
-        record(CONVERGED, 1)
-        assert not run.unclear_errors, f"errors that name no cause and fix: {run.unclear_errors}"
-    finally:
-        record(STEPS, run.steps_invoked)
-        record(KION_REFUSED, len(run.kion_refused))
-        record(DELETED_IN_USE, len(run.deleted_in_use))
-
-
-def fingerprint(variant: str, injector: FaultInjector) -> str:
-    return hashlib.sha256("\n".join([variant, *injector.trace]).encode()).hexdigest()[:16]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)

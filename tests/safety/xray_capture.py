@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import aws_xray_sdk
@@ -19,6 +20,7 @@ import pytest
 from aws_lambda_powertools import Tracer
 from aws_xray_sdk.core import xray_recorder
 from aws_xray_sdk.core.context import Context
+from aws_xray_sdk.core.sampling.local.sampler import LocalSampler
 
 from smtp_rotation import handler, telemetry
 
@@ -36,6 +38,34 @@ class CapturedTraces:
         """There is no daemon: nothing leaves the process."""
 
 
+class _Relay:
+    """The recorder's one emitter: passes entities on to the capture of the running test."""
+
+    target: CapturedTraces | None = None
+
+    def send_entity(self, entity: Any) -> None:
+        if self.target is not None:
+            self.target.send_entity(entity)
+
+    def set_daemon_address(self, address: str | None) -> None:
+        """There is no daemon: nothing leaves the process."""
+
+
+@cache
+def _relay() -> _Relay:
+    """Configure the recorder once (the default sampler would build a botocore client each
+    time): sample everything, ignore calls made outside a segment, emit to the relay."""
+    relay = _Relay()
+    xray_recorder.configure(
+        emitter=relay,
+        sampler=LocalSampler(),
+        sampling=False,
+        context=Context(context_missing="IGNORE_ERROR"),
+        context_missing="IGNORE_ERROR",
+    )
+    return relay
+
+
 def _fresh_tracer() -> None:
     """Forget the Tracer made so far, so the next invocation makes one from the environment."""
     Tracer._reset_config()
@@ -49,17 +79,14 @@ def tracing_on(monkeypatch: pytest.MonkeyPatch, captured: CapturedTraces) -> Ite
     monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")  # the Tracer traces only "in Lambda"
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
     _fresh_tracer()
-    xray_recorder.configure(
-        emitter=captured,
-        context=Context(context_missing="IGNORE_ERROR"),
-        sampling=False,  # sample everything
-        context_missing="IGNORE_ERROR",
-    )
+    relay = _relay()
+    relay.target = captured
     aws_xray_sdk.global_sdk_config.set_sdk_enabled(True)
     xray_recorder.begin_segment("safety-test")
     try:
         yield
     finally:
         xray_recorder.end_segment()
+        relay.target = None
         aws_xray_sdk.global_sdk_config.set_sdk_enabled(False)
         _fresh_tracer()
