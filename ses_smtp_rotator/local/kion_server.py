@@ -14,6 +14,7 @@ import copy
 import json
 import re
 import secrets
+import select
 import socket
 import ssl
 import threading
@@ -410,6 +411,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if kion.delay > 0:
             kion._stopping.wait(kion.delay)
+            if self._client_gave_up():  # as a server whose client hung up: nothing is applied
+                kion._log(method, path, None, ())
+                return
         if kion.html_replies:
             kion._log(method, path, kion.html_status, ())
             self._send(kion.html_status, HTML_PAGE, "text/html; charset=utf-8", {})
@@ -468,6 +472,16 @@ class _Handler(BaseHTTPRequestHandler):
         if path.endswith("/rotate"):
             return (*kion._rotate_api_key(body), (), None)
         return (*kion._post_api_key(body), (), None)
+
+    def _client_gave_up(self) -> bool:
+        """True when the client closed the connection while the request waited."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return not self.connection.recv(1)
+        except (OSError, ssl.SSLError):
+            return True
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)

@@ -9,17 +9,29 @@ SES refuses is then the test's doing, not the function's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from safety_harness import ABANDON, RESUME, RETRY, STEADY, SafetyRun
+from safety_harness import ABANDON, REINVOKE, RESUME, RETRY, STEADY, SafetyRun
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS, RotationStepError
 from smtp_rotation import errors
 
 MASKED_FORMS = ["", "********", "*****", "REDACTED", "*" * 44, None]
+
+
+def eventually(condition: Callable[[], bool], bound: float = 30.0) -> bool:
+    """Whether ``condition`` comes true, polled until the (generous) bound: a wait for an event,
+    not a measure of time."""
+    deadline = time.monotonic() + bound
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def step_error(run: SafetyRun, step: str, token: str) -> BaseException:
@@ -160,3 +172,30 @@ def test_at_the_key_limit_the_key_kion_runs_on_is_never_the_spare(
 
     assert run.world.current()["username"] == kion_key
     assert run.world.access_key_ids() == {kion_key}
+
+
+def test_a_patch_kion_answers_after_the_function_gave_up_never_applies(
+    make_run: Callable[[str], SafetyRun], kion: KionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The function stops waiting for Kion and reports a timeout: Kion must then still hold the
+    old credential, whenever its late answer would have come. Asserted on the eventual state:
+    the stand-in logs the request once it has decided, with no status, as a dropped reply."""
+    run = make_run(STEADY)
+    before = run.world.kion_credential()
+    monkeypatch.setenv("KION_TIMEOUT_SECONDS", "0.1")
+    monkeypatch.setenv("KION_RETRIES", "0")
+    token = rotation_stopped_before(run, "setSecret")
+    kion.delay = 0.5
+
+    failure = run.invoke("setSecret", token)
+
+    assert failure is not None
+    assert type(failure.error) is errors.KionConnectionError
+    assert "timed out" in failure.error.cause
+    assert eventually(lambda: bool(kion.requests_to("PATCH"))), "the stand-in never decided"
+    assert [request.status for request in kion.requests_to("PATCH")] == [None]
+    assert run.world.kion_credential() == before
+    kion.clear_faults()
+    monkeypatch.setenv("KION_TIMEOUT_SECONDS", "2")
+    run.finish(failure, REINVOKE)
+    run.assert_converged()
