@@ -22,6 +22,7 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="SesSmtpRotatorTest",
     POWERTOOLS_LOG_LEVEL="INFO",
     SES_ACCEPT_TIMEOUT_SECONDS="3",
+    SES_ACCEPT_MIN_SPAN_SECONDS="0.05",
     SMTP_TIMEOUT_SECONDS="2",
     KION_TIMEOUT_SECONDS="2",
     KION_RETRIES="2",
@@ -83,10 +84,8 @@ def aws():
 
 @pytest.fixture
 def smtp(_smtp_server: SesSmtpServer) -> SesSmtpServer:
-    """The SES SMTP stand-in, with every switch off and no recorded logins."""
-    _smtp_server.propagation_delay = 0.0
-    _smtp_server.refuse_all = False
-    _smtp_server.auth_attempts.clear()
+    """The SES SMTP stand-in, with every switch off and no recorded logins or messages."""
+    _smtp_server.reset()
     return _smtp_server
 
 
@@ -95,6 +94,8 @@ def kion(_kion_server: KionStandIn) -> KionStandIn:
     """The Kion stand-in, with default settings, one fresh API key and no faults."""
     _kion_server.clear_faults()
     _kion_server.mask_password = False
+    _kion_server.password_mask = ""
+    _kion_server.omitted_fields.clear()
     _kion_server.app_config.clear()
     _kion_server.app_config.update(default_app_config())
     _kion_server.api_keys.clear()
