@@ -41,7 +41,7 @@ from ses_smtp_rotator.local.rotation_service import (
     LocalRotationService,
     in_process_function,
 )
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
 from smtp_rotation.handler import lambda_handler
 from smtp_rotation.telemetry import SERVICE
@@ -68,6 +68,19 @@ def certificates() -> LoopbackCertificates:
 def _smtp_server(certificates):
     with SesSmtpServer(certificates=certificates) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def _other_regions(certificates):
+    with SesSmtpRegions(("eu-west-1", "us-gov-west-1"), certificates=certificates) as regions:
+        yield regions
+
+
+@pytest.fixture
+def other_regions(_other_regions: SesSmtpRegions) -> SesSmtpRegions:
+    """SES SMTP in eu-west-1 and us-gov-west-1, beside ``smtp`` (us-east-1), reset."""
+    _other_regions.reset()
+    return _other_regions
 
 
 @pytest.fixture(scope="session")
@@ -114,9 +127,11 @@ def make_world(aws, kion, smtp, rotation_service):
     """Build an installation: ``adopt=True`` for a fresh deployment whose secret has no
     credential yet, ``False`` for one whose secret already holds the key Kion uses."""
 
-    def make(*, adopt: bool = False, **options) -> RotationWorld:
+    def make(*, adopt: bool = False, other_regions=None, **options) -> RotationWorld:
         installation = provision_installation(kion, smtp, adopt=adopt, **options)
-        return RotationWorld(installation, kion, smtp, rotation_service)
+        world = RotationWorld(installation, kion, smtp, rotation_service)
+        world.other_regions = other_regions
+        return world
 
     return make
 

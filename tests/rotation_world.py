@@ -18,7 +18,7 @@ from moto.iam.models import iam_backends
 from ses_smtp_rotator.local.installation import LocalInstallation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS, LocalRotationService
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
 from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
 
 
@@ -29,6 +29,7 @@ class RotationWorld:
     smtp: SesSmtpServer
     service: LocalRotationService
     iam: Any = field(default_factory=lambda: boto3.client("iam"))
+    other_regions: SesSmtpRegions | None = None
     secretsmanager: Any = field(default_factory=lambda: boto3.client("secretsmanager"))
 
     @property
@@ -64,6 +65,17 @@ class RotationWorld:
     def kion_authenticates(self) -> bool:
         """Invariant 1: the credential Kion is configured with works against SES."""
         return self.authenticates(*self.kion_credential())
+
+    def ses_at_kion_host(self) -> SesSmtpServer | None:
+        """The SES double that answers where Kion sends (its smtp_host), if any does."""
+        host = str(self.kion.app_config.get("smtp_host") or "")
+        servers = [self.smtp, *(self.other_regions.servers.values() if self.other_regions else ())]
+        return next((server for server in servers if host in (server.host_name, server.host)), None)
+
+    def kion_works_where_it_sends(self) -> bool:
+        """Invariant 1 at Kion's own host: SES there accepts Kion's configured credential."""
+        server = self.ses_at_kion_host()
+        return server is not None and server.check_credential(*self.kion_credential()) == "accepted"
 
     def access_key_ids(self) -> set[str]:
         listed = self.iam.list_access_keys(UserName=self.installation.iam_user_name)

@@ -225,11 +225,12 @@ class _Controller(Controller):
         )
 
 
-def _bind_loopback(host: str) -> socket.socket:
+def _bind_loopback(host: str, port: int = 0) -> socket.socket:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted sockets inherit this; without it small replies wait for delayed ACKs (~40 ms).
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    listener.bind((host, 0))
+    listener.bind((host, port))
     listener.listen(16)
     return listener
 
@@ -410,10 +411,11 @@ class SesSmtpServer:
         )
 
     def start(self) -> SesSmtpServer:
-        """Bind a free port on ``host`` and serve in a background thread."""
+        """Bind a free port on ``host`` (after a stop, the port it had) and serve in a
+        background thread."""
         if self._controller is not None:
             raise RuntimeError("the SMTP server is already running")
-        listener = _bind_loopback(self.host)
+        listener = _bind_loopback(self.host, self.port)
         self.port = listener.getsockname()[1]
         self._controller = _Controller(
             _MailJudge(self),
