@@ -72,13 +72,15 @@ def _smtp_server(certificates):
 
 @pytest.fixture(scope="session")
 def _other_regions(certificates):
-    with SesSmtpRegions(("eu-west-1", "us-gov-west-1"), certificates=certificates) as regions:
+    with SesSmtpRegions(
+        ("eu-west-1", "us-east-2", "us-gov-west-1"), certificates=certificates
+    ) as regions:
         yield regions
 
 
 @pytest.fixture
 def other_regions(_other_regions: SesSmtpRegions) -> SesSmtpRegions:
-    """SES SMTP in eu-west-1 and us-gov-west-1, beside ``smtp`` (us-east-1), reset."""
+    """SES SMTP in eu-west-1, us-east-2 and us-gov-west-1, beside ``smtp`` (us-east-1), reset."""
     _other_regions.reset()
     return _other_regions
 

@@ -19,6 +19,7 @@ from ses_smtp_rotator.local.installation import LocalInstallation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS, LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
+from smtp_rotation.ses_endpoint import ses_smtp_host
 from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
 
 
@@ -66,16 +67,32 @@ class RotationWorld:
         """Invariant 1: the credential Kion is configured with works against SES."""
         return self.authenticates(*self.kion_credential())
 
+    def ses_at(self, host: str) -> SesSmtpServer | None:
+        """The SES double that answers at ``host`` (an SES host name of its region, or the
+        loopback address the secret proves at), if any does."""
+        servers = [self.smtp, *(self.other_regions.servers.values() if self.other_regions else ())]
+        ses_host = ses_smtp_host(host)
+        for server in servers:
+            if host == server.host or (ses_host and ses_host.region == server.region):
+                return server
+        return None
+
     def ses_at_kion_host(self) -> SesSmtpServer | None:
         """The SES double that answers where Kion sends (its smtp_host), if any does."""
+        return self.ses_at(str(self.kion.app_config.get("smtp_host") or ""))
+
+    def kion_outcome(self) -> str | None:
+        """What SES at Kion's own host answers to Kion's credential now; None when Kion sends
+        through a host outside this world (no SES name, no double: a relay of its own)."""
         host = str(self.kion.app_config.get("smtp_host") or "")
-        servers = [self.smtp, *(self.other_regions.servers.values() if self.other_regions else ())]
-        return next((server for server in servers if host in (server.host_name, server.host)), None)
+        server = self.ses_at(host)
+        if server is None:
+            return "no SES at Kion's host" if ses_smtp_host(host) else None
+        return server.check_credential(*self.kion_credential())
 
     def kion_works_where_it_sends(self) -> bool:
         """Invariant 1 at Kion's own host: SES there accepts Kion's configured credential."""
-        server = self.ses_at_kion_host()
-        return server is not None and server.check_credential(*self.kion_credential()) == "accepted"
+        return self.kion_outcome() == "accepted"
 
     def access_key_ids(self) -> set[str]:
         listed = self.iam.list_access_keys(UserName=self.installation.iam_user_name)
