@@ -135,6 +135,12 @@ class ApiKeySecret:
                 RemoveFromVersionId=current_version_id,
             )
 
+    def start_renewal(self) -> str:
+        """Start a renewal (RotateSecret with the rotation attached to the secret); returns the
+        new version's id. Secrets Manager refuses while another rotation is still pending."""
+        with aws_call("secretsmanager:RotateSecret", self.secret_id):
+            return self._client.rotate_secret(SecretId=self.secret_id)["VersionId"]
+
     def _get(self, **selector: str) -> StoredVersion | None:
         with aws_call("secretsmanager:GetSecretValue", self.secret_id):
             try:

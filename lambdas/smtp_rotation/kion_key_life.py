@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .config import RotationConfig
 from .errors import KionAuthError, RotationError
-from .kion_api_key_secret import SET_KION_KEY
+from .kion_api_key_secret import SET_KION_KEY, ApiKeySecret
 from .kion_app_api_keys import KionKeyClient
+from .settings import InstallationSecret
 
 DEFAULT_RENEW_AFTER_DAYS = 30.0
 
@@ -105,6 +107,30 @@ def key_life(
         renew_after=renew_after,
         now=now,
     )
+
+
+def stored_key_life(
+    installation: InstallationSecret,
+    config: RotationConfig,
+    *,
+    now: datetime,
+    renew_after: timedelta,
+    secretsmanager: object | None = None,
+) -> KeyLife:
+    """The life left to the key in ``installation``'s Kion API key secret (AWSCURRENT): what
+    the watch asks before it starts a renewal with ``ApiKeySecret.start_renewal``."""
+    secret_id = installation.kion_api_key_secret_id
+    stored = ApiKeySecret(secret_id, secretsmanager).current().stored
+    kion = KionKeyClient(
+        installation.kion_url,
+        stored.api_key,
+        ca_pem=installation.kion_ca_bundle,
+        timeout=config.kion_timeout,
+        retries=config.kion_retries,
+        backoff_factor=config.kion_retry_backoff,
+        api_key_secret_id=secret_id,
+    )
+    return key_life(kion, stored.api_key_id, now=now, renew_after=renew_after, secret_id=secret_id)
 
 
 def expired_key_error(kion_url: str, secret_id: str) -> KionApiKeyExpiredError:
