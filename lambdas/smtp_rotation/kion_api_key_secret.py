@@ -18,6 +18,8 @@ from .aws import aws_call, client, error_code
 from .errors import KionApiKeyError, RotationStateError
 from .secrets_store import CURRENT, PENDING, _parse_api_key
 
+PREVIOUS = "AWSPREVIOUS"
+
 SET_KION_KEY = "ses-smtp-rotator set-kion-key <installation secret>"
 
 

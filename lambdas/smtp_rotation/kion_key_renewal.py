@@ -2,8 +2,9 @@
 
 - createSecret: delete the keys this installation's renewals made that neither AWSCURRENT nor
   AWSPENDING holds (among them the key of an earlier try of this very step whose reply was lost:
-  it carries this version's name), then create a key named ``ses-smtp-rotator/<secret
-  name>/<version>`` and store it with its id as AWSPENDING.
+  it carries this version's name), and AWSPREVIOUS's key when a finishSecret stopped before
+  deleting it; then create a key named ``ses-smtp-rotator/<secret name>/<version>`` and store it
+  with its id as AWSPENDING.
 - setSecret: nothing; Kion made the key live when it created it.
 - testSecret: read Kion's settings with the new key.
 - finishSecret: check the new key once more, move AWSCURRENT to it, then delete the replaced key
@@ -22,7 +23,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from .config import RotationConfig
 from .errors import KionAuthError, KionRequestError, RotationError, RotationStateError
-from .kion_api_key_secret import SET_KION_KEY, ApiKeySecret, SecretIdentity, StoredApiKey
+from .kion_api_key_secret import (
+    PREVIOUS,
+    SET_KION_KEY,
+    ApiKeySecret,
+    SecretIdentity,
+    StoredApiKey,
+)
 from .kion_app_api_keys import AppApiKeyInfo, KionKeyClient
 from .kion_key_life import expired_key_error
 from .secrets_store import InstallationSecrets
@@ -120,14 +127,18 @@ class KionKeyRenewal:
     def _delete_spare_keys(
         self, kion: KionKeyClient, identity: SecretIdentity, listed: list[AppApiKeyInfo]
     ) -> None:
-        """Delete keys this installation's renewals made that no live version holds."""
-        own = [key for key in listed if made_by_renewal_of(identity.name, key.name)]
-        if not own:
+        """Delete the keys this installation's renewals made, and the key a finished renewal
+        replaced, that neither AWSCURRENT nor AWSPENDING holds."""
+        spare = {key.id for key in listed if made_by_renewal_of(identity.name, key.name)}
+        previous = self.secret.labelled(PREVIOUS)
+        replaced = previous.stored.api_key_id if previous else None
+        if replaced in {key.id for key in listed}:
+            spare.add(replaced)
+        if not spare:
             return
-        held = self.secret.held_key_ids()
-        for key in own:
-            if key.id not in held and kion.delete_key(key.id):
-                logger.info("Deleted a spare Kion API key", api_key_id=key.id, key_name=key.name)
+        for key_id in sorted(spare - self.secret.held_key_ids()):
+            if kion.delete_key(key_id):
+                logger.info("Deleted a spare Kion API key", api_key_id=key_id)
 
     def _limit_error(
         self,

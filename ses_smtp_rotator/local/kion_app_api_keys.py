@@ -112,6 +112,12 @@ class AppApiKeys(MutableMapping[int, str]):
     def __len__(self) -> int:
         return len(self.records)
 
+    def clear(self) -> None:
+        """Forget every key and start ids at 1 again, as a fresh Kion would."""
+        with self._lock:
+            self.records.clear()
+            self._next_id = 1
+
     # -- keys -------------------------------------------------------------------------------
 
     def issue(
