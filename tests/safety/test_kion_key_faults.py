@@ -53,7 +53,9 @@ from ses_smtp_rotator.local.tls import LoopbackCertificates
 from smtp_rotation import handler
 from smtp_rotation.errors import RotationError
 from smtp_rotation.handler import lambda_handler
-from smtp_rotation.kion_key_renewal import key_name
+from smtp_rotation.kion_api_key_secret import StoredApiKey
+from smtp_rotation.kion_app_api_keys import KionKeyClient
+from smtp_rotation.kion_key_renewal import KionKeyRenewal, key_name
 
 # As the suite's conftest sets it for the SMTP rotation's scenarios.
 SMTP_TIMEOUT_SECONDS = "1"
@@ -336,3 +338,35 @@ def test_every_kind_of_external_call_of_the_renewal_is_in_the_scenarios() -> Non
     ):
         assert expected in calls
     assert any(call.startswith("kion.DELETE-app-api-key/") for call in calls)
+
+
+def test_the_checks_catch_a_renewal_that_deletes_the_old_key_before_moving_awscurrent(
+    renewal_run: Callable[[str], RenewalRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = renewal_run(KNOWN)
+    finish = KionKeyRenewal.finish_secret
+
+    def deleting_first(renewal: KionKeyRenewal, pending: StoredApiKey) -> None:
+        replaced = renewal.secret.current().stored.api_key_id
+        assert replaced is not None
+        renewal._kion(pending, renewal.secret.describe()).delete_key(replaced)
+        finish(renewal, pending)
+
+    monkeypatch.setattr(KionKeyRenewal, "finish_secret", deleting_first)
+    with pytest.raises(AssertionError, match="a held key was deleted"):
+        run.renew()
+    assert len(run.deleted_held) == 1
+
+
+def test_the_checks_catch_awscurrent_moved_to_a_key_kion_refuses(
+    renewal_run: Callable[[str], RenewalRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = renewal_run(KNOWN)
+    token = run.world.start()
+    assert run.run(token, STEPS[:3]) is None
+    pending = run.world.version_fields(VersionStage=PENDING)
+    run.world.kion.revoke_api_key(pending["api_key_id"])  # deleted in Kion meanwhile
+    monkeypatch.setattr(KionKeyClient, "find_key", lambda client, key_id: True)  # no check
+    with pytest.raises(AssertionError, match="AWSCURRENT must authenticate"):
+        run.invoke("finishSecret", token)
+    assert len(run.unworking) == 1
