@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import derive_command, rotate_command, status_command
+from . import derive_command, rotate_command, set_kion_key_command, status_command
 from .aws_access import SetupError
 from .exit_codes import (
     EPILOG,
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     derive_command.register(commands)
     rotate_command.register(commands, common)
     status_command.register(commands, common)
+    set_kion_key_command.register(commands)
     return parser
 
 
