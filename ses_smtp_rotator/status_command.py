@@ -8,8 +8,22 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from .aws_access import open_aws
-from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, HelpFormatter
-from .installation_status import Check, InstallationStatus, gather
+from .exit_codes import (
+    EPILOG,
+    EXIT_FAILED,
+    EXIT_IN_PROGRESS,
+    EXIT_OK,
+    EXIT_UNCHECKED,
+    HelpFormatter,
+)
+from .installation_status import (
+    FAILING,
+    IN_PROGRESS,
+    UNCHECKED,
+    Check,
+    InstallationStatus,
+    gather,
+)
 
 _LABEL_WIDTH = 19
 _CHECK_TITLES = {
@@ -56,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(status)
 
 
+_EXIT_CODES = {FAILING: EXIT_FAILED, UNCHECKED: EXIT_UNCHECKED, IN_PROGRESS: EXIT_IN_PROGRESS}
+
+
 def exit_code(status: InstallationStatus) -> int:
-    if status.problems:
-        return EXIT_FAILED
-    if status.in_progress:
-        return EXIT_IN_PROGRESS
-    return EXIT_OK
+    """1 when a rotation would fail now, 6 when a check could not be made, 3 while a rotation
+    the function is working on runs, else 0."""
+    return _EXIT_CODES.get(status.verdict, EXIT_OK)
 
 
 def render(status: InstallationStatus, out: TextIO) -> None:
@@ -90,7 +105,8 @@ def render(status: InstallationStatus, out: TextIO) -> None:
     else:
         row("Next rotation", f"unknown: {status.schedule or 'no schedule found'}")
     if status.rotation_function:
-        row("Rotation function", status.rotation_function)
+        timeout = f" (timeout {status.function_timeout})" if status.function_timeout else ""
+        row("Rotation function", f"{status.rotation_function}{timeout}")
     for name, check in status.checks.items():
         _render_check(_CHECK_TITLES.get(name, name), check, out)
 
