@@ -240,6 +240,7 @@ def test_a_kion_api_key_secret_with_a_rotation_function_is_named_for_what_it_is(
     backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID][REGION]
     attached = backend.describe_secret(renewed["ARN"])
     attached.rotation_lambda_arn, attached.rotation_enabled = FUNCTION_ARN, True
+    attached.rotation_requested = True
 
     code, output = status(capsys, renewed["ARN"])
 
