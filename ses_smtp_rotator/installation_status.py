@@ -110,12 +110,8 @@ class InstallationStatus:
             return UNCHECKED
         return IN_PROGRESS if self.in_progress else OK
 
-    def to_json(self) -> str:
-        def encode(value: Any) -> Any:
-            if isinstance(value, datetime):
-                return value.isoformat()
-            raise TypeError(type(value).__name__)
-
+    def to_document(self) -> dict[str, Any]:
+        """The report as JSON-ready values (datetimes stay datetimes)."""
         document = asdict(self)
         document["key_age_days"] = (
             round(self.key_age.total_seconds() / 86400, 3) if self.key_age else None
@@ -124,7 +120,15 @@ class InstallationStatus:
         document["unchecked"] = self.unchecked
         document["in_progress"] = self.in_progress
         document["verdict"] = self.verdict
-        return json.dumps(document, default=encode, indent=2)
+        return document
+
+    def to_json(self) -> str:
+        def encode(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.isoformat()
+            raise TypeError(type(value).__name__)
+
+        return json.dumps(self.to_document(), default=encode, indent=2)
 
 
 def gather(

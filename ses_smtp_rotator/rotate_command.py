@@ -55,7 +55,13 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
-        "--wait", action="store_true", help="follow the rotation until it finishes or fails"
+        "--wait",
+        action="store_true",
+        help="follow the rotation until it finishes or fails; a rotation already in progress "
+        "is followed instead of starting another",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (also for one secret)"
     )
     parser.add_argument(
         "--timeout",
@@ -77,10 +83,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    aws = open_aws(args.secret, profile=args.profile, region=args.region)
+    secret_id = args.secret[0]
+    aws = open_aws(secret_id, profile=args.profile, region=args.region)
     return rotate(
         aws,
-        args.secret,
+        secret_id,
         wait=args.wait,
         timeout=args.timeout,
         poll=args.poll,

@@ -62,8 +62,8 @@ def read_state(secretsmanager: Any, secret_id: str) -> SecretState:
         },
         function_arn=described.get("RotationLambdaARN") or None,
         rotation_enabled=bool(described.get("RotationEnabled")),
-        last_rotated=_utc(described.get("LastRotatedDate")),
-        next_rotation=_utc(described.get("NextRotationDate")),
+        last_rotated=as_utc(described.get("LastRotatedDate")),
+        next_rotation=as_utc(described.get("NextRotationDate")),
     )
 
 
@@ -114,7 +114,7 @@ def version_created(secretsmanager: Any, secret_id: str, version_id: str) -> dat
             page = secretsmanager.list_secret_version_ids(**request)
             for entry in page.get("Versions", []):
                 if entry.get("VersionId") == version_id:
-                    return _utc(entry.get("CreatedDate"))
+                    return as_utc(entry.get("CreatedDate"))
             if not page.get("NextToken"):
                 break
             request["NextToken"] = page["NextToken"]
@@ -129,7 +129,7 @@ def abandon_command(state: SecretState, version_id: str) -> str:
     )
 
 
-def _utc(value: Any) -> datetime | None:
+def as_utc(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and value > 0:

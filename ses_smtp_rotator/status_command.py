@@ -61,8 +61,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    aws = open_aws(args.secret, profile=args.profile, region=args.region)
-    status = gather(aws, args.secret, check_smtp=args.check_smtp, log_group=args.log_group)
+    secret_id = args.secret[0]
+    aws = open_aws(secret_id, profile=args.profile, region=args.region)
+    status = gather(aws, secret_id, check_smtp=args.check_smtp, log_group=args.log_group)
     if args.json:
         print(status.to_json())
     else:
