@@ -288,10 +288,10 @@ def _pending(
     kion_uses_it = bool(key and key == kion_username)
     idle = pending.idle_for(now)
     touched = (
-        f"; the function last touched it {idle.total_seconds():.0f} s ago "
-        f"({pending.activity_source}; timeout {pending.function_timeout})"
+        f" (the function last touched it {idle.total_seconds():.0f} s ago, from "
+        f"{pending.activity_source}; timeout {pending.function_timeout})"
         if idle is not None
-        else f"; timeout {pending.function_timeout}"
+        else f" (timeout {pending.function_timeout})"
     )
     if pending.state == RUNNING:
         status.checks["pending"] = Check(
@@ -303,7 +303,7 @@ def _pending(
             )
         return pending
     what = (
-        f"failed in {pending.last_error_step or 'a step'}: {pending.last_error}"
+        f"failed in {pending.last_error_step or 'a step'}: {(pending.last_error or '').rstrip('.')}"
         if pending.state == FAILED
         else "is stuck: the function has not touched it within its timeout"
     )

@@ -116,7 +116,7 @@ def assess_pending(
         last_activity=last_activity,
         activity_source=source,
         function_timeout_seconds=timeout.total_seconds(),
-        function_timeout=function.describe_timeout() if function else "300 s, the default",
+        function_timeout=function.describe_timeout() if function else "300 s (default)",
         may_abandon=may_abandon,
         abandon_after=(last_activity + timeout + GRACE) if last_activity else None,
         access_key_id=access_key_id,
@@ -134,11 +134,11 @@ def give_up_advice(pending: PendingRotation, secret_name: str, now: datetime) ->
     """What to do about a rotation that has not finished: wait for it, or give it up."""
     if pending.may_abandon and pending.abandon_command:
         idle = pending.idle_for(now)
-        quiet = f"{idle.total_seconds():.0f} s" if idle else "longer than its timeout"
+        quiet = f"{idle.total_seconds():.0f} s" if idle else "a while"
         return (
-            f"The function has not touched it for {quiet} ({pending.activity_source}; timeout "
-            f"{pending.function_timeout}), so no invocation is still working on it. Give it up "
-            f"with\n    {pending.abandon_command}\n  and rotate again "
+            f"The function has not touched it for {quiet} ({pending.activity_source}), longer "
+            f"than its timeout of {pending.function_timeout}, so no invocation is still working "
+            f"on it. Give it up with\n    {pending.abandon_command}\n  and rotate again "
             f"(ses-smtp-rotator rotate {secret_name} --wait)."
         )
     when = (

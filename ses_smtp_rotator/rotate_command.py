@@ -324,8 +324,8 @@ class RotationFollower:
         print(
             f"  Version {self.token} stays AWSPENDING and Secrets Manager retries the rotation: "
             f"`ses-smtp-rotator rotate {self.state.name} --wait` follows the retry. Fix the "
-            f"cause; if the rotation is still unfinished after {give_up_at:%H:%M:%S} UTC (the "
-            f"function timeout, {self.function.describe_timeout()}, after its last attempt), "
+            f"cause; if the rotation is still unfinished after {give_up_at:%H:%M:%S} UTC (its "
+            f"last attempt plus the function timeout, {self.function.describe_timeout()}), "
             f"`ses-smtp-rotator status {self.state.name}` shows the command to give it up.",
             file=self.out,
         )
@@ -335,7 +335,7 @@ class RotationFollower:
         quiet = (datetime.now(UTC) - self._last_activity).total_seconds()
         print(
             f"✗ The function has not touched the rotation for {quiet:.0f} s, longer than its "
-            f"timeout ({self.function.describe_timeout()}): no invocation is still working on "
+            f"timeout of {self.function.describe_timeout()}: no invocation is still working on "
             f"it. Give it up with\n    {abandon_command(self.state, self.token)}\n  and rotate "
             "again.",
             file=self.out,

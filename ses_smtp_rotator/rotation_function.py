@@ -35,8 +35,8 @@ class RotationFunction:
     def describe_timeout(self) -> str:
         seconds = f"{self.timeout.total_seconds():.0f} s"
         if self.timeout_configured:
-            return f"{seconds}, the function's configured timeout"
-        return f"{seconds}, the default timeout ({self.timeout_source})"
+            return f"{seconds} (the function's configuration)"
+        return f"{seconds} (default: {self.timeout_source})"
 
 
 def function_name(function_arn: str) -> str:

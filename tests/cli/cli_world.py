@@ -112,9 +112,7 @@ def leave_rotation_pending(
     )["VersionId"]
     if made_ago:
         backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID][REGION]
-        backend.secrets[secret_arn].versions[version_id]["createdate"] = int(
-            time.time() - made_ago
-        )
+        backend.secrets[secret_arn].versions[version_id]["createdate"] = int(time.time() - made_ago)
     if records:
         logs = demo.client("logs")
         stream = f"earlier/[$LATEST]{uuid.uuid4().hex}"

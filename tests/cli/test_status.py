@@ -169,7 +169,7 @@ def test_a_rotation_left_alone_past_the_function_timeout_is_stuck(rotated, capsy
 
     assert code == EXIT_FAILED, output
     assert f"the rotation to version {version} is stuck" in output
-    assert "timeout 300 s, the default timeout (lambda:GetFunctionConfiguration answered" in output
+    assert "timeout 300 s (default: lambda:GetFunctionConfiguration answered" in output
     assert f"--remove-from-version-id {version}" in output
 
 
@@ -261,7 +261,7 @@ def test_a_rotation_in_progress(rotated, capsys):
     assert "✓ Pending rotation a rotation is in progress" in output
     assert "the function last touched it" in output
     assert "update-secret-version-stage" not in output
-    assert "(timeout 300 s, the default timeout" in output
+    assert "timeout 300 s (default: lambda:GetFunctionConfiguration" in output
 
 
 def test_before_the_first_rotation(world, capsys):
