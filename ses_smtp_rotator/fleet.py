@@ -5,7 +5,8 @@ the installation's name (``infra/``). A deployment is selected by ``ses-smtp-rot
 = its name, or by the stack name CloudFormation tags every resource with
 (``aws:cloudformation:stack-name``). The Kion API key secrets the stack makes carry the
 installation tag too; they are told apart by their construct id (``KionApiKey`` in CloudFormation's
-logical-id tag), their description, or having no rotation function of this stack.
+logical-id tag), their name (``.../kion-api-key/...``), their description, or having no rotation
+function.
 
 Reading needs ``secretsmanager:ListSecrets`` only: no secret value is read to list.
 """
@@ -26,6 +27,7 @@ STACK_TAG = "aws:cloudformation:stack-name"
 _LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
 _API_KEY_LOGICAL_ID = "KionApiKey"
 _API_KEY_DESCRIPTION = "Kion App API key"
+_API_KEY_NAME_PART = "/kion-api-key/"
 _GLOB = frozenset("*?[")
 
 
@@ -104,5 +106,7 @@ def _is_api_key_secret(entry: dict[str, Any], tags: dict[str, Any]) -> bool:
     if _API_KEY_LOGICAL_ID in str(tags.get(_LOGICAL_ID_TAG) or ""):
         return True
     if str(entry.get("Description") or "").startswith(_API_KEY_DESCRIPTION):
+        return True
+    if _API_KEY_NAME_PART in str(entry.get("Name") or ""):
         return True
     return not entry.get("RotationLambdaARN")

@@ -174,12 +174,9 @@ def test_a_rotation_left_alone_past_the_function_timeout_is_stuck(rotated, capsy
 
 
 def test_kion_refusing_the_api_key_fails_status(rotated, capsys):
-    kept = dict(rotated.kion_server.api_keys)
-    rotated.kion_server.api_keys.clear()  # revoked or expired in Kion
-    try:
-        code, output = status(capsys, installation(rotated).secret_name)
-    finally:
-        rotated.kion_server.api_keys.update(kept)
+    rotated.kion_server.fail_requests(401, count=None)  # the key expired or was revoked
+
+    code, output = status(capsys, installation(rotated).secret_name)
 
     assert code == EXIT_FAILED, output
     assert "✗ Kion a rotation would fail now" in output
