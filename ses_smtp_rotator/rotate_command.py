@@ -48,9 +48,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="start a rotation now (and follow it with --wait)",
         description="Start a rotation of an installation secret: the same RotateSecret call the "
         "schedule makes. With --wait, follow it step by step from the rotation function's logs "
-        "until AWSCURRENT moves to the new version, or report why it failed. Needs "
+        "until AWSCURRENT moves to the new version, or report why it failed; a rotation already "
+        "in progress is followed instead. Several SECRETs, globs, --all or --deployment rotate "
+        "each (--parallel at a time) and print one summary table. Needs "
         "secretsmanager:RotateSecret and lambda:InvokeFunction (and, for --wait, "
-        "secretsmanager:DescribeSecret and logs:FilterLogEvents).",
+        "secretsmanager:DescribeSecret and logs:FilterLogEvents; ListSecrets to select several).",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )

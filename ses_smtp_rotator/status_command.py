@@ -40,13 +40,17 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     parser = commands.add_parser(
         "status",
         parents=[common],
-        help="show the current key, rotations, Kion's username and any stuck rotation",
+        help="where the credential stands; non-zero when a rotation would fail now",
         description="Show where an installation's SMTP credential stands: the AWSCURRENT access "
-        "key and its age, the last and next rotation, whether Kion is configured with the "
-        "AWSCURRENT key, any unfinished rotation (with its error and what to do), and with "
-        "--check-smtp whether SES accepts the current credential. Never prints a password or "
-        "key. Needs secretsmanager:DescribeSecret, GetSecretValue (on the installation secret "
-        "and the Kion API key secret) and ListSecretVersionIds; iam:ListAccessKeys, "
+        "key and its age, the last and next rotation, whether Kion accepts the App API key and "
+        "sends with the AWSCURRENT key, the IAM keys, any unfinished rotation (running, failed, "
+        "or stuck: not touched by the function within its timeout), and with --check-smtp "
+        "whether SES accepts the current credential. Exits non-zero whenever a rotation would "
+        "fail now; 3 only for a rotation the function is still working on. Never prints a "
+        "password or key. Several SECRETs, globs, --all or --deployment print one row per "
+        "installation. Needs secretsmanager:DescribeSecret, GetSecretValue (on the installation "
+        "secret and the Kion API key secret) and ListSecretVersionIds (ListSecrets to select "
+        "several); iam:ListAccessKeys, lambda:GetFunctionConfiguration, "
         "scheduler:ListSchedules/GetSchedule and logs:FilterLogEvents add detail when allowed.",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
