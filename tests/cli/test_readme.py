@@ -47,9 +47,7 @@ def test_every_error_the_function_raises_is_in_the_troubleshooting_table():
 
 def test_every_exit_code_is_in_the_readme_and_the_help():
     table = section("Operating with the command line")
-    codes = {
-        name: value for name, value in vars(exit_codes).items() if name.startswith("EXIT_")
-    }
+    codes = {name: value for name, value in vars(exit_codes).items() if name.startswith("EXIT_")}
     assert len(codes) >= 8
     for name, code in codes.items():
         assert re.search(rf"^\| {code} \| ", table, flags=re.M), name
