@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .aws_access import asking
+from botocore.exceptions import ClientError
+
+from .aws_access import SetupError, asking
 from .secret_state import as_utc
 
 INSTALLATION_TAG = "ses-smtp-rotator:installation"
@@ -84,6 +86,24 @@ def list_installations(secretsmanager: Any, *, deployment: str | None = None) ->
                 break
             request["NextToken"] = page["NextToken"]
     return sorted(found, key=lambda installation: (installation.name, installation.secret_name))
+
+
+def secret_id_for(secretsmanager: Any, text: str) -> str:
+    """``text`` itself, unless no secret has that name but exactly one installation does: then
+    that installation's secret ARN (so ``status prod-a`` works as well as the secret's name)."""
+    if text.startswith("arn:"):
+        return text
+    try:
+        secretsmanager.describe_secret(SecretId=text)
+        return text
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            return text
+    try:
+        named = [item for item in list_installations(secretsmanager) if item.name == text]
+    except SetupError:
+        return text
+    return named[0].secret_arn if len(named) == 1 else text
 
 
 def is_pattern(text: str) -> bool:

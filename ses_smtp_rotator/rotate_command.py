@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from .aws_access import AwsAccess, asking, open_aws, region_of_arn
 from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, EXIT_TIMEOUT, HelpFormatter
+from .fleet import secret_id_for
 from .function_logs import FunctionLogReader, FunctionLogRecord
 from .pending_rotation import GRACE, PendingRotation, assess_pending, give_up_advice
 from .rotation_function import RotationFunction, describe_function
@@ -85,8 +86,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    secret_id = args.secret[0]
-    aws = open_aws(secret_id, profile=args.profile, region=args.region)
+    aws = open_aws(args.secret[0], profile=args.profile, region=args.region)
+    secret_id = secret_id_for(aws.client("secretsmanager"), args.secret[0])
     return rotate(
         aws,
         secret_id,

@@ -16,6 +16,7 @@ from .exit_codes import (
     EXIT_UNCHECKED,
     HelpFormatter,
 )
+from .fleet import secret_id_for
 from .installation_status import (
     FAILING,
     IN_PROGRESS,
@@ -65,8 +66,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    secret_id = args.secret[0]
-    aws = open_aws(secret_id, profile=args.profile, region=args.region)
+    aws = open_aws(args.secret[0], profile=args.profile, region=args.region)
+    secret_id = secret_id_for(aws.client("secretsmanager"), args.secret[0])
     status = gather(aws, secret_id, check_smtp=args.check_smtp, log_group=args.log_group)
     if args.json:
         print(status.to_json())

@@ -214,3 +214,10 @@ def test_version_comes_from_the_package(capsys):
         run_cli(capsys, "--version")
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"ses-smtp-rotator {version('ses-smtp-rotator')}"
+
+
+def test_one_installation_by_its_name(world, deployments, capsys):
+    code, output = run_cli(capsys, "status", "second")
+
+    assert code == EXIT_OK, output
+    assert "Installation secret second/ses-smtp-credential" in squash(output)
