@@ -7,7 +7,6 @@ it becomes: a wrong one raises ``PropertyError``, which names the property, its 
 
 from __future__ import annotations
 
-import difflib
 import re
 import ssl
 from collections.abc import Iterable, Sequence
@@ -429,11 +428,32 @@ def partition_of(region: str) -> str:
 
 
 def did_you_mean(value: Any, choices: Iterable[str]) -> str:
-    """``"did you mean us-east-1? "`` when ``value`` is close to one of ``choices``, else ``""``."""
+    """``"did you mean us-east-1? Otherwise "`` when ``value`` is a typo away from one of
+    ``choices`` (case, a transposition, a wrong or missing character or two), else ``""``."""
     if not isinstance(value, str):
         return ""
-    choices = sorted(choices)
-    by_case = {choice.lower(): choice for choice in choices}
-    close = [by_case[value.lower()]] if value.lower() in by_case else []
-    close = close or difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    return f"did you mean {close[0]}? Otherwise " if close else ""
+    typed = value.lower()
+    ranked = sorted((_typos(typed, choice.lower()), choice) for choice in choices)
+    if ranked and ranked[0][0] <= max(2, len(typed) // 4):
+        return f"did you mean {ranked[0][1]}? Otherwise "
+    return ""
+
+
+def _typos(typed: str, choice: str) -> int:
+    """Edits between two words: insertions, deletions, substitutions and swaps of neighbours."""
+    previous, row = None, list(range(len(choice) + 1))
+    for i, typed_char in enumerate(typed, 1):
+        before, previous, row = previous, row, [i]
+        for j, choice_char in enumerate(choice, 1):
+            cost = min(
+                previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (typed_char != choice_char)
+            )
+            if (
+                before is not None
+                and j > 1
+                and typed_char == choice[j - 2]
+                and typed[i - 2] == choice_char
+            ):
+                cost = min(cost, before[j - 2] + 1)
+            row.append(cost)
+    return row[-1]
