@@ -230,6 +230,8 @@ def _installations(raw: Any) -> tuple[KionInstallation, ...]:
                 value = _integer(value, f"{where}.smtpPort", minimum=1, maximum=65535)
             elif key == "sendPathCheck":
                 value = _boolean(value, f"{where}.sendPathCheck")
+            elif key == "kionCaBundle":
+                _text(value, f"{where}.kionCaBundle")  # PEM as given, final line break included
             else:
                 value = _text(value, f"{where}.{key}")
             properties[attribute] = value

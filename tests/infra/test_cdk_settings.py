@@ -94,7 +94,7 @@ def test_command_line_context_arrives_as_json_text() -> None:
 def test_a_ca_bundle_that_parses_is_taken() -> None:
     pem = trustme.CA().cert_pem.bytes().decode()
     settings = load_settings(installation(kionCaBundle=pem))
-    assert settings.installations[0].kion_ca_bundle == pem.strip()
+    assert settings.installations[0].kion_ca_bundle == pem
 
 
 @pytest.mark.parametrize(
