@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from . import powertools
 from .installation import KionInstallation, RotationSchedule
 from .rotation import LOG_LEVELS, TIMEOUT_HEADROOM
 
@@ -75,7 +74,6 @@ class AppSettings:
     alarm_topic_arn: str | None = None
     vpc: VpcPlacement | None = None
     kms_key_arn: str | None = None
-    powertools_layer_version: int = powertools.POWERTOOLS_LAYER_VERSION
     powertools_layer_arn: str | None = None
     log_level: str = "INFO"
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
@@ -108,11 +106,6 @@ def load_settings(get_context: Callable[[str], Any]) -> AppSettings:
             alarm_topic_arn=_optional_arn(setting("alarmTopicArn"), "alarmTopicArn", "sns"),
             vpc=_vpc(setting("vpc")),
             kms_key_arn=_optional_arn(setting("kmsKeyArn"), "kmsKeyArn", "kms"),
-            powertools_layer_version=_integer(
-                setting("powertoolsLayerVersion", powertools.POWERTOOLS_LAYER_VERSION),
-                "powertoolsLayerVersion",
-                minimum=1,
-            ),
             powertools_layer_arn=_optional_arn(
                 setting("powertoolsLayerArn"), "powertoolsLayerArn", "lambda"
             ),
