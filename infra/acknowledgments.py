@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from .deployment import Deployment
 from .installation_resources import InstallationResources
 
 
@@ -46,22 +47,32 @@ def acknowledge_runtime(function: lambda_.IFunction) -> None:
     )
 
 
-def acknowledge_deployment_wildcards(*roles: iam.IRole) -> None:
+def acknowledge_deployment_wildcards(deployment: Deployment, *roles: iam.IRole) -> None:
     """The statements that reach every secret and user of the deployment by prefix."""
+    stack = Stack.of(roles[0])
+    region = _as_reported(stack.region, "<AWS::Region>")
+    account = _as_reported(stack.account, "<AWS::AccountId>")
+    secrets = f"arn:<AWS::Partition>:secretsmanager:{region}:{account}:secret:"
+    patterns = (
+        f"{secrets}{deployment.secret_prefix}*",
+        f"{secrets}{deployment.api_key_secret_prefix}*",
+        f"arn:<AWS::Partition>:iam::{account}:user{deployment.user_path}*",
+    )
     for role in roles:
-        for pattern in (
-            "Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:"
-            "secret:ses-smtp-rotator/*",
-            "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/ses-smtp-rotator/*",
-        ):
+        for pattern in patterns:
             acknowledge(
                 role,
-                f"AwsSolutions-IAM5[{pattern}]",
+                f"AwsSolutions-IAM5[Resource::{pattern}]",
                 "One statement for every installation of this deployment, so the policy keeps "
                 "its size at any number of installations: it names the deployment's secret "
                 "name prefix and requires the deployment tag (secrets), or names the "
                 "deployment's IAM path (users). Nothing outside the deployment matches.",
             )
+
+
+def _as_reported(value: str, placeholder: str) -> str:
+    """How cdk-nag shows a region or account: literal when known, a placeholder otherwise."""
+    return placeholder if Token.is_unresolved(value) else value
 
 
 def acknowledge_installations(installations: Iterable[InstallationResources]) -> None:

@@ -216,7 +216,7 @@ class SesSmtpRotation(Construct):
         acknowledgments.acknowledge_function(self.role, self.function, network_policy)
         acknowledgments.acknowledge_runtime(settings_writer.function)
         acknowledgments.acknowledge_deployment_wildcards(
-            self.role, settings_writer.role, self.scheduler_role
+            self.deployment, self.role, settings_writer.role, self.scheduler_role
         )
         acknowledgments.acknowledge_installations(self.installations.values())
 
