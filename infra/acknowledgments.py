@@ -47,27 +47,29 @@ def acknowledge_runtime(function: lambda_.IFunction) -> None:
     )
 
 
-def acknowledge_deployment_wildcards(deployment: Deployment, *roles: iam.IRole) -> None:
-    """The statements that reach every secret and user of the deployment by prefix."""
-    stack = Stack.of(roles[0])
+def acknowledge_deployment_wildcards(
+    deployment: Deployment, role: iam.IRole, *, api_key_secrets: bool = False, users: bool = False
+) -> None:
+    """The statements of ``role`` that reach every installation secret of the deployment (and,
+    for the rotation function, every API key secret and SMTP user it created) by prefix."""
+    stack = Stack.of(role)
     region = _as_reported(stack.region, "<AWS::Region>")
     account = _as_reported(stack.account, "<AWS::AccountId>")
     secrets = f"arn:<AWS::Partition>:secretsmanager:{region}:{account}:secret:"
-    patterns = (
-        f"{secrets}{deployment.secret_prefix}*",
-        f"{secrets}{deployment.api_key_secret_prefix}*",
-        f"arn:<AWS::Partition>:iam::{account}:user{deployment.user_path}*",
-    )
-    for role in roles:
-        for pattern in patterns:
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::{pattern}]",
-                "One statement for every installation of this deployment, so the policy keeps "
-                "its size at any number of installations: it names the deployment's secret "
-                "name prefix and requires the deployment tag (secrets), or names the "
-                "deployment's IAM path (users). Nothing outside the deployment matches.",
-            )
+    patterns = [f"{secrets}{deployment.secret_prefix}*"]
+    if api_key_secrets:
+        patterns.append(f"{secrets}{deployment.api_key_secret_prefix}*")
+    if users:
+        patterns.append(f"arn:<AWS::Partition>:iam::{account}:user{deployment.user_path}*")
+    for pattern in patterns:
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{pattern}]",
+            "One statement for every installation of this deployment, so the policy keeps its "
+            "size at any number of installations: it names the deployment's secret name prefix "
+            "and requires the deployment tag (secrets), or names the deployment's IAM path "
+            "(users). Nothing outside the deployment matches.",
+        )
 
 
 def _as_reported(value: str, placeholder: str) -> str:

@@ -216,8 +216,10 @@ class SesSmtpRotation(Construct):
         acknowledgments.acknowledge_function(self.role, self.function, network_policy)
         acknowledgments.acknowledge_runtime(settings_writer.function)
         acknowledgments.acknowledge_deployment_wildcards(
-            self.deployment, self.role, settings_writer.role, self.scheduler_role
+            self.deployment, self.role, api_key_secrets=True, users=True
         )
+        acknowledgments.acknowledge_deployment_wildcards(self.deployment, settings_writer.role)
+        acknowledgments.acknowledge_deployment_wildcards(self.deployment, self.scheduler_role)
         acknowledgments.acknowledge_installations(self.installations.values())
 
     def grant_rotate(self, grantee: iam.IGrantable) -> iam.Grant:
