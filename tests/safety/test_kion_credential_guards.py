@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fault_injection import CallSite
 from safety_harness import ABANDON, REINVOKE, RESUME, RETRY, STEADY, SafetyRun
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
@@ -185,7 +186,12 @@ def test_a_patch_kion_answers_after_the_function_gave_up_never_applies(
     monkeypatch.setenv("KION_TIMEOUT_SECONDS", "0.1")
     monkeypatch.setenv("KION_RETRIES", "0")
     token = rotation_stopped_before(run, "setSecret")
-    kion.delay = 0.5
+
+    def slow_from_the_patch_on(site: CallSite) -> None:
+        if site.call == "kion.PATCH-app-config":
+            kion.delay = 0.5
+
+    run.injector.on_site = slow_from_the_patch_on
 
     failure = run.invoke("setSecret", token)
 
@@ -196,6 +202,7 @@ def test_a_patch_kion_answers_after_the_function_gave_up_never_applies(
     assert [request.status for request in kion.requests_to("PATCH")] == [None]
     assert run.world.kion_credential() == before
     kion.clear_faults()
+    run.injector.on_site = lambda site: None
     monkeypatch.setenv("KION_TIMEOUT_SECONDS", "2")
     run.finish(failure, REINVOKE)
     run.assert_converged()
