@@ -61,9 +61,11 @@ safety: $(PY_STAMP) $(KION_OPENAPI)
 # Mutation testing, not part of `make test` or CI (the README says how long it takes): mutmut
 # mutates the rotation function in a scratch copy (build/mutation, its package under src/), runs
 # the rotation and safety tests named in tests/safety/mutmut.toml against each mutant, and prints
-# the score. MUTATION_WORKERS: mutants tested at once.
+# the score. MUTATION_WORKERS: mutants tested at once; MUTANTS: name patterns of the mutants to
+# test (default all), e.g. MUTANTS="smtp_rotation.rotation.* smtp_rotation.handler.*".
 MUTATION_DIR := build/mutation
 MUTATION_WORKERS ?= 2
+MUTANTS ?=
 mutate: $(PY_STAMP)
 	rm -rf $(MUTATION_DIR)
 	mkdir -p $(MUTATION_DIR)/src $(MUTATION_DIR)/tests/unit
@@ -71,7 +73,7 @@ mutate: $(PY_STAMP)
 	cp -r tests/conftest.py tests/rotation_world.py tests/rotation tests/safety $(MUTATION_DIR)/tests/
 	cp tests/unit/test_settings.py tests/unit/test_smtp_password.py $(MUTATION_DIR)/tests/unit/
 	cp tests/safety/mutmut.toml $(MUTATION_DIR)/pyproject.toml
-	cd $(MUTATION_DIR) && time $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_WORKERS) || true
+	cd $(MUTATION_DIR) && time $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_WORKERS) $(MUTANTS) || true
 	cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/python $(CURDIR)/tests/safety/mutation_score.py
 
 test-lambda-py312:
