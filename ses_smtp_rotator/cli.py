@@ -15,7 +15,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import derive_command, fleet_command, rotate_command, status_command
+from . import (
+    derive_command,
+    fleet_command,
+    rotate_command,
+    set_kion_key_command,
+    status_command,
+)
 from .aws_access import SetupError
 from .exit_codes import (
     EPILOG,
@@ -64,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_command.register_list(commands, aws_options)
     rotate_command.register(commands, common)
     status_command.register(commands, common)
+    set_kion_key_command.register(commands)
     return parser
 
 
