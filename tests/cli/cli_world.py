@@ -24,7 +24,8 @@ from ses_smtp_rotator.demo.environment import FUNCTION_NAME, LOG_GROUP, REGION
 
 # Short waits so that failures are quick; the rotation is retried once, as Secrets Manager does.
 FUNCTION_ENVIRONMENT = {
-    "SES_ACCEPT_TIMEOUT_SECONDS": "2",
+    "SES_ACCEPT_TIMEOUT_SECONDS": "5",
+    "SES_ACCEPT_MIN_SPAN_SECONDS": "0.05",
     "KION_TIMEOUT_SECONDS": "2",
     "KION_RETRIES": "0",
 }
@@ -52,6 +53,19 @@ def settle(demo: DemoEnvironment) -> None:
             secretsmanager.update_secret_version_stage(
                 SecretId=secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=version_id
             )
+    # A failed rotation's new key stays in IAM; the rotation would (rightly) refuse to delete a
+    # key that young, so the next test starts, as an operator would, without it.
+    current = json.loads(
+        secretsmanager.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")[
+            "SecretString"
+        ]
+    )
+    in_use = {current.get("username"), demo.kion_server.app_config.get("smtp_username")}
+    iam = demo.client("iam")
+    user = installation(demo).iam_user_name
+    for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+        if key["AccessKeyId"] not in in_use:
+            iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
 
 
 def installation(demo: DemoEnvironment) -> Any:
