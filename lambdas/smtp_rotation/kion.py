@@ -20,24 +20,60 @@ from .errors import (
     KionPermissionError,
     KionRequestError,
 )
+from .smtp_password import is_smtp_password
 
 APP_CONFIG_PATH = "/api/v3/app-config"
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
-_MASKED = frozenset({"", "********", "*****", "REDACTED"})
 
 
 @dataclass(frozen=True)
 class KionSmtpSettings:
-    """The SMTP part of Kion's application settings."""
+    """The SMTP part of Kion's application settings: where Kion sends, as whom, from which
+    address. ``None`` where Kion's reply leaves a field out (``password``: where Kion hides it)."""
 
     username: str
-    password: str | None = field(repr=False)  # None when Kion hides it
+    password: str | None = field(repr=False)
+    host: str | None = None
+    port: int | None = None
+    enabled: bool | None = None
+    from_address: str | None = None
 
     @classmethod
-    def from_app_config(cls, app_config: dict[str, Any]) -> KionSmtpSettings:
+    def from_app_config(
+        cls, app_config: dict[str, Any], kion_url: str = "Kion"
+    ) -> KionSmtpSettings:
+        """Read the SMTP fields; a reply without ``smtp_username`` is an error, not "no key"."""
+        username = app_config.get("smtp_username")
+        if not isinstance(username, str):
+            problem = (
+                "without smtp_username"
+                if username is None
+                else "with a smtp_username that is not text"
+            )
+            raise KionRequestError(
+                f"Kion at {kion_url} answered GET {APP_CONFIG_PATH} {problem}, so which key Kion "
+                "sends with is unknown.",
+                "Check that kion_url points at Kion 3.x and that the API key's user may read "
+                "system settings; an empty string is how Kion says it has no SMTP username.",
+            )
         password = app_config.get("smtp_password")
-        shown = isinstance(password, str) and password not in _MASKED and set(password) != {"*"}
-        return cls(str(app_config.get("smtp_username") or ""), password if shown else None)
+        # Kion masks a stored password in several styles ("", "********", "<hidden>", ...); only a
+        # value that has the form of an SES SMTP password counts as shown.
+        shown = isinstance(password, str) and is_smtp_password(password)
+        port = app_config.get("smtp_port")
+        enabled = app_config.get("smtp_enabled")
+        return cls(
+            username=username.strip(),
+            password=password if shown else None,
+            host=_text_or_none(app_config.get("smtp_host")),
+            port=port if isinstance(port, int) and not isinstance(port, bool) else None,
+            enabled=enabled if isinstance(enabled, bool) else None,
+            from_address=_text_or_none(app_config.get("smtp_from")),
+        )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 class KionClient:
@@ -78,7 +114,7 @@ class KionClient:
         )
 
     def smtp_settings(self) -> KionSmtpSettings:
-        """Kion's current SMTP username (and password, where Kion shows it)."""
+        """Kion's SMTP settings: host, port, sender, username (and password, where shown)."""
         reply = self._request("GET", APP_CONFIG_PATH)
         data = reply.get("data")
         if not isinstance(data, dict):
@@ -86,7 +122,7 @@ class KionClient:
                 f"Kion at {self.kion_url} answered GET {APP_CONFIG_PATH} without a 'data' object.",
                 "Check that kion_url points at Kion itself (version 3.x with the v3 API).",
             )
-        return KionSmtpSettings.from_app_config(data)
+        return KionSmtpSettings.from_app_config(data, self.kion_url)
 
     def set_smtp_credential(self, username: str, password: str) -> None:
         """Change Kion's SMTP username and password, and no other setting."""

@@ -97,8 +97,11 @@ class KionStandIn:
     ``app_config`` overrides are merged onto :func:`default_app_config` (new names extend the
     schema). ``api_keys`` are the App API keys accepted as bearer tokens (until they expire by
     ``app_api_key_lifespan`` on ``clock``); by default one random key (:attr:`api_key`). With
-    ``mask_password`` GET shows ``smtp_password`` as ``""``. ``observers`` see every JSON
-    exchange (tests check them against Kion's OpenAPI description).
+    ``mask_password`` GET shows ``smtp_password`` as ``password_mask`` (``""`` by default; Kion
+    versions mask in other styles too, e.g. ``"********"``). ``omitted_fields`` are left out of GET
+    replies, as older or restricted Kions do. The SMTP settings (``smtp_host``, ``smtp_port``,
+    ``smtp_from``, ``smtp_enabled``) take any value, so Kion can send through any host or region.
+    ``observers`` see every JSON exchange (tests check them against Kion's OpenAPI description).
     """
 
     def __init__(
@@ -119,6 +122,8 @@ class KionStandIn:
         )
         self.observers: list[Callable[[KionExchange], None]] = []
         self.mask_password = mask_password
+        self.password_mask = ""
+        self.omitted_fields: set[str] = set()
         self.certificates = certificates or LoopbackCertificates()
         self.host = host
         self.port = 0
@@ -277,7 +282,9 @@ class KionStandIn:
         with self._lock:
             data = copy.deepcopy(self.app_config)
         if self.mask_password:
-            data["smtp_password"] = ""
+            data["smtp_password"] = self.password_mask
+        for name in self.omitted_fields:
+            data.pop(name, None)
         return 200, {"status": 200, "data": data}
 
     def _validate_patch(self, body: Any) -> dict[str, Any]:

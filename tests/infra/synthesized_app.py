@@ -24,6 +24,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import aws_cdk as cdk  # noqa: E402
+import trustme  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
@@ -36,7 +37,8 @@ EXISTING_API_KEY_ARN = (
 )
 EXISTING_TOPIC_ARN = "arn:aws:sns:us-east-1:111122223333:platform-alerts"
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-PEM = "-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n"
+# A private CA that signed Kion's certificate (synthesis checks that the PEM parses).
+PEM = trustme.CA().cert_pem.bytes().decode()
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -55,13 +57,29 @@ class Synthesized:
     validation_report: dict[str, Any]
     validation_error: str | None
 
+    @property
+    def templates(self) -> dict[str, dict[str, Any]]:
+        """Every template of the app by file name: the stack's and its nested stacks'."""
+        return {
+            path.name: json.loads(path.read_text())
+            for path in sorted(self.template_path.parent.glob("*.template.json"))
+        }
+
     def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return self.template.find_resources(resource_type)
+        """The resources of a type in the stack and its nested stacks, by logical id."""
+        found: dict[str, dict[str, Any]] = {}
+        for template in self.templates.values():
+            for logical_id, resource in template.get("Resources", {}).items():
+                if resource["Type"] == resource_type:
+                    assert logical_id not in found, f"two resources named {logical_id}"
+                    found[logical_id] = resource
+        return found
 
     def logical_id(self, construct: cdk.IResource | Any) -> str:
-        """The logical id of a construct's CloudFormation resource."""
+        """The logical id of a construct's CloudFormation resource (in its own stack)."""
         cfn = construct if isinstance(construct, cdk.CfnElement) else construct.node.default_child
-        return self.stack.resolve(self.stack.get_logical_id(cfn))
+        stack = cdk.Stack.of(cfn)
+        return stack.resolve(stack.get_logical_id(cfn))
 
 
 def synthesize(overrides: Mapping[str, Any]) -> Synthesized:
