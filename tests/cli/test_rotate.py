@@ -248,3 +248,21 @@ def test_without_the_functions_logs_it_follows_the_labels(world, capsys):
     assert "the function's logs cannot be read: log group /aws/lambda/not-this-one" in output
     assert "following the secret's labels only" in output
     assert "✓ Rotation finished" in output
+
+
+def test_a_followed_rotation_the_function_stops_touching_is_reported_stuck(world, capsys):
+    """Attached while the function may still be working on it, then no record for longer than
+    the function's timeout (1 s here, plus the grace for the hop between steps)."""
+    version = leave_rotation_pending(
+        world, made_ago=60, records=[(25, "INFO", "createSecret", "Step finished")]
+    )
+
+    with function_configured(world, timeout=1):
+        code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
+
+    assert code == EXIT_FAILED, output
+    assert "following it instead of starting another" in output
+    assert "createSecret  Step finished" in output  # its history, from its first step
+    assert "✗ The function has not touched the rotation for" in output
+    assert "1 s (the function's configuration)" in output
+    assert f"--remove-from-version-id {version}" in output
