@@ -130,9 +130,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
     """Read the settings from the CDK context: ``app.node.get_all_context()`` (which also lets
     a misspelled setting be named) or a getter such as ``app.node.try_get_context``."""
     if isinstance(context, Mapping):
-        _no_unknown_keys(
-            {key: None for key in context if SETTING_SHAPE.match(key)}, SETTING_KEYS, None
-        )
+        _no_unknown_keys(filter(SETTING_SHAPE.match, context), SETTING_KEYS, None)
     get_context = context.get if isinstance(context, Mapping) else context
 
     def setting(key: str, default: Any = None) -> Any:
@@ -307,8 +305,9 @@ def _property_refused(where: str, error: PropertyError, keys: Mapping[str, str])
     _refuse(f"{where}.{key}", error.value, problem, fix.rstrip("."))
 
 
-def _no_unknown_keys(entry: Mapping[str, Any], known: Iterable[str], where: str | None) -> None:
-    unknown = [key for key in entry if key not in known]
+def _no_unknown_keys(keys: Iterable[str], known: Iterable[str], where: str | None) -> None:
+    """Refuse the first of ``keys`` that is not ``known``, with the known key it resembles."""
+    unknown = [key for key in keys if key not in known]
     if not unknown:
         return
     key = unknown[0]
