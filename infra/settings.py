@@ -48,6 +48,8 @@ INSTALLATION_KEYS = {
     "kionCaBundle": "kion_ca_bundle",
     "sendPathCheck": "send_path_check",
 }
+# What an installation needs at least.
+PROD_EXAMPLE = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
 # cdk.json key -> RotationSchedule property.
 SCHEDULE_KEYS = {
     "expression": "expression",
@@ -207,8 +209,7 @@ def _installations(raw: Any) -> tuple[KionInstallation, ...]:
             "installations",
             raw,
             "does not list a Kion installation",
-            'list at least one, e.g. [{"name": "prod", "kionUrl": "https://kion.example.com", '
-            '"sesRegion": "us-east-1"}]',
+            f"list at least one, e.g. [{json.dumps(PROD_EXAMPLE)}]",
         )
     installations = []
     for index, entry in enumerate(raw):
@@ -218,7 +219,10 @@ def _installations(raw: Any) -> tuple[KionInstallation, ...]:
         _no_unknown_keys(entry, INSTALLATION_KEYS, where)
         for required in ("name", "kionUrl", "sesRegion"):
             if entry.get(required) in (None, ""):
-                _refuse(f"{where}.{required}", None, "is missing", f"add {required}")
+                raise SettingsError(
+                    f"Setting {where}.{required}: missing. Fix: add it, e.g. "
+                    f"{json.dumps(required)}: {json.dumps(PROD_EXAMPLE[required])}."
+                )
         properties: dict[str, Any] = {}
         for key, attribute in INSTALLATION_KEYS.items():
             value = entry.get(key)

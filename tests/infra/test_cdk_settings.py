@@ -118,7 +118,7 @@ def test_port_25_is_taken_through_a_vpc_endpoint(changes: dict[str, Any], vpc: A
 # (context change, the key the message names, the value it shows, words of the problem or fix)
 REFUSED = [
     ({"installations": []}, "installations", "[]", "list at least one"),
-    ({"installations": [{"name": "prod"}]}, "installations[0].kionUrl", "None", "is missing"),
+    ({"installations": [{"name": "prod"}]}, "installations[0].kionUrl", "missing", "add it"),
     ({"region": "us-east-9"}, "region", "'us-east-9'", "Lambda, Secrets Manager"),
     ({"region": "useast1"}, "region", "'useast1'", "did you mean us-east-1?"),
     ({"account": "1234"}, "account", "'1234'", "12-digit"),
