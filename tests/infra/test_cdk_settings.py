@@ -323,7 +323,7 @@ def test_two_installations_naming_one_iam_user_are_refused() -> None:
 def test_two_installations_of_one_name_are_refused() -> None:
     context = cdk_json_context()
     context["installations"] = [PROD, {**PROD, "name": "PROD"}]
-    check_message(refusal(context), "installations[1].name", "'PROD'", "another installation")
+    check_message(refusal(context), "installations[1].name", "'PROD'", "installation prod")
 
 
 def test_port_25_needs_the_endpoint_in_the_installations_own_region() -> None:
