@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# Kion's published OpenAPI description (v3.14), which the tests hold the Kion stand-in to. The
+# kion-mcp-server wheel ships it; it is fetched at install time and never committed.
+KION_OPENAPI_WHEEL := kion-mcp-server==0.5.0
+KION_OPENAPI := $(VENV)/kion-openapi/fixed_spec.json
 # The CDK command line pinned in package.json, run from the project (never a global install).
 CDK := node_modules/.bin/cdk
 # Keep banners out of the way: jsii's Node 20 end-of-life notice (Node 20 still works) and the CLI's
@@ -23,13 +27,22 @@ LAMBDA_RUNTIME_PACKAGES := urllib3==1.26.20 boto3==1.44.8 aws-lambda-powertools[
 
 .PHONY: install test test-lambda-py312 lint demo synth diff deploy bench safety clean
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(KION_OPENAPI) $(NODE_STAMP)
 
 $(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
 	touch $@
+
+# The wheel wants Python 3.13 to install, but only its data file is used here.
+$(KION_OPENAPI): $(PY_STAMP)
+	$(BIN)/python -m pip download --quiet --no-deps --python-version 3.13 --only-binary=:all: \
+		--dest $(VENV)/kion-openapi $(KION_OPENAPI_WHEEL)
+	$(BIN)/python -c "import glob, sys, zipfile; \
+		wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + '/kion_mcp_server-*.whl')[0]); \
+		open(sys.argv[2], 'wb').write(wheel.read('kion_mcp/fixed_spec.json'))" \
+		$(VENV)/kion-openapi $@
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -42,7 +55,7 @@ test: install
 # bad inputs, concurrent triggers and a secret scan of all output; it ends with its figures.
 # SAFETY_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
 SAFETY_WORKERS ?= auto
-safety: $(PY_STAMP)
+safety: $(PY_STAMP) $(KION_OPENAPI)
 	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
 
 test-lambda-py312:
