@@ -25,6 +25,8 @@ from smtp_rotation.regions import ses_regions
 
 DEFAULT_SMTP_PORT = 587
 INSTALLATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+# What ses:FromAddress compares with (a * matches any characters).
+FROM_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 IAM_USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(?:\.{HOST_LABEL})*$")
@@ -226,6 +228,13 @@ class KionInstallation:
                 "iam_user_path",
                 "is not an IAM path",
                 "it must start and end with '/', e.g. / or /mail/",
+            )
+        if self.from_address is not None and not FROM_ADDRESS.match(self.from_address):
+            self._refuse(
+                "from_address",
+                "is not a sender address",
+                "write the address Kion sends from, e.g. kion@example.com, or *@example.com "
+                "for any sender of the domain",
             )
         if self.from_address is not None and self.iam_user_name is not None:
             self._refuse(

@@ -275,6 +275,7 @@ INSTALLATIONS_REFUSED = [
         "does not parse as PEM certificates",
     ),
     ({"sendPathCheck": "no"}, "sendPathCheck", "'no'", "true or false"),
+    ({"fromAddress": "kion"}, "fromAddress", "'kion'", "not a sender address"),
 ]
 
 
