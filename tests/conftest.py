@@ -22,6 +22,7 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="SesSmtpRotatorTest",
     POWERTOOLS_LOG_LEVEL="INFO",
     SES_ACCEPT_TIMEOUT_SECONDS="3",
+    SES_ACCEPT_MIN_SPAN_SECONDS="0.05",
     SMTP_TIMEOUT_SECONDS="2",
     KION_TIMEOUT_SECONDS="2",
     KION_RETRIES="2",
@@ -40,7 +41,7 @@ from ses_smtp_rotator.local.rotation_service import (
     LocalRotationService,
     in_process_function,
 )
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
 from smtp_rotation.handler import lambda_handler
 from smtp_rotation.telemetry import SERVICE
@@ -70,6 +71,21 @@ def _smtp_server(certificates):
 
 
 @pytest.fixture(scope="session")
+def _other_regions(certificates):
+    with SesSmtpRegions(
+        ("eu-west-1", "us-east-2", "us-gov-west-1"), certificates=certificates
+    ) as regions:
+        yield regions
+
+
+@pytest.fixture
+def other_regions(_other_regions: SesSmtpRegions) -> SesSmtpRegions:
+    """SES SMTP in eu-west-1, us-east-2 and us-gov-west-1, beside ``smtp`` (us-east-1), reset."""
+    _other_regions.reset()
+    return _other_regions
+
+
+@pytest.fixture(scope="session")
 def _kion_server(certificates):
     with KionStandIn(certificates=certificates) as server:
         yield server
@@ -83,10 +99,8 @@ def aws():
 
 @pytest.fixture
 def smtp(_smtp_server: SesSmtpServer) -> SesSmtpServer:
-    """The SES SMTP stand-in, with every switch off and no recorded logins."""
-    _smtp_server.propagation_delay = 0.0
-    _smtp_server.refuse_all = False
-    _smtp_server.auth_attempts.clear()
+    """The SES SMTP stand-in, with every switch off and no recorded logins or messages."""
+    _smtp_server.reset()
     return _smtp_server
 
 
@@ -95,6 +109,8 @@ def kion(_kion_server: KionStandIn) -> KionStandIn:
     """The Kion stand-in, with default settings, one fresh API key and no faults."""
     _kion_server.clear_faults()
     _kion_server.mask_password = False
+    _kion_server.password_mask = ""
+    _kion_server.omitted_fields.clear()
     _kion_server.app_config.clear()
     _kion_server.app_config.update(default_app_config())
     _kion_server.api_keys.clear()
@@ -113,9 +129,11 @@ def make_world(aws, kion, smtp, rotation_service):
     """Build an installation: ``adopt=True`` for a fresh deployment whose secret has no
     credential yet, ``False`` for one whose secret already holds the key Kion uses."""
 
-    def make(*, adopt: bool = False, **options) -> RotationWorld:
+    def make(*, adopt: bool = False, other_regions=None, **options) -> RotationWorld:
         installation = provision_installation(kion, smtp, adopt=adopt, **options)
-        return RotationWorld(installation, kion, smtp, rotation_service)
+        world = RotationWorld(installation, kion, smtp, rotation_service)
+        world.other_regions = other_regions
+        return world
 
     return make
 

@@ -18,7 +18,8 @@ from moto.iam.models import iam_backends
 from ses_smtp_rotator.local.installation import LocalInstallation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS, LocalRotationService
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
+from smtp_rotation.ses_endpoint import ses_smtp_host
 from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
 
 
@@ -29,6 +30,7 @@ class RotationWorld:
     smtp: SesSmtpServer
     service: LocalRotationService
     iam: Any = field(default_factory=lambda: boto3.client("iam"))
+    other_regions: SesSmtpRegions | None = None
     secretsmanager: Any = field(default_factory=lambda: boto3.client("secretsmanager"))
 
     @property
@@ -64,6 +66,33 @@ class RotationWorld:
     def kion_authenticates(self) -> bool:
         """Invariant 1: the credential Kion is configured with works against SES."""
         return self.authenticates(*self.kion_credential())
+
+    def ses_at(self, host: str) -> SesSmtpServer | None:
+        """The SES double that answers at ``host`` (an SES host name of its region, or the
+        loopback address the secret proves at), if any does."""
+        servers = [self.smtp, *(self.other_regions.servers.values() if self.other_regions else ())]
+        ses_host = ses_smtp_host(host)
+        for server in servers:
+            if host == server.host or (ses_host and ses_host.region == server.region):
+                return server
+        return None
+
+    def ses_at_kion_host(self) -> SesSmtpServer | None:
+        """The SES double that answers where Kion sends (its smtp_host), if any does."""
+        return self.ses_at(str(self.kion.app_config.get("smtp_host") or ""))
+
+    def kion_outcome(self) -> str | None:
+        """What SES at Kion's own host answers to Kion's credential now; None when Kion sends
+        through a host outside this world (no SES name, no double: a relay of its own)."""
+        host = str(self.kion.app_config.get("smtp_host") or "")
+        server = self.ses_at(host)
+        if server is None:
+            return "no SES at Kion's host" if ses_smtp_host(host) else None
+        return server.check_credential(*self.kion_credential())
+
+    def kion_works_where_it_sends(self) -> bool:
+        """Invariant 1 at Kion's own host: SES there accepts Kion's configured credential."""
+        return self.kion_outcome() == "accepted"
 
     def access_key_ids(self) -> set[str]:
         listed = self.iam.list_access_keys(UserName=self.installation.iam_user_name)

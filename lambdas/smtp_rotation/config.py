@@ -11,6 +11,13 @@ from dataclasses import dataclass
 class RotationConfig:
     ses_accept_timeout: float = 120.0
     """SES_ACCEPT_TIMEOUT_SECONDS: how long setSecret waits for SES to accept a new key."""
+    ses_accept_logins: int = 3
+    """SES_ACCEPT_LOGINS: consecutive accepted logins that prove SES accepts a new key."""
+    ses_accept_min_span: float = 2.0
+    """SES_ACCEPT_MIN_SPAN_SECONDS: the least time those accepted logins must span."""
+    function_timeout: float = 300.0
+    """FUNCTION_TIMEOUT_SECONDS: the function's timeout; a key younger than this (plus a margin)
+    may belong to a step still running, so createSecret never deletes it."""
     smtp_timeout: float = 10.0
     """SMTP_TIMEOUT_SECONDS: connect and reply timeout of one SMTP conversation."""
     kion_timeout: float = 15.0
@@ -36,6 +43,9 @@ class RotationConfig:
 
         return cls(
             ses_accept_timeout=number("SES_ACCEPT_TIMEOUT_SECONDS", cls.ses_accept_timeout),
+            ses_accept_logins=max(1, int(number("SES_ACCEPT_LOGINS", cls.ses_accept_logins))),
+            ses_accept_min_span=number("SES_ACCEPT_MIN_SPAN_SECONDS", cls.ses_accept_min_span),
+            function_timeout=number("FUNCTION_TIMEOUT_SECONDS", cls.function_timeout),
             smtp_timeout=number("SMTP_TIMEOUT_SECONDS", cls.smtp_timeout),
             kion_timeout=number("KION_TIMEOUT_SECONDS", cls.kion_timeout),
             kion_retries=int(number("KION_RETRIES", cls.kion_retries)),

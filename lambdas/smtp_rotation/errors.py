@@ -79,3 +79,17 @@ class KionConnectionError(RotationError):
 
 class KionStateError(RotationError):
     """Kion's SMTP settings are not what this rotation step expects."""
+
+
+class KionEndpointError(RotationError):
+    """Kion sends where a credential of this installation's region would not work (another
+    region, partition or an undeclared relay), or its SMTP settings say too little to tell."""
+
+    def __init__(self, cause: str, fix: str, kind: str = "") -> None:
+        self.kind = kind
+        super().__init__(cause, fix)
+
+
+class SesSendRefusedError(RotationError):
+    """SES accepted the credential's login but refused the send-path check's message (sender not
+    verified, a ses:FromAddress condition, sending paused, throttling)."""

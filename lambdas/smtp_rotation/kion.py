@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -19,24 +20,60 @@ from .errors import (
     KionPermissionError,
     KionRequestError,
 )
+from .smtp_password import is_smtp_password
 
 APP_CONFIG_PATH = "/api/v3/app-config"
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
-_MASKED = frozenset({"", "********", "*****", "REDACTED"})
 
 
 @dataclass(frozen=True)
 class KionSmtpSettings:
-    """The SMTP part of Kion's application settings."""
+    """The SMTP part of Kion's application settings: where Kion sends, as whom, from which
+    address. ``None`` where Kion's reply leaves a field out (``password``: where Kion hides it)."""
 
     username: str
-    password: str | None = field(repr=False)  # None when Kion hides it
+    password: str | None = field(repr=False)
+    host: str | None = None
+    port: int | None = None
+    enabled: bool | None = None
+    from_address: str | None = None
 
     @classmethod
-    def from_app_config(cls, app_config: dict[str, Any]) -> KionSmtpSettings:
+    def from_app_config(
+        cls, app_config: dict[str, Any], kion_url: str = "Kion"
+    ) -> KionSmtpSettings:
+        """Read the SMTP fields; a reply without ``smtp_username`` is an error, not "no key"."""
+        username = app_config.get("smtp_username")
+        if not isinstance(username, str):
+            problem = (
+                "without smtp_username"
+                if username is None
+                else "with a smtp_username that is not text"
+            )
+            raise KionRequestError(
+                f"Kion at {kion_url} answered GET {APP_CONFIG_PATH} {problem}, so which key Kion "
+                "sends with is unknown.",
+                "Check that kion_url points at Kion 3.x and that the API key's user may read "
+                "system settings; an empty string is how Kion says it has no SMTP username.",
+            )
         password = app_config.get("smtp_password")
-        shown = isinstance(password, str) and password not in _MASKED and set(password) != {"*"}
-        return cls(str(app_config.get("smtp_username") or ""), password if shown else None)
+        # Kion masks a stored password in several styles ("", "********", "<hidden>", ...); only a
+        # value that has the form of an SES SMTP password counts as shown.
+        shown = isinstance(password, str) and is_smtp_password(password)
+        port = app_config.get("smtp_port")
+        enabled = app_config.get("smtp_enabled")
+        return cls(
+            username=username.strip(),
+            password=password if shown else None,
+            host=_text_or_none(app_config.get("smtp_host")),
+            port=port if isinstance(port, int) and not isinstance(port, bool) else None,
+            enabled=enabled if isinstance(enabled, bool) else None,
+            from_address=_text_or_none(app_config.get("smtp_from")),
+        )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 class KionClient:
@@ -52,9 +89,12 @@ class KionClient:
         retries: int = 3,
         backoff_factor: float = 0.5,
         api_key_secret_id: str = "the Kion API key secret",  # noqa: S107 (a name, not a key)
+        reload_api_key: Callable[[], str] | None = None,
     ) -> None:
         self.kion_url = kion_url.rstrip("/")
         self._api_key = api_key
+        # Read the stored key again after a 401 (once): a renewal may have replaced it.
+        self._reload_api_key = reload_api_key
         self._api_key_secret_id = api_key_secret_id
         self._http = urllib3.PoolManager(
             ssl_context=_tls_context(ca_pem),
@@ -74,7 +114,7 @@ class KionClient:
         )
 
     def smtp_settings(self) -> KionSmtpSettings:
-        """Kion's current SMTP username (and password, where Kion shows it)."""
+        """Kion's SMTP settings: host, port, sender, username (and password, where shown)."""
         reply = self._request("GET", APP_CONFIG_PATH)
         data = reply.get("data")
         if not isinstance(data, dict):
@@ -82,7 +122,7 @@ class KionClient:
                 f"Kion at {self.kion_url} answered GET {APP_CONFIG_PATH} without a 'data' object.",
                 "Check that kion_url points at Kion itself (version 3.x with the v3 API).",
             )
-        return KionSmtpSettings.from_app_config(data)
+        return KionSmtpSettings.from_app_config(data, self.kion_url)
 
     def set_smtp_credential(self, username: str, password: str) -> None:
         """Change Kion's SMTP username and password, and no other setting."""
@@ -95,6 +135,19 @@ class KionClient:
         path: str,
         body: dict[str, Any] | None = None,
         redact: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        try:
+            return self._send(method, path, body, redact)
+        except KionAuthError:
+            reload, self._reload_api_key = self._reload_api_key, None
+            stored = reload() if reload else self._api_key
+            if stored == self._api_key:
+                raise
+            self._api_key = stored
+            return self._send(method, path, body, redact)
+
+    def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, redact: tuple[str, ...]
     ) -> dict[str, Any]:
         url = self.kion_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}

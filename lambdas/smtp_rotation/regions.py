@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import botocore.session
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One AWS partition as botocore describes it: its name, region pattern and DNS suffix."""
+
+    name: str
+    region_pattern: re.Pattern[str]
+    dns_suffix: str
 
 
 @lru_cache(maxsize=1)
@@ -18,6 +29,22 @@ def ses_regions() -> frozenset[str]:
     )
 
 
+@lru_cache(maxsize=1)
+def partitions() -> tuple[Partition, ...]:
+    """Every partition botocore knows (aws, aws-cn, aws-us-gov, ...)."""
+    endpoint_data = botocore.session.get_session().get_data("endpoints")
+    return tuple(
+        Partition(entry["partition"], re.compile(entry["regionRegex"]), entry["dnsSuffix"])
+        for entry in endpoint_data["partitions"]
+    )
+
+
+def partition_of(region: str) -> Partition | None:
+    """The partition whose region names match ``region``, or None."""
+    return next((p for p in partitions() if p.region_pattern.match(region)), None)
+
+
 def default_smtp_host(region: str) -> str:
-    """The public SES SMTP endpoint of ``region``."""
-    return f"email-smtp.{region}.amazonaws.com"
+    """The public SES SMTP endpoint of ``region``, under its partition's DNS suffix."""
+    partition = partition_of(region)
+    return f"email-smtp.{region}.{partition.dns_suffix if partition else 'amazonaws.com'}"

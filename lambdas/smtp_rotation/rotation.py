@@ -5,17 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .config import RotationConfig
-from .errors import KeyLimitError, KionStateError, RotationStateError, SesAuthError
+from .errors import KeyLimitError, KionStateError, RotationStateError
 from .iam_keys import KeyLimitReachedError, UserAccessKeys
-from .kion import KionClient
-from .secrets_store import InstallationSecrets, KionApiKeys, SecretVersion
-from .ses_smtp import SesAcceptanceWait, SmtpEndpoint, try_login
+from .kion import KionClient, KionSmtpSettings
+from .secrets_store import CURRENT, PENDING, InstallationSecrets, KionApiKeys, SecretVersion
+from .send_proof import SendPathProof
+from .ses_endpoint import kion_endpoint_verdict
+from .ses_smtp import SesAcceptanceWait, SmtpEndpoint
 from .settings import InstallationSecret
 from .smtp_password import derive_smtp_password
+from .spare_keys import SpareKeyPolicy, min_spare_age
 from .telemetry import logger, metrics
 
 # The settings a step reads from the pending version (everything but the credential).
@@ -29,6 +34,8 @@ SETTINGS = (
     "implicit_tls",
     "kion_ca_bundle",
     "smtp_ca_bundle",
+    "send_path_check",
+    "iam_user_dedicated",
 )
 
 
@@ -43,6 +50,7 @@ class Rotation:
     rotation_token: str | None = None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def create_secret(self) -> None:
         """Create a new access key and store its SMTP password as the AWSPENDING version."""
@@ -50,23 +58,29 @@ class Rotation:
             logger.info("The pending version already exists; nothing to create")
             return
         current = self.secrets.current().secret
+        # On adoption the key this rotation replaces is the one Kion sends with now: recorded, so
+        # that finishSecret deletes that key and no other.
+        replaces = current.access_key_id or self._kion_endpoint(current).username
         username, password = self._new_credential(current)
-        pending = current.with_credential(username, password)
+        pending = current.with_credential(username, password, replaces=replaces)
         self.secrets.put_pending(self.token, pending, self.rotation_token)
         logger.info("Stored the new credential as AWSPENDING", access_key_id=username)
 
     def set_secret(self, pending: InstallationSecret) -> None:
-        """Wait until SES accepts the new credential, then give it to Kion."""
+        """Prove the new credential where Kion sends (logins, then one message), then give it
+        to Kion."""
         self._require_current_settings(pending)
-        wait = SesAcceptanceWait(
-            SmtpEndpoint.of(pending, self.config.smtp_timeout),
-            timeout=self.config.ses_accept_timeout,
-            clock=self.clock,
-            sleep=self.sleep,
-        )
+        kion_smtp = self._kion_endpoint(pending)
+        endpoint = SmtpEndpoint.of(pending, self.config.smtp_timeout)
+        wait = self._acceptance_wait(endpoint, self.config.ses_accept_logins)
         waited = wait.until_accepted(pending.username, pending.password)
         metrics.add_metric("SesAcceptWaitSeconds", MetricUnit.Seconds, round(waited, 3))
         logger.info("SES accepts the new key", access_key_id=pending.username, logins=wait.logins)
+        if pending.send_path_check:
+            proof = SendPathProof(endpoint, pending.ses_region, sleep=self.sleep)
+            proof.send(pending.username, pending.password, kion_smtp.from_address or "")
+            logger.info("SES took a message from Kion's sender", access_key_id=pending.username)
+        self._require_stage(PENDING, before="giving Kion the new key")
         self._kion(pending).set_smtp_credential(pending.username, pending.password)
         logger.info("Kion now sends with the new key", access_key_id=pending.username)
 
@@ -78,19 +92,14 @@ class Rotation:
             logger.info("Configuration check on a secret with no credential yet; settings valid")
             return
         self._require_current_settings(pending)
-        self._require_kion_uses(pending, check_password=True)
+        self._require_kion_uses(pending, self._kion_endpoint(pending), check_password=True)
         endpoint = SmtpEndpoint.of(pending, self.config.smtp_timeout)
-        if not try_login(endpoint, pending.username, pending.password):
-            raise SesAuthError(
-                f"SES SMTP at {endpoint} refused access key {pending.username}, which it "
-                "accepted during setSecret.",
-                "Check whether the key was deactivated or the user's policy changed; Secrets "
-                "Manager retries the rotation.",
-            )
+        self._acceptance_wait(endpoint, 1).until_accepted(pending.username, pending.password)
 
     def finish_secret(self, pending: InstallationSecret) -> None:
         """Make the new version AWSCURRENT, then delete the replaced key if nothing uses it."""
-        kion_username = self._require_kion_uses(pending, check_password=False)
+        kion_smtp = self._kion(pending).smtp_settings()
+        kion_username = self._require_kion_uses(pending, kion_smtp, check_password=False)
         current = self.secrets.current()
         self._require_current_settings(pending, current.secret)
         self.secrets.make_current(self.token, current.version_id)
@@ -108,15 +117,25 @@ class Rotation:
     def _credential_at_key_limit(
         self, current: InstallationSecret, keys: UserAccessKeys
     ) -> tuple[str, str]:
-        """The user has two keys: free a provably unused one, or finish what an abandoned
-        rotation started by keeping the key Kion already runs on."""
+        """The user has two keys: free a spare one that is provably this installation's and old
+        enough, or finish what an abandoned rotation started by keeping the key Kion runs on."""
         kion_username = self._kion(current).smtp_settings().username
         in_use = {current.access_key_id, kion_username} - {""}
         all_keys = sorted(keys.list(), key=lambda key: key.created_at)
         spare = [key for key in all_keys if key.access_key_id not in in_use]
-        if spare:
-            keys.delete(spare[0].access_key_id)
-            logger.info("Deleted unused access key", access_key_id=spare[0].access_key_id)
+        policy = SpareKeyPolicy(
+            dedicated_user=current.iam_user_dedicated,
+            recorded=lambda access_key_id: self.secrets.find_credential(access_key_id) is not None,
+            now=self.now(),
+            min_age_seconds=min_spare_age(self.config.function_timeout),
+        )
+        refusals = {key.access_key_id: policy.refusal(key) for key in spare}
+        deletable = [access_key_id for access_key_id, why in refusals.items() if why is None]
+        if deletable:
+            deleted = deletable[0]
+            self._require_stage(PENDING, before=f"deleting unused access key {deleted}")
+            keys.delete(deleted)
+            logger.info("Deleted unused access key", access_key_id=deleted)
             try:
                 return _smtp_credential_of_new_key(keys, current.ses_region)
             except KeyLimitReachedError:
@@ -130,12 +149,28 @@ class Rotation:
                     access_key_id=kion_username,
                 )
                 return kion_username, earlier.secret.password
-        raise self._key_limit_error(current, all_keys, kion_username)
+        raise self._key_limit_error(
+            current, all_keys, kion_username, [why for why in refusals.values() if why]
+        )
 
     def _key_limit_error(
-        self, current: InstallationSecret, all_keys: list, kion_username: str
+        self,
+        current: InstallationSecret,
+        all_keys: list,
+        kion_username: str,
+        refusals: list[str] | None = None,
     ) -> KeyLimitError:
         held = ", ".join(key.access_key_id for key in all_keys)
+        if refusals:
+            return KeyLimitError(
+                f"IAM user {current.iam_user_name} already has two access keys ({held}); "
+                f"AWSCURRENT holds {current.access_key_id or 'none'}, Kion is configured with "
+                f"{kion_username or 'none'}, and the other may not be deleted: "
+                f"{'; '.join(refusals)}.",
+                "Rotate again after the wait it names; a key that serves another consumer needs "
+                "its own IAM user (give this installation a user of its own), and one you know "
+                "to be unused you may delete in IAM.",
+            )
         return KeyLimitError(
             f"IAM user {current.iam_user_name} already has two access keys ({held}) and both are "
             f"in use: AWSCURRENT holds {current.access_key_id or 'none'}, Kion is configured "
@@ -163,8 +198,27 @@ class Rotation:
                 f"{self.token}, then rotate again.",
             )
 
-    def _require_kion_uses(self, pending: InstallationSecret, *, check_password: bool) -> str:
-        kion_smtp = self._kion(pending).smtp_settings()
+    def _kion_endpoint(self, secret: InstallationSecret) -> KionSmtpSettings:
+        """Kion's SMTP settings, once they show Kion sends where this credential works."""
+        kion_smtp = self._kion(secret).smtp_settings()
+        kion_endpoint_verdict(kion_smtp, secret).require()
+        return kion_smtp
+
+    def _require_stage(self, stage: str, *, before: str) -> None:
+        """A step may run for minutes: right before an effect, check that this version still
+        carries ``stage`` (an operator may have abandoned the rotation meanwhile)."""
+        stages = self.secrets.version_stages().get(self.token) or []
+        if stage not in stages:
+            raise RotationStateError(
+                f"Version {self.token} is no longer {stage} (it is "
+                f"{', '.join(stages) or 'unlabelled'}); stopped before {before}.",
+                "The rotation was abandoned or replaced while this step ran; nothing was "
+                "changed. Start a new rotation if the secret still needs one.",
+            )
+
+    def _require_kion_uses(
+        self, pending: InstallationSecret, kion_smtp: KionSmtpSettings, *, check_password: bool
+    ) -> str:
         if kion_smtp.username != pending.username:
             raise KionStateError(
                 f"Kion's SMTP username is {kion_smtp.username or 'empty'}, not the new access key "
@@ -182,16 +236,23 @@ class Rotation:
     def _retire_replaced_key(
         self, replaced: SecretVersion, pending: InstallationSecret, kion_username: str
     ) -> None:
-        keys = UserAccessKeys(pending.iam_user_name)
-        in_use = {pending.access_key_id, kion_username}
-        if replaced.secret.access_key_id:
-            retired = [replaced.secret.access_key_id]
-        else:  # adoption: the key Kion ran on before is recorded nowhere but in IAM
-            retired = [key.access_key_id for key in keys.list()]
-        for access_key_id in retired:
-            if access_key_id not in in_use:
-                keys.delete(access_key_id)
-                logger.info("Deleted the replaced access key", access_key_id=access_key_id)
+        # The replaced key is AWSCURRENT's, or on adoption the key Kion held when it began;
+        # never any other key of the user, which may serve another consumer.
+        retired = replaced.secret.access_key_id or pending.replaces
+        if retired and retired not in {pending.access_key_id, kion_username}:
+            self._require_stage(CURRENT, before=f"deleting the replaced key {retired}")
+            UserAccessKeys(pending.iam_user_name).delete(retired)
+            logger.info("Deleted the replaced access key", access_key_id=retired)
+
+    def _acceptance_wait(self, endpoint: SmtpEndpoint, logins: int) -> SesAcceptanceWait:
+        return SesAcceptanceWait(
+            endpoint,
+            timeout=self.config.ses_accept_timeout,
+            required_logins=logins,
+            min_span=self.config.ses_accept_min_span if logins > 1 else 0.0,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
 
     def _kion(self, secret: InstallationSecret) -> KionClient:
         return KionClient(
@@ -202,6 +263,9 @@ class Rotation:
             retries=self.config.kion_retries,
             backoff_factor=self.config.kion_retry_backoff,
             api_key_secret_id=secret.kion_api_key_secret_id,
+            reload_api_key=partial(
+                self.api_keys.api_key, secret.kion_api_key_secret_id, fresh=True
+            ),
         )
 
 

@@ -1,16 +1,23 @@
-"""SES SMTP: prove that SES accepts a credential, by SMTP AUTH alone (no mail is sent)."""
+"""SES SMTP: prove that SES accepts a credential, by SMTP AUTH alone (no mail is sent), and hold
+the proof to several consecutive accepted logins, since SES SMTP is many servers behind one name."""
 
 from __future__ import annotations
 
 import smtplib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .errors import SesAuthError, SmtpConnectionError, SmtpTlsError
+from .ses_endpoint import ses_smtp_host
 from .settings import InstallationSecret
+
+# Lambda blocks outbound port 25; the credential does not depend on the port, so an SES endpoint
+# configured on 25 is proven on 587 (STARTTLS) instead.
+BLOCKED_PORT, LAMBDA_PORT = 25, 587
 
 
 @dataclass(frozen=True)
@@ -23,9 +30,12 @@ class SmtpEndpoint:
 
     @classmethod
     def of(cls, secret: InstallationSecret, timeout: float) -> SmtpEndpoint:
-        return cls(
-            secret.smtp_host, secret.smtp_port, secret.implicit_tls, secret.smtp_ca_bundle, timeout
-        )
+        """Where the function proves the credential: the secret's smtp_host and port, except
+        that an SES endpoint on port 25 is proven on 587, which Lambda may reach."""
+        port, implicit_tls = secret.smtp_port, secret.implicit_tls
+        if port == BLOCKED_PORT and ses_smtp_host(secret.smtp_host) is not None:
+            port, implicit_tls = LAMBDA_PORT, False
+        return cls(secret.smtp_host, port, implicit_tls, secret.smtp_ca_bundle, timeout)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -50,6 +60,19 @@ def try_login(endpoint: SmtpEndpoint, username: str, password: str) -> bool:
 
     Raises SmtpTlsError or SmtpConnectionError when the question cannot be asked at all.
     """
+    with smtp_session(endpoint) as session:
+        try:
+            authenticate(session, username, password)
+        except smtplib.SMTPAuthenticationError:
+            return False
+        return True
+
+
+@contextmanager
+def smtp_session(endpoint: SmtpEndpoint) -> Iterator[smtplib.SMTP]:
+    """An SMTP conversation with ``endpoint``, TLS set up (implicit or STARTTLS), not yet
+    authenticated. Failures to talk at all become SmtpTlsError or SmtpConnectionError; SMTP
+    answers the caller asks about (AUTH, MAIL, DATA) reach the caller as smtplib raises them."""
     context = _tls_context(endpoint)
     try:
         if endpoint.implicit_tls:
@@ -61,11 +84,7 @@ def try_login(endpoint: SmtpEndpoint, username: str, password: str) -> bool:
         with session:
             if not endpoint.implicit_tls:
                 session.starttls(context=context)
-            try:
-                _authenticate(session, username, password)
-            except smtplib.SMTPAuthenticationError:
-                return False
-            return True
+            yield session
     except ssl.SSLCertVerificationError as error:
         raise SmtpTlsError(
             f"The SMTP server at {endpoint} presented a certificate that is not trusted "
@@ -83,6 +102,13 @@ def try_login(endpoint: SmtpEndpoint, username: str, password: str) -> bool:
             f"The SMTP server at {endpoint} does not offer STARTTLS or AUTH.",
             "Point smtp_host and smtp_port at the SES SMTP endpoint of ses_region.",
         ) from None
+    except (
+        smtplib.SMTPAuthenticationError,
+        smtplib.SMTPSenderRefused,
+        smtplib.SMTPRecipientsRefused,
+        smtplib.SMTPDataError,
+    ):
+        raise  # SES's answer to the caller's question, for the caller to interpret
     except (OSError, smtplib.SMTPException) as error:
         raise SmtpConnectionError(
             f"Could not talk to the SMTP server at {endpoint} ({_describe(error)}).",
@@ -91,7 +117,7 @@ def try_login(endpoint: SmtpEndpoint, username: str, password: str) -> bool:
         ) from None
 
 
-def _authenticate(session: smtplib.SMTP, username: str, password: str) -> None:
+def authenticate(session: smtplib.SMTP, username: str, password: str) -> None:
     """One AUTH exchange: PLAIN where offered (SES offers it), else whatever login() picks.
 
     login() alone would try a second mechanism after a 535, doubling every refused attempt.
@@ -117,10 +143,17 @@ def _describe(error: BaseException) -> str:
 
 @dataclass
 class SesAcceptanceWait:
-    """Waits, with bounded exponential backoff, until SES accepts a new credential."""
+    """Waits, bounded and with exponential backoff, until SES accepts a new credential
+    ``required_logins`` times in a row over at least ``min_span`` seconds.
+
+    While a new key propagates, one SES server can accept it and the next refuse it: a refusal
+    starts the count again. A connection that fails (not TLS) is retried within the bound.
+    """
 
     endpoint: SmtpEndpoint
     timeout: float
+    required_logins: int = 1
+    min_span: float = 0.0
     first_delay: float = 0.5
     factor: float = 1.5
     max_delay: float = 5.0
@@ -129,22 +162,53 @@ class SesAcceptanceWait:
     logins: int = 0
 
     def until_accepted(self, username: str, password: str) -> float:
-        """Return the seconds waited; raise SesAuthError when the bound passes first."""
+        """Return the seconds waited; raise SesAuthError (or the last SmtpConnectionError) when
+        the bound passes first."""
         started = self.clock()
         deadline = started + self.timeout
         delay = self.first_delay
+        accepted_in_row, row_started = 0, started
+        connection_error: SmtpConnectionError | None = None
         while True:
             self.logins += 1
-            if try_login(self.endpoint, username, password):
-                return self.clock() - started
-            remaining = deadline - self.clock()
+            try:
+                accepted = try_login(self.endpoint, username, password)
+                connection_error = None
+            except SmtpConnectionError as error:
+                accepted, connection_error = False, error
+            now = self.clock()
+            if accepted:
+                row_started = now if accepted_in_row == 0 else row_started
+                accepted_in_row += 1
+                if self._proven(accepted_in_row, now - row_started):
+                    return now - started
+                pause = self.min_span / max(1, self.required_logins - 1)
+            else:
+                accepted_in_row, pause = 0, delay
+                delay = min(delay * self.factor, self.max_delay)
+            remaining = deadline - now
             if remaining <= 0:
-                raise SesAuthError(
-                    f"SES SMTP at {self.endpoint} still refuses access key {username} after "
-                    f"{self.timeout:.0f} s (535 Authentication Credentials Invalid).",
-                    "Check that the IAM user may call ses:SendRawEmail, that ses_region is the "
-                    "region of smtp_host, and that SES is out of any account-level suspension; "
-                    "a raise of SES_ACCEPT_TIMEOUT_SECONDS helps if keys propagate slowly.",
-                )
-            self.sleep(min(delay, remaining))
-            delay = min(delay * self.factor, self.max_delay)
+                raise connection_error or self._refused(username, accepted_in_row)
+            self.sleep(min(pause, remaining))
+
+    def _proven(self, accepted_in_row: int, span: float) -> bool:
+        return accepted_in_row >= self.required_logins and (
+            self.required_logins == 1 or span >= self.min_span
+        )
+
+    def _refused(self, username: str, accepted_in_row: int) -> SesAuthError:
+        if accepted_in_row:
+            return SesAuthError(
+                f"SES SMTP at {self.endpoint} accepted access key {username} only "
+                f"intermittently within {self.timeout:.0f} s (not {self.required_logins} logins "
+                f"in a row over {self.min_span:g} s): the key is still propagating.",
+                "Secrets Manager retries the rotation; if keys propagate slowly in this account, "
+                "raise SES_ACCEPT_TIMEOUT_SECONDS.",
+            )
+        return SesAuthError(
+            f"SES SMTP at {self.endpoint} still refuses access key {username} after "
+            f"{self.timeout:.0f} s (535 Authentication Credentials Invalid).",
+            "Check that the IAM user may call ses:SendRawEmail, that ses_region is the "
+            "region of smtp_host, and that SES is out of any account-level suspension; "
+            "a raise of SES_ACCEPT_TIMEOUT_SECONDS helps if keys propagate slowly.",
+        )

@@ -16,11 +16,14 @@ from .regions import default_smtp_host, ses_regions
 
 IMPLICIT_TLS_PORTS = frozenset({465, 2465})
 DEFAULT_SMTP_PORT = 587
+# Written by the rotation into each new version: the access key that version's credential replaced.
+REPLACES_FIELD = "replaces_access_key_id"
 REQUIRED_SETTINGS = ("ses_region", "iam_user_name", "kion_url", "kion_api_key_secret_id")
 SCHEMA_HINT = (
     "Store a JSON object with the string fields username, password, ses_region, iam_user_name, "
     "kion_url and kion_api_key_secret_id (optional: smtp_host, smtp_port, smtp_tls, "
-    "kion_ca_bundle, smtp_ca_bundle); see the README's secret schema."
+    "kion_ca_bundle, smtp_ca_bundle, send_path_check, iam_user_dedicated); see the README's "
+    "secret schema."
 )
 
 
@@ -40,6 +43,8 @@ class InstallationSecret:
     kion_ca_bundle: str | None
     smtp_ca_bundle: str | None
     fields: dict[str, Any]
+    send_path_check: bool = True
+    iam_user_dedicated: bool = False
 
     @property
     def access_key_id(self) -> str:
@@ -91,12 +96,22 @@ class InstallationSecret:
             kion_ca_bundle=_optional_pem(fields, "kion_ca_bundle"),
             smtp_ca_bundle=_optional_pem(fields, "smtp_ca_bundle"),
             fields=fields,
+            send_path_check=_optional_bool(fields, "send_path_check", default=True),
+            iam_user_dedicated=_optional_bool(fields, "iam_user_dedicated", default=False),
         )
 
-    def with_credential(self, username: str, password: str) -> str:
+    @property
+    def replaces(self) -> str:
+        """The access key this version's credential replaced ('' when none is recorded)."""
+        value = self.fields.get(REPLACES_FIELD)
+        return value if isinstance(value, str) else ""
+
+    def with_credential(self, username: str, password: str, *, replaces: str = "") -> str:
         """The secret string of a new version: these settings (and any extra fields) with a new
-        credential."""
-        return json.dumps({**self.fields, "username": username, "password": password})
+        credential, and the access key it replaces."""
+        fields = {**self.fields, "username": username, "password": password}
+        fields[REPLACES_FIELD] = replaces
+        return json.dumps(fields)
 
 
 def _require_text(fields: dict[str, Any], name: str) -> None:
@@ -114,6 +129,20 @@ def _optional_text(fields: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidSecretError(name, "must be a string", f"Set '{name}' to a text value.")
+    return value
+
+
+def _optional_bool(fields: dict[str, Any], name: str, *, default: bool) -> bool:
+    value = fields.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidSecretError(
+            name,
+            f"must be true or false, not {value!r}",
+            f"Set '{name}' to a JSON boolean, or remove it for the default "
+            f"({str(default).lower()}).",
+        )
     return value
 
 

@@ -28,3 +28,15 @@ def derive_smtp_password(secret_access_key: str, region: str) -> str:
     for part in (region, _SERVICE, _TERMINAL, _MESSAGE):
         signature = _sign(signature, part)
     return base64.b64encode(_VERSION + signature).decode("ascii")
+
+
+def is_smtp_password(text: str) -> bool:
+    """True when ``text`` has the form of an SES SMTP password (version byte and signature).
+
+    Kion masks the password it shows in several ways; a value of any other form is a mask.
+    """
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return len(raw) == 1 + hashlib.sha256().digest_size and raw[:1] == _VERSION

@@ -5,7 +5,15 @@ with certificates from a throwaway CA (see :mod:`ses_smtp_rotator.local.tls`).
 """
 
 from .kion_server import KionRequest, KionStandIn
-from .smtp_server import AuthAttempt, KeyRecord, SesSmtpServer, SilentSmtpServer, moto_key_lookup
+from .smtp_server import (
+    AuthAttempt,
+    KeyRecord,
+    ReceivedMessage,
+    SesSmtpRegions,
+    SesSmtpServer,
+    SilentSmtpServer,
+    moto_key_lookup,
+)
 from .tls import LoopbackCertificates
 
 __all__ = [
@@ -14,6 +22,8 @@ __all__ = [
     "KionRequest",
     "KionStandIn",
     "LoopbackCertificates",
+    "ReceivedMessage",
+    "SesSmtpRegions",
     "SesSmtpServer",
     "SilentSmtpServer",
     "moto_key_lookup",

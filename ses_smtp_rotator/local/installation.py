@@ -37,24 +37,32 @@ def provision_installation(
     name: str = "kion",
     adopt: bool = True,
     api_key_as_json: bool = False,
+    kion_smtp: SesSmtpServer | None = None,
+    iam_user_dedicated: bool = True,
     iam: Any | None = None,
     secretsmanager: Any | None = None,
 ) -> LocalInstallation:
-    """Create the IAM user, both secrets and Kion's hand-made key; point Kion at ``smtp``.
+    """Create the IAM user, both secrets and Kion's hand-made key.
 
+    Kion sends through ``kion_smtp`` (default ``smtp``), named by its SES host name on port 587 as
+    a real Kion would be; its hand-made key's password is derived for that server's region. The
+    secret proves credentials at ``smtp``'s loopback address and port, in ``smtp``'s region.
     With ``adopt`` the installation secret's credential is empty (a fresh deployment); without it
-    the secret already holds the key Kion uses, as after an earlier rotation.
+    the secret already holds the key Kion uses, as after an earlier rotation. The stack creates
+    the IAM user for the installation alone (``iam_user_dedicated``); pass False for an imported
+    user.
     """
     iam = iam or boto3.client("iam")
     secretsmanager = secretsmanager or boto3.client("secretsmanager")
     user_name = f"{name}-ses-smtp"
     iam.create_user(UserName=user_name)
     hand_made = iam.create_access_key(UserName=user_name)["AccessKey"]
-    smtp_password = derive_smtp_password(hand_made["SecretAccessKey"], smtp.region)
+    kion_smtp = kion_smtp or smtp
+    smtp_password = derive_smtp_password(hand_made["SecretAccessKey"], kion_smtp.region)
     kion.app_config.update(
         smtp_enabled=True,
-        smtp_host=smtp.host,
-        smtp_port=smtp.port,
+        smtp_host=kion_smtp.host_name,
+        smtp_port=587,
         smtp_username=hand_made["AccessKeyId"],
         smtp_password=smtp_password,
     )
@@ -74,6 +82,7 @@ def provision_installation(
         "smtp_tls": "implicit" if smtp.implicit_tls else "starttls",
         "kion_ca_bundle": kion.ca_pem,
         "smtp_ca_bundle": smtp.ca_pem,
+        "iam_user_dedicated": iam_user_dedicated,
     }
     installation_secret = secretsmanager.create_secret(
         Name=f"{name}/ses-smtp-credential", SecretString=json.dumps(settings)

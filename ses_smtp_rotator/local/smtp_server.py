@@ -1,10 +1,22 @@
-"""A loopback SMTP server that authenticates like Amazon SES SMTP, backed by moto's IAM keys.
+"""A loopback SMTP server that authenticates and takes mail like Amazon SES SMTP, backed by
+moto's IAM keys.
 
 SES SMTP takes an IAM access key id as the user name and the password derived from that key's
-secret for the endpoint's region. :class:`SesSmtpServer` accepts exactly those passwords for the
-keys a :data:`KeyLookup` reports as existing and active, refuses fresh keys for a settable
-propagation delay, and answers like SES (``235``/``535``). :class:`SilentSmtpServer` accepts TCP
-connections and never answers, for client timeouts.
+secret for the endpoint's region. :class:`SesSmtpServer` serves one region: it accepts exactly
+those passwords for the keys a :data:`KeyLookup` reports as existing and active, refuses fresh
+keys for a settable propagation delay and then, for a settable while, accepts and refuses them by
+turns (as SES's many servers do while a key propagates), and answers like SES (``235``/``535``).
+Mail is judged as SES judges it after ``DATA``: verified identities, the sandbox, users limited by
+a ``ses:FromAddress`` condition, a paused account and throttling, each with SES's reply; every
+message is recorded. :class:`SesSmtpRegions` runs several regions at once.
+
+Host names: a regional server is known by its region's SES host name (:attr:`host_name`,
+``email-smtp.<region>.amazonaws.com``, in the region's partition) but listens on a loopback port
+of its own, one listener per region. Kion's settings name the host name (where Kion sends), the
+installation secret names the loopback address and port (where the function proves a credential,
+as it would a VPC endpoint's address), and tests map a host name to its server with
+:meth:`SesSmtpRegions.server_for`. Nothing in the function resolves names differently under test.
+:class:`SilentSmtpServer` accepts TCP connections and never answers, for client timeouts.
 """
 
 from __future__ import annotations
@@ -21,12 +33,28 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from smtp_rotation.regions import default_smtp_host
+from smtp_rotation.ses_endpoint import ses_smtp_host
 from smtp_rotation.smtp_password import derive_smtp_password
 
 from .tls import LoopbackCertificates
 
 AUTH_OK = "235 Authentication successful."
 AUTH_INVALID = "535 Authentication Credentials Invalid"
+MAILBOX_SIMULATOR_DOMAIN = "simulator.amazonses.com"
+SENDING_PAUSED = (
+    "554 Sending paused for this account. For more information, please check the AWS "
+    "Management Console."
+)
+NOT_VERIFIED = (
+    "554 Message rejected: Email address is not verified. The following identities failed the "
+    "check in region {region}: {address}"
+)
+ACCESS_DENIED = (
+    "554 Access denied: User `arn:aws:iam::{account}:user/{user}' is not authorized to perform "
+    "`ses:SendRawEmail' on resource `arn:aws:ses:{region}:{account}:identity/{address}'"
+)
+THROTTLED = "454 Throttling failure: Maximum sending rate exceeded."
 
 AuthOutcome = Literal[
     "accepted", "unknown_key", "inactive_key", "wrong_password", "propagating", "refuse_all"
@@ -40,9 +68,13 @@ class KeyRecord:
     secret_access_key: str
     active: bool
     created_at: datetime  # aware, UTC
+    user_name: str = ""
 
     def __repr__(self) -> str:
-        return f"KeyRecord(active={self.active}, created_at={self.created_at.isoformat()})"
+        return (
+            f"KeyRecord(user_name={self.user_name!r}, active={self.active}, "
+            f"created_at={self.created_at.isoformat()})"
+        )
 
 
 KeyLookup = Callable[[str], KeyRecord | None]
@@ -81,21 +113,41 @@ def moto_key_lookup(account_id: str = "123456789012") -> KeyLookup:
                 created = key.create_date
                 if created.tzinfo is None:
                     created = created.replace(tzinfo=UTC)
-                return KeyRecord(key.secret_access_key, key.status == "Active", created)
+                return KeyRecord(
+                    key.secret_access_key, key.status == "Active", created, key.user_name or ""
+                )
         return None
 
     return lookup
 
 
-class _MailCounter:
-    """aiosmtpd handler: accepts mail from authenticated sessions and counts it."""
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One message a client sent after DATA, with SES's answer. No body is kept."""
 
-    def __init__(self) -> None:
-        self.messages = 0
+    region: str
+    access_key_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    reply: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.reply.startswith("250")
+
+
+class _MailJudge:
+    """aiosmtpd handler: judges each message as SES does after DATA, and records it."""
+
+    def __init__(self, server: SesSmtpServer) -> None:
+        self.server = server
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
-        self.messages += 1
-        return "250 Ok"
+        login = session.auth_data
+        access_key_id = login.decode("utf-8", "replace") if isinstance(login, bytes) else ""
+        return self.server.judge_message(
+            access_key_id, envelope.mail_from or "", tuple(envelope.rcpt_tos)
+        )
 
 
 class _Session(Session):
@@ -154,9 +206,9 @@ class _Controller(Controller):
 
     def __init__(
         self,
-        handler: _MailCounter,
+        handler: _MailJudge,
         listener: socket.socket,
-        factory: Callable[[_MailCounter], SMTP],
+        factory: Callable[[_MailJudge], SMTP],
         **kwargs: Any,
     ) -> None:
         host, port = listener.getsockname()[:2]
@@ -173,25 +225,32 @@ class _Controller(Controller):
         )
 
 
-def _bind_loopback(host: str) -> socket.socket:
+def _bind_loopback(host: str, port: int = 0) -> socket.socket:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted sockets inherit this; without it small replies wait for delayed ACKs (~40 ms).
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    listener.bind((host, 0))
+    listener.bind((host, port))
     listener.listen(16)
     return listener
 
 
 class SesSmtpServer:
-    """An SMTP server on loopback that authenticates like SES SMTP.
+    """An SMTP server on loopback that authenticates and takes mail like SES SMTP in ``region``.
 
     ``implicit_tls=False`` behaves like SES ports 25/587/2587 (STARTTLS, required before AUTH);
     ``implicit_tls=True`` like 465/2465 (TLS from the first byte). AUTH PLAIN and LOGIN are
     offered, and AUTH is required before mail. A credential is accepted when the user name is an
     access key id that ``key_lookup`` reports as active, the key is at least ``propagation_delay``
     seconds old by ``clock``, and the password is the one derived from its secret for ``region``.
+    For ``propagation_flaps`` seconds after that, logins with the key are accepted and refused by
+    turns.
 
-    Switches that may be flipped while it runs: ``propagation_delay``, ``refuse_all``.
+    Switches that may be flipped while it runs: ``propagation_delay``, ``propagation_flaps``,
+    ``refuse_all``, ``verified_identities`` (addresses and domains; the mailbox simulator needs
+    none), ``sandbox`` (recipients must be verified too), ``sending_paused``,
+    ``from_addresses`` (IAM user name -> the only senders its ``ses:FromAddress`` condition
+    allows), ``throttle_next`` (how many coming messages get 454). :meth:`reset` turns them off.
     """
 
     def __init__(
@@ -204,20 +263,42 @@ class SesSmtpServer:
         clock: Callable[[], float] = time.time,
         certificates: LoopbackCertificates | None = None,
         host: str = "127.0.0.1",
+        account_id: str = "123456789012",
     ) -> None:
-        self.key_lookup: KeyLookup = key_lookup or moto_key_lookup()
+        self.key_lookup: KeyLookup = key_lookup or moto_key_lookup(account_id)
         self.region = region
         self.implicit_tls = implicit_tls
-        self.propagation_delay = propagation_delay
         self.clock = clock
-        self.refuse_all = False
         self.certificates = certificates or LoopbackCertificates()
         self.host = host
         self.port = 0
+        self.account_id = account_id
         self.auth_attempts: list[AuthAttempt] = []
-        self._mail = _MailCounter()
+        self.messages: list[ReceivedMessage] = []
         self._lock = threading.Lock()
         self._controller: _Controller | None = None
+        self.reset()
+        self.propagation_delay = propagation_delay
+
+    def reset(self) -> None:
+        """Every switch off, the default identity (example.com) verified, no records."""
+        self.propagation_delay = 0.0
+        self.propagation_flaps = 0.0
+        self.refuse_all = False
+        self.verified_identities: set[str] = {"example.com"}
+        self.sandbox = False
+        self.sending_paused = False
+        self.from_addresses: dict[str, set[str]] = {}
+        self.throttle_next = 0
+        self._flap_counts: dict[str, int] = {}
+        with self._lock:
+            self.auth_attempts.clear()
+            self.messages.clear()
+
+    @property
+    def host_name(self) -> str:
+        """The SES SMTP host name of this server's region (what Kion's settings name)."""
+        return default_smtp_host(self.region)
 
     @property
     def ca_pem(self) -> str:
@@ -226,8 +307,9 @@ class SesSmtpServer:
 
     @property
     def messages_received(self) -> int:
-        """How many messages were accepted with DATA (the rotation itself sends none)."""
-        return self._mail.messages
+        """How many messages SES accepted after DATA."""
+        with self._lock:
+            return sum(1 for message in self.messages if message.accepted)
 
     def accepted_logins(self, access_key_id: str | None = None) -> int:
         """How many AUTH attempts were accepted (for one access key id, or for all)."""
@@ -239,25 +321,75 @@ class SesSmtpServer:
             )
 
     def check_credential(self, access_key_id: str, smtp_password: str) -> AuthOutcome:
-        """Decide, as SES would now, whether this user name and password authenticate."""
+        """Decide, as SES would now, whether this user name and password authenticate everywhere:
+        a key still settling (``propagation_flaps``) counts as propagating, since some SES servers
+        refuse it."""
+        outcome, age = self._outcome(access_key_id, smtp_password)
+        if outcome == "accepted" and self._settling(age):
+            return "propagating"
+        return outcome
+
+    def _outcome(self, access_key_id: str, smtp_password: str) -> tuple[AuthOutcome, float]:
         if self.refuse_all:
-            return "refuse_all"
+            return "refuse_all", 0.0
         record = self.key_lookup(access_key_id)
         if record is None:
-            return "unknown_key"
+            return "unknown_key", 0.0
         if not record.active:
-            return "inactive_key"
+            return "inactive_key", 0.0
         expected = derive_smtp_password(record.secret_access_key, self.region)
         if not hmac.compare_digest(expected.encode("utf-8"), smtp_password.encode("utf-8")):
-            return "wrong_password"
+            return "wrong_password", 0.0
         age = self.clock() - record.created_at.timestamp()
         if self.propagation_delay > 0 and age < self.propagation_delay:
-            return "propagating"
-        return "accepted"
+            return "propagating", age
+        return "accepted", age
+
+    def judge_message(self, access_key_id: str, sender: str, recipients: tuple[str, ...]) -> str:
+        """SES's answer to a message sent after AUTH as ``access_key_id``; the message is
+        recorded with it."""
+        record = self.key_lookup(access_key_id)
+        user_name = record.user_name if record else ""
+        allowed_senders = self.from_addresses.get(user_name)
+        unverified = [a for a in recipients if self.sandbox and not self._verified(a)]
+        if self.sending_paused:
+            reply = SENDING_PAUSED
+        elif not self._verified(sender):
+            reply = NOT_VERIFIED.format(region=self.region.upper(), address=sender)
+        elif allowed_senders is not None and sender.lower() not in allowed_senders:
+            reply = ACCESS_DENIED.format(
+                account=self.account_id, user=user_name, region=self.region, address=sender
+            )
+        elif unverified:
+            reply = NOT_VERIFIED.format(region=self.region.upper(), address=unverified[0])
+        elif self.throttle_next > 0:
+            self.throttle_next -= 1
+            reply = THROTTLED
+        else:
+            reply = f"250 Ok {len(self.messages) + 1:016x}-ses-loopback"
+        with self._lock:
+            self.messages.append(
+                ReceivedMessage(self.region, access_key_id, sender, recipients, reply)
+            )
+        return reply
+
+    def _settling(self, age: float) -> bool:
+        return self.propagation_flaps > 0 and age < self.propagation_delay + self.propagation_flaps
+
+    def _verified(self, address: str) -> bool:
+        domain = address.rsplit("@", 1)[-1].lower()
+        if domain == MAILBOX_SIMULATOR_DOMAIN:
+            return True
+        identities = {identity.lower() for identity in self.verified_identities}
+        return address.lower() in identities or domain in identities
 
     def _check(self, mechanism: str, login: bytes, password: bytes) -> bool:
         access_key_id = login.decode("utf-8", errors="replace")
-        outcome = self.check_credential(access_key_id, password.decode("utf-8", errors="replace"))
+        outcome, age = self._outcome(access_key_id, password.decode("utf-8", errors="replace"))
+        if outcome == "accepted" and self._settling(age):
+            turn = self._flap_counts.get(access_key_id, 0)
+            self._flap_counts[access_key_id] = turn + 1
+            outcome = "propagating" if turn % 2 else "accepted"
         attempt = AuthAttempt(
             access_key_id, outcome == "accepted", outcome, mechanism, self.clock()
         )
@@ -265,12 +397,12 @@ class SesSmtpServer:
             self.auth_attempts.append(attempt)
         return attempt.accepted
 
-    def _make_smtp(self, handler: _MailCounter) -> SMTP:
+    def _make_smtp(self, handler: _MailJudge) -> SMTP:
         return _SesSmtp(
             handler,
             check=self._check,
             implicit_tls=self.implicit_tls,
-            hostname=f"email-smtp.{self.region}.amazonaws.com",
+            hostname=self.host_name,
             ident="SimpleEmailService-loopback",
             tls_context=None if self.implicit_tls else self.certificates.server_context,
             require_starttls=not self.implicit_tls,
@@ -279,13 +411,14 @@ class SesSmtpServer:
         )
 
     def start(self) -> SesSmtpServer:
-        """Bind a free port on ``host`` and serve in a background thread."""
+        """Bind a free port on ``host`` (after a stop, the port it had) and serve in a
+        background thread."""
         if self._controller is not None:
             raise RuntimeError("the SMTP server is already running")
-        listener = _bind_loopback(self.host)
+        listener = _bind_loopback(self.host, self.port)
         self.port = listener.getsockname()[1]
         self._controller = _Controller(
-            self._mail,
+            _MailJudge(self),
             listener,
             self._make_smtp,
             ssl_context=self.certificates.server_context if self.implicit_tls else None,
@@ -305,6 +438,45 @@ class SesSmtpServer:
             controller.stop()
 
     def __enter__(self) -> SesSmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class SesSmtpRegions:
+    """SES SMTP in several regions at once: one :class:`SesSmtpServer` per region, each on its
+    own loopback port and known by its region's host name, sharing certificates and key lookup."""
+
+    def __init__(self, regions: tuple[str, ...], **options: Any) -> None:
+        self.servers = {region: SesSmtpServer(region=region, **options) for region in regions}
+
+    def server_for(self, host: str) -> SesSmtpServer | None:
+        """The server that answers at SMTP host name ``host`` (the public, FIPS or VPC endpoint
+        name of its region), or None where no server answers."""
+        ses_host = ses_smtp_host(host)
+        if ses_host is not None:
+            return self.servers.get(ses_host.region)
+        return None
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        return [message for server in self.servers.values() for message in server.messages]
+
+    def reset(self) -> None:
+        for server in self.servers.values():
+            server.reset()
+
+    def start(self) -> SesSmtpRegions:
+        for server in self.servers.values():
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def __enter__(self) -> SesSmtpRegions:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -95,7 +95,8 @@ def test_the_configuration_check_at_deploy_passes_before_the_kion_api_key_is_in(
 def test_the_configuration_check_after_a_rotation_tests_the_current_credential(world):
     world.rotate()
     world.service.check_configuration(world.secret_id)
-    assert len(world.kion.requests_to("GET")) == 3  # testSecret and finishSecret, then the check
+    # setSecret, testSecret and finishSecret, then the check
+    assert len(world.kion.requests_to("GET")) == 4
 
     world.kion.app_config["smtp_username"] = "AKIASOMEONEELSE00000"
     with pytest.raises(RotationStepError):

@@ -10,6 +10,7 @@ def test_a_provably_unused_spare_key_is_deleted_to_make_room(world):
     in_use = world.kion_credential()[0]
     spare = world.iam.create_access_key(UserName=world.installation.iam_user_name)
     spare_id = spare["AccessKey"]["AccessKeyId"]
+    world.backdate_keys()  # no step of any rotation can still be using it
 
     world.rotate()
 
@@ -22,6 +23,7 @@ def test_adoption_with_a_spare_key_keeps_the_key_kion_uses_until_it_is_switched(
     world = make_world(adopt=True)
     hand_made = world.kion_credential()[0]
     world.iam.create_access_key(UserName=world.installation.iam_user_name)
+    world.backdate_keys()
     token = world.start()
 
     world.step("createSecret", token)
@@ -69,8 +71,10 @@ def test_a_rotation_abandoned_after_kion_was_switched_is_finished_by_the_next(wo
 
 
 def test_a_key_left_by_a_crashed_create_secret_is_cleaned_up_by_the_retry(world):
-    # createSecret made a key but died before storing it: the key is recorded nowhere.
+    # createSecret made a key but died before storing it: the key is recorded nowhere, but the
+    # stack made this user for this installation alone, so the orphan is its own.
     orphan = world.iam.create_access_key(UserName=world.installation.iam_user_name)["AccessKey"]
+    world.backdate_keys()
     token = world.start()
 
     world.run_steps(token)

@@ -99,15 +99,31 @@ def test_kion_is_patched_with_the_smtp_credential_only(world):
     assert len(world.kion.requests_to("PATCH")) == 1
 
 
-def test_no_mail_is_sent_to_prove_a_credential(world):
+def test_one_message_to_the_mailbox_simulator_proves_the_send_path(world):
     world.rotate()
-    assert world.smtp.messages_received == 0
-    assert world.smtp.accepted_logins(world.kion_credential()[0]) >= 2
+    new_key = world.kion_credential()[0]
+    assert [(m.access_key_id, m.sender, m.recipients) for m in world.smtp.messages] == [
+        (new_key, world.kion.app_config["smtp_from"], ("success@simulator.amazonses.com",))
+    ]
+    assert world.smtp.messages_received == 1
+
+
+def test_acceptance_takes_several_logins_in_a_row(world):
+    world.rotate()
+    assert world.smtp.accepted_logins(world.kion_credential()[0]) >= 3 + 1 + 1  # +test, +send
+
+
+def test_the_send_path_check_can_be_turned_off(world):
+    world.edit_current(send_path_check=False)
+    world.rotate()
+    assert world.smtp.messages == []
+    assert world.converged()
 
 
 def test_the_settings_survive_rotation_unchanged(world):
     def settings():
-        return {k: v for k, v in world.current().items() if k not in ("username", "password")}
+        credential = ("username", "password", "replaces_access_key_id")
+        return {k: v for k, v in world.current().items() if k not in credential}
 
     before = settings()
     world.rotate()

@@ -21,7 +21,7 @@ from secret_scan import OutputCapture, SecretLedger, find_leaks
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer, SilentSmtpServer
 from smtp_rotation.telemetry import SERVICE
 
 # Short enough that an SMTP server that never answers costs little real time.
@@ -100,6 +100,7 @@ def make_run(
     clock: VirtualClock,
     outputs: OutputCapture,
     monkeypatch: pytest.MonkeyPatch,
+    other_regions: SesSmtpRegions,
 ) -> Iterator[Callable[[str], SafetyRun]]:
     """``make_run(variant)``: an installation (see safety_harness.VARIANTS) under the checks,
     with SES taking a (virtual) second to accept each new key."""
@@ -111,6 +112,7 @@ def make_run(
 
     def make(variant: str) -> SafetyRun:
         world = build_world(variant, kion, smtp, rotation_service, name=f"kion{len(runs)}")
+        world.other_regions = other_regions  # SES in other regions, where Kion may send
         runs.append(SafetyRun(world, injector))
         return runs[-1]
 

@@ -6,7 +6,8 @@ which is the rotation's own code:
 - AWS (IAM, Secrets Manager, including the Kion API key read through Powertools' SecretsProvider):
   botocore's ``before-call`` and ``after-call`` events on the function's cached clients;
 - Kion: ``urllib3.PoolManager.urlopen`` (one logical request, retries included);
-- SES SMTP: ``smtplib.SMTP.connect`` (TCP and greeting) and ``smtplib.SMTP.auth`` (AUTH).
+- SES SMTP: ``smtplib.SMTP.connect`` (TCP and greeting), ``smtplib.SMTP.auth`` (AUTH) and
+  ``smtplib.SMTP.sendmail`` (the send-path check's message).
 
 A :class:`FaultInjector` names each call ``<system>.<operation>`` and counts them per step
 invocation, so a call site reads ``createSecret:iam.CreateAccessKey#1``. It records the sites of a
@@ -44,6 +45,7 @@ AWS_ERRORS = ("access-denied", "unreachable", "http-500")
 KION_ERRORS = ("refused", "http-500")
 SMTP_CONNECT_ERRORS = ("refused", "silent")
 SMTP_AUTH_ERRORS = ("smtp-535",)
+SMTP_SEND_ERRORS = ("smtp-554", "smtp-454")
 AFTER_KINDS = frozenset({LOST, KILLED_AFTER})
 
 
@@ -54,7 +56,9 @@ def fault_kinds(call: str) -> tuple[str, ...]:
         "iam": AWS_ERRORS,
         "secretsmanager": AWS_ERRORS,
         "kion": KION_ERRORS,
-        "smtp": SMTP_AUTH_ERRORS if call == "smtp.auth" else SMTP_CONNECT_ERRORS,
+        "smtp": {"smtp.auth": SMTP_AUTH_ERRORS, "smtp.send": SMTP_SEND_ERRORS}.get(
+            call, SMTP_CONNECT_ERRORS
+        ),
     }[system]
     return (*errors, LOST, KILLED_BEFORE, KILLED_AFTER)
 
@@ -104,6 +108,7 @@ class FaultInjector:
     denied: dict[str, str] = field(default_factory=dict)
     on_delete: Callable[[str], None] = lambda access_key_id: None
     on_key_created: Callable[[str], None] = lambda access_key_id: None
+    on_site: Callable[[CallSite], None] = lambda site: None
     step: str | None = None
     _counts: dict[str, int] = field(default_factory=dict)
     _after: dict[int, str] = field(default_factory=dict)
@@ -131,6 +136,7 @@ class FaultInjector:
         self._counts[call] = self._counts.get(call, 0) + 1
         site = CallSite(self.step, call, self._counts[call])
         self.recorded.append(site)
+        self.on_site(site)
         if call in self.denied and self.denied[call] in request:
             return "access-denied"
         if self.plan is not None and self.plan.site == site and not self.fired:
@@ -147,6 +153,7 @@ class FaultInjector:
             (urllib3.PoolManager, "urlopen"): urllib3.PoolManager.urlopen,
             (smtplib.SMTP, "connect"): smtplib.SMTP.connect,
             (smtplib.SMTP, "auth"): smtplib.SMTP.auth,
+            (smtplib.SMTP, "sendmail"): smtplib.SMTP.sendmail,
         }
         self._closed_port = closed_port()
         clients = [aws.client(service) for service in AWS_SERVICES]
@@ -156,6 +163,7 @@ class FaultInjector:
         urllib3.PoolManager.urlopen = self._wrap_kion(originals[urllib3.PoolManager, "urlopen"])
         smtplib.SMTP.connect = self._wrap_connect(originals[smtplib.SMTP, "connect"])
         smtplib.SMTP.auth = self._wrap_auth(originals[smtplib.SMTP, "auth"])
+        smtplib.SMTP.sendmail = self._wrap_send(originals[smtplib.SMTP, "sendmail"])
         try:
             yield self
         finally:
@@ -245,6 +253,22 @@ class FaultInjector:
             return _after_smtp(session, kind, "AUTH", reply)
 
         return auth
+
+    def _wrap_send(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def sendmail(session: smtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
+            kind = self._enter("smtp.send")
+            if kind == KILLED_BEFORE:
+                raise LambdaKilled("killed before the SMTP message")
+            paused, throttled = self.smtp.sending_paused, self.smtp.throttle_next
+            self.smtp.sending_paused = paused or kind == "smtp-554"
+            self.smtp.throttle_next = 99 if kind == "smtp-454" else throttled
+            try:
+                reply = original(session, *args, **kwargs)
+            finally:
+                self.smtp.sending_paused, self.smtp.throttle_next = paused, throttled
+            return _after_smtp(session, kind, "DATA", reply)
+
+        return sendmail
 
 
 def _after_smtp(session: smtplib.SMTP, kind: str | None, what: str, reply: Any) -> Any:

@@ -19,6 +19,10 @@ STEPS = "steps"  # step invocations after which the invariants were checked
 LEAKS = "leaks"  # secret pieces found in output (recorded by every safety test)
 BAD_INPUT = "bad_input"  # the kind of bad input a test covered, when it passed
 CONCURRENT = "concurrent"  # the concurrent-trigger case a test covered, when it passed
+KION_KEY_SCENARIO = "kion_key_scenario"  # 1 per fault scenario of the Kion API key renewal
+KION_KEY_CONVERGED = "kion_key_converged"  # 1 when that scenario converged
+KION_KEY_UNWORKING = "kion_key_unworking"  # moments AWSCURRENT's Kion API key did not work
+KION_KEY_DELETED_HELD = "kion_key_deleted_held"  # Kion keys deleted while a version held them
 
 
 @dataclass
@@ -55,7 +59,13 @@ class SafetyFigures:
             ("bad-input kinds", len(self.bad_inputs), "goal >= 20"),
             ("concurrent-trigger cases", len(self.concurrent), ""),
         ]
-        return [f"{name:<42}{value:>7}   {note}".rstrip() for name, value, note in rows]
+        return [
+            *(f"{name:<42}{value:>7}   {note}".rstrip() for name, value, note in rows),
+            f"Kion API key rotation: fault scenarios run {totals[KION_KEY_SCENARIO]}, converged "
+            f"{totals[KION_KEY_CONVERGED]}, moments without a working Kion API key "
+            f"{totals[KION_KEY_UNWORKING]}, Kion keys deleted while held "
+            f"{totals[KION_KEY_DELETED_HELD]}",
+        ]
 
     def print(self, terminal: pytest.TerminalReporter) -> None:
         terminal.write_sep("=", "safety figures")

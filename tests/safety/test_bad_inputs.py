@@ -34,7 +34,7 @@ from safety_harness import (
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LambdaContextStub
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer, moto_key_lookup
 from ses_smtp_rotator.local.tls import LoopbackCertificates
 from smtp_rotation import errors
 from smtp_rotation.handler import lambda_handler
@@ -225,6 +225,76 @@ def kion_under_a_path(installation: Installation) -> str:
 SCHEMA = r"JSON object with the string fields"
 SECRET = errors.InvalidSecretError
 KEY = errors.KionApiKeyError
+
+
+def both(*spoils: Spoil) -> Spoil:
+    def spoil(installation: Installation) -> Repair:
+        repairs = [one(installation) for one in spoils]
+        return lambda: [repair() for repair in reversed(repairs)] and None
+
+    return spoil
+
+
+def kion_settings(**changes: Any) -> Spoil:
+    """Change Kion's SMTP settings (``...`` leaves a field out of Kion's replies)."""
+
+    def spoil(installation: Installation) -> Repair:
+        kion, world = installation.kion, installation.world
+        before = dict(kion.app_config)
+        for name, value in changes.items():
+            if value is ...:
+                kion.omitted_fields.add(name)
+            else:
+                kion.app_config[name] = value(installation) if callable(value) else value
+        there = world.ses_at_kion_host()
+        if "smtp_host" in changes and there is not None and there is not installation.smtp:
+            # Kion was set up for SES in that region: its key's password is that region's.
+            key = moto_key_lookup()(kion.app_config["smtp_username"])
+            kion.app_config["smtp_password"] = derive_smtp_password(
+                key.secret_access_key, there.region
+            )
+
+        def repair() -> None:
+            kion.omitted_fields.clear()
+            for name in (*changes, "smtp_password"):
+                kion.app_config[name] = before[name]
+
+        return repair
+
+    return spoil
+
+
+def relay_host(installation: Installation) -> str:
+    """The loopback address the secret proves at: Kion sends through it as a declared relay."""
+    return installation.smtp.host
+
+
+def ses_switch(**switches: Callable[[Installation], Any]) -> Spoil:
+    def spoil(installation: Installation) -> Repair:
+        smtp = installation.smtp
+        before = {name: getattr(smtp, name) for name in switches}
+        for name, value in switches.items():
+            setattr(smtp, name, value(installation))
+        return lambda: [setattr(smtp, name, value) for name, value in before.items()] and None
+
+    return spoil
+
+
+def another_consumers_key(installation: Installation) -> Repair:
+    """The installation's IAM user was imported (not made for it) and serves another consumer
+    with its second key; the repair moves that consumer to a user of its own."""
+    world = installation.world
+    user = world.installation.iam_user_name
+    secret = world.current()
+    world.edit_current(iam_user_dedicated=False)
+    other = world.iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    world.backdate_keys()
+
+    def repair() -> None:
+        world.iam.delete_access_key(UserName=user, AccessKeyId=other)
+        world.edit_current(iam_user_dedicated=secret.get("iam_user_dedicated", True))
+
+    return repair
 
 
 def missing(field: str) -> BadInput:
@@ -459,12 +529,158 @@ CASES = [
         step="setSecret",
     ),
     BadInput(
-        "smtp-535-wrong-region",
-        fields(ses_region="us-west-2"),
+        "smtp-535-relay-in-another-region",
+        both(fields(ses_region="us-west-2"), kion_settings(smtp_host=relay_host)),
         errors.SesAuthError,
         r"still refuses access key .* \(535",
         "that ses_region is the region of smtp_host",
         step="setSecret",
+        then=ABANDON,
+    ),
+    # Kion's own endpoint (where Kion sends) against the installation's region
+    BadInput(
+        "kion-host-in-another-region",
+        fields(ses_region="us-west-2"),
+        errors.KionEndpointError,
+        r"email-smtp.us-east-1.amazonaws.com .* ses_region is us-west-2",
+        "set the secret's ses_region to us-east-1",
+        step="setSecret",
+    ),
+    BadInput(
+        "kion-host-in-another-region-at-adoption",
+        kion_settings(smtp_host="email-smtp.eu-west-1.amazonaws.com"),
+        errors.KionEndpointError,
+        r"SES in eu-west-1\), but the installation's ses_region is us-east-1",
+        "point Kion's SMTP host at email-smtp.us-east-1",
+        variant=ADOPT,
+    ),
+    BadInput(
+        "kion-host-in-another-partition",
+        kion_settings(smtp_host="email-smtp.us-gov-west-1.amazonaws.com"),
+        errors.KionEndpointError,
+        r"another partition, aws-us-gov",
+        "ses_region to us-gov-west-1",
+        step="setSecret",
+    ),
+    BadInput(
+        "kion-host-fips-in-another-region",
+        kion_settings(smtp_host="email-smtp-fips.us-east-2.amazonaws.com"),
+        errors.KionEndpointError,
+        r"SES FIPS in us-east-2",
+        "ses_region to us-east-2",
+        step="setSecret",
+    ),
+    BadInput(
+        "kion-host-vpc-endpoint-in-another-region",
+        kion_settings(smtp_host="vpce-0a1b2c3d-x1y2z3.email-smtp.eu-west-1.vpce.amazonaws.com"),
+        errors.KionEndpointError,
+        r"SES VPC endpoint in eu-west-1",
+        "ses_region to eu-west-1",
+        step="setSecret",
+    ),
+    BadInput(
+        "kion-relay-not-declared",
+        kion_settings(smtp_host="mail-relay.corp.example"),
+        errors.KionEndpointError,
+        r"neither an SES SMTP endpoint nor the installation's smtp_host",
+        "set the secret's smtp_host to mail-relay.corp.example",
+        step="setSecret",
+    ),
+    BadInput(
+        "kion-smtp-switched-off",
+        kion_settings(smtp_enabled=False),
+        errors.KionEndpointError,
+        "smtp_enabled is false",
+        "Switch SMTP on in Kion",
+        step="setSecret",
+    ),
+    BadInput(
+        "kion-smtp-host-missing",
+        kion_settings(smtp_host=...),
+        errors.KionEndpointError,
+        "name no smtp_host",
+        "Set Kion's SMTP host",
+        step="setSecret",
+    ),
+    BadInput(
+        "kion-from-address-missing",
+        kion_settings(smtp_from=""),
+        errors.KionEndpointError,
+        "'from' address is empty",
+        "send_path_check to false",
+        step="setSecret",
+    ),
+    BadInput(
+        "kion-reply-without-username",
+        kion_settings(smtp_username=...),
+        errors.KionRequestError,
+        "without smtp_username",
+        "an empty string is how Kion says",
+        step="setSecret",
+    ),
+    BadInput(
+        "secret-smtp-host-in-another-region",
+        fields(smtp_host="email-smtp.eu-west-1.amazonaws.com"),
+        errors.KionEndpointError,
+        r"smtp_host .* is not in its ses_region us-east-1",
+        "Set smtp_host to an SES SMTP endpoint of us-east-1",
+        step="setSecret",
+    ),
+    BadInput(
+        "send-path-check-not-a-boolean",
+        fields(send_path_check="yes"),
+        errors.InvalidSecretError,
+        "'send_path_check' must be true or false",
+        "JSON boolean",
+    ),
+    BadInput(
+        "iam-user-dedicated-not-a-boolean",
+        fields(iam_user_dedicated=1),
+        errors.InvalidSecretError,
+        "'iam_user_dedicated' must be true or false",
+        "JSON boolean",
+    ),
+    # the send-path check's message, refused by SES
+    BadInput(
+        "send-sender-not-verified",
+        kion_settings(smtp_from="kion@unverified.example.org"),
+        errors.SesSendRefusedError,
+        "Email address is not verified",
+        "Verify kion@unverified.example.org",
+        step="setSecret",
+    ),
+    BadInput(
+        "send-from-address-condition",
+        ses_switch(
+            from_addresses=lambda i: {i.world.installation.iam_user_name: {"x@example.com"}}
+        ),
+        errors.SesSendRefusedError,
+        "is not authorized to perform `ses:SendRawEmail'",
+        "ses:FromAddress",
+        step="setSecret",
+    ),
+    BadInput(
+        "send-account-paused",
+        ses_switch(sending_paused=lambda i: True),
+        errors.SesSendRefusedError,
+        "Sending paused for this account",
+        "Sending is paused",
+        step="setSecret",
+    ),
+    BadInput(
+        "send-throttled",
+        ses_switch(throttle_next=lambda i: 1000),
+        errors.SesSendRefusedError,
+        "454 Throttling failure",
+        "request a higher sending quota",
+        step="setSecret",
+    ),
+    BadInput(
+        "imported-user-key-of-another-consumer",
+        another_consumers_key,
+        errors.KeyLimitError,
+        "may serve another consumer",
+        "needs its own IAM user",
     ),
     BadInput(
         "smtp-unreachable",
@@ -509,7 +725,6 @@ CASES = [
     # permissions, one per AWS call the rotation makes
     aws_denied("iam.CreateAccessKey", "createSecret"),
     aws_denied("iam.ListAccessKeys", "createSecret", LEFTOVER),
-    aws_denied("iam.ListAccessKeys", "finishSecret", ADOPT),
     aws_denied("iam.DeleteAccessKey", "createSecret", LEFTOVER),
     aws_denied("iam.DeleteAccessKey", "finishSecret"),
     aws_denied("secretsmanager.DescribeSecret", "createSecret"),

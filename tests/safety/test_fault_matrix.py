@@ -60,5 +60,6 @@ def test_every_kind_of_external_call_is_in_the_scenarios() -> None:
         "kion.PATCH-app-config",
         "smtp.connect",
         "smtp.auth",
+        "smtp.send",
     ):
         assert expected in calls

@@ -17,6 +17,7 @@ from ses_smtp_rotator.local.rotation_service import STEPS
 from smtp_rotation import errors
 from smtp_rotation.iam_keys import UserAccessKeys
 from smtp_rotation.rotation import Rotation
+from smtp_rotation.send_proof import SendPathProof
 from smtp_rotation.ses_smtp import SesAcceptanceWait
 from smtp_rotation.settings import InstallationSecret
 from smtp_rotation.telemetry import logger as function_logger
@@ -46,6 +47,7 @@ def test_giving_kion_a_key_ses_has_not_accepted_breaks_invariant_1(
     run = make_run(STEADY)
     ses_refuses_new_keys(run.world, monkeypatch)
     monkeypatch.setattr(SesAcceptanceWait, "until_accepted", lambda *args: 0.0)  # no wait
+    monkeypatch.setattr(SendPathProof, "send", lambda *args: None)  # and no message sent
 
     with pytest.raises(AssertionError, match="invariant 1 broken"):
         run.rotate()

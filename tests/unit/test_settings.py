@@ -61,6 +61,7 @@ def test_with_credential_keeps_every_other_field():
         "extra_note": "kept",
         "username": "AKIANEW",
         "password": "new-password",
+        "replaces_access_key_id": "",
     }
 
 

@@ -1,0 +1,69 @@
+"""SES SMTP is many servers: a key is proven by several accepted logins in a row, and a
+connection that fails during the wait is tried again within the bound."""
+
+import threading
+
+import pytest
+
+from ses_smtp_rotator.local.rotation_service import RotationStepError
+from smtp_rotation.errors import SesAuthError
+
+
+def test_a_key_that_flaps_while_it_propagates_reaches_kion_only_once_settled(world):
+    world.smtp.propagation_delay = 0.2
+    world.smtp.propagation_flaps = 1.0  # then accepted and refused by turns for a second
+
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+
+    new_key = world.kion_credential()[0]
+    outcomes = [a.outcome for a in world.smtp.auth_attempts if a.access_key_id == new_key]
+    assert "accepted" in outcomes[: outcomes.index("propagating", 1) + 1]  # it flapped
+    assert world.smtp.check_credential(*world.kion_credential()) == "accepted"
+    world.run_steps(token, ("testSecret", "finishSecret"))
+    assert world.converged()
+
+
+def test_a_key_that_never_settles_does_not_reach_kion(world, monkeypatch):
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.8")
+    world.smtp.propagation_flaps = 3600.0
+    before = world.kion_credential()
+    token = world.start()
+    world.step("createSecret", token)
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("setSecret", token)
+
+    assert isinstance(raised.value.error, SesAuthError)
+    assert "intermittently" in raised.value.error.cause
+    assert world.kion_credential() == before
+
+
+def test_a_connection_failure_during_the_wait_is_tried_again(world):
+    world.smtp.propagation_delay = 0.4
+    token = world.start()
+    world.step("createSecret", token)
+    world.smtp.stop()  # SES unreachable for a moment, then back on the same port
+    restart = threading.Timer(0.3, world.smtp.start)
+    restart.start()
+    try:
+        world.step("setSecret", token)
+    finally:
+        restart.join()
+
+    world.run_steps(token, ("testSecret", "finishSecret"))
+    assert world.converged()
+
+
+def test_test_secret_waits_rather_than_failing_on_one_refusal(world):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+    world.smtp.refuse_all = True
+    threading.Timer(0.3, lambda: setattr(world.smtp, "refuse_all", False)).start()
+
+    world.step("testSecret", token)
+
+    refusals = [a for a in world.smtp.auth_attempts if a.outcome == "refuse_all"]
+    assert refusals
+    world.step("finishSecret", token)
+    assert world.converged()
