@@ -345,20 +345,22 @@ def readme_installations_example() -> dict[str, Any]:
 
 
 def readme_govcloud_overrides() -> dict[str, Any]:
-    """The -c overrides of the README's GovCloud command, its shell variables filled in."""
-    block = re.search(r"```bash\n(GOV_INSTALLATIONS=.*?)\n```", README, flags=re.S)
-    assert block, "the README's GovCloud example is gone"
-    *assignments, command = block.group(1).splitlines()
-    arguments = re.fullmatch(r'make deploy ARGS="(.*)"', command)
-    assert arguments, f"not a make deploy command: {command}"
-    text = arguments.group(1)
-    for assignment in assignments:
-        name, value = assignment.split("=", 1)
-        text = text.replace(f"${name}", value.strip("'"))
-    words = shlex.split(text)
-    return dict(
-        words[position + 1].split("=", 1) for position, word in enumerate(words) if word == "-c"
+    """The -c overrides of the README's GovCloud command."""
+    installations = re.search(r"^GOV_INSTALLATIONS='(.*)'$", README, flags=re.M)
+    command = re.search(r"^make deploy ARGS=\"(.*)\"$", README, flags=re.M)
+    assert installations, "the README's GovCloud example is gone"
+    assert command, "the README's GovCloud command is gone"
+    overrides = dict(re.findall(r"-c (\w+)=([^\s']+)", command.group(1)))
+    assert "-c installations='$GOV_INSTALLATIONS'" in command.group(1)
+    overrides["installations"] = installations.group(1)  # as -c passes it: JSON text
+    # The README looks the layer up in the account; any version of that layer synthesizes.
+    layer = (
+        "arn:aws-us-gov:lambda:us-gov-west-1:165093116878:layer:"
+        "AWSLambdaPowertoolsPythonV3-python312-arm64"
     )
+    assert f"--layer-name {layer} " in README
+    overrides["powertoolsLayerArn"] = f"{layer}:1"
+    return overrides
 
 
 def test_the_readme_example_synthesizes_as_shown() -> None:
