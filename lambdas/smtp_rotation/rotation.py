@@ -79,8 +79,9 @@ class Rotation:
             proof = SendPathProof(endpoint, pending.ses_region, sleep=self.sleep)
             proof.send(pending.username, pending.password, kion_smtp.from_address or "")
             logger.info("SES took a message from Kion's sender", access_key_id=pending.username)
+        kion = self._kion(pending)
         self._require_stage(PENDING, before="giving Kion the new key")
-        self._kion(pending).set_smtp_credential(pending.username, pending.password)
+        kion.set_smtp_credential(pending.username, pending.password)
         logger.info("Kion now sends with the new key", access_key_id=pending.username)
 
     def test_secret(self, pending: InstallationSecret) -> None:
