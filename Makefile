@@ -5,28 +5,44 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# Kion's published OpenAPI description (v3.14), which the tests hold the Kion stand-in to. The
+# kion-mcp-server wheel ships it; it is fetched at install time and never committed.
+KION_OPENAPI_WHEEL := kion-mcp-server==0.5.0
+KION_OPENAPI := $(VENV)/kion-openapi/fixed_spec.json
 # The CDK command line pinned in package.json, run from the project (never a global install).
 CDK := node_modules/.bin/cdk
-# Synthesis needs neither AWS credentials nor Docker; keep jsii's Node end-of-life banner and
-# the EC2 metadata probe for credentials out of the way.
-CDK_ENV := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true
+# Keep banners out of the way: jsii's Node 20 end-of-life notice (Node 20 still works) and the CLI's
+# check for a newer version (cdk.json turns notices and telemetry off).
+CDK_QUIET := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_VERSION_CHECK=true
+# Synthesis needs neither AWS credentials nor Docker: skip the EC2 metadata probe for credentials.
+CDK_ENV := $(CDK_QUIET) AWS_EC2_METADATA_DISABLED=true
 
 # The Lambda runs Python 3.12, whose runtime may carry urllib3 1.26: `make test-lambda-py312` runs
 # the function's tests there too, when a Python 3.12 is on the machine.
 VENV312 := .venv312
 PY312 := $(firstword $(foreach candidate,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python),$(shell $(candidate) -c "import sys; print('$(candidate)' if sys.version_info[:2] == (3, 12) else '')" 2>/dev/null)))
 LAMBDA_RUNTIME_PACKAGES := urllib3==1.26.20 boto3==1.44.8 aws-lambda-powertools[tracer]==3.37.0 \
-	moto[server]==5.2.5 aiosmtpd==1.4.6 trustme==1.2.1 pytest==9.2.0 hypothesis==6.155.2
+	moto[server]==5.2.5 aiosmtpd==1.4.6 trustme==1.2.1 pytest==9.2.0 hypothesis==6.155.2 \
+	aws-croniter==2.1.1
 
-.PHONY: install test test-lambda-py312 lint demo synth bench safety clean
+.PHONY: install test test-lambda-py312 lint demo synth diff deploy bench safety clean
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(KION_OPENAPI) $(NODE_STAMP)
 
 $(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
 	touch $@
+
+# The wheel wants Python 3.13 to install, but only its data file is used here.
+$(KION_OPENAPI): $(PY_STAMP)
+	$(BIN)/python -m pip download --quiet --no-deps --python-version 3.13 --only-binary=:all: \
+		--dest $(VENV)/kion-openapi $(KION_OPENAPI_WHEEL)
+	$(BIN)/python -c "import glob, sys, zipfile; \
+		wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + '/kion_mcp_server-*.whl')[0]); \
+		open(sys.argv[2], 'wb').write(wheel.read('kion_mcp/fixed_spec.json'))" \
+		$(VENV)/kion-openapi $@
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -39,7 +55,7 @@ test: install
 # bad inputs, concurrent triggers and a secret scan of all output; it ends with its figures.
 # SAFETY_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
 SAFETY_WORKERS ?= auto
-safety: $(PY_STAMP)
+safety: $(PY_STAMP) $(KION_OPENAPI)
 	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
 
 test-lambda-py312:
@@ -58,9 +74,16 @@ lint: install synth
 	$(BIN)/cfn-lint cdk.out/*.template.json
 
 # Synthesize the CloudFormation template into cdk.out/, checked by cdk-nag's AWS Solutions rules
-# (an unacknowledged finding, or any warning, fails it).
+# (an unacknowledged finding, or any warning, fails it). Options in ARGS, e.g. ARGS="-c region=...".
 synth: install
-	$(CDK_ENV) $(CDK) synth --strict --quiet
+	$(CDK_ENV) $(CDK) synth --strict --quiet $(ARGS)
+
+# Compare with, or deploy to, the account (AWS credentials needed; ARGS="--profile prod" etc.).
+diff: install
+	$(CDK_QUIET) $(CDK) diff --strict $(ARGS)
+
+deploy: install
+	$(CDK_QUIET) $(CDK) deploy --strict $(ARGS)
 
 # Two real rotations on loopback stand-ins of AWS, SES SMTP and Kion, then a proof of the outcome.
 # Needs Python only. Options go in ARGS, e.g. make demo ARGS="--kion-url https://kion.staging.example"

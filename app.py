@@ -16,7 +16,7 @@ from infra import SesSmtpRotatorStack, load_settings
 def main() -> None:
     app = cdk.App()
     try:
-        settings = load_settings(app.node.try_get_context)
+        settings = load_settings(app.node.get_all_context())
         SesSmtpRotatorStack(app, "SesSmtpRotator", settings=settings)
     except ValueError as error:  # SettingsError, or a check of the construct
         sys.exit(f"cdk.json: {error}")

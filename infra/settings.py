@@ -1,28 +1,40 @@
 """The deployment settings, read from the CDK context (``cdk.json`` or ``cdk deploy -c key=value``).
 
-Every setting is checked when the app synthesizes, and a wrong one stops synthesis with a message
-that names the setting and what to put there.
+Every setting is checked when the app synthesizes, as strictly as the function checks the secret,
+and a wrong one stops synthesis with a message that names the cdk.json key as typed
+(``installations[2].sesRegion``), its value and the fix. The checks of an installation and of the
+schedule live with ``KionInstallation`` and ``RotationSchedule``; this module names their keys.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, NoReturn
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
 from . import powertools
-from .installation import KionInstallation, RotationSchedule
+from .installation import (
+    KionInstallation,
+    PropertyError,
+    RotationSchedule,
+    check_installations,
+    did_you_mean,
+    partition_of,
+    shown,
+    stack_regions,
+)
 from .rotation import LOG_LEVELS, TIMEOUT_HEADROOM
 
 DEFAULT_STACK_NAME = "SesSmtpRotator"
 DEFAULT_REGION = "us-east-1"
 
+# cdk.json key -> KionInstallation property.
 INSTALLATION_KEYS = {
     "name": "name",
     "kionUrl": "kion_url",
@@ -34,8 +46,15 @@ INSTALLATION_KEYS = {
     "fromAddress": "from_address",
     "kionApiKeySecretArn": "kion_api_key_secret_arn",
     "kionCaBundle": "kion_ca_bundle",
+    "sendPathCheck": "send_path_check",
 }
-SCHEDULE_KEYS = ("expression", "timeZone", "flexibleWindowMinutes", "enabled")
+# cdk.json key -> RotationSchedule property.
+SCHEDULE_KEYS = {
+    "expression": "expression",
+    "timeZone": "time_zone",
+    "flexibleWindowMinutes": "flexible_window",
+    "enabled": "enabled",
+}
 VPC_KEYS = (
     "vpcId",
     "subnetIds",
@@ -44,6 +63,29 @@ VPC_KEYS = (
     "createSesSmtpEndpoint",
     "createSecretsManagerEndpoint",
 )
+# Properties of the construct a check may name, besides an installation's or the schedule's own.
+OTHER_PROPERTIES = {"create_ses_smtp_endpoint": "vpc.createSesSmtpEndpoint"}
+SETTING_KEYS = (
+    "stackName",
+    "account",
+    "region",
+    "installations",
+    "rotationSchedule",
+    "alarmEmail",
+    "alarmTopicArn",
+    "vpc",
+    "kmsKeyArn",
+    "powertoolsLayerVersion",
+    "powertoolsLayerArn",
+    "logLevel",
+    "logRetentionDays",
+    "sesAcceptTimeoutSeconds",
+    "functionTimeoutSeconds",
+    "removalPolicy",
+)
+# A context key shaped like one of ours (CDK's own keys and feature flags hold ':', '@' or '-').
+SETTING_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 
 class SettingsError(ValueError):
@@ -84,8 +126,14 @@ class AppSettings:
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
 
 
-def load_settings(get_context: Callable[[str], Any]) -> AppSettings:
-    """Read the settings through ``get_context`` (``app.node.try_get_context``)."""
+def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSettings:
+    """Read the settings from the CDK context: ``app.node.get_all_context()`` (which also lets
+    a misspelled setting be named) or a getter such as ``app.node.try_get_context``."""
+    if isinstance(context, Mapping):
+        _no_unknown_keys(
+            {key: None for key in context if SETTING_SHAPE.match(key)}, SETTING_KEYS, None
+        )
+    get_context = context.get if isinstance(context, Mapping) else context
 
     def setting(key: str, default: Any = None) -> Any:
         value = get_context(key)
@@ -94,199 +142,251 @@ def load_settings(get_context: Callable[[str], Any]) -> AppSettings:
             try:
                 value = json.loads(value)
             except ValueError as error:
-                raise SettingsError(f"Setting {key}: not valid JSON ({error}).") from None
+                _refuse(key, value, f"is not valid JSON ({error})", "quote the JSON for your shell")
         return default if value is None else value
 
+    region = _region(setting("region", DEFAULT_REGION))
+    vpc = _vpc(setting("vpc"))
+    installations = _installations(setting("installations", []))
     try:
-        settings = AppSettings(
-            installations=_installations(setting("installations", [])),
-            stack_name=_text(setting("stackName", DEFAULT_STACK_NAME), "stackName"),
-            account=_optional_account(setting("account")),
-            region=_region(setting("region", DEFAULT_REGION), "region"),
-            schedule=_schedule(setting("rotationSchedule", {})),
-            alarm_email=_optional_email(setting("alarmEmail")),
-            alarm_topic_arn=_optional_arn(setting("alarmTopicArn"), "alarmTopicArn", "sns"),
-            vpc=_vpc(setting("vpc")),
-            kms_key_arn=_optional_arn(setting("kmsKeyArn"), "kmsKeyArn", "kms"),
-            powertools_layer_version=_integer(
-                setting("powertoolsLayerVersion", powertools.POWERTOOLS_LAYER_VERSION),
-                "powertoolsLayerVersion",
-                minimum=1,
-            ),
-            powertools_layer_arn=_optional_arn(
-                setting("powertoolsLayerArn"), "powertoolsLayerArn", "lambda"
-            ),
-            log_level=_choice(setting("logLevel", "INFO"), "logLevel", LOG_LEVELS),
-            log_retention=_retention(setting("logRetentionDays", 365)),
-            ses_accept_timeout=Duration.seconds(
-                _integer(setting("sesAcceptTimeoutSeconds", 120), "sesAcceptTimeoutSeconds", 1)
-            ),
-            function_timeout=Duration.seconds(
-                _integer(
-                    setting("functionTimeoutSeconds", 300),
-                    "functionTimeoutSeconds",
-                    minimum=1,
-                    maximum=900,
-                )
-            ),
-            removal_policy=_removal_policy(setting("removalPolicy", "retain")),
+        check_installations(
+            installations,
+            region=region,
+            ses_smtp_endpoint=bool(vpc and vpc.create_ses_smtp_endpoint),
         )
-    except SettingsError:
-        raise
-    except ValueError as error:  # a check inside KionInstallation or RotationSchedule
-        raise SettingsError(str(error)) from None
+    except PropertyError as error:
+        _property_refused(f"installations[{error.index}]", error, INSTALLATION_KEYS)
+    settings = AppSettings(
+        installations=installations,
+        stack_name=_stack_name(setting("stackName", DEFAULT_STACK_NAME)),
+        account=_optional_account(setting("account")),
+        region=region,
+        schedule=_schedule(setting("rotationSchedule", {})),
+        alarm_email=_optional_email(setting("alarmEmail")),
+        alarm_topic_arn=_optional_arn(setting("alarmTopicArn"), "alarmTopicArn", "sns", region),
+        vpc=vpc,
+        kms_key_arn=_optional_arn(setting("kmsKeyArn"), "kmsKeyArn", "kms", region),
+        powertools_layer_version=_integer(
+            setting("powertoolsLayerVersion", powertools.POWERTOOLS_LAYER_VERSION),
+            "powertoolsLayerVersion",
+            minimum=1,
+        ),
+        powertools_layer_arn=_optional_arn(
+            setting("powertoolsLayerArn"), "powertoolsLayerArn", "lambda", region
+        ),
+        log_level=_choice(setting("logLevel", "INFO"), "logLevel", LOG_LEVELS),
+        log_retention=_retention(setting("logRetentionDays", 365)),
+        ses_accept_timeout=Duration.seconds(
+            _integer(setting("sesAcceptTimeoutSeconds", 120), "sesAcceptTimeoutSeconds", 1)
+        ),
+        function_timeout=Duration.seconds(
+            _integer(
+                setting("functionTimeoutSeconds", 300),
+                "functionTimeoutSeconds",
+                minimum=1,
+                maximum=900,
+            )
+        ),
+        removal_policy=_removal_policy(setting("removalPolicy", "retain")),
+    )
     wait = settings.ses_accept_timeout.to_seconds()
-    if settings.function_timeout.to_seconds() < wait + TIMEOUT_HEADROOM.to_seconds():
-        raise SettingsError(
-            f"Setting functionTimeoutSeconds: {settings.function_timeout.to_seconds()} must "
-            f"exceed the SES wait (sesAcceptTimeoutSeconds, {wait}) by at least "
-            f"{TIMEOUT_HEADROOM.to_seconds()} seconds."
+    timeout = settings.function_timeout.to_seconds()
+    if timeout < wait + TIMEOUT_HEADROOM.to_seconds():
+        _refuse(
+            "functionTimeoutSeconds",
+            timeout,
+            f"does not exceed the SES wait (sesAcceptTimeoutSeconds, {wait}) by "
+            f"{TIMEOUT_HEADROOM.to_seconds()} seconds",
+            f"raise it to {wait + TIMEOUT_HEADROOM.to_seconds()} or more, or lower "
+            "sesAcceptTimeoutSeconds",
         )
     return settings
 
 
 def _installations(raw: Any) -> tuple[KionInstallation, ...]:
     if not isinstance(raw, list) or not raw:
-        raise SettingsError(
-            "Setting installations: list at least one Kion installation, for example "
-            '[{"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}].'
+        _refuse(
+            "installations",
+            raw,
+            "does not list a Kion installation",
+            'list at least one, e.g. [{"name": "prod", "kionUrl": "https://kion.example.com", '
+            '"sesRegion": "us-east-1"}]',
         )
     installations = []
     for index, entry in enumerate(raw):
         where = f"installations[{index}]"
         if not isinstance(entry, Mapping):
-            raise SettingsError(f"Setting {where}: must be an object.")
+            _refuse(where, entry, "is not an object", 'write {"name": ..., "kionUrl": ...}')
         _no_unknown_keys(entry, INSTALLATION_KEYS, where)
         for required in ("name", "kionUrl", "sesRegion"):
-            if not entry.get(required):
-                raise SettingsError(f"Setting {where}.{required}: missing.")
-        kwargs: dict[str, Any] = {}
+            if entry.get(required) in (None, ""):
+                _refuse(f"{where}.{required}", None, "is missing", f"add {required}")
+        properties: dict[str, Any] = {}
         for key, attribute in INSTALLATION_KEYS.items():
             value = entry.get(key)
             if value is None or value == "":
                 continue
             if key == "smtpPort":
                 value = _integer(value, f"{where}.smtpPort", minimum=1, maximum=65535)
+            elif key == "sendPathCheck":
+                value = _boolean(value, f"{where}.sendPathCheck")
             elif key == "kionCaBundle":
-                if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value:
-                    raise SettingsError(
-                        f"Setting {where}.kionCaBundle: must be PEM text "
-                        "(-----BEGIN CERTIFICATE-----...) of the CA that signed Kion's certificate."
-                    )
+                _text(value, f"{where}.kionCaBundle")  # PEM as given, final line break included
             else:
                 value = _text(value, f"{where}.{key}")
-            kwargs[attribute] = value
-        installations.append(KionInstallation(**kwargs))
+            properties[attribute] = value
+        try:
+            installations.append(KionInstallation(**properties))
+        except PropertyError as error:
+            _property_refused(where, error, INSTALLATION_KEYS)
     return tuple(installations)
 
 
 def _schedule(raw: Any) -> RotationSchedule:
     if not isinstance(raw, Mapping):
-        raise SettingsError("Setting rotationSchedule: must be an object.")
+        _refuse("rotationSchedule", raw, "is not an object", 'write {"expression": ...}')
     _no_unknown_keys(raw, SCHEDULE_KEYS, "rotationSchedule")
     defaults = RotationSchedule()
-    time_zone = _text(raw.get("timeZone", defaults.time_zone), "rotationSchedule.timeZone")
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(
-            f"Setting rotationSchedule.timeZone: {time_zone!r} is not an IANA time zone name "
-            "such as UTC or America/New_York."
-        ) from None
     window = _integer(
         raw.get("flexibleWindowMinutes", 15),
         "rotationSchedule.flexibleWindowMinutes",
         minimum=0,
         maximum=1440,
     )
-    enabled = raw.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise SettingsError("Setting rotationSchedule.enabled: must be true or false.")
-    return RotationSchedule(
-        expression=_text(raw.get("expression", defaults.expression), "rotationSchedule.expression"),
-        time_zone=time_zone,
-        flexible_window=Duration.minutes(window) if window else None,
-        enabled=enabled,
-    )
+    try:
+        return RotationSchedule(
+            expression=_text(
+                raw.get("expression", defaults.expression), "rotationSchedule.expression"
+            ),
+            time_zone=_text(raw.get("timeZone", defaults.time_zone), "rotationSchedule.timeZone"),
+            flexible_window=Duration.minutes(window) if window else None,
+            enabled=_boolean(raw.get("enabled", True), "rotationSchedule.enabled"),
+        )
+    except PropertyError as error:
+        _property_refused("rotationSchedule", error, SCHEDULE_KEYS)
 
 
 def _vpc(raw: Any) -> VpcPlacement | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise SettingsError("Setting vpc: must be an object (or null to run outside a VPC).")
+        _refuse("vpc", raw, "is not an object", "describe the VPC, or use null to run outside one")
     _no_unknown_keys(raw, VPC_KEYS, "vpc")
     vpc_id = _text(raw.get("vpcId"), "vpc.vpcId")
     if not re.match(r"^vpc-[0-9a-f]+$", vpc_id):
-        raise SettingsError(f"Setting vpc.vpcId: {vpc_id!r} is not a VPC id (vpc-...).")
+        _refuse("vpc.vpcId", vpc_id, "is not a VPC id", "use the id VPC shows, vpc-0123...")
     subnet_ids = _text_list(raw.get("subnetIds"), "vpc.subnetIds")
     for subnet_id in subnet_ids:
         if not re.match(r"^subnet-[0-9a-f]+$", subnet_id):
-            raise SettingsError(f"Setting vpc.subnetIds: {subnet_id!r} is not a subnet id.")
-    flags = {}
-    for key in ("createSesSmtpEndpoint", "createSecretsManagerEndpoint"):
-        flags[key] = raw.get(key, False)
-        if not isinstance(flags[key], bool):
-            raise SettingsError(f"Setting vpc.{key}: must be true or false.")
+            _refuse("vpc.subnetIds", subnet_id, "is not a subnet id", "use ids like subnet-0abc...")
     return VpcPlacement(
         vpc_id=vpc_id,
         subnet_ids=subnet_ids,
         https_egress_cidrs=_cidrs(raw.get("httpsEgressCidrs", ["0.0.0.0/0"]), "httpsEgressCidrs"),
         smtp_egress_cidrs=_cidrs(raw.get("smtpEgressCidrs", ["0.0.0.0/0"]), "smtpEgressCidrs"),
-        create_ses_smtp_endpoint=flags["createSesSmtpEndpoint"],
-        create_secrets_manager_endpoint=flags["createSecretsManagerEndpoint"],
+        create_ses_smtp_endpoint=_boolean(
+            raw.get("createSesSmtpEndpoint", False), "vpc.createSesSmtpEndpoint"
+        ),
+        create_secrets_manager_endpoint=_boolean(
+            raw.get("createSecretsManagerEndpoint", False), "vpc.createSecretsManagerEndpoint"
+        ),
     )
 
 
-def _no_unknown_keys(entry: Mapping[str, Any], known: Any, where: str) -> None:
-    unknown = sorted(set(entry) - set(known))
-    if unknown:
-        raise SettingsError(
-            f"Setting {where}: unknown key(s) {', '.join(unknown)}; "
-            f"known keys are {', '.join(known)}."
-        )
+def _refuse(key: str, value: Any, problem: str, fix: str) -> NoReturn:
+    raise SettingsError(f"Setting {key}: {shown(value)} {problem}. Fix: {fix}.")
+
+
+def _property_refused(where: str, error: PropertyError, keys: Mapping[str, str]) -> NoReturn:
+    """A check of KionInstallation or RotationSchedule, told in cdk.json's words."""
+    setting_of = {attribute: key for key, attribute in keys.items()} | OTHER_PROPERTIES
+    key = setting_of.get(error.field, error.field)
+    words = re.compile(r"\b(" + "|".join(map(re.escape, setting_of)) + r")\b")
+    fix = words.sub(lambda match: setting_of[match.group(1)], error.fix)
+    problem = words.sub(lambda match: setting_of[match.group(1)], error.problem)
+    _refuse(f"{where}.{key}", error.value, problem, fix.rstrip("."))
+
+
+def _no_unknown_keys(entry: Mapping[str, Any], known: Iterable[str], where: str | None) -> None:
+    unknown = [key for key in entry if key not in known]
+    if not unknown:
+        return
+    key = unknown[0]
+    path = f"{where}.{key}" if where else key
+    suggestion = did_you_mean(key, known).replace("? Otherwise ", "?")
+    raise SettingsError(
+        f"Setting {path}: not a setting{' here' if where else ''}. Fix: "
+        f"{suggestion or 'remove it'} (known keys: {', '.join(known)})."
+    )
 
 
 def _text(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise SettingsError(f"Setting {key}: must be a non-empty string.")
+        _refuse(key, value, "is not a non-empty string", "put text in quotes")
     return value.strip()
 
 
 def _text_list(value: Any, key: str, *, allow_empty: bool = False) -> tuple[str, ...]:
     if not isinstance(value, list) or (not value and not allow_empty):
-        raise SettingsError(f"Setting {key}: must be a list of strings.")
+        _refuse(key, value, "is not a list of strings", 'write ["...", "..."]')
     return tuple(_text(item, key) for item in value)
+
+
+def _boolean(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        _refuse(key, value, "is not true or false", "write true or false, without quotes")
+    return value
 
 
 def _cidrs(value: Any, key: str) -> tuple[str, ...]:
     cidrs = _text_list(value, f"vpc.{key}", allow_empty=True)
     for cidr in cidrs:
-        if not re.match(r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$", cidr):
-            raise SettingsError(f"Setting vpc.{key}: {cidr!r} is not an IPv4 CIDR block.")
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError:
+            _refuse(f"vpc.{key}", cidr, "is not an IPv4 CIDR block", "write e.g. 10.0.0.0/16")
     return cidrs
 
 
 def _integer(value: Any, key: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SettingsError(f"Setting {key}: must be a whole number.")
+        _refuse(key, value, "is not a whole number", "write a number without quotes")
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-        raise SettingsError(f"Setting {key}: {value} is outside {bounds}.")
+        _refuse(key, value, f"is outside {bounds}", f"use a number in {bounds}")
     return value
 
 
 def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise SettingsError(f"Setting {key}: {value!r} must be one of {', '.join(choices)}.")
+        _refuse(key, value, "is not a choice here", f"use one of {', '.join(choices)}")
     return value
 
 
-def _region(value: Any, key: str) -> str:
-    region = _text(value, key)
-    if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", region):
-        raise SettingsError(f"Setting {key}: {region!r} is not a region name such as us-east-1.")
+def _region(value: Any) -> str:
+    region = _text(value, "region")
+    if region not in stack_regions():
+        _refuse(
+            "region",
+            region,
+            "is not a region with Lambda, Secrets Manager and EventBridge Scheduler "
+            "(botocore's endpoint data)",
+            f"{did_you_mean(region, stack_regions())}use e.g. us-east-1, or us-gov-west-1 for "
+            "GovCloud",
+        )
     return region
+
+
+def _stack_name(value: Any) -> str:
+    name = _text(value, "stackName")
+    if not STACK_NAME.match(name):
+        _refuse(
+            "stackName",
+            name,
+            "is not a CloudFormation stack name",
+            "use up to 128 letters, digits and hyphens, starting with a letter",
+        )
+    return name
 
 
 def _optional_account(value: Any) -> str | None:
@@ -294,7 +394,12 @@ def _optional_account(value: Any) -> str | None:
         return None
     account = str(value)
     if not re.match(r"^\d{12}$", account):
-        raise SettingsError(f"Setting account: {account!r} is not a 12-digit AWS account id.")
+        _refuse(
+            "account",
+            value,
+            "is not a 12-digit AWS account id",
+            "write the id as a string, or null for the credentials' account",
+        )
     return account
 
 
@@ -303,16 +408,24 @@ def _optional_email(value: Any) -> str | None:
         return None
     email = _text(value, "alarmEmail")
     if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
-        raise SettingsError(f"Setting alarmEmail: {email!r} is not an e-mail address.")
+        _refuse("alarmEmail", email, "is not an e-mail address", "write e.g. ops@example.com")
     return email
 
 
-def _optional_arn(value: Any, key: str, service: str) -> str | None:
+def _optional_arn(value: Any, key: str, service: str, region: str) -> str | None:
     if value in (None, ""):
         return None
     arn = _text(value, key)
-    if not re.match(rf"^arn:aws[a-z-]*:{service}:[a-z0-9-]+:\d{{12}}:.+$", arn):
-        raise SettingsError(f"Setting {key}: {arn!r} is not the ARN of a {service} resource.")
+    match = re.match(rf"^arn:(aws[a-z-]*):{service}:([a-z0-9-]+):\d{{12}}:.+$", arn)
+    if not match:
+        _refuse(key, arn, f"is not the ARN of a {service} resource", "copy its complete ARN")
+    if (match.group(1), match.group(2)) != (partition_of(region), region):
+        _refuse(
+            key,
+            arn,
+            f"is in {match.group(2)} ({match.group(1)}), the stack in {region}",
+            f"name one in {region}, or leave the setting out",
+        )
     return arn
 
 
@@ -346,9 +459,8 @@ def _retention(value: Any) -> logs.RetentionDays:
     days = _integer(value, "logRetentionDays", minimum=1)
     if days not in RETENTION_DAYS:
         allowed = ", ".join(str(day) for day in RETENTION_DAYS)
-        raise SettingsError(
-            f"Setting logRetentionDays: {days} is not a CloudWatch Logs retention; use one of "
-            f"{allowed}."
+        _refuse(
+            "logRetentionDays", days, "is not a CloudWatch Logs retention", f"use one of {allowed}"
         )
     return RETENTION_DAYS[days]
 
@@ -356,5 +468,5 @@ def _retention(value: Any) -> logs.RetentionDays:
 def _removal_policy(value: Any) -> RemovalPolicy:
     policies = {"retain": RemovalPolicy.RETAIN, "destroy": RemovalPolicy.DESTROY}
     if value not in policies:
-        raise SettingsError("Setting removalPolicy: must be 'retain' or 'destroy'.")
+        _refuse("removalPolicy", value, "is not a removal policy", "use retain or destroy")
     return policies[value]

@@ -1,40 +1,72 @@
-"""Exit codes of ``ses-smtp-rotator``, the same for every command so scripts can rely on them."""
+"""Exit codes of ``ses-smtp-rotator``, the same for every command so scripts can rely on them.
+
+A monitor treats 0 and 3 as healthy and everything else as a page: ``status`` exits 1 whenever a
+rotation would fail now, and 3 only for a rotation the function is still working on.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 
 EXIT_OK = 0
 """Done: the rotation finished (or started, without --wait); every status check holds."""
 EXIT_FAILED = 1
-"""The rotation failed (the function reported an error), or a status check does not hold."""
+"""The rotation failed, or a status check does not hold: a rotation would fail now, or one is
+stuck or failed."""
 EXIT_USAGE = 2
-"""The command line is wrong (argparse's own code)."""
+"""The command line is wrong (argparse's own code), or ``derive`` was given what cannot be a key."""
 EXIT_IN_PROGRESS = 3
-"""A rotation of the secret is already in progress (AWSPENDING sits apart from AWSCURRENT)."""
+"""A rotation is in progress and the function worked on it within its timeout (healthy)."""
 EXIT_TIMEOUT = 4
 """``rotate --wait`` gave up waiting; the rotation may still be running."""
 EXIT_SETUP = 5
 """The question could not be asked: no AWS credentials or region, access denied, the secret does
-not exist or has no rotation function attached."""
+not exist or is not an installation secret."""
+EXIT_UNCHECKED = 6
+"""``status``: no check failed, but at least one could not be made from here (marked ?)."""
 EXIT_INTERRUPTED = 130
 """Stopped with Ctrl-C."""
 
+# From best to worst: the code a fleet command exits with is the worst of its installations'.
+_SEVERITY = (
+    EXIT_OK,
+    EXIT_IN_PROGRESS,
+    EXIT_UNCHECKED,
+    EXIT_TIMEOUT,
+    EXIT_SETUP,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    EXIT_INTERRUPTED,
+)
+
 EPILOG = """exit codes:
-  0  done: the rotation finished (or started, without --wait); every status check holds
-  1  the rotation failed, or a status check does not hold
-  2  bad command line
-  3  a rotation of the secret is already in progress
-  4  --wait gave up waiting (the rotation may still be running)
-  5  could not ask: AWS credentials, region, permissions, or the secret is missing or not
-     attached to a rotation function
+  0    done: the rotation finished (or started, without --wait); every status check holds
+  1    a rotation failed, would fail now, or is stuck (idle longer than the function timeout)
+  2    bad command line (derive: what was given cannot be a secret access key)
+  3    a rotation is in progress and the function worked on it within its timeout
+  4    --wait gave up waiting (the rotation may still be running)
+  5    could not ask: AWS credentials, region, permissions, or the secret is missing or not an
+       installation secret
+  6    status: nothing failed, but some checks could not be made from here (marked ?)
+  130  interrupted (Ctrl-C); whatever was started in AWS goes on
+  Over several installations (--all, names, globs) the worst of theirs, from best to worst
+  0, 3, 6, 4, 5, 1. A monitor treats 0 and 3 as healthy.
 """
+
+
+def worst(codes: Iterable[int]) -> int:
+    """The most severe of ``codes`` (EXIT_OK for none)."""
+    ranked = [
+        (_SEVERITY.index(code) if code in _SEVERITY else len(_SEVERITY), code) for code in codes
+    ]
+    return max(ranked, default=(0, EXIT_OK))[1]
 
 
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's formatter, except that the exit code table keeps its layout."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("exit codes:"):
+        if text.startswith("exit codes"):
             return text
         return super()._fill_text(text, width, indent)

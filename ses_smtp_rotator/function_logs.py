@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws_access import AwsAccess, region_of_arn
+from .rotation_function import RotationFunction
 
 _MAX_PAGES = 20
 # Fields that are shown to the operator. Everything else in a record stays unread, so nothing the
@@ -67,11 +68,10 @@ class FunctionLogRecord:
 class FunctionLogReader:
     """Reads the records of one rotation (one ClientRequestToken) from the function's log group."""
 
-    def __init__(self, aws: AwsAccess, function_arn: str, *, log_group: str | None = None) -> None:
-        self.function_arn = function_arn
-        region = region_of_arn(function_arn) or aws.region
-        self._logs = aws.client("logs", region)
-        self.log_group = log_group or _log_group_of(aws.client("lambda", region), function_arn)
+    def __init__(self, aws: AwsAccess, function: RotationFunction) -> None:
+        self.function = function
+        self.log_group = function.log_group
+        self._logs = aws.client("logs", region_of_arn(function.arn) or aws.region)
         self.unavailable: str | None = None
         """Why the logs cannot be read (None while they can)."""
         self._seen: set[str] = set()
@@ -111,21 +111,6 @@ class FunctionLogReader:
             self.unavailable = f"CloudWatch Logs did not answer ({type(error).__name__})"
         records.sort(key=lambda record: record.at)
         return records
-
-    def last_error(self, token: str, since: datetime) -> FunctionLogRecord | None:
-        """The latest ERROR record about ``token`` since ``since``."""
-        failures = [record for record in self.new_records(token, since) if record.failed]
-        return failures[-1] if failures else None
-
-
-def _log_group_of(lambda_client: Any, function_arn: str) -> str:
-    """The function's log group: its logging configuration's, else the Lambda default."""
-    name = function_arn.split(":function:", 1)[-1].split(":", 1)[0]
-    try:
-        configuration = lambda_client.get_function_configuration(FunctionName=function_arn)
-    except (ClientError, BotoCoreError):
-        return f"/aws/lambda/{name}"
-    return configuration.get("LoggingConfig", {}).get("LogGroup") or f"/aws/lambda/{name}"
 
 
 def _text(value: Any) -> str | None:

@@ -14,24 +14,37 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from smtp_rotation.errors import AwsPermissionError, KionConnectionError, RotationError
+from smtp_rotation.errors import (
+    AwsConnectionError,
+    AwsPermissionError,
+    KionConnectionError,
+    RotationError,
+)
 from smtp_rotation.iam_keys import UserAccessKeys
 from smtp_rotation.kion import KionClient
 from smtp_rotation.secrets_store import KionApiKeys
 from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
 from smtp_rotation.settings import InstallationSecret
 
-from .aws_access import AwsAccess, asking
-from .function_logs import FunctionLogReader
+from .aws_access import AwsAccess, asking, region_of_arn
+from .pending_rotation import FAILED, RUNNING, PendingRotation, assess_pending, give_up_advice
+from .rotation_function import RotationFunction, describe_function
 from .schedule import next_rotation
-from .secret_state import SecretState, abandon_command, read_state, version_created
+from .secret_state import (
+    SecretState,
+    looks_like_kion_api_key,
+    read_state,
+    require_installation_secret,
+    wrong_kind_error,
+)
 
-# A rotation runs four Lambda invocations of at most 15 minutes each; one older than this that
-# has not finished is stuck rather than running.
-STUCK_AFTER = timedelta(minutes=60)
 _CHECK_TIMEOUT = 10.0
+
+# What status concludes, best to worst; a monitor treats "ok" and "in_progress" as healthy.
+OK = "ok"
+IN_PROGRESS = "in_progress"
+UNCHECKED = "unchecked"
+FAILING = "failing"
 
 
 @dataclass
@@ -52,18 +65,6 @@ class AccessKeyInfo:
 
 
 @dataclass
-class PendingRotation:
-    version_id: str
-    state: str  # "running", "failed" or "stuck"
-    started: datetime | None
-    access_key_id: str | None
-    kion_uses_it: bool
-    last_error_step: str | None = None
-    last_error: str | None = None
-    last_error_fix: str | None = None
-
-
-@dataclass
 class InstallationStatus:
     secret_arn: str
     secret_name: str
@@ -79,6 +80,7 @@ class InstallationStatus:
     schedule: str | None = None
     kion_url: str | None = None
     kion_username: str | None = None
+    function_timeout: str | None = None
     pending: PendingRotation | None = None
     checks: dict[str, Check] = field(default_factory=dict)
 
@@ -91,8 +93,34 @@ class InstallationStatus:
         return [name for name, check in self.checks.items() if check.ok is False]
 
     @property
+    def unchecked(self) -> list[str]:
+        return [name for name, check in self.checks.items() if check.ok is None]
+
+    @property
     def in_progress(self) -> bool:
-        return self.pending is not None and self.pending.state == "running"
+        return self.pending is not None and self.pending.state == RUNNING
+
+    @property
+    def verdict(self) -> str:
+        """``failing`` when a rotation would fail now (or one failed or is stuck), else
+        ``unchecked`` when a check could not be made, else ``in_progress`` or ``ok``."""
+        if self.problems:
+            return FAILING
+        if self.unchecked:
+            return UNCHECKED
+        return IN_PROGRESS if self.in_progress else OK
+
+    def to_document(self) -> dict[str, Any]:
+        """The report as JSON-ready values (datetimes stay datetimes)."""
+        document = asdict(self)
+        document["key_age_days"] = (
+            round(self.key_age.total_seconds() / 86400, 3) if self.key_age else None
+        )
+        document["problems"] = self.problems
+        document["unchecked"] = self.unchecked
+        document["in_progress"] = self.in_progress
+        document["verdict"] = self.verdict
+        return document
 
     def to_json(self) -> str:
         def encode(value: Any) -> Any:
@@ -100,21 +128,24 @@ class InstallationStatus:
                 return value.isoformat()
             raise TypeError(type(value).__name__)
 
-        document = asdict(self)
-        document["key_age_days"] = (
-            round(self.key_age.total_seconds() / 86400, 3) if self.key_age else None
-        )
-        document["problems"] = self.problems
-        document["in_progress"] = self.in_progress
-        return json.dumps(document, default=encode, indent=2)
+        return json.dumps(self.to_document(), default=encode, indent=2)
 
 
 def gather(
-    aws: AwsAccess, secret_id: str, *, check_smtp: bool, log_group: str | None = None
+    aws: AwsAccess,
+    secret_id: str,
+    *,
+    check_smtp: bool,
+    log_group: str | None = None,
+    now: datetime | None = None,
 ) -> InstallationStatus:
-    """Read everything ``status`` reports. Raises SetupError when the secret cannot be read."""
+    """Read everything ``status`` reports; print nothing (the daily watch calls it too).
+
+    Raises SetupError when the secret cannot be read or is not an installation secret.
+    """
     secretsmanager = aws.client("secretsmanager")
     state = read_state(secretsmanager, secret_id)
+    require_installation_secret(state)
     status = InstallationStatus(
         secret_arn=state.arn,
         secret_name=state.name,
@@ -124,13 +155,7 @@ def gather(
         last_rotated=state.last_rotated,
         next_rotation=state.next_rotation,
     )
-    if not state.function_arn:
-        status.checks["rotation"] = Check(
-            False,
-            "no rotation function is attached to the secret",
-            "Deploy the stack with this installation in cdk.json.",
-        )
-    current = _read_version(secretsmanager, state, status, stage="AWSCURRENT")
+    current = _read_current(secretsmanager, state, status)
     if current is None:
         return status
     status.access_key_id = current.username or None
@@ -138,31 +163,31 @@ def gather(
     status.kion_url = current.kion_url
     _schedule(aws, state, status)
     kion_username = _kion(aws, secretsmanager, current, status)
-    pending = _pending(aws, secretsmanager, state, status, kion_username, log_group)
+    function = describe_function(
+        aws.client("lambda", region_of_arn(state.function_arn or "")),
+        state.function_arn or "",
+        log_group=log_group,
+    )
+    status.function_timeout = function.describe_timeout()
+    pending = _pending(aws, secretsmanager, state, status, kion_username, function, now)
     _keys(aws, current, status, kion_username, pending)
     if check_smtp:
         _smtp(current, status)
     return status
 
 
-def _read_version(
-    secretsmanager: Any, state: SecretState, status: InstallationStatus, **selector: str
+def _read_current(
+    secretsmanager: Any, state: SecretState, status: InstallationStatus
 ) -> InstallationSecret | None:
-    stage = selector.get("stage")
-    request = {"VersionStage": stage} if stage else {"VersionId": selector["version_id"]}
     with asking("secretsmanager:GetSecretValue", f"secret {state.name}"):
-        try:
-            value = secretsmanager.get_secret_value(SecretId=state.arn, **request)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code")
-            if stage or code != "ResourceNotFoundException":
-                raise
-            return None  # a pending version createSecret has not filled yet
+        value = secretsmanager.get_secret_value(SecretId=state.arn, VersionStage="AWSCURRENT")
+    secret_string = value.get("SecretString")
     try:
-        return InstallationSecret.parse(value.get("SecretString"))
+        return InstallationSecret.parse(secret_string)
     except RotationError as error:
-        if stage:
-            status.checks["secret"] = Check(False, error.cause, error.fix)
+        if looks_like_kion_api_key(secret_string):
+            raise wrong_kind_error(state) from None
+        status.checks["secret"] = Check(False, error.cause, error.fix)
         return None
 
 
@@ -180,6 +205,9 @@ def _schedule(aws: AwsAccess, state: SecretState, status: InstallationStatus) ->
 def _kion(
     aws: AwsAccess, secretsmanager: Any, current: InstallationSecret, status: InstallationStatus
 ) -> str | None:
+    """Kion's SMTP username, read as the function reads it. A Kion that refuses the API key, an
+    empty or missing key secret, or a wrong URL fail the check: the next rotation would fail the
+    same way. What only this machine cannot do (reach Kion, read the key secret) leaves it open."""
     try:
         api_key = KionApiKeys(0, secretsmanager=secretsmanager).api_key(
             current.kion_api_key_secret_id
@@ -202,7 +230,7 @@ def _kion(
             "kms:Decrypt on its key) for your AWS identity.",
         )
         return None
-    except KionConnectionError as error:
+    except (KionConnectionError, AwsConnectionError) as error:
         status.checks["kion"] = Check(
             None,
             f"could not reach Kion: {error.cause}",
@@ -211,14 +239,12 @@ def _kion(
         )
         return None
     except RotationError as error:
-        status.checks["kion"] = Check(
-            None, f"could not read Kion's SMTP settings: {error.cause}", error.fix
-        )
+        status.checks["kion"] = Check(False, f"a rotation would fail now: {error.cause}", error.fix)
         return None
     except (ssl.SSLError, ValueError) as error:  # e.g. a kion_ca_bundle that does not load
         status.checks["kion"] = Check(
-            None,
-            f"could not ask Kion ({type(error).__name__})",
+            False,
+            f"a rotation would fail now: Kion cannot be asked ({type(error).__name__})",
             "Check the secret's kion_ca_bundle: it must hold PEM certificates.",
         )
         return None
@@ -248,56 +274,54 @@ def _pending(
     state: SecretState,
     status: InstallationStatus,
     kion_username: str | None,
-    log_group: str | None,
+    function: RotationFunction,
+    now: datetime | None,
 ) -> PendingRotation | None:
     version_id = state.pending_version
     if version_id is None:
         status.checks["pending"] = Check(True, "no rotation in progress")
         return None
-    started = version_created(secretsmanager, state.arn, version_id)
-    pending_secret = _read_version(secretsmanager, state, status, version_id=version_id)
-    key = pending_secret.username if pending_secret else None
-    pending = PendingRotation(
-        version_id=version_id,
-        state="running",
-        started=started,
-        access_key_id=key,
-        kion_uses_it=bool(key and key == kion_username),
-    )
-    if state.function_arn:
-        reader = FunctionLogReader(aws, state.function_arn, log_group=log_group)
-        failure = reader.last_error(version_id, (started or datetime.now(UTC)) - STUCK_AFTER)
-        if failure is not None:
-            pending.state = "failed"
-            pending.last_error_step = failure.step or None
-            pending.last_error = failure.message
-            pending.last_error_fix = failure.fix
-    if pending.state == "running" and started and datetime.now(UTC) - started > STUCK_AFTER:
-        pending.state = "stuck"
+    now = now or datetime.now(UTC)
+    pending = assess_pending(aws, secretsmanager, state, version_id, function, now=now)
     status.pending = pending
-    if pending.state == "running":
-        status.checks["pending"] = Check(True, f"a rotation is in progress (version {version_id})")
-        if pending.kion_uses_it and "kion" in status.checks:
+    key = pending.access_key_id
+    kion_uses_it = bool(key and key == kion_username)
+    idle = pending.idle_for(now)
+    touched = (
+        f" (the function last touched it {idle.total_seconds():.0f} s ago, from "
+        f"{pending.activity_source}; timeout {pending.function_timeout})"
+        if idle is not None
+        else f" (timeout {pending.function_timeout})"
+    )
+    if pending.state == RUNNING:
+        status.checks["pending"] = Check(
+            True, f"a rotation is in progress (version {version_id}){touched}"
+        )
+        if kion_uses_it and "kion" in status.checks:
             status.checks["kion"] = Check(
                 True, f"already sends with {key}, the new key of the rotation in progress"
             )
         return pending
     what = (
-        f"failed in {pending.last_error_step or 'a step'}: {pending.last_error}"
-        if pending.state == "failed"
-        else f"has not finished after {STUCK_AFTER.total_seconds() / 60:.0f} min"
+        f"failed in {pending.last_error_step or 'a step'}: {(pending.last_error or '').rstrip('.')}"
+        if pending.state == FAILED
+        else "is stuck: the function has not touched it within its timeout"
     )
     then = (
         " Kion already sends with the new key, so the next rotation finishes with it."
-        if pending.kion_uses_it
+        if kion_uses_it
         else ""
     )
-    fix = (f"{pending.last_error_fix} " if pending.last_error_fix else "") + (
-        "Secrets Manager retries the rotation; to give up on it instead, run "
-        f"`{abandon_command(state, version_id)}` and rotate again "
-        f"(`ses-smtp-rotator rotate {state.name} --wait`).{then}"
+    retry = "Secrets Manager retries a failed rotation. " if pending.state == FAILED else ""
+    fix = (
+        (f"{pending.last_error_fix} " if pending.last_error_fix else "")
+        + retry
+        + give_up_advice(pending, state.name, now)
+        + then
     )
-    status.checks["pending"] = Check(False, f"the rotation to version {version_id} {what}", fix)
+    status.checks["pending"] = Check(
+        False, f"the rotation to version {version_id} {what}{touched}", fix
+    )
     return pending
 
 
@@ -310,10 +334,13 @@ def _keys(
 ) -> None:
     try:
         keys = UserAccessKeys(current.iam_user_name, iam=aws.client("iam")).list()
-    except RotationError as error:
+    except (AwsPermissionError, AwsConnectionError) as error:
         status.checks.setdefault(
-            "keys", Check(None, f"could not list the IAM user's keys: {error.cause}")
+            "keys", Check(None, f"could not list the IAM user's keys: {error.cause}", error.fix)
         )
+        return
+    except RotationError as error:  # the user does not exist
+        status.checks["keys"] = Check(False, f"a rotation would fail now: {error.cause}", error.fix)
         return
     for key in sorted(keys, key=lambda key: key.created_at):
         if key.access_key_id == current.username:
@@ -328,7 +355,17 @@ def _keys(
         status.access_keys.append(
             AccessKeyInfo(key.access_key_id, key.created_at, key.active, role)
         )
-    if current.username and status.key_created is None:
+    current_key = next(
+        (key for key in status.access_keys if key.access_key_id == current.username), None
+    )
+    if current_key is not None and not current_key.active:
+        status.checks["keys"] = Check(
+            False,
+            f"the AWSCURRENT key {current.username} is inactive, so SES refuses it",
+            "Activate it again in IAM if that was a mistake; otherwise rotate (the rotation "
+            "makes a new key and proves it before Kion gets it).",
+        )
+    elif current.username and status.key_created is None:
         status.checks["keys"] = Check(
             False,
             f"the AWSCURRENT key {current.username} is not one of IAM user "
@@ -341,7 +378,11 @@ def _keys(
 def _smtp(current: InstallationSecret, status: InstallationStatus) -> None:
     endpoint = SmtpEndpoint.of(current, _CHECK_TIMEOUT)
     if not current.username:
-        status.checks["smtp"] = Check(None, "the secret holds no credential yet to try")
+        status.checks["smtp"] = Check(
+            True,
+            "nothing to try yet: the secret holds no credential (the first rotation proves "
+            "the key it adopts)",
+        )
         return
     try:
         accepted = try_login(endpoint, current.username, current.password)

@@ -14,10 +14,20 @@ from typing import TextIO
 
 from botocore.exceptions import ClientError
 
-from .aws_access import AwsAccess, SetupError, asking, open_aws
+from .aws_access import AwsAccess, asking, open_aws, region_of_arn
 from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, EXIT_TIMEOUT, HelpFormatter
+from .fleet import secret_id_for
 from .function_logs import FunctionLogReader, FunctionLogRecord
-from .secret_state import CURRENT, PENDING, SecretState, abandon_command, read_state
+from .pending_rotation import GRACE, PendingRotation, assess_pending, give_up_advice
+from .rotation_function import RotationFunction, describe_function
+from .secret_state import (
+    CURRENT,
+    PENDING,
+    SecretState,
+    abandon_command,
+    read_state,
+    require_installation_secret,
+)
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_POLL = 2.0
@@ -28,6 +38,8 @@ _FIRST_NOTE = 2.0
 _LATER_NOTES = 10.0
 # Log events carry the function's clock; read a little before the rotation started.
 _CLOCK_SLACK = timedelta(seconds=30)
+# Attaching to a rotation that runs: read its records from a little before its version was made.
+_ATTACH_SLACK = timedelta(minutes=5)
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -37,14 +49,22 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="start a rotation now (and follow it with --wait)",
         description="Start a rotation of an installation secret: the same RotateSecret call the "
         "schedule makes. With --wait, follow it step by step from the rotation function's logs "
-        "until AWSCURRENT moves to the new version, or report why it failed. Needs "
+        "until AWSCURRENT moves to the new version, or report why it failed; a rotation already "
+        "in progress is followed instead. Several SECRETs, globs, --all or --deployment rotate "
+        "each (--parallel at a time) and print one summary table. Needs "
         "secretsmanager:RotateSecret and lambda:InvokeFunction (and, for --wait, "
-        "secretsmanager:DescribeSecret and logs:FilterLogEvents).",
+        "secretsmanager:DescribeSecret and logs:FilterLogEvents; ListSecrets to select several).",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
-        "--wait", action="store_true", help="follow the rotation until it finishes or fails"
+        "--wait",
+        action="store_true",
+        help="follow the rotation until it finishes or fails; a rotation already in progress "
+        "is followed instead of starting another",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (also for one secret)"
     )
     parser.add_argument(
         "--timeout",
@@ -66,10 +86,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    aws = open_aws(args.secret, profile=args.profile, region=args.region)
+    aws = open_aws(args.secret[0], profile=args.profile, region=args.region)
+    secret_id = secret_id_for(aws.client("secretsmanager"), args.secret[0])
     return rotate(
         aws,
-        args.secret,
+        secret_id,
         wait=args.wait,
         timeout=args.timeout,
         poll=args.poll,
@@ -87,20 +108,21 @@ def rotate(
     log_group: str | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """Start a rotation of ``secret_id`` and, with ``wait``, follow it; returns an exit code."""
+    """Start a rotation of ``secret_id`` and, with ``wait``, follow it; returns an exit code.
+
+    When a rotation is already in progress, ``wait`` follows that one instead (it cannot be
+    started twice), unless the function has left it alone for longer than its timeout."""
     out = out or sys.stdout
     secretsmanager = aws.client("secretsmanager")
     state = read_state(secretsmanager, secret_id)
-    if not state.function_arn:
-        raise SetupError(
-            f"Secret {state.name} has no rotation function attached, so RotateSecret cannot "
-            "rotate it.",
-            "Deploy the stack with this installation in cdk.json (it attaches the rotation "
-            "function), or check that SECRET names the installation secret, not the Kion API "
-            "key secret.",
-        )
+    require_installation_secret(state)
+    function = describe_function(
+        aws.client("lambda", region_of_arn(state.function_arn or "")),
+        state.function_arn or "",
+        log_group=log_group,
+    )
     if state.pending_version:
-        return _report_in_progress(aws, state, state.pending_version, log_group, out)
+        return _in_progress(aws, state, state.pending_version, function, wait, timeout, poll, out)
     started = datetime.now(UTC)
     try:
         with asking("secretsmanager:RotateSecret", f"secret {state.name}"):
@@ -109,19 +131,84 @@ def rotate(
         if error.response.get("Error", {}).get("Code") == "InvalidRequestException":
             pending = read_state(secretsmanager, state.arn).pending_version
             if pending:
-                return _report_in_progress(aws, state, pending, log_group, out)
+                return _in_progress(aws, state, pending, function, wait, timeout, poll, out)
             print(f"Secrets Manager refused the rotation: {_message(error)}", file=out)
             return EXIT_FAILED
         raise
     print(f"Started a rotation of {state.name}: new version {token}", file=out)
     if not wait:
         print(
-            f"Follow it with: ses-smtp-rotator status {state.name}  (or rotate --wait next time)",
+            f"Follow it with: ses-smtp-rotator rotate {state.name} --wait  (it attaches to the "
+            "rotation in progress)",
             file=out,
         )
         return EXIT_OK
-    follower = RotationFollower(aws, state, token, started, log_group=log_group, out=out)
+    follower = RotationFollower(aws, state, token, started, function=function, out=out)
     return follower.follow(timeout=timeout, poll=poll)
+
+
+def _in_progress(
+    aws: AwsAccess,
+    state: SecretState,
+    version_id: str,
+    function: RotationFunction,
+    wait: bool,
+    timeout: float,
+    poll: float,
+    out: TextIO,
+) -> int:
+    """A rotation is already pending: follow it (``wait``) or say where it stands.
+
+    Exit 3 while the function may still be working on it, 1 once it has been left alone for
+    longer than the function timeout (or, when followed, once it fails)."""
+    now = datetime.now(UTC)
+    pending = assess_pending(
+        aws, aws.client("secretsmanager"), state, version_id, function, now=now
+    )
+    if wait and not pending.may_abandon:
+        print(
+            f"A rotation of {state.name} is already in progress (version {version_id}"
+            f"{_since(pending, now)}): following it instead of starting another.",
+            file=out,
+        )
+        follower = RotationFollower(
+            aws,
+            state,
+            version_id,
+            pending.started or now,
+            function=function,
+            out=out,
+            read_from=(pending.started or now) - _ATTACH_SLACK,
+        )
+        return follower.follow(timeout=timeout, poll=poll)
+    print(
+        f"A rotation of {state.name} is already in progress: version {version_id} is AWSPENDING"
+        f"{_since(pending, now)}.",
+        file=out,
+    )
+    if pending.last_error:
+        print(
+            f"  Its last attempt failed in {pending.last_error_step or 'a step'}: "
+            f"{pending.last_error}",
+            file=out,
+        )
+        if pending.last_error_fix:
+            print(f"  Fix: {pending.last_error_fix}", file=out)
+    if pending.may_abandon:
+        print(f"  {give_up_advice(pending, state.name, now)}", file=out)
+        return EXIT_FAILED
+    print(
+        "  Wait for it to finish (Secrets Manager retries a failed rotation). "
+        + give_up_advice(pending, state.name, now),
+        file=out,
+    )
+    return EXIT_IN_PROGRESS
+
+
+def _since(pending: PendingRotation, now: datetime) -> str:
+    if pending.started is None:
+        return ""
+    return f", started {max((now - pending.started).total_seconds(), 0):.0f} s ago"
 
 
 @dataclass
@@ -132,19 +219,20 @@ class RotationFollower:
     state: SecretState
     token: str
     started: datetime
-    log_group: str | None = None
+    function: RotationFunction
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    read_from: datetime | None = None
+    """Read the function's records from here (default: shortly before ``started``)."""
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
         self._secretsmanager = self.aws.client("secretsmanager")
-        self._logs = FunctionLogReader(
-            self.aws, self.state.function_arn or "", log_group=self.log_group
-        )
-        self._since = self.started - _CLOCK_SLACK
+        self._logs = FunctionLogReader(self.aws, self.function)
+        self._since = self.read_from or self.started - _CLOCK_SLACK
         self._finished_logged = False
         self._last_step = ""
+        self._last_activity = self.started
 
     def follow(self, *, timeout: float, poll: float) -> int:
         """Print progress until AWSCURRENT moves (EXIT_OK), the function reports an error
@@ -170,6 +258,8 @@ class RotationFollower:
             now = self.clock()
             if now - last_progress >= timeout:
                 return self._timed_out(timeout)
+            if self._abandoned_by_function():
+                return self._stuck()
             if now - last_output >= max(quiet_for, poll * 1.5):
                 self._line(self._elapsed(), "…", self._waiting_for())
                 last_output, quiet_for = now, _LATER_NOTES
@@ -198,7 +288,15 @@ class RotationFollower:
             if record.step == "finishSecret" and record.message == "Step finished":
                 self._finished_logged = True
             self._last_step = record.step
+            self._last_activity = max(self._last_activity, record.at)
         return records
+
+    def _abandoned_by_function(self) -> bool:
+        """True when the logs can be read and the function has not touched the rotation for
+        longer than its timeout: no invocation can still be working on it."""
+        if self._logs.unavailable:
+            return False
+        return datetime.now(UTC) - self._last_activity > self.function.timeout + GRACE
 
     # -- outcomes -----------------------------------------------------------------------------
 
@@ -225,11 +323,24 @@ class RotationFollower:
         )
         if failure.fix:
             print(f"  Fix: {failure.fix}", file=self.out)
+        give_up_at = failure.at + self.function.timeout + GRACE
         print(
-            f"  Version {self.token} stays AWSPENDING: Secrets Manager retries the rotation, or "
-            f"abandon it with\n    {abandon_command(self.state, self.token)}\n  and start again "
-            f"once the cause is fixed. `ses-smtp-rotator status {self.state.name}` shows where it "
-            "stands.",
+            f"  Version {self.token} stays AWSPENDING and Secrets Manager retries the rotation: "
+            f"`ses-smtp-rotator rotate {self.state.name} --wait` follows the retry. Fix the "
+            f"cause; if the rotation is still unfinished after {give_up_at:%H:%M:%S} UTC (its "
+            f"last attempt plus the function timeout, {self.function.describe_timeout()}), "
+            f"`ses-smtp-rotator status {self.state.name}` shows the command to give it up.",
+            file=self.out,
+        )
+        return EXIT_FAILED
+
+    def _stuck(self) -> int:
+        quiet = (datetime.now(UTC) - self._last_activity).total_seconds()
+        print(
+            f"✗ The function has not touched the rotation for {quiet:.0f} s, longer than its "
+            f"timeout of {self.function.describe_timeout()}: no invocation is still working on "
+            f"it. Give it up with\n    {abandon_command(self.state, self.token)}\n  and rotate "
+            "again.",
             file=self.out,
         )
         return EXIT_FAILED
@@ -275,31 +386,6 @@ class RotationFollower:
     def _line(self, elapsed: float, step: str, text: str) -> None:
         stamp = f"+{max(elapsed, 0.0):.1f}s"
         print(f"  {stamp:>7}  {step:<13} {text}", file=self.out, flush=True)
-
-
-def _report_in_progress(
-    aws: AwsAccess, state: SecretState, pending: str, log_group: str | None, out: TextIO
-) -> int:
-    print(
-        f"A rotation of {state.name} is already in progress: version {pending} is AWSPENDING.",
-        file=out,
-    )
-    if state.function_arn:
-        reader = FunctionLogReader(aws, state.function_arn, log_group=log_group)
-        failure = reader.last_error(pending, datetime.now(UTC) - timedelta(days=14))
-        if failure is not None:
-            print(
-                f"  Its last attempt failed in {failure.step or 'a step'}: {failure.message}",
-                file=out,
-            )
-            if failure.fix:
-                print(f"  Fix: {failure.fix}", file=out)
-    print(
-        "  Wait for it to finish (Secrets Manager retries a failed rotation), or abandon it "
-        f"with\n    {abandon_command(state, pending)}\n  and rotate again.",
-        file=out,
-    )
-    return EXIT_IN_PROGRESS
 
 
 def _detail(name: str, value: str) -> str:

@@ -2,26 +2,25 @@
 ``RotateSecret`` for a secret, and the next time its expression fires.
 
 The CDK stack schedules rotations with EventBridge Scheduler rather than Secrets Manager's own
-rotation rules, so DescribeSecret has no NextRotationDate; the schedule has the answer.
+rotation rules, so DescribeSecret has no NextRotationDate; the schedule has the answer. Cron
+expressions are evaluated by aws-croniter; ``check_expression`` applies Scheduler's grammar, for the
+CDK app's settings as well.
 """
 
 from __future__ import annotations
 
-import calendar
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from aws_croniter import AwsCroniter
+from aws_croniter.exceptions import AwsCroniterExpressionError
 from botocore.exceptions import BotoCoreError, ClientError
 
 ROTATE_TARGET = "secretsmanager:rotateSecret"
-_MONTHS = {name.upper(): index for index, name in enumerate(calendar.month_abbr) if name}
-_DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
-_SEARCH_DAYS = 366 * 5
 
 
 @dataclass(frozen=True)
@@ -100,147 +99,95 @@ def _info(schedule: dict[str, Any]) -> RotationScheduleInfo:
     )
 
 
+def check_expression(expression: str) -> None:
+    """Raise ValueError naming what EventBridge Scheduler would refuse in ``expression``.
+
+    ``cron(...)``: six fields, exactly one of day-of-month and day-of-week ``?``, with ``L``,
+    ``W``, ``#``, names, ranges and steps (checked by aws-croniter, which must also be able to
+    compute its runs); ``rate(N unit)``: a whole number and minute(s), hour(s) or day(s), singular
+    for 1 only; ``at(yyyy-mm-ddThh:mm:ss)``: one moment.
+    """
+    kind, body = _split(expression)
+    if kind == "cron":
+        _cron(body)
+    elif kind == "rate":
+        _rate_period(body)
+    else:
+        _moment(body)
+
+
 def next_run(
     expression: str, time_zone: str, after: datetime, *, started: datetime | None = None
 ) -> datetime | None:
     """The first time after ``after`` that ``expression`` fires, in UTC; None when unknown.
 
-    Understands ``cron(...)`` (with ``?``, ranges, lists, steps, ``L`` and ``#``), ``rate(...)``
-    (counted from ``started``) and ``at(...)``.
+    A cron expression is read in ``time_zone``; a rate counts from ``started``.
     """
     try:
         zone = ZoneInfo(time_zone)
+        kind, body = _split(expression)
+        if kind == "at":
+            moment = _moment(body).replace(tzinfo=zone)
+            return moment.astimezone(UTC) if moment > after else None
+        if kind == "rate":
+            return _next_rate(_rate_period(body), after, started)
+        return _next_cron(_cron(body), zone, after)
     except (ZoneInfoNotFoundError, ValueError):
         return None
-    match = re.fullmatch(r"\s*(cron|rate|at)\((.*)\)\s*", expression)
+
+
+def _split(expression: str) -> tuple[str, str]:
+    match = re.fullmatch(r"(cron|rate|at)\((.*)\)", expression.strip())
     if not match:
-        return None
-    kind, body = match.groups()
-    if kind == "at":
-        try:
-            moment = datetime.fromisoformat(body).replace(tzinfo=zone)
-        except ValueError:
-            return None
-        return moment.astimezone(UTC) if moment > after else None
-    if kind == "rate":
-        return _next_rate(body, after, started)
+        raise ValueError(
+            "is not an EventBridge Scheduler expression: cron(...), rate(...) or at(...)"
+        )
+    return match.group(1), match.group(2)
+
+
+def _cron(body: str) -> AwsCroniter:
     try:
-        return _next_cron(body.split(), zone, after)
-    except ValueError:
-        return None
+        return AwsCroniter(body)
+    except AwsCroniterExpressionError as error:
+        raise ValueError(f"is not an EventBridge cron expression ({error})") from None
+    except ValueError as error:  # valid fields the library cannot evaluate, e.g. LW
+        raise ValueError(
+            f"has a cron field aws-croniter cannot compute the runs of ({error})"
+        ) from None
 
 
-def _next_rate(body: str, after: datetime, started: datetime | None) -> datetime | None:
-    match = re.fullmatch(r"\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*", body)
-    if not match or started is None:
-        return None
-    unit = match.group(2).rstrip("s")
-    period = timedelta(**{f"{unit}s": int(match.group(1))})
-    if period.total_seconds() <= 0:
+def _rate_period(body: str) -> timedelta:
+    match = re.fullmatch(r"(\d+) (minute|hour|day)(s?)", body)
+    if not match:
+        raise ValueError("is not a rate: write rate(<whole number> <minute(s), hour(s) or day(s)>)")
+    value, unit, plural = int(match.group(1)), match.group(2), match.group(3)
+    if value < 1:
+        raise ValueError("has a rate below 1")
+    if (value == 1) != (not plural):
+        wanted = unit if value == 1 else f"{unit}s"
+        raise ValueError(f"takes the unit {wanted!r} for the value {value}")
+    return timedelta(**{f"{unit}s": value})
+
+
+def _moment(body: str) -> datetime:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", body):
+        raise ValueError("is not a one-time schedule at(yyyy-mm-ddThh:mm:ss)")
+    return datetime.fromisoformat(body)
+
+
+def _next_rate(period: timedelta, after: datetime, started: datetime | None) -> datetime | None:
+    if started is None:
         return None
     elapsed = max(after - started, timedelta(0))
     periods = int(elapsed / period) + 1
     return started + periods * period
 
 
-def _next_cron(fields: list[str], zone: ZoneInfo, after: datetime) -> datetime | None:
-    if len(fields) != 6:
-        raise ValueError("a cron expression has six fields")
-    minute_field, hour_field, dom_field, month_field, dow_field, year_field = fields
-    minutes = sorted(_values(minute_field, 0, 59))
-    hours = sorted(_values(hour_field, 0, 23))
-    months = _values(month_field, 1, 12, _MONTHS)
-    years = _values(year_field, 1970, 2199)
-    day_matches = _day_matcher(dom_field, dow_field)
-    local_after = after.astimezone(zone)
-    day = local_after.date()
-    for _ in range(_SEARCH_DAYS):
-        if day.year in years and day.month in months and day_matches(day):
-            for hour in hours:
-                for minute in minutes:
-                    moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
-                    if moment > local_after:
-                        return moment.astimezone(UTC)
-        day += timedelta(days=1)
-    return None
-
-
-def _day_matcher(dom_field: str, dow_field: str) -> Callable[[date], bool]:
-    checks: list[Callable[[date], bool]] = []
-    if dom_field not in ("?", "*"):
-        checks.append(_dom_check(dom_field))
-    if dow_field not in ("?", "*"):
-        checks.append(_dow_check(dow_field))
-    return lambda day: all(check(day) for check in checks)
-
-
-def _dom_check(field: str) -> Callable[[date], bool]:
-    if field == "L":
-        return lambda day: day.day == calendar.monthrange(day.year, day.month)[1]
-    if "W" in field:
-        raise ValueError("W (nearest weekday) is not supported")
-    days = _values(field, 1, 31)
-    return lambda day: day.day in days
-
-
-def _dow_check(field: str) -> Callable[[date], bool]:
-    checks: list[Callable[[date], bool]] = []
-    for part in field.split(","):
-        if "#" in part:
-            weekday, nth = part.split("#")
-            wanted, index = _number(weekday, _DAYS), int(nth)
-            checks.append(
-                lambda day, w=wanted, n=index: (
-                    _aws_weekday(day) == w and (day.day - 1) // 7 + 1 == n
-                )
-            )
-        elif part.endswith("L") and part != "L":
-            wanted = _number(part[:-1], _DAYS)
-            checks.append(
-                lambda day, w=wanted: (
-                    _aws_weekday(day) == w
-                    and day.day + 7 > calendar.monthrange(day.year, day.month)[1]
-                )
-            )
-        else:
-            values = _values("7" if part == "L" else part, 1, 7, _DAYS)
-            checks.append(lambda day, v=values: _aws_weekday(day) in v)
-    return lambda day: any(check(day) for check in checks)
-
-
-def _aws_weekday(day: date) -> int:
-    """EventBridge numbers days 1 (Sunday) to 7 (Saturday)."""
-    return (day.weekday() + 1) % 7 + 1
-
-
-def _values(field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
-    values: set[int] = set()
-    for part in field.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            step = int(step_text)
-            if step <= 0:
-                raise ValueError("a cron step must be positive")
-        if part in ("*", "?", ""):
-            start, end = low, high
-        elif "-" in part:
-            first, last = part.split("-", 1)
-            start, end = _number(first, names), _number(last, names)
-        else:
-            start = _number(part, names)
-            end = high if step > 1 else start
-        if not low <= start <= high or not low <= end <= high:
-            raise ValueError(f"{part} is out of range")
-        values.update(range(start, end + 1, step))
-    return values
-
-
-def _number(text: str, names: dict[str, int] | None) -> int:
-    key = text.strip().upper()
-    if names and key in names:
-        return names[key]
-    return int(key)
+def _next_cron(cron: AwsCroniter, zone: ZoneInfo, after: datetime) -> datetime | None:
+    # aws-croniter counts in UTC; give it the wall clock of the schedule's time zone instead.
+    wall_clock = after.astimezone(zone).replace(tzinfo=UTC)
+    (run,) = cron.get_next(wall_clock)
+    return run.replace(tzinfo=zone).astimezone(UTC) if run else None
 
 
 def _when(value: Any) -> datetime | None:

@@ -3,11 +3,12 @@ rotation function attached to it, and when it was last rotated."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .aws_access import asking
+from .aws_access import SetupError, asking
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -61,9 +62,48 @@ def read_state(secretsmanager: Any, secret_id: str) -> SecretState:
         },
         function_arn=described.get("RotationLambdaARN") or None,
         rotation_enabled=bool(described.get("RotationEnabled")),
-        last_rotated=_utc(described.get("LastRotatedDate")),
-        next_rotation=_utc(described.get("NextRotationDate")),
+        last_rotated=as_utc(described.get("LastRotatedDate")),
+        next_rotation=as_utc(described.get("NextRotationDate")),
     )
+
+
+def require_installation_secret(state: SecretState) -> None:
+    """Raise the SetupError ``rotate`` and ``status`` give for a secret no rotation function is
+    attached to (the Kion API key secret, for example)."""
+    if not state.function_arn:
+        raise SetupError(
+            f"Secret {state.name} has no rotation function attached, so RotateSecret cannot "
+            "rotate it: it is not the installation secret of a deployed stack.",
+            "Name the installation secret (the stack output <Name>SecretArn, or "
+            "`ses-smtp-rotator list`), not the Kion API key secret; or deploy the stack with this "
+            "installation in cdk.json, which attaches the rotation function.",
+        )
+
+
+def wrong_kind_error(state: SecretState) -> SetupError:
+    """The SetupError for a secret whose value is a Kion App API key, not installation settings."""
+    return SetupError(
+        f"Secret {state.name} holds a Kion App API key, not an installation's SMTP credential and "
+        "settings.",
+        "Name the installation secret (the stack output <Name>SecretArn, or "
+        "`ses-smtp-rotator list`); the Kion API key secret is the one its kion_api_key_secret_id "
+        "names.",
+    )
+
+
+def looks_like_kion_api_key(secret_string: str | None) -> bool:
+    """True for the shapes a Kion API key secret has: JSON with ``api_key`` and no installation
+    settings, or one bare token."""
+    text = (secret_string or "").strip()
+    if not text:
+        return False
+    if text.startswith("{"):
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(fields, dict) and "api_key" in fields and "kion_url" not in fields
+    return not any(character.isspace() for character in text)
 
 
 def version_created(secretsmanager: Any, secret_id: str, version_id: str) -> datetime | None:
@@ -74,7 +114,7 @@ def version_created(secretsmanager: Any, secret_id: str, version_id: str) -> dat
             page = secretsmanager.list_secret_version_ids(**request)
             for entry in page.get("Versions", []):
                 if entry.get("VersionId") == version_id:
-                    return _utc(entry.get("CreatedDate"))
+                    return as_utc(entry.get("CreatedDate"))
             if not page.get("NextToken"):
                 break
             request["NextToken"] = page["NextToken"]
@@ -89,7 +129,7 @@ def abandon_command(state: SecretState, version_id: str) -> str:
     )
 
 
-def _utc(value: Any) -> datetime | None:
+def as_utc(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and value > 0:

@@ -8,8 +8,23 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from .aws_access import open_aws
-from .exit_codes import EPILOG, EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, HelpFormatter
-from .installation_status import Check, InstallationStatus, gather
+from .exit_codes import (
+    EPILOG,
+    EXIT_FAILED,
+    EXIT_IN_PROGRESS,
+    EXIT_OK,
+    EXIT_UNCHECKED,
+    HelpFormatter,
+)
+from .fleet import secret_id_for
+from .installation_status import (
+    FAILING,
+    IN_PROGRESS,
+    UNCHECKED,
+    Check,
+    InstallationStatus,
+    gather,
+)
 
 _LABEL_WIDTH = 19
 _CHECK_TITLES = {
@@ -26,13 +41,17 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     parser = commands.add_parser(
         "status",
         parents=[common],
-        help="show the current key, rotations, Kion's username and any stuck rotation",
+        help="where the credential stands; non-zero when a rotation would fail now",
         description="Show where an installation's SMTP credential stands: the AWSCURRENT access "
-        "key and its age, the last and next rotation, whether Kion is configured with the "
-        "AWSCURRENT key, any unfinished rotation (with its error and what to do), and with "
-        "--check-smtp whether SES accepts the current credential. Never prints a password or "
-        "key. Needs secretsmanager:DescribeSecret, GetSecretValue (on the installation secret "
-        "and the Kion API key secret) and ListSecretVersionIds; iam:ListAccessKeys, "
+        "key and its age, the last and next rotation, whether Kion accepts the App API key and "
+        "sends with the AWSCURRENT key, the IAM keys, any unfinished rotation (running, failed, "
+        "or stuck: not touched by the function within its timeout), and with --check-smtp "
+        "whether SES accepts the current credential. Exits non-zero whenever a rotation would "
+        "fail now; 3 only for a rotation the function is still working on. Never prints a "
+        "password or key. Several SECRETs, globs, --all or --deployment print one row per "
+        "installation. Needs secretsmanager:DescribeSecret, GetSecretValue (on the installation "
+        "secret and the Kion API key secret) and ListSecretVersionIds (ListSecrets to select "
+        "several); iam:ListAccessKeys, lambda:GetFunctionConfiguration, "
         "scheduler:ListSchedules/GetSchedule and logs:FilterLogEvents add detail when allowed.",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
@@ -47,8 +66,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run(args: argparse.Namespace) -> int:
-    aws = open_aws(args.secret, profile=args.profile, region=args.region)
-    status = gather(aws, args.secret, check_smtp=args.check_smtp, log_group=args.log_group)
+    aws = open_aws(args.secret[0], profile=args.profile, region=args.region)
+    secret_id = secret_id_for(aws.client("secretsmanager"), args.secret[0])
+    status = gather(aws, secret_id, check_smtp=args.check_smtp, log_group=args.log_group)
     if args.json:
         print(status.to_json())
     else:
@@ -56,12 +76,13 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(status)
 
 
+_EXIT_CODES = {FAILING: EXIT_FAILED, UNCHECKED: EXIT_UNCHECKED, IN_PROGRESS: EXIT_IN_PROGRESS}
+
+
 def exit_code(status: InstallationStatus) -> int:
-    if status.problems:
-        return EXIT_FAILED
-    if status.in_progress:
-        return EXIT_IN_PROGRESS
-    return EXIT_OK
+    """1 when a rotation would fail now, 6 when a check could not be made, 3 while a rotation
+    the function is working on runs, else 0."""
+    return _EXIT_CODES.get(status.verdict, EXIT_OK)
 
 
 def render(status: InstallationStatus, out: TextIO) -> None:
@@ -90,7 +111,8 @@ def render(status: InstallationStatus, out: TextIO) -> None:
     else:
         row("Next rotation", f"unknown: {status.schedule or 'no schedule found'}")
     if status.rotation_function:
-        row("Rotation function", status.rotation_function)
+        timeout = f" (timeout {status.function_timeout})" if status.function_timeout else ""
+        row("Rotation function", f"{status.rotation_function}{timeout}")
     for name, check in status.checks.items():
         _render_check(_CHECK_TITLES.get(name, name), check, out)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -88,9 +89,12 @@ class KionClient:
         retries: int = 3,
         backoff_factor: float = 0.5,
         api_key_secret_id: str = "the Kion API key secret",  # noqa: S107 (a name, not a key)
+        reload_api_key: Callable[[], str] | None = None,
     ) -> None:
         self.kion_url = kion_url.rstrip("/")
         self._api_key = api_key
+        # Read the stored key again after a 401 (once): a renewal may have replaced it.
+        self._reload_api_key = reload_api_key
         self._api_key_secret_id = api_key_secret_id
         self._http = urllib3.PoolManager(
             ssl_context=_tls_context(ca_pem),
@@ -131,6 +135,19 @@ class KionClient:
         path: str,
         body: dict[str, Any] | None = None,
         redact: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        try:
+            return self._send(method, path, body, redact)
+        except KionAuthError:
+            reload, self._reload_api_key = self._reload_api_key, None
+            stored = reload() if reload else self._api_key
+            if stored == self._api_key:
+                raise
+            self._api_key = stored
+            return self._send(method, path, body, redact)
+
+    def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, redact: tuple[str, ...]
     ) -> dict[str, Any]:
         url = self.kion_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}

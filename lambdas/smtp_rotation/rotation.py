@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -263,6 +264,9 @@ class Rotation:
             retries=self.config.kion_retries,
             backoff_factor=self.config.kion_retry_backoff,
             api_key_secret_id=secret.kion_api_key_secret_id,
+            reload_api_key=partial(
+                self.api_keys.api_key, secret.kion_api_key_secret_id, fresh=True
+            ),
         )
 
 

@@ -124,11 +124,19 @@ class KionApiKeys:
         self._provider = SecretsProvider(boto3_client=secretsmanager or client("secretsmanager"))
         self._cache_seconds = cache_seconds
 
-    def api_key(self, secret_id: str) -> str:
-        """The key stored in ``secret_id``, as a plain string or as JSON {"api_key": "..."}."""
+    def api_key(self, secret_id: str, *, fresh: bool = False) -> str:
+        """The key stored in ``secret_id``, as a plain string or as JSON {"api_key": "..."};
+        ``fresh`` reads AWSCURRENT again instead of the cached value."""
         with aws_call("secretsmanager:GetSecretValue", secret_id):
             try:
-                stored = self._provider.get(secret_id, max_age=self._cache_seconds)
+                # AWSCURRENT named: moto (unlike AWS) leaves the unnamed default on the version
+                # a rotation moved AWSCURRENT away from.
+                stored = self._provider.get(
+                    secret_id,
+                    max_age=self._cache_seconds,
+                    force_fetch=fresh,
+                    VersionStage=CURRENT,
+                )
             except Exception as error:  # Powertools wraps botocore's errors in its own
                 cause = error.__cause__ or error.__context__ or error
                 if isinstance(cause, ClientError) and error_code(cause) in _NOT_FOUND:

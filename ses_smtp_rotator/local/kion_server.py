@@ -1,7 +1,7 @@
 """A loopback HTTPS stand-in for the Kion API: app-config and App API keys, with fault switches.
 
-It implements ``GET``/``PATCH /api/v3/app-config`` and ``POST``/``DELETE /api/v3/app-api-key``
-(plus ``POST /api/v3/app-api-key/rotate``) with bearer-token checks and Kion's JSON envelopes:
+It implements ``GET``/``PATCH /api/v3/app-config`` and the App API key routes (see
+:mod:`.kion_app_api_keys`) with bearer-token checks and Kion's JSON envelopes:
 ``{"status": 200, "data": ...}`` on success and ``{"status": <code>, "message": ...}`` on errors.
 Switches make it fail requests, answer HTML, answer slowly, or lose the reply to a PATCH it has
 applied. A request log records method, path, status and the names of patched fields; never a
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import secrets
 import socket
 import ssl
@@ -24,11 +23,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from .kion_app_api_keys import AppApiKey, AppApiKeys, KeyRouteError, KionExchange, key_route_methods
 from .tls import LoopbackCertificates
 
 APP_CONFIG_PATH = "/api/v3/app-config"
-APP_API_KEY_PATH = "/api/v3/app-api-key"
-_KEY_ID_PATH = re.compile(r"^/api/v3/app-api-key/(\d+)$")
 FAULT_STATUSES = frozenset({400, 401, 403, 404, 422, 429, 500, 502, 503, 504})
 HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>Sign in</title></head>"
@@ -97,12 +95,13 @@ class KionStandIn:
     """Kion's App API on ``https://127.0.0.1:<free port>``, for tests and the local demo.
 
     ``app_config`` overrides are merged onto :func:`default_app_config` (new names extend the
-    schema). ``api_keys`` are the App API keys accepted as bearer tokens; by default one random key
-    (:attr:`api_key`). With ``mask_password`` GET shows ``smtp_password`` as ``password_mask``
-    (``""`` by default; Kion versions mask in other styles too, e.g. ``"********"``).
-    ``omitted_fields`` are left out of GET replies, as older or restricted Kions do. The SMTP
-    settings (``smtp_host``, ``smtp_port``, ``smtp_from``, ``smtp_enabled``) take any value, so
-    Kion can send through any host or region.
+    schema). ``api_keys`` are the App API keys accepted as bearer tokens (until they expire by
+    ``app_api_key_lifespan`` on ``clock``); by default one random key (:attr:`api_key`). With
+    ``mask_password`` GET shows ``smtp_password`` as ``password_mask`` (``""`` by default; Kion
+    versions mask in other styles too, e.g. ``"********"``). ``omitted_fields`` are left out of GET
+    replies, as older or restricted Kions do. The SMTP settings (``smtp_host``, ``smtp_port``,
+    ``smtp_from``, ``smtp_enabled``) take any value, so Kion can send through any host or region.
+    ``observers`` see every JSON exchange (tests check them against Kion's OpenAPI description).
     """
 
     def __init__(
@@ -116,16 +115,18 @@ class KionStandIn:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app_config: dict[str, Any] = {**default_app_config(), **(app_config or {})}
+        self.clock = clock
         keys = list(api_keys) if api_keys is not None else [secrets.token_urlsafe(24)]
-        self.api_keys: dict[int, str] = dict(enumerate(keys, start=1))
-        self._next_key_id = len(keys) + 1
+        self.api_keys = AppApiKeys(
+            keys, clock=lambda: self.clock(), settings=lambda: self.app_config
+        )
+        self.observers: list[Callable[[KionExchange], None]] = []
         self.mask_password = mask_password
         self.password_mask = ""
         self.omitted_fields: set[str] = set()
         self.certificates = certificates or LoopbackCertificates()
         self.host = host
         self.port = 0
-        self.clock = clock
         self.delay = 0.0
         self.html_replies = False
         self.html_status = 200
@@ -153,9 +154,8 @@ class KionStandIn:
     @property
     def api_key(self) -> str:
         """The first valid App API key (raises KeyError when none is left)."""
-        with self._lock:
-            for key in self.api_keys.values():
-                return key
+        for key in self.api_keys.live_keys():
+            return key
         raise KeyError("the Kion stand-in has no valid App API key")
 
     def requests_to(self, method: str, path: str = APP_CONFIG_PATH) -> list[KionRequest]:
@@ -206,16 +206,12 @@ class KionStandIn:
 
     def create_api_key(self) -> tuple[int, str]:
         """Issue a new valid App API key; returns ``(id, key)``."""
-        with self._lock:
-            key_id, key = self._next_key_id, secrets.token_urlsafe(24)
-            self._next_key_id += 1
-            self.api_keys[key_id] = key
-            return key_id, key
+        record = self.api_keys.issue()
+        return record.id, record.key
 
     def revoke_api_key(self, key_id: int) -> bool:
         """Make the key with this id invalid; False when there was none."""
-        with self._lock:
-            return self.api_keys.pop(key_id, None) is not None
+        return self.api_keys.revoke(key_id)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -273,13 +269,10 @@ class KionStandIn:
                     self._patch_failures_left = None
             return mode
 
-    def _authorized(self, header: str | None) -> bool:
+    def _authorized(self, header: str | None) -> AppApiKey | None:
         if not header or not header.startswith("Bearer "):
-            return False
-        presented = header[len("Bearer ") :].strip().encode("utf-8")
-        with self._lock:
-            valid = list(self.api_keys.values())
-        return any(secrets.compare_digest(presented, key.encode("utf-8")) for key in valid)
+            return None
+        return self.api_keys.authenticate(header[len("Bearer ") :].strip())
 
     def _log(self, method: str, path: str, status: int | None, fields: tuple[str, ...]) -> None:
         with self._lock:
@@ -314,31 +307,6 @@ class KionStandIn:
         with self._lock:
             self.app_config.update(copy.deepcopy(changes))
         return 201, {"status": 200, "message": "Application settings updated"}, tuple(changes)
-
-    def _post_api_key(self, body: Any) -> tuple[int, dict[str, Any]]:
-        name = body.get("name") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not name:
-            raise _Reply(400, "name is required")
-        with self._lock:
-            if len(self.api_keys) >= int(self.app_config.get("app_api_key_limit") or 0):
-                raise _Reply(422, "the App API key limit for this user has been reached")
-            key_id, key = self.create_api_key()
-        return 201, {"status": 201, "data": {"id": key_id, "key": key}}
-
-    def _rotate_api_key(self, body: Any) -> tuple[int, dict[str, Any]]:
-        current = body.get("key") if isinstance(body, dict) else None
-        with self._lock:
-            old_id = next((i for i, k in self.api_keys.items() if k == current), None)
-            if old_id is None:
-                raise _Reply(400, "key is not a valid App API key")
-            del self.api_keys[old_id]
-            key_id, key = self.create_api_key()
-        return 201, {"status": 201, "data": {"id": key_id, "key": key}}
-
-    def _delete_api_key(self, key_id: int) -> tuple[int, dict[str, Any]]:
-        if not self.revoke_api_key(key_id):
-            raise _Reply(404, f"App API key {key_id} not found")
-        return 200, {"status": 200, "message": "App API key deleted"}
 
 
 def _json_type(value: Any) -> str:
@@ -438,7 +406,10 @@ class _Handler(BaseHTTPRequestHandler):
             status = 500
             reply = {"status": 500, "message": "Internal Server Error"}
         kion._log(method, path, status, fields)
-        self._send(status, json.dumps(reply).encode("utf-8"), "application/json", extra_headers)
+        payload = json.dumps(reply).encode("utf-8")
+        for observe in list(kion.observers):
+            observe(KionExchange(method, self.path, dict(self.headers), raw, status, payload))
+        self._send(status, payload, "application/json", extra_headers)
 
     def _route(
         self,
@@ -453,29 +424,24 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.retry_after is not None:
                 extra_headers["Retry-After"] = str(fault.retry_after)
             raise _Reply(fault.status, fault.message)
-        key_match = _KEY_ID_PATH.match(path)
-        allowed = {
-            APP_CONFIG_PATH: {"GET", "PATCH"},
-            APP_API_KEY_PATH: {"POST"},
-            APP_API_KEY_PATH + "/rotate": {"POST"},
-        }.get(path, {"DELETE"} if key_match else None)
+        allowed = {"GET", "PATCH"} if path == APP_CONFIG_PATH else key_route_methods(path)
         if allowed is None:
             raise _Reply(404, f"route not found: {method} {path}")
         if method not in allowed:
             raise _Reply(405, f"method {method} not allowed on {path}")
-        if not kion._authorized(self.headers.get("Authorization")):
-            raise _Reply(401, "invalid or missing App API key")
+        caller = kion._authorized(self.headers.get("Authorization"))
+        if caller is None:
+            raise _Reply(401, "invalid, expired or missing App API key")
         body = _parse_json(raw) if method in {"PATCH", "POST"} else None
         if path == APP_CONFIG_PATH and method == "GET":
             return (*kion._get_app_config(), (), None)
         if path == APP_CONFIG_PATH:
             status, reply, fields = kion._patch_app_config(body)
             return status, reply, fields, kion._take_patch_failure()
-        if key_match:
-            return (*kion._delete_api_key(int(key_match.group(1))), (), None)
-        if path.endswith("/rotate"):
-            return (*kion._rotate_api_key(body), (), None)
-        return (*kion._post_api_key(body), (), None)
+        try:
+            return (*kion.api_keys.serve(method, path, body, caller), (), None)
+        except KeyRouteError as error:
+            raise _Reply(error.status, error.message) from None
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)

@@ -4,15 +4,23 @@ tests, running the command line, and scanning its output for secrets."""
 
 from __future__ import annotations
 
+import io
 import json
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
+from moto.secretsmanager.models import secretsmanager_backends
 
 from ses_smtp_rotator import cli
 from ses_smtp_rotator.demo import DemoEnvironment
+from ses_smtp_rotator.demo.environment import FUNCTION_NAME, LOG_GROUP, REGION
 
 # Short waits so that failures are quick; the rotation is retried once, as Secrets Manager does.
 FUNCTION_ENVIRONMENT = {
@@ -84,3 +92,69 @@ def secret_values(demo: DemoEnvironment) -> set[str]:
 def assert_no_secret(output: str, demo: DemoEnvironment) -> None:
     leaked = [value[:4] + "…" for value in secret_values(demo) if value in output]
     assert not leaked, f"secrets printed: {leaked}"
+
+
+def leave_rotation_pending(
+    demo: DemoEnvironment,
+    *,
+    made_ago: float = 0.0,
+    records: Sequence[tuple[float, str, str, str]] = (),
+    secret_arn: str | None = None,
+) -> str:
+    """A rotation in progress as Secrets Manager leaves one: a pending version (a copy of
+    AWSCURRENT) made ``made_ago`` seconds ago, and the function's log records about it, each
+    ``(seconds ago, level, step, message)``. Returns the pending version id."""
+    secretsmanager = demo.client("secretsmanager")
+    secret_arn = secret_arn or installation(demo).secret_arn
+    current = secretsmanager.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")
+    version_id = secretsmanager.put_secret_value(
+        SecretId=secret_arn, SecretString=current["SecretString"], VersionStages=["AWSPENDING"]
+    )["VersionId"]
+    if made_ago:
+        backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID][REGION]
+        backend.secrets[secret_arn].versions[version_id]["createdate"] = int(time.time() - made_ago)
+    if records:
+        logs = demo.client("logs")
+        stream = f"earlier/[$LATEST]{uuid.uuid4().hex}"
+        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        now = time.time()
+        events = [
+            {
+                "timestamp": int((now - ago) * 1000),
+                "message": json.dumps(
+                    {
+                        "level": level,
+                        "step": step,
+                        "message": message,
+                        "client_request_token": version_id,
+                    }
+                ),
+            }
+            for ago, level, step, message in sorted(records, key=lambda record: -record[0])
+        ]
+        logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events)
+    return version_id
+
+
+@contextmanager
+def function_configured(demo: DemoEnvironment, *, timeout: int) -> Iterator[None]:
+    """The rotation function as Lambda knows it (GetFunctionConfiguration), with ``timeout``."""
+    role = demo.client("iam").create_role(
+        RoleName=f"rotation-function-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
+    lambda_client = demo.client("lambda")
+    lambda_client.create_function(
+        FunctionName=FUNCTION_NAME,
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.lambda_handler",
+        Code={"ZipFile": archive.getvalue()},
+        Timeout=timeout,
+    )
+    try:
+        yield
+    finally:
+        lambda_client.delete_function(FunctionName=FUNCTION_NAME)

@@ -45,18 +45,13 @@ def test_every_error_the_function_raises_is_in_the_troubleshooting_table():
     assert not missing
 
 
-def test_the_exit_codes_are_the_command_lines():
+def test_every_exit_code_is_in_the_readme_and_the_help():
     table = section("Operating with the command line")
-    for name in (
-        "EXIT_OK",
-        "EXIT_FAILED",
-        "EXIT_USAGE",
-        "EXIT_IN_PROGRESS",
-        "EXIT_TIMEOUT",
-        "EXIT_SETUP",
-    ):
-        code = getattr(exit_codes, name)
+    codes = {name: value for name, value in vars(exit_codes).items() if name.startswith("EXIT_")}
+    assert len(codes) >= 8
+    for name, code in codes.items():
         assert re.search(rf"^\| {code} \| ", table, flags=re.M), name
+        assert re.search(rf"^  {code} +\S", exit_codes.EPILOG, flags=re.M), name
 
 
 @pytest.mark.parametrize(

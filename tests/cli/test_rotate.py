@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from cli_world import assert_no_secret, installation, run_cli
+from cli_world import (
+    assert_no_secret,
+    function_configured,
+    installation,
+    leave_rotation_pending,
+    run_cli,
+)
 
 from ses_smtp_rotator.exit_codes import (
     EXIT_FAILED,
@@ -49,15 +55,92 @@ def test_without_wait_it_returns_at_once_and_a_second_rotation_is_refused(world,
         code, output = run_cli(capsys, "rotate", installation(world).secret_arn)
         assert code == EXIT_OK, output
         assert "Started a rotation" in output
+        token = output.split("new version ", 1)[1].split()[0]
 
-        code, output = run_cli(capsys, "rotate", installation(world).secret_arn, "--wait")
+        code, output = run_cli(capsys, "rotate", installation(world).secret_arn)
         assert code == EXIT_IN_PROGRESS, output
-        assert "already in progress" in output
-        assert "update-secret-version-stage" in output
+        assert f"already in progress: version {token} is AWSPENDING" in output
+        assert f"rotate {installation(world).secret_name} --wait" in output
+        # The function is working on it: giving it up now would race with it.
+        assert "update-secret-version-stage" not in output
+        assert "Do not give it up yet" in output
     finally:
         world.smtp.propagation_delay = 0.3
     assert world.hook.wait_idle(timeout=20)
     assert not world.hook.failures
+
+
+def test_wait_attaches_to_the_rotation_in_progress_and_shows_its_steps(world, capsys):
+    world.smtp.propagation_delay = 1.5
+    try:
+        code, output = run_cli(capsys, "rotate", installation(world).secret_arn)
+        assert code == EXIT_OK, output
+        token = output.split("new version ", 1)[1].split()[0]
+
+        code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
+    finally:
+        world.smtp.propagation_delay = 0.3
+
+    assert code == EXIT_OK, output
+    assert f"already in progress (version {token}" in output
+    assert "following it instead of starting another" in output
+    for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        assert step in output
+    assert "✓ Rotation finished in" in output
+    assert current(world)[0] == token
+    assert world.hook.completed[-1] == token  # no second rotation was started
+    assert_no_secret(output, world)
+
+
+def test_a_rotation_the_function_left_alone_past_its_timeout_is_stuck(world, capsys):
+    version = leave_rotation_pending(
+        world, made_ago=900, records=[(800, "INFO", "createSecret", "Step finished")]
+    )
+
+    code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
+
+    assert code == EXIT_FAILED, output
+    assert f"version {version} is AWSPENDING" in output
+    assert "has not touched it for 8" in output  # 800 s and counting
+    assert "the function's log" in output
+    assert "300 s (default: lambda:GetFunctionConfiguration answered" in output
+    assert f"--remove-from-version-id {version}" in output
+    assert "following it" not in output
+
+
+def test_the_functions_recent_activity_outweighs_an_old_pending_version(world, capsys):
+    leave_rotation_pending(
+        world, made_ago=900, records=[(5, "INFO", "createSecret", "Step finished")]
+    )
+
+    code, output = run_cli(capsys, "rotate", installation(world).secret_name)
+
+    assert code == EXIT_IN_PROGRESS, output
+    assert "update-secret-version-stage" not in output
+    assert "Do not give it up yet" in output
+
+
+def test_without_logs_the_pending_versions_age_decides(world, capsys):
+    version = leave_rotation_pending(world, made_ago=900)
+
+    code, output = run_cli(capsys, "rotate", installation(world).secret_name)
+
+    assert code == EXIT_FAILED, output
+    assert "the pending version's age" in output
+    assert f"--remove-from-version-id {version}" in output
+
+
+def test_the_functions_configured_timeout_is_used_when_it_can_be_read(world, capsys):
+    leave_rotation_pending(
+        world, made_ago=900, records=[(800, "INFO", "createSecret", "Step finished")]
+    )
+
+    with function_configured(world, timeout=900):
+        code, output = run_cli(capsys, "rotate", installation(world).secret_name)
+
+    assert code == EXIT_IN_PROGRESS, output
+    assert "900 s (the function's configuration)" in output
+    assert "update-secret-version-stage" not in output
 
 
 def test_a_failure_is_reported_with_the_functions_cause_and_fix(world, capsys):
@@ -69,7 +152,10 @@ def test_a_failure_is_reported_with_the_functions_cause_and_fix(world, capsys):
     assert "✗ The rotation failed in setSecret (KionPermissionError)" in output
     assert "403" in output
     assert "Fix: Give the key's user a Kion permission scheme" in output
-    assert "update-secret-version-stage" in output
+    # The function touched the rotation a moment ago: no advice to give it up yet.
+    assert "update-secret-version-stage" not in output
+    assert "follows the retry" in output
+    assert "shows the command to give it up" in output
     assert_no_secret(output, world)
 
 
@@ -100,6 +186,7 @@ def test_a_secret_without_a_rotation_function_is_not_rotated(world, capsys):
 
     assert code == EXIT_SETUP
     assert "no rotation function attached" in output
+    assert "not the Kion API key secret" in output
     stages = world.client("secretsmanager").describe_secret(SecretId=api_key_secret)
     assert len(stages["VersionIdsToStages"]) == 1  # moto's RotateSecret was never called
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pytest
-from cli_world import assert_no_secret, installation, run_cli
+from cli_world import assert_no_secret, installation, leave_rotation_pending, run_cli
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.secretsmanager.models import secretsmanager_backends
 
-from ses_smtp_rotator.demo.environment import FUNCTION_ARN
-from ses_smtp_rotator.exit_codes import EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, EXIT_SETUP
+from ses_smtp_rotator.demo.environment import FUNCTION_ARN, REGION
+from ses_smtp_rotator.exit_codes import (
+    EXIT_FAILED,
+    EXIT_IN_PROGRESS,
+    EXIT_OK,
+    EXIT_SETUP,
+    EXIT_UNCHECKED,
+)
 
 
 @pytest.fixture
@@ -112,22 +121,129 @@ def test_a_failed_rotation_is_shown_with_its_error_and_what_to_do(rotated, capsy
     assert "✗ Pending rotation" in output
     assert "failed in setSecret" in output
     assert "rejected the App API key (401)" in output
-    assert "update-secret-version-stage" in output
-    assert "--version-stage AWSPENDING --remove-from-version-id" in output
+    assert "the function last touched it" in output
+    # Secrets Manager may retry it at any moment: no command to give it up yet.
+    assert "update-secret-version-stage" not in output
+    assert "Do not give it up yet" in output
     assert_no_secret(output, rotated)
 
-    # What status says to do works: abandon the rotation and rotate again.
-    rotated.kion_server.clear_faults()
-    pending = json.loads(status(capsys, installation(rotated).secret_name, "--json")[1])
-    rotated.client("secretsmanager").update_secret_version_stage(
-        SecretId=installation(rotated).secret_arn,
+
+def test_a_failure_the_function_left_alone_past_its_timeout_can_be_given_up(world, capsys):
+    version = leave_rotation_pending(
+        world,
+        made_ago=1000,
+        records=[
+            (990, "INFO", "createSecret", "Step finished"),
+            (900, "ERROR", "setSecret", "Kion at https://kion rejected the App API key (401)."),
+        ],
+    )
+
+    code, output = status(capsys, installation(world).secret_name)
+
+    assert code == EXIT_FAILED
+    assert f"the rotation to version {version} failed in setSecret" in output
+    assert "has not touched it for 9" in output
+    assert "--version-stage AWSPENDING --remove-from-version-id" in output
+
+    # What status says to do works: give the rotation up and rotate again.
+    report = json.loads(status(capsys, installation(world).secret_name, "--json")[1])
+    assert report["pending"]["may_abandon"] is True
+    assert report["verdict"] == "failing"
+    world.client("secretsmanager").update_secret_version_stage(
+        SecretId=installation(world).secret_arn,
         VersionStage="AWSPENDING",
-        RemoveFromVersionId=pending["pending"]["version_id"],
+        RemoveFromVersionId=version,
     )
     code, output = run_cli(
-        capsys, "rotate", installation(rotated).secret_name, "--wait", "--poll", "0.1"
+        capsys, "rotate", installation(world).secret_name, "--wait", "--poll", "0.1"
     )
     assert code == EXIT_OK, output
+
+
+def test_a_rotation_left_alone_past_the_function_timeout_is_stuck(rotated, capsys):
+    version = leave_rotation_pending(
+        rotated, made_ago=700, records=[(650, "INFO", "createSecret", "Step finished")]
+    )
+
+    code, output = status(capsys, installation(rotated).secret_name)
+
+    assert code == EXIT_FAILED, output
+    assert f"the rotation to version {version} is stuck" in output
+    assert "timeout 300 s (default: lambda:GetFunctionConfiguration answered" in output
+    assert f"--remove-from-version-id {version}" in output
+
+
+def test_kion_refusing_the_api_key_fails_status(rotated, capsys):
+    rotated.kion_server.fail_requests(401, count=None)  # the key expired or was revoked
+
+    code, output = status(capsys, installation(rotated).secret_name)
+
+    assert code == EXIT_FAILED, output
+    assert "✗ Kion a rotation would fail now" in output
+    assert "rejected the App API key (401)" in output
+    assert "Fix:" in output
+    assert_no_secret(output, rotated)
+
+
+@pytest.mark.parametrize("stored", ['{"api_key": ""}', "   "])
+def test_an_empty_kion_api_key_secret_fails_status(rotated, capsys, stored):
+    secretsmanager = rotated.client("secretsmanager")
+    key_secret = installation(rotated).kion_api_key_secret_arn
+    kept = secretsmanager.get_secret_value(SecretId=key_secret)["SecretString"]
+    secretsmanager.put_secret_value(SecretId=key_secret, SecretString=stored)
+    try:
+        code, output = status(capsys, installation(rotated).secret_name)
+    finally:
+        secretsmanager.put_secret_value(SecretId=key_secret, SecretString=kept)
+
+    assert code == EXIT_FAILED, output
+    assert "✗ Kion a rotation would fail now: The Kion API key secret" in output
+    assert "is empty" in output
+
+
+def test_an_inactive_current_key_fails_status(rotated, capsys):
+    iam = rotated.client("iam")
+    user, key = installation(rotated).iam_user_name, current_key(rotated)
+    iam.update_access_key(UserName=user, AccessKeyId=key, Status="Inactive")
+    try:
+        code, output = status(capsys, installation(rotated).secret_name)
+    finally:
+        iam.update_access_key(UserName=user, AccessKeyId=key, Status="Active")
+
+    assert code == EXIT_FAILED, output
+    assert f"✗ IAM keys the AWSCURRENT key {key} is inactive" in output
+
+
+def test_the_kion_api_key_secret_gets_the_same_answer_as_from_rotate(world, capsys):
+    api_key_secret = installation(world).kion_api_key_secret_arn
+
+    status_code, status_output = status(capsys, api_key_secret)
+    rotate_code, rotate_output = run_cli(capsys, "rotate", api_key_secret)
+
+    assert status_code == rotate_code == EXIT_SETUP
+    first_line = rotate_output.splitlines()[0]
+    assert "has no rotation function attached" in first_line
+    assert squash(first_line) in status_output
+    assert "Kion" not in status_output.split("Fix:")[0].replace("Kion API key secret", "")
+
+
+def test_a_kion_api_key_secret_with_a_rotation_function_is_named_for_what_it_is(world, capsys):
+    """Once the Kion API key renews itself, its secret has a rotation function too."""
+    secretsmanager = world.client("secretsmanager")
+    renewed = secretsmanager.create_secret(
+        Name=f"renewed/kion-api-key-{uuid.uuid4().hex[:6]}",
+        SecretString=json.dumps({"api_key": "not-a-real-key", "api_key_id": 7}),
+    )
+    backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID][REGION]
+    attached = backend.describe_secret(renewed["ARN"])
+    attached.rotation_lambda_arn, attached.rotation_enabled = FUNCTION_ARN, True
+    attached.rotation_requested = True
+
+    code, output = status(capsys, renewed["ARN"])
+
+    assert code == EXIT_SETUP
+    assert "holds a Kion App API key, not an installation's SMTP credential" in output
+    assert "not-a-real-key" not in output
 
 
 def test_a_rotation_in_progress(rotated, capsys):
@@ -140,6 +256,9 @@ def test_a_rotation_in_progress(rotated, capsys):
 
     assert code == EXIT_IN_PROGRESS, output
     assert "✓ Pending rotation a rotation is in progress" in output
+    assert "the function last touched it" in output
+    assert "update-secret-version-stage" not in output
+    assert "timeout 300 s (default: lambda:GetFunctionConfiguration" in output
 
 
 def test_before_the_first_rotation(world, capsys):
@@ -161,7 +280,45 @@ def test_before_the_first_rotation(world, capsys):
     assert "none yet: the first rotation adopts the key Kion sends with" in output
     assert "the secret holds no credential yet" in output
     assert "Last rotation never" in output
-    assert "? SES SMTP the secret holds no credential yet to try" in output
+    assert "✓ SES SMTP nothing to try yet" in output
+
+
+def fresh_installation(world, **changes: str) -> str:
+    """A second installation secret like the stack makes, with ``changes`` to its settings."""
+    secretsmanager = world.client("secretsmanager")
+    settings = json.loads(
+        secretsmanager.get_secret_value(SecretId=installation(world).secret_arn)["SecretString"]
+    )
+    fresh = secretsmanager.create_secret(
+        Name=f"fresh-{uuid.uuid4().hex[:6]}/ses-smtp-credential",
+        SecretString=json.dumps({**settings, "username": "", "password": "", **changes}),
+    )
+    secretsmanager.rotate_secret(
+        SecretId=fresh["ARN"], RotationLambdaARN=FUNCTION_ARN, RotateImmediately=False
+    )
+    return fresh["ARN"]
+
+
+def test_a_missing_kion_api_key_secret_fails_status(world, capsys):
+    secret = fresh_installation(world, kion_api_key_secret_id="no-such/kion-api-key")
+
+    code, output = status(capsys, secret)
+
+    assert code == EXIT_FAILED, output
+    assert "✗ Kion a rotation would fail now" in output
+    assert "no-such/kion-api-key does not exist or has no value" in output
+
+
+def test_a_kion_unreachable_from_here_is_unchecked_not_healthy(world, capsys):
+    secret = fresh_installation(world, kion_url="https://127.0.0.1:9")
+
+    code, output = status(capsys, secret)
+
+    assert code == EXIT_UNCHECKED, output
+    assert "? Kion could not reach Kion" in output
+    report = json.loads(status(capsys, secret, "--json")[1])
+    assert report["verdict"] == "unchecked"
+    assert report["unchecked"] == ["kion"]
 
 
 def test_an_unknown_secret(world, capsys):

@@ -24,6 +24,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import aws_cdk as cdk  # noqa: E402
+import trustme  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
@@ -36,7 +37,8 @@ EXISTING_API_KEY_ARN = (
 )
 EXISTING_TOPIC_ARN = "arn:aws:sns:us-east-1:111122223333:platform-alerts"
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-PEM = "-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n"
+# A private CA that signed Kion's certificate (synthesis checks that the PEM parses).
+PEM = trustme.CA().cert_pem.bytes().decode()
 
 
 def cdk_json_context() -> dict[str, Any]:

@@ -21,6 +21,10 @@ BAD_INPUT = "bad_input"  # the kind of bad input a test covered, when it passed
 CONCURRENT = "concurrent"  # the concurrent-trigger case a test covered, when it passed
 CONFIG_MISMATCH = "config_mismatch"  # the kind of Kion-endpoint mismatch a test saw refused
 RACE = "race"  # 1 per steps-in-flight race scenario run
+KION_KEY_SCENARIO = "kion_key_scenario"  # 1 per fault scenario of the Kion API key renewal
+KION_KEY_CONVERGED = "kion_key_converged"  # 1 when that scenario converged
+KION_KEY_UNWORKING = "kion_key_unworking"  # moments AWSCURRENT's Kion API key did not work
+KION_KEY_DELETED_HELD = "kion_key_deleted_held"  # Kion keys deleted while a version held them
 
 
 @dataclass
@@ -62,7 +66,13 @@ class SafetyFigures:
             ("configuration-mismatch kinds", len(self.mismatches), ""),
             ("race scenarios run", totals[RACE], ""),
         ]
-        return [f"{name:<42}{value:>7}   {note}".rstrip() for name, value, note in rows]
+        return [
+            *(f"{name:<42}{value:>7}   {note}".rstrip() for name, value, note in rows),
+            f"Kion API key rotation: fault scenarios run {totals[KION_KEY_SCENARIO]}, converged "
+            f"{totals[KION_KEY_CONVERGED]}, moments without a working Kion API key "
+            f"{totals[KION_KEY_UNWORKING]}, Kion keys deleted while held "
+            f"{totals[KION_KEY_DELETED_HELD]}",
+        ]
 
     def print(self, terminal: pytest.TerminalReporter) -> None:
         terminal.write_sep("=", "safety figures")

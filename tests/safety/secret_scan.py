@@ -61,9 +61,10 @@ class SecretLedger:
                 stored = version.get("secret_string") or ""
                 fields = secret_fields(stored)
                 if secret.name.endswith("kion-api-key"):
-                    # JSON's values; plain text whole; broken JSON holds no key worth the name
+                    # JSON's api_key (its other fields are an id and an ARN); plain text whole;
+                    # broken JSON holds no key worth the name
                     plain = [] if stored.lstrip().startswith("{") else [stored]
-                    for value in list(fields.values()) or plain:
+                    for value in [fields.get("api_key")] if fields else plain:
                         self.add("Kion API key", value)
                 else:
                     self.add("SMTP password", fields.get("password") if fields else None)
