@@ -3,8 +3,9 @@
 Reuse the construct in another CDK app with ``from infra import SesSmtpRotation, KionInstallation``.
 """
 
+from .deployment import Deployment
 from .installation import KionInstallation, RotationSchedule
-from .powertools import POWERTOOLS_LAYER_VERSION, layer_arn_for_region
+from .powertools import POWERTOOLS_RELEASE
 from .rotation import (
     InstallationResources,
     SesSmtpRotation,
@@ -13,8 +14,9 @@ from .settings import AppSettings, SettingsError, VpcPlacement, load_settings
 from .stack import SesSmtpRotatorStack
 
 __all__ = [
-    "POWERTOOLS_LAYER_VERSION",
+    "POWERTOOLS_RELEASE",
     "AppSettings",
+    "Deployment",
     "InstallationResources",
     "KionInstallation",
     "RotationSchedule",
@@ -22,6 +24,5 @@ __all__ = [
     "SesSmtpRotatorStack",
     "SettingsError",
     "VpcPlacement",
-    "layer_arn_for_region",
     "load_settings",
 ]

@@ -1,73 +1,73 @@
-"""The ARN of AWS's managed Powertools for AWS Lambda (Python) v3 layer, for a region.
+"""The layer of the Powertools for AWS Lambda (Python) release the function is tested with.
 
-AWS publishes the layer as ``AWSLambdaPowertoolsPythonV3-<python>-<arch>`` from one account per
-partition (two in GovCloud). Every Powertools release is published under the same layer version
-number in every region and for every Python version, so the version pins the Powertools release.
+AWS publishes the layer ARN of every release as a public SSM parameter,
+``/aws/service/powertools/python/<arch>/python<major.minor>/<release>``. The stack reads that
+parameter when CloudFormation deploys it, so no layer version number is written anywhere here:
+layer numbers do not follow releases one for one.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnCondition, Fn, Stack, Token
+from aws_cdk import Stack, Token
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-# Layer version 40 is the publication of aws-lambda-powertools 3.37.0, the release pinned in
-# requirements-dev.txt. How the number was established (no AWS credentials were at hand to ask
-# Lambda directly): the v3 pipeline has published exactly one layer version per PyPI release
-# since 3.0.0 (3.1.0 -> 2, 3.2.0 -> 3, 3.4.0 -> 5, 3.20.0 -> 23, 3.23.0 -> 27 and 3.31.1 -> 36
-# are each documented); PyPI lists 3.34.0, 3.35.0, 3.36.0 and 3.37.0 after 3.31.1 (no 3.32 or
-# 3.33), which makes 3.37.0 version 40. Check it before a first production deploy with
-#   aws lambda get-layer-version-by-arn --region <region> --arn <the ARN this module builds>
-# (the Description names the Powertools version) or read the SSM parameter
-# /aws/service/powertools/python/arm64/python3.12/latest; override with the
-# `powertoolsLayerVersion` setting without a code change.
-POWERTOOLS_LAYER_VERSION = 40
-POWERTOOLS_VERSION = "3.37.0"
+# The release pinned in requirements-dev.txt (a test keeps the two equal).
+POWERTOOLS_RELEASE = "3.37.0"
+LAYER_ARN_SETTING = "powertoolsLayerArn"
 
-COMMERCIAL_LAYER_ACCOUNT = "017000801446"
-# Regions outside the commercial partition, each with its own publishing account.
-REGIONAL_LAYER_ACCOUNTS = {
-    "us-gov-east-1": "165087284144",
-    "us-gov-west-1": "165093116878",
-    "cn-north-1": "498634801083",
-}
+# The regions where AWS writes the release parameters (the regions of the Powertools project's
+# SSM publishing workflow, .github/workflows/update_ssm.yml). GovCloud, China, me-central-1,
+# me-south-1 and regions opened since have no parameter: there the layer ARN must be given.
+PARAMETER_REGIONS = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ca-central-1",
+        "ca-west-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "il-central-1",
+        "mx-central-1",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+    }
+)
 
 
-def layer_name(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> str:
-    """``AWSLambdaPowertoolsPythonV3-python312-arm64`` for Python 3.12 on arm64."""
-    python = runtime.name.replace(".", "")  # "python3.12" -> "python312"
-    if not python.startswith("python3"):
-        raise ValueError(f"Powertools for AWS Lambda (Python) needs a Python runtime, not {python}")
-    return f"AWSLambdaPowertoolsPythonV3-{python}-{architecture.name}"
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a concrete region name."""
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws"
-
-
-def layer_arn_for_region(
-    region: str,
-    *,
+def parameter_name(
     runtime: lambda_.Runtime,
     architecture: lambda_.Architecture,
-    version: int = POWERTOOLS_LAYER_VERSION,
+    release: str = POWERTOOLS_RELEASE,
 ) -> str:
-    """The layer version ARN in a concrete region, e.g.
-    ``arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:40``.
-    """
-    if partition_of(region) == "aws-cn" and region not in REGIONAL_LAYER_ACCOUNTS:
+    """``/aws/service/powertools/python/arm64/python3.12/3.37.0`` for Python 3.12 on arm64."""
+    if not runtime.name.startswith("python3."):
         raise ValueError(
-            f"AWS does not publish the Powertools layer in {region}; set the layer ARN explicitly "
-            "(the powertoolsLayerArn setting) to a copy you publish yourself."
+            f"Powertools for AWS Lambda (Python) needs a Python runtime, not {runtime.name}. "
+            "Fix: choose a python3.x runtime."
         )
-    account = REGIONAL_LAYER_ACCOUNTS.get(region, COMMERCIAL_LAYER_ACCOUNT)
-    name = layer_name(runtime, architecture)
-    return f"arn:{partition_of(region)}:lambda:{region}:{account}:layer:{name}:{version}"
+    return f"/aws/service/powertools/python/{architecture.name}/{runtime.name}/{release}"
 
 
 def layer_arn(
@@ -75,28 +75,22 @@ def layer_arn(
     *,
     runtime: lambda_.Runtime,
     architecture: lambda_.Architecture,
-    version: int = POWERTOOLS_LAYER_VERSION,
+    release: str = POWERTOOLS_RELEASE,
 ) -> str:
-    """The layer ARN for the stack of ``scope``.
+    """The layer ARN of ``release``, read from its SSM parameter at deploy time.
 
-    A stack with a concrete region gets a literal ARN. An environment-agnostic stack gets an ARN
-    that CloudFormation completes at deploy time, picking the publishing account by region.
+    A stack whose region is known at synthesis refuses a region without the parameter. An
+    environment-agnostic stack cannot be checked here: deployed to such a region, CloudFormation
+    stops with the parameter's name before it changes anything.
     """
     region = Stack.of(scope).region
-    if not Token.is_unresolved(region):
-        return layer_arn_for_region(
-            region, runtime=runtime, architecture=architecture, version=version
+    if not Token.is_unresolved(region) and region not in PARAMETER_REGIONS:
+        raise ValueError(
+            f"AWS publishes no Powertools layer parameter in {region}, so the layer of "
+            f"Powertools {release} cannot be looked up there. Fix: set {LAYER_ARN_SETTING} to "
+            "the ARN of that release's layer in the region (AWS's own, where it publishes one, "
+            "or a copy you publish)."
         )
-    account: str = COMMERCIAL_LAYER_ACCOUNT
-    for special_region, special_account in REGIONAL_LAYER_ACCOUNTS.items():
-        condition = CfnCondition(
-            scope,
-            f"PowertoolsLayerIn{special_region.replace('-', '')}",
-            expression=Fn.condition_equals(Aws.REGION, special_region),
-        )
-        account = Fn.condition_if(condition.logical_id, special_account, account).to_string()
-    name = layer_name(runtime, architecture)
-    return Fn.join(
-        "",
-        ["arn:", Aws.PARTITION, ":lambda:", Aws.REGION, ":", account, f":layer:{name}:{version}"],
+    return ssm.StringParameter.value_for_string_parameter(
+        scope, parameter_name(runtime, architecture, release)
     )

@@ -18,7 +18,6 @@ from typing import Any, NoReturn
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from . import powertools
 from .installation import (
     KionInstallation,
     PropertyError,
@@ -75,7 +74,6 @@ SETTING_KEYS = (
     "alarmTopicArn",
     "vpc",
     "kmsKeyArn",
-    "powertoolsLayerVersion",
     "powertoolsLayerArn",
     "logLevel",
     "logRetentionDays",
@@ -117,7 +115,6 @@ class AppSettings:
     alarm_topic_arn: str | None = None
     vpc: VpcPlacement | None = None
     kms_key_arn: str | None = None
-    powertools_layer_version: int = powertools.POWERTOOLS_LAYER_VERSION
     powertools_layer_arn: str | None = None
     log_level: str = "INFO"
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
@@ -166,11 +163,6 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         alarm_topic_arn=_optional_arn(setting("alarmTopicArn"), "alarmTopicArn", "sns", region),
         vpc=vpc,
         kms_key_arn=_optional_arn(setting("kmsKeyArn"), "kmsKeyArn", "kms", region),
-        powertools_layer_version=_integer(
-            setting("powertoolsLayerVersion", powertools.POWERTOOLS_LAYER_VERSION),
-            "powertoolsLayerVersion",
-            minimum=1,
-        ),
         powertools_layer_arn=_optional_arn(
             setting("powertoolsLayerArn"), "powertoolsLayerArn", "lambda", region
         ),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from aws_cdk import Annotations, CfnOutput, Environment, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
@@ -50,7 +48,6 @@ class SesSmtpRotatorStack(Stack):
             create_secrets_manager_endpoint=bool(
                 settings.vpc and settings.vpc.create_secrets_manager_endpoint
             ),
-            powertools_layer_version=settings.powertools_layer_version,
             powertools_layer_arn=settings.powertools_layer_arn,
             ses_accept_timeout=settings.ses_accept_timeout,
             timeout=settings.function_timeout,
@@ -114,28 +111,18 @@ class SesSmtpRotatorStack(Stack):
             value=rotation.topic.topic_arn,
             description="SNS topic for failed rotations and function errors",
         )
-        for name, resources in rotation.installations.items():
-            key = _output_key(name)
-            CfnOutput(
-                self,
-                f"{key}SecretArn",
-                value=resources.secret.secret_arn,
-                description=f"Installation secret of {name} (SMTP credential and settings)",
-            )
-            CfnOutput(
-                self,
-                f"{key}KionApiKeySecretArn",
-                value=resources.api_key_secret.secret_arn,
-                description=f"Secret that holds the Kion App API key of {name}",
-            )
-            CfnOutput(
-                self,
-                f"{key}SmtpUserName",
-                value=resources.smtp_user.user_name,
-                description=f"IAM user whose access keys are the SES SMTP credential of {name}",
-            )
-
-
-def _output_key(name: str) -> str:
-    """``prod-east`` -> ``ProdEast`` (output ids are alphanumeric)."""
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
+        CfnOutput(
+            self,
+            "InstallationSecretPrefix",
+            value=rotation.deployment.secret_prefix,
+            description=(
+                "Installation secrets are named <prefix><installation>; each installation's "
+                "ARNs and user are outputs of its nested stack"
+            ),
+        )
+        CfnOutput(
+            self,
+            "KionApiKeySecretPrefix",
+            value=rotation.deployment.api_key_secret_prefix,
+            description="Kion API key secrets the stack creates are named <prefix><installation>",
+        )

@@ -36,3 +36,35 @@ def all_apps(
     default_app: Synthesized, fleet_app: Synthesized, vpc_app: Synthesized, eu_app: Synthesized
 ) -> dict[str, Synthesized]:
     return {"default": default_app, "fleet": fleet_app, "vpc": vpc_app, "eu-west-1": eu_app}
+
+
+def fleet_of(count: int) -> dict[str, object]:
+    """``count`` installations, each with the user and API key secret the stack creates."""
+    return {
+        "installations": [
+            {
+                "name": f"kion-{i:03d}",
+                "kionUrl": f"https://kion{i}.example.com",
+                "sesRegion": "us-east-1",
+            }
+            for i in range(count)
+        ]
+    }
+
+
+@pytest.fixture(scope="session")
+def app_of_100() -> Synthesized:
+    return synthesize(fleet_of(100))
+
+
+@pytest.fixture(scope="session")
+def app_of_500() -> Synthesized:
+    """The goal's size: synthesized once (about half a minute with cdk-nag on two cores)."""
+    return synthesize(fleet_of(500))
+
+
+@pytest.fixture(scope="session")
+def apps_by_size(
+    default_app: Synthesized, app_of_100: Synthesized, app_of_500: Synthesized
+) -> dict[int, Synthesized]:
+    return {1: default_app, 100: app_of_100, 500: app_of_500}

@@ -57,13 +57,29 @@ class Synthesized:
     validation_report: dict[str, Any]
     validation_error: str | None
 
+    @property
+    def templates(self) -> dict[str, dict[str, Any]]:
+        """Every template of the app by file name: the stack's and its nested stacks'."""
+        return {
+            path.name: json.loads(path.read_text())
+            for path in sorted(self.template_path.parent.glob("*.template.json"))
+        }
+
     def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return self.template.find_resources(resource_type)
+        """The resources of a type in the stack and its nested stacks, by logical id."""
+        found: dict[str, dict[str, Any]] = {}
+        for template in self.templates.values():
+            for logical_id, resource in template.get("Resources", {}).items():
+                if resource["Type"] == resource_type:
+                    assert logical_id not in found, f"two resources named {logical_id}"
+                    found[logical_id] = resource
+        return found
 
     def logical_id(self, construct: cdk.IResource | Any) -> str:
-        """The logical id of a construct's CloudFormation resource."""
+        """The logical id of a construct's CloudFormation resource (in its own stack)."""
         cfn = construct if isinstance(construct, cdk.CfnElement) else construct.node.default_child
-        return self.stack.resolve(self.stack.get_logical_id(cfn))
+        stack = cdk.Stack.of(cfn)
+        return stack.resolve(stack.get_logical_id(cfn))
 
 
 def synthesize(overrides: Mapping[str, Any]) -> Synthesized:

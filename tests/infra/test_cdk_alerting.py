@@ -17,9 +17,14 @@ def test_failed_and_abandoned_rotations_of_these_secrets_go_to_the_topic(
             "eventSource": ["secretsmanager.amazonaws.com"],
             "eventName": ["RotationFailed", "RotationAbandoned"],
             "additionalEventData": {
+                # One prefix for all of the deployment's secrets (ARN or name): constant size.
                 "SecretId": [
-                    {"Ref": fleet_app.logical_id(resources.secret)}
-                    for resources in rotation.installations.values()
+                    {
+                        "prefix": fleet_app.stack.resolve(
+                            rotation.deployment.secrets_arn_prefix(fleet_app.stack)
+                        )
+                    },
+                    {"prefix": "ses-smtp-rotator/SesSmtpRotator/smtp/"},
                 ]
             },
         },
@@ -119,15 +124,25 @@ def test_outputs_name_the_secrets_function_logs_and_topic_but_no_secret_value(
     rotation = default_app.stack.rotation
     prod = rotation.installations["prod"]
     outputs = {key: output["Value"] for key, output in default_app.template_json["Outputs"].items()}
+    (nested_template,) = [
+        template
+        for template in default_app.templates.values()
+        if default_app.logical_id(prod.secret) in template.get("Resources", {})
+    ]
+    nested_outputs = {key: output["Value"] for key, output in nested_template["Outputs"].items()}
     assert outputs == {
         "FunctionName": {"Ref": default_app.logical_id(rotation.function)},
         "AlertTopicArn": {"Ref": default_app.logical_id(rotation.topic)},
         "LogGroupName": {"Ref": default_app.logical_id(rotation.log_group)},
         "ScheduleGroupName": default_app.stack.resolve(rotation.schedule_group.schedule_group_name),
+        "InstallationSecretPrefix": "ses-smtp-rotator/SesSmtpRotator/smtp/",
+        "KionApiKeySecretPrefix": "ses-smtp-rotator/SesSmtpRotator/kion-api-key/",
+    }
+    assert nested_outputs == {
         "ProdSecretArn": {"Ref": default_app.logical_id(prod.secret)},
         "ProdKionApiKeySecretArn": {"Ref": default_app.logical_id(prod.api_key_secret)},
         "ProdSmtpUserName": {"Ref": default_app.logical_id(prod.smtp_user)},
     }
-    for value in outputs.values():
+    for value in [*outputs.values(), *nested_outputs.values()]:
         assert "resolve:secretsmanager" not in str(value)
         assert "Fn::GetAtt" not in str(value)  # no attribute of a secret: only names and ARNs

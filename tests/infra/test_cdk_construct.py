@@ -29,7 +29,8 @@ def test_construct_drops_into_another_stack_and_grants_on_demand_rotation() -> N
     rotation.grant_rotate(operator)
     template = Template.from_stack(stack)
 
-    template.has_resource_properties(
+    (nested,) = rotation.installation_stacks
+    Template.from_stack(nested).has_resource_properties(
         "AWS::Scheduler::Schedule", {"ScheduleExpression": "rate(14 days)"}
     )
     operator_id = stack.resolve(stack.get_logical_id(operator.node.default_child))
@@ -42,8 +43,9 @@ def test_construct_drops_into_another_stack_and_grants_on_demand_rotation() -> N
     actions = sorted(action for s in statements for action in as_list(s["Action"]))
     assert actions == ["lambda:InvokeFunction", "secretsmanager:RotateSecret"]
     rotate = next(s for s in statements if s["Action"] == "secretsmanager:RotateSecret")
-    secret_id = stack.resolve(stack.get_logical_id(rotation.secrets[0].node.default_child))
-    assert rotate["Resource"] == {"Ref": secret_id}
+    assert rotate["Resource"] == stack.resolve(rotation.deployment.installation_secrets_arn(stack))
+    assert "secret:ses-smtp-rotator/TeamStack/smtp/*" in str(rotate["Resource"])
+    assert rotate["Condition"] == rotation.deployment.tag_condition()
     assert rotation.topic is not None
     assert rotation.function is not None
     assert set(rotation.installations) == {"prod"}

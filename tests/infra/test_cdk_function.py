@@ -9,18 +9,26 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
-from synthesized_app import Synthesized, only
+from synthesized_app import PROJECT_ROOT, Synthesized, only, synthesize
 
-from infra import POWERTOOLS_LAYER_VERSION, layer_arn_for_region
+from infra import POWERTOOLS_RELEASE
 from infra.powertools import layer_arn
 
 
 def function_of(app: Synthesized) -> dict:
-    return only(app.resources("AWS::Lambda::Function"), "rotation function")["Properties"]
+    function_id = app.logical_id(app.stack.rotation.function)
+    return app.template_json["Resources"][function_id]["Properties"]
 
 
 def test_one_function_serves_every_installation(fleet_app: Synthesized) -> None:
-    fleet_app.template.resource_count_is("AWS::Lambda::Function", 1)
+    handlers = sorted(
+        f["Properties"]["Handler"] for f in fleet_app.resources("AWS::Lambda::Function").values()
+    )
+    # The rotation function, and the settings writer of the deploys' custom resources.
+    assert handlers == [
+        "installation_settings.handler.lambda_handler",
+        "smtp_rotation.handler.lambda_handler",
+    ]
 
 
 def test_function_runs_python_3_12_or_newer_on_arm64(default_app: Synthesized) -> None:
@@ -47,50 +55,65 @@ def test_code_is_the_lambdas_directory_as_a_plain_asset(default_app: Synthesized
     assert [d["objectKey"] for d in code[0]["destinations"].values()] == [s3_key]
 
 
-@pytest.mark.parametrize(
-    ("app_fixture", "region"), [("default_app", "us-east-1"), ("eu_app", "eu-west-1")]
-)
-def test_powertools_comes_from_the_managed_layer_of_the_stack_region(
-    request: pytest.FixtureRequest, app_fixture: str, region: str
+REQUIREMENTS_DEV = PROJECT_ROOT / "requirements-dev.txt"
+
+
+def test_the_layer_release_is_the_powertools_release_the_tests_run() -> None:
+    pins = re.findall(
+        r"^aws-lambda-powertools(?:\[[^\]]*\])?==(\S+)$",
+        REQUIREMENTS_DEV.read_text(),
+        flags=re.MULTILINE,
+    )
+    assert pins == [POWERTOOLS_RELEASE]
+
+
+@pytest.mark.parametrize("app_fixture", ["default_app", "eu_app"])
+def test_powertools_layer_is_read_from_its_release_parameter_at_deploy_time(
+    request: pytest.FixtureRequest, app_fixture: str
 ) -> None:
     app: Synthesized = request.getfixturevalue(app_fixture)
-    assert function_of(app)["Layers"] == [
-        f"arn:aws:lambda:{region}:017000801446:layer:"
-        f"AWSLambdaPowertoolsPythonV3-python312-arm64:{POWERTOOLS_LAYER_VERSION}"
-    ]
+    layers = function_of(app)["Layers"]
+    assert len(layers) == 1
+    parameter = app.template_json["Parameters"][layers[0]["Ref"]]
+    assert parameter == {
+        "Type": "AWS::SSM::Parameter::Value<String>",
+        "Default": f"/aws/service/powertools/python/arm64/python3.12/{POWERTOOLS_RELEASE}",
+    }
+    assert not re.search(r"layer:AWSLambdaPowertools", json.dumps(app.template_json))
 
 
-def test_layer_arn_uses_the_publishing_account_of_govcloud_and_china() -> None:
-    kwargs = {"runtime": lambda_.Runtime.PYTHON_3_12, "architecture": lambda_.Architecture.ARM_64}
-    assert layer_arn_for_region("us-gov-west-1", **kwargs, version=40) == (
-        "arn:aws-us-gov:lambda:us-gov-west-1:165093116878:layer:"
-        "AWSLambdaPowertoolsPythonV3-python312-arm64:40"
+@pytest.mark.parametrize(
+    "region", ["us-gov-west-1", "us-gov-east-1", "cn-north-1", "cn-northwest-1", "me-central-1"]
+)
+def test_a_region_without_the_parameter_is_refused_naming_the_setting(region: str) -> None:
+    stack = cdk.Stack(cdk.App(), env=cdk.Environment(region=region))
+    with pytest.raises(
+        ValueError, match=f"no Powertools layer parameter in {region}.*Fix: set powertoolsLayerArn"
+    ):
+        layer_arn(
+            stack, runtime=lambda_.Runtime.PYTHON_3_12, architecture=lambda_.Architecture.ARM_64
+        )
+
+
+def test_an_explicit_layer_arn_deploys_anywhere() -> None:
+    arn = "arn:aws-us-gov:lambda:us-gov-west-1:111122223333:layer:powertools-3-37-0:1"
+    app = synthesize({"region": "us-gov-west-1", "powertoolsLayerArn": arn})
+    assert function_of(app)["Layers"] == [arn]
+    assert not any(
+        "/aws/service/powertools/" in str(p.get("Default"))
+        for p in app.template_json.get("Parameters", {}).values()
     )
-    assert layer_arn_for_region("us-gov-east-1", **kwargs).startswith(
-        "arn:aws-us-gov:lambda:us-gov-east-1:165087284144:"
-    )
-    assert layer_arn_for_region("cn-north-1", **kwargs).startswith(
-        "arn:aws-cn:lambda:cn-north-1:498634801083:"
-    )
-    with pytest.raises(ValueError, match="powertoolsLayerArn"):
-        layer_arn_for_region("cn-northwest-1", **kwargs)
 
 
-def test_layer_arn_of_an_environment_agnostic_stack_is_resolved_at_deploy_time() -> None:
+def test_an_environment_agnostic_stack_reads_the_parameter_of_its_region_at_deploy_time() -> None:
     stack = cdk.Stack(cdk.App())
     arn = layer_arn(
-        stack, runtime=lambda_.Runtime.PYTHON_3_12, architecture=lambda_.Architecture.ARM_64
+        stack, runtime=lambda_.Runtime.PYTHON_3_12, architecture=lambda_.Architecture.X86_64
     )
     cdk.CfnOutput(stack, "Layer", value=arn)
-    template = Template.from_stack(stack)
-    assert set(template.to_json()["Conditions"]) == {
-        "PowertoolsLayerInusgoveast1",
-        "PowertoolsLayerInusgovwest1",
-        "PowertoolsLayerIncnnorth1",
-    }
-    rendered = str(template.to_json()["Outputs"]["Layer"]["Value"])
-    assert "AWS::Region" in rendered
-    assert "017000801446" in rendered
+    template = Template.from_stack(stack).to_json()
+    defaults = [p.get("Default") for p in template["Parameters"].values()]
+    assert f"/aws/service/powertools/python/x86_64/python3.12/{POWERTOOLS_RELEASE}" in defaults
 
 
 def test_timeout_is_comfortably_above_the_ses_wait(
@@ -110,6 +133,7 @@ def test_powertools_is_configured_through_the_environment(default_app: Synthesiz
         "POWERTOOLS_METRICS_NAMESPACE": "SesSmtpRotator",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "SES_ACCEPT_TIMEOUT_SECONDS": "120",
+        "FUNCTION_TIMEOUT_SECONDS": "300",
     }
 
 
@@ -120,9 +144,8 @@ def test_xray_tracing_is_active(default_app: Synthesized) -> None:
 def test_function_logs_to_its_own_log_group_with_a_retention(
     default_app: Synthesized, fleet_app: Synthesized
 ) -> None:
-    log_group_id, log_group = only(
-        {k: (k, v) for k, v in default_app.resources("AWS::Logs::LogGroup").items()}, "log group"
-    )
+    log_group_id = default_app.logical_id(default_app.stack.rotation.log_group)
+    log_group = default_app.template_json["Resources"][log_group_id]
     assert log_group["Properties"]["RetentionInDays"] == 365
     assert function_of(default_app)["LoggingConfig"] == {
         "LogFormat": "JSON",
@@ -131,26 +154,25 @@ def test_function_logs_to_its_own_log_group_with_a_retention(
     fleet_app.template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
 
 
-def test_secrets_manager_may_invoke_the_function_for_these_secrets_in_this_account_only(
+def test_secrets_manager_may_invoke_the_function_for_this_deployments_secrets_only(
     fleet_app: Synthesized,
 ) -> None:
-    function_id = fleet_app.logical_id(fleet_app.stack.rotation.function)
-    secrets = {
-        name: fleet_app.logical_id(resources.secret)
-        for name, resources in fleet_app.stack.rotation.installations.items()
+    rotation = fleet_app.stack.rotation
+    function_id = fleet_app.logical_id(rotation.function)
+    # One permission for every installation: a function's resource policy is limited to 20 KB.
+    permission = only(fleet_app.resources("AWS::Lambda::Permission"), "invoke permission")
+    assert permission["Properties"] == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},
+        "Principal": "secretsmanager.amazonaws.com",
+        "SourceAccount": {"Ref": "AWS::AccountId"},
+        "SourceArn": fleet_app.stack.resolve(
+            rotation.deployment.installation_secrets_arn(fleet_app.stack)
+        ),
     }
-    permissions = list(fleet_app.resources("AWS::Lambda::Permission").values())
-    assert sorted(p["Properties"]["SourceArn"]["Ref"] for p in permissions) == sorted(
-        secrets.values()
+    assert "secret:ses-smtp-rotator/SesSmtpRotator/smtp/*" in json.dumps(
+        permission["Properties"]["SourceArn"]
     )
-    for permission in permissions:
-        assert permission["Properties"] == {
-            "Action": "lambda:InvokeFunction",
-            "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},
-            "Principal": "secretsmanager.amazonaws.com",
-            "SourceAccount": {"Ref": "AWS::AccountId"},
-            "SourceArn": permission["Properties"]["SourceArn"],  # one secret each, checked above
-        }
 
 
 def test_function_role_has_no_managed_policies(

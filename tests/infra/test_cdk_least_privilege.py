@@ -37,13 +37,28 @@ def expected(actions: list[str], resources: list[Any], condition: Any = None) ->
     return statement
 
 
+def deployment_patterns(app: Synthesized) -> dict[str, Any]:
+    rotation = app.stack.rotation
+    deployment = rotation.deployment
+    return {
+        "secrets": app.stack.resolve(deployment.installation_secrets_arn(app.stack)),
+        "api_keys": app.stack.resolve(deployment.api_key_secrets_arn(app.stack)),
+        "users": app.stack.resolve(deployment.users_arn(app.stack)),
+        "tag": {
+            "StringEquals": {
+                "secretsmanager:ResourceTag/ses-smtp-rotator:deployment": "SesSmtpRotator"
+            }
+        },
+    }
+
+
 def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthesized) -> None:
     rotation = fleet_app.stack.rotation
     role_id = fleet_app.logical_id(rotation.role)
-    prod = rotation.installations["prod"]
-    gov = rotation.installations["gov"]
     log_group_id = fleet_app.logical_id(rotation.log_group)
+    patterns = deployment_patterns(fleet_app)
     user_arn = "arn:aws:iam::111122223333:user/mail/kion-gov-smtp"
+    key_actions = ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"]
     installation_secret_actions = [
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
@@ -54,17 +69,12 @@ def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthes
     want = [
         expected(["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
         expected(["logs:CreateLogStream", "logs:PutLogEvents"], [arn_of(log_group_id)]),
-        expected(installation_secret_actions, [ref(fleet_app.logical_id(prod.secret))]),
-        expected(installation_secret_actions, [ref(fleet_app.logical_id(gov.secret))]),
-        expected(
-            ["secretsmanager:GetSecretValue"], [ref(fleet_app.logical_id(prod.api_key_secret))]
-        ),
+        # Every installation secret of the deployment, by name prefix and tag: one statement.
+        expected(installation_secret_actions, [patterns["secrets"]], patterns["tag"]),
+        expected(["secretsmanager:GetSecretValue"], [patterns["api_keys"]], patterns["tag"]),
         expected(["secretsmanager:GetSecretValue"], [EXISTING_API_KEY_ARN]),
-        expected(
-            ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"],
-            [arn_of(fleet_app.logical_id(prod.smtp_user))],
-        ),
-        expected(["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"], [user_arn]),
+        expected(key_actions, [patterns["users"]]),
+        expected(key_actions, [user_arn]),
         expected(
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
             [KMS_KEY_ARN],
@@ -83,6 +93,33 @@ def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthes
     statements = statements_of(fleet_app, role_id)
     assert all(statement["Effect"] == "Allow" for statement in statements)
     assert normalized(statements) == normalized(want)
+    assert "ses-smtp-rotator/SesSmtpRotator/smtp/*" in json.dumps(patterns["secrets"])
+    assert "user/ses-smtp-rotator/SesSmtpRotator/*" in json.dumps(patterns["users"])
+
+
+def test_settings_writer_may_only_read_and_write_the_installation_secrets(
+    fleet_app: Synthesized,
+) -> None:
+    patterns = deployment_patterns(fleet_app)
+    writer = fleet_app.stack.rotation.node.find_child("SettingsWriter")
+    statements = statements_of(fleet_app, fleet_app.logical_id(writer.role))
+    granted = normalized(statements)
+    assert (
+        "secretsmanager:PutSecretValue",
+        json.dumps(patterns["secrets"], sort_keys=True),
+        json.dumps(patterns["tag"], sort_keys=True),
+    ) in granted
+    actions = {action for action, _, _ in granted}
+    assert actions == {
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+    }
 
 
 def test_only_xray_is_granted_on_every_resource(
@@ -109,14 +146,13 @@ def test_scheduler_role_may_rotate_these_secrets_and_invoke_this_function_only(
     fleet_app: Synthesized,
 ) -> None:
     rotation = fleet_app.stack.rotation
+    patterns = deployment_patterns(fleet_app)
     role_id = fleet_app.logical_id(rotation.scheduler_role)
     function_arn = arn_of(fleet_app.logical_id(rotation.function))
-    want = []
-    for resources in rotation.installations.values():
-        want.append(
-            expected(["secretsmanager:RotateSecret"], [ref(fleet_app.logical_id(resources.secret))])
-        )
-        want.append(expected(["lambda:InvokeFunction"], [function_arn]))
+    want = [
+        expected(["secretsmanager:RotateSecret"], [patterns["secrets"]], patterns["tag"]),
+        expected(["lambda:InvokeFunction"], [function_arn]),
+    ]
     statements = statements_of(fleet_app, role_id)
     assert normalized(statements) == normalized(want)
 

@@ -13,7 +13,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 from synthesized_app import PROJECT_ROOT, cdk_json_context, synthesize
 
-from infra import POWERTOOLS_LAYER_VERSION, SettingsError, load_settings
+from infra import SettingsError, load_settings
 
 PROD = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
 MINIMAL = {"installations": [PROD]}
@@ -59,7 +59,7 @@ def test_defaults_of_every_optional_setting() -> None:
     assert settings.alarm_topic_arn is None
     assert settings.vpc is None
     assert settings.kms_key_arn is None
-    assert settings.powertools_layer_version == POWERTOOLS_LAYER_VERSION
+    assert settings.powertools_layer_arn is None
     assert settings.log_level == "INFO"
     assert settings.log_retention == logs.RetentionDays.ONE_YEAR
     assert settings.ses_accept_timeout.to_seconds() == Duration.seconds(120).to_seconds()

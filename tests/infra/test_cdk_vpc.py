@@ -15,7 +15,9 @@ def test_function_runs_in_the_given_subnets_with_its_own_security_group(
     vpc_app: Synthesized,
 ) -> None:
     rotation = vpc_app.stack.rotation
-    function = only(vpc_app.resources("AWS::Lambda::Function"), "function")["Properties"]
+    function = vpc_app.template_json["Resources"][
+        vpc_app.logical_id(vpc_app.stack.rotation.function)
+    ]["Properties"]
     assert function["VpcConfig"] == {
         "SubnetIds": ["subnet-0aaa1111", "subnet-0bbb2222"],
         "SecurityGroupIds": [group_id_of(vpc_app, rotation.security_group)],
@@ -121,12 +123,16 @@ def test_function_may_manage_its_network_interfaces_before_it_is_created(
     }
     policy_id, policy = only(list(policies.items()), "network interface policy")
     assert policy["Properties"]["Roles"] == [{"Ref": role_id}]
-    function = only(vpc_app.resources("AWS::Lambda::Function"), "function")
+    function = vpc_app.template_json["Resources"][
+        vpc_app.logical_id(vpc_app.stack.rotation.function)
+    ]
     assert policy_id in function["DependsOn"]
 
 
 def test_no_vpc_resources_without_vpc_settings(default_app: Synthesized) -> None:
     for resource_type in ("AWS::EC2::SecurityGroup", "AWS::EC2::VPCEndpoint"):
         default_app.template.resource_count_is(resource_type, 0)
-    function = only(default_app.resources("AWS::Lambda::Function"), "function")["Properties"]
+    function = default_app.template_json["Resources"][
+        default_app.logical_id(default_app.stack.rotation.function)
+    ]["Properties"]
     assert "VpcConfig" not in function

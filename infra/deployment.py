@@ -1,0 +1,79 @@
+"""What marks a resource as part of one deployment, so that policies of a constant size reach
+exactly this deployment's secrets and users, however many installations it has.
+
+- Installation secrets are named ``ses-smtp-rotator/<deployment>/smtp/<installation>`` and Kion API
+  key secrets ``ses-smtp-rotator/<deployment>/kion-api-key/<installation>``; both carry the tag
+  ``ses-smtp-rotator:deployment = <deployment>``. Policies name the prefix *and* require the tag,
+  so neither a look-alike name nor a copied tag alone lets a policy reach a foreign secret.
+- SMTP users the stack creates live under the IAM path ``/ses-smtp-rotator/<deployment>/``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aws_cdk import Aws, Stack
+
+PRODUCT = "ses-smtp-rotator"
+DEPLOYMENT_TAG = f"{PRODUCT}:deployment"
+INSTALLATION_TAG = f"{PRODUCT}:installation"
+DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The names, tag and path shared by every resource of one deployment."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not DEPLOYMENT_NAME.match(self.name):
+            raise ValueError(
+                f"Deployment name {self.name!r} names secrets and an IAM path. Fix: use 1-100 "
+                "letters, digits and hyphens starting with a letter (the stack name by default)."
+            )
+
+    @property
+    def secret_prefix(self) -> str:
+        return f"{PRODUCT}/{self.name}/smtp/"
+
+    @property
+    def api_key_secret_prefix(self) -> str:
+        return f"{PRODUCT}/{self.name}/kion-api-key/"
+
+    @property
+    def user_path(self) -> str:
+        return f"/{PRODUCT}/{self.name}/"
+
+    def secret_name(self, installation: str) -> str:
+        return f"{self.secret_prefix}{installation}"
+
+    def api_key_secret_name(self, installation: str) -> str:
+        return f"{self.api_key_secret_prefix}{installation}"
+
+    def secrets_arn_prefix(self, stack: Stack) -> str:
+        """``arn:<partition>:secretsmanager:<region>:<account>:secret:<secret prefix>``."""
+        return (
+            f"arn:{Aws.PARTITION}:secretsmanager:{stack.region}:{stack.account}:secret:"
+            f"{self.secret_prefix}"
+        )
+
+    def installation_secrets_arn(self, stack: Stack) -> str:
+        """Matches the ARN of every installation secret of this deployment."""
+        return f"{self.secrets_arn_prefix(stack)}*"
+
+    def api_key_secrets_arn(self, stack: Stack) -> str:
+        """Matches the ARN of every Kion API key secret this deployment created."""
+        return (
+            f"arn:{Aws.PARTITION}:secretsmanager:{stack.region}:{stack.account}:secret:"
+            f"{self.api_key_secret_prefix}*"
+        )
+
+    def users_arn(self, stack: Stack) -> str:
+        """Matches the ARN of every SMTP user this deployment created."""
+        return f"arn:{Aws.PARTITION}:iam::{stack.account}:user{self.user_path}*"
+
+    def tag_condition(self, service: str = "secretsmanager") -> dict[str, dict[str, str]]:
+        """The condition that a resource carries this deployment's tag."""
+        return {"StringEquals": {f"{service}:ResourceTag/{DEPLOYMENT_TAG}": self.name}}

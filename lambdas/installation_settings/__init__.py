@@ -1,0 +1,1 @@
+"""CloudFormation custom resource that writes an installation's settings into its secret."""
