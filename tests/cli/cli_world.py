@@ -25,7 +25,7 @@ from ses_smtp_rotator.demo.environment import FUNCTION_NAME, LOG_GROUP, REGION
 
 # Short waits so that failures are quick; the rotation is retried once, as Secrets Manager does.
 FUNCTION_ENVIRONMENT = {
-    "SES_ACCEPT_TIMEOUT_SECONDS": "2",
+    "SES_ACCEPT_TIMEOUT_SECONDS": "3",
     "SES_ACCEPT_MIN_SPAN_SECONDS": "0.2",
     "KION_TIMEOUT_SECONDS": "2",
     "KION_RETRIES": "0",
