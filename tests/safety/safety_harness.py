@@ -131,7 +131,7 @@ def build_world(
     installation = provision_installation(
         kion, smtp, name=name, adopt=variant == ADOPT, iam=iam, secretsmanager=secretsmanager
     )
-    world = RotationWorld(installation, kion, smtp, service, iam, secretsmanager)
+    world = RotationWorld(installation, kion, smtp, service, iam=iam, secretsmanager=secretsmanager)
     if variant == LEFTOVER:
         world.iam.create_access_key(UserName=installation.iam_user_name)
     world.backdate_keys()  # keys made before the scenario are old (hand-made, left over)
