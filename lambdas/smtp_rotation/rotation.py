@@ -126,7 +126,7 @@ class Rotation:
         spare = [key for key in all_keys if key.access_key_id not in in_use]
         policy = SpareKeyPolicy(
             dedicated_user=current.iam_user_dedicated,
-            recorded=lambda access_key_id: self.secrets.find_credential(access_key_id) is not None,
+            recorded=self.secrets.records,
             now=self.now(),
             min_age_seconds=min_spare_age(self.config.function_timeout),
         )
