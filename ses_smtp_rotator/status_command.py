@@ -31,6 +31,7 @@ _CHECK_TITLES = {
     "secret": "Installation secret",
     "rotation": "Rotation function",
     "kion": "Kion",
+    "kion_endpoint": "Kion's SMTP host",
     "pending": "Pending rotation",
     "keys": "IAM keys",
     "smtp": "SES SMTP",

@@ -30,8 +30,8 @@ class RotationWorld:
     smtp: SesSmtpServer
     service: LocalRotationService
     iam: Any = field(default_factory=lambda: boto3.client("iam"))
-    other_regions: SesSmtpRegions | None = None
     secretsmanager: Any = field(default_factory=lambda: boto3.client("secretsmanager"))
+    other_regions: SesSmtpRegions | None = None
 
     @property
     def secret_id(self) -> str:

@@ -20,6 +20,7 @@ from safety.secret_scan import find_leaks
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.tls import LoopbackCertificates
+from smtp_rotation.smtp_password import derive_smtp_password
 
 PORT = re.compile(r"(?:127\.0\.0\.1):(\d+)")
 # Secret access keys are 40 characters of base64, SMTP passwords 44: no such run may be printed.
@@ -133,12 +134,17 @@ def test_ctrl_c_stops_every_server_and_the_function():
         time.sleep(0.1)
 
 
+# The password Kion held: shown in full, in the form of an SES SMTP password (any other form is
+# taken for a mask, which the demo could not put back).
+ORIGINAL = derive_smtp_password("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1")
+
+
 @pytest.fixture
 def staging_kion(tmp_path):
     """A Kion reached by URL (here another stand-in, with its own CA), already sending mail."""
     certificates = LoopbackCertificates()
     with KionStandIn(certificates=certificates, mask_password=False) as kion:
-        kion.app_config.update(smtp_username="AKIAORIGINALKEY00001", smtp_password="original")
+        kion.app_config.update(smtp_username="AKIAORIGINALKEY00001", smtp_password=ORIGINAL)
         bundle = tmp_path / "kion-ca.pem"
         bundle.write_text(kion.ca_pem)
         yield kion, bundle
@@ -163,7 +169,7 @@ def test_kion_url_rotates_for_that_kion_and_puts_its_credential_back(staging_kio
     patched = [request for request in kion.requests_to("PATCH") if request.status == 201]
     assert len(patched) >= 3  # the hand-made key, the rotation, and putting the original back
     assert kion.app_config["smtp_username"] == "AKIAORIGINALKEY00001"
-    assert kion.app_config["smtp_password"] == "original"
+    assert kion.app_config["smtp_password"] == ORIGINAL
     printed = [("stdout", result.stdout), ("stderr", result.stderr)]
     assert not find_leaks({kion.api_key: "Kion API key"}, printed)  # nor any 8 characters of it
 

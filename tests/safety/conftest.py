@@ -23,6 +23,7 @@ from xray_capture import CapturedTraces, tracing_on
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer, SilentSmtpServer
+from smtp_rotation.send_proof import SIMULATOR
 from smtp_rotation.telemetry import SERVICE
 
 # Short enough that an SMTP server that never answers costs little real time.
@@ -58,6 +59,7 @@ def secret_scan(
 def no_secret_in_any_output(
     aws: None,
     kion: KionStandIn,
+    smtp: SesSmtpServer,
     secret_scan: SecretScan,
     monkeypatch: pytest.MonkeyPatch,
     record_property: Callable[[str, object], None],
@@ -81,6 +83,8 @@ def no_secret_in_any_output(
     record_property("leaks", len(leaks))
     record_property("output_chars", sum(len(text) for _, text in outputs.texts))
     assert not leaks, f"invariant 3 broken: {leaks}"
+    elsewhere = [m for m in smtp.messages if m.recipients != (SIMULATOR,)]
+    assert not elsewhere, f"mail went to another recipient than the simulator: {elsewhere}"
 
 
 @pytest.fixture

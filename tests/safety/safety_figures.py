@@ -23,6 +23,8 @@ STEPS = "steps"  # step invocations after which the invariants were checked
 LEAKS = "leaks"  # secret pieces found in output (recorded by every safety test)
 BAD_INPUT = "bad_input"  # the kind of bad input a test covered, when it passed
 CONCURRENT = "concurrent"  # the concurrent-trigger case a test covered, when it passed
+CONFIG_MISMATCH = "config_mismatch"  # the kind of Kion-endpoint mismatch a test saw refused
+RACE = "race"  # 1 per steps-in-flight race scenario run
 KION_KEY_SCENARIO = "kion_key_scenario"  # 1 per fault scenario of the Kion API key renewal
 KION_KEY_CONVERGED = "kion_key_converged"  # 1 when that scenario converged
 KION_KEY_UNWORKING = "kion_key_unworking"  # moments AWSCURRENT's Kion API key did not work
@@ -36,6 +38,7 @@ class SafetyFigures:
     totals: Counter = field(default_factory=Counter)
     bad_inputs: set[str] = field(default_factory=set)
     concurrent: set[str] = field(default_factory=set)
+    mismatches: set[str] = field(default_factory=set)
     effective: set[str] = field(default_factory=set)  # fingerprints of effective scenarios
 
     def add(self, report: pytest.TestReport) -> None:
@@ -55,6 +58,8 @@ class SafetyFigures:
                 self.bad_inputs.add(str(value))
             elif name == CONCURRENT:
                 self.concurrent.add(str(value))
+            elif name == CONFIG_MISMATCH:
+                self.mismatches.add(str(value))
             elif isinstance(value, int):
                 self.totals[name] += value
 
@@ -73,6 +78,8 @@ class SafetyFigures:
             ("secret leaks", totals[LEAKS], f"goal 0; {self.tests} tests scanned"),
             ("bad-input kinds", len(self.bad_inputs), "goal >= 20"),
             ("concurrent-trigger cases", len(self.concurrent), ""),
+            ("configuration-mismatch kinds", len(self.mismatches), ""),
+            ("race scenarios run", totals[RACE], ""),
             ("failed tests", len(self.failed), "goal 0"),
         ]
         return [
