@@ -108,6 +108,21 @@ class Rotation:
         self._retire_replaced_key(current, pending, kion_username)
         metrics.add_metric("RotationSucceeded", MetricUnit.Count, 1)
 
+    def retire_left_behind_key(self, finished: InstallationSecret) -> None:
+        """finishSecret again on a version already AWSCURRENT: an earlier attempt moved the label,
+        then stopped before deleting the key it replaced (AWSPREVIOUS's, or on adoption the key
+        Kion held). Delete it now, if it is still there and nothing uses it."""
+        replaced = self.secrets.previous()
+        if replaced is None:
+            return
+        retired = replaced.secret.access_key_id or finished.replaces
+        if not retired or retired == finished.access_key_id:
+            return
+        if retired in {key.access_key_id for key in UserAccessKeys(finished.iam_user_name).list()}:
+            kion_smtp = self._kion(finished).smtp_settings()
+            kion_username = self._require_kion_uses(finished, kion_smtp, check_password=False)
+            self._retire_replaced_key(replaced, finished, kion_username)
+
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
         keys = UserAccessKeys(current.iam_user_name)
         try:

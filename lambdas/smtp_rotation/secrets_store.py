@@ -16,6 +16,7 @@ from .settings import InstallationSecret
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
+PREVIOUS = "AWSPREVIOUS"
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
 
 
@@ -61,6 +62,10 @@ class InstallationSecrets:
                 "Store the installation settings in the secret (see the README's secret schema).",
             )
         return version
+
+    def previous(self) -> SecretVersion | None:
+        """The AWSPREVIOUS version (the one AWSCURRENT replaced), or None."""
+        return self._get(VersionStage=PREVIOUS)
 
     def put_pending(self, version_id: str, secret_string: str, rotation_token: str | None) -> None:
         """Store ``secret_string`` as the AWSPENDING version ``version_id``."""
