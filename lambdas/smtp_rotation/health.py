@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from .aws import aws_call, client
 from .config import RotationConfig
 from .errors import (
@@ -182,12 +184,15 @@ class HealthCheck:
             health.checks["pending"] = Finding(True, "no rotation in progress")
             return None
         health.pending_version = version_id
-        created = self._version_created(secret_id, version_id)
+        created, pending = self._pending_value(secret_id, version_id)
+        created = created or self._version_created(secret_id, version_id)
         age = now - created if created else None
         timeout = self.limits.function_timeout
         if age is not None and age <= timeout:
             health.checks["pending"] = Finding(
-                True, f"a rotation is in progress (version {version_id}, {age.seconds} s old)"
+                True,
+                f"a rotation is in progress (version {version_id}, "
+                f"{age.total_seconds():.0f} s old)",
             )
         else:
             pending_for = f"for {_days(age)}" if age is not None else "for an unknown time"
@@ -199,14 +204,26 @@ class HealthCheck:
                 f"Run `ses-smtp-rotator status {health.installation}` for the step that failed "
                 "and its fix; Secrets Manager retries a failed rotation.",
             )
+        return pending
+
+    def _pending_value(
+        self, secret_id: str, version_id: str
+    ) -> tuple[datetime | None, InstallationSecret | None]:
+        """When the pending version was made, and its value (None before createSecret stored
+        one, or when it does not parse)."""
         try:
             with aws_call("secretsmanager:GetSecretValue", secret_id):
                 value = self._secretsmanager.get_secret_value(
                     SecretId=secret_id, VersionId=version_id
                 )
-            return InstallationSecret.parse(value.get("SecretString"))
-        except Exception:  # no value yet (createSecret unfinished) or unreadable: no key to know
-            return None
+        except (ClientError, RotationError):
+            return None, None
+        created = value.get("CreatedDate")
+        try:
+            pending = InstallationSecret.parse(value.get("SecretString"))
+        except RotationError:
+            pending = None
+        return (created if isinstance(created, datetime) else None), pending
 
     def _version_created(self, secret_id: str, version_id: str) -> datetime | None:
         with aws_call("secretsmanager:ListSecretVersionIds", secret_id):

@@ -14,15 +14,19 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from .telemetry import NAMESPACE, SERVICE
 
 INSTALLATION_DIMENSION = "installation"
+SMTP_NAME_SEGMENT = "/smtp/"
 
 
 def installation_name(secret_id: str) -> str:
-    """The installation a secret belongs to, from its name or ARN: the last part of the name
-    (``ses-smtp-rotator/<deployment>/smtp/<installation>``), without an ARN's random suffix."""
-    name = secret_id.split(":secret:", 1)[-1]
-    if ":secret:" in secret_id and len(name) > 7 and name[-7] == "-":
-        name = name[:-7]
-    return name.rstrip("/").rsplit("/", 1)[-1] or name
+    """The installation a secret belongs to, from its name or ARN: what follows ``/smtp/`` in a
+    name the stack gives (``ses-smtp-rotator/<deployment>/smtp/<installation>``), otherwise the
+    whole name; an ARN's random suffix is dropped."""
+    name = secret_id
+    if ":secret:" in secret_id:
+        name = secret_id.split(":secret:", 1)[1]
+        if len(name) > 7 and name[-7] == "-":
+            name = name[:-7]
+    return name.rsplit(SMTP_NAME_SEGMENT, 1)[-1] or name
 
 
 def put_installation_metrics(
