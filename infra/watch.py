@@ -341,13 +341,15 @@ def acknowledge_watch(deployment: Deployment, watch: InstallationWatch) -> None:
         "The schedule's target grants invoking the watch function and its versions; it is "
         "the only function this role may invoke.",
     )
-    acknowledgments.acknowledge_function(watch.role, watch.function, None)
-    acknowledgments.acknowledge_deployment_wildcards(
-        deployment, watch.role, api_key_secrets=True, users=True
-    )
     acknowledgments.acknowledge(
         watch.role,
-        "AwsSolutions-IAM5[Action::secretsmanager:ListSecrets]",
-        "ListSecrets has no resource-level permissions; the watch finds the installations by "
-        "name prefix and keeps only secrets with the deployment tag.",
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray active tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) and "
+        "secretsmanager:ListSecrets have no resource-level permissions, so they need Resource *; "
+        "the watch keeps only the secrets with the deployment's name prefix and tag. Every other "
+        "statement of this role names its secrets, users, topic and function.",
+    )
+    acknowledgments.acknowledge_runtime(watch.function)
+    acknowledgments.acknowledge_deployment_wildcards(
+        deployment, watch.role, api_key_secrets=True, users=True
     )
