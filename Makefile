@@ -23,7 +23,7 @@ VENV312 := .venv312
 PY312 := $(firstword $(foreach candidate,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python),$(shell $(candidate) -c "import sys; print('$(candidate)' if sys.version_info[:2] == (3, 12) else '')" 2>/dev/null)))
 LAMBDA_RUNTIME_PACKAGES := urllib3==1.26.20 boto3==1.44.8 aws-lambda-powertools[tracer]==3.37.0 \
 	moto[server]==5.2.5 aiosmtpd==1.4.6 trustme==1.2.1 pytest==9.2.0 hypothesis==6.155.2 \
-	aws-croniter==2.1.1
+	aws-croniter==2.1.1 openapi-core==0.23.1
 
 .PHONY: install test test-lambda-py312 lint demo synth diff deploy bench safety clean
 
@@ -58,14 +58,14 @@ SAFETY_WORKERS ?= auto
 safety: $(PY_STAMP) $(KION_OPENAPI)
 	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
 
-test-lambda-py312:
+test-lambda-py312: $(KION_OPENAPI)
 ifeq ($(PY312),)
 	@echo "test-lambda-py312: no Python 3.12 on this machine; skipped"
 else
 	test -x $(VENV312)/bin/python || $(PY312) -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install --quiet $(LAMBDA_RUNTIME_PACKAGES)
 	$(VENV312)/bin/python -m pip install --quiet --no-deps -e .
-	$(VENV312)/bin/python -m pytest -p no:cacheprovider tests/unit tests/rotation
+	$(VENV312)/bin/python -m pytest -p no:cacheprovider tests/unit tests/rotation tests/kion_key
 endif
 
 lint: install synth

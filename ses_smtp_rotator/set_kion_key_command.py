@@ -22,6 +22,7 @@ from smtp_rotation.settings import InstallationSecret
 
 from .aws_access import SetupError, asking, open_aws
 from .exit_codes import EPILOG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, HelpFormatter
+from .fleet import secret_id_for
 from .secret_state import CURRENT, PENDING, read_state
 
 # Kion shows a key's last use to the second: wait past one before using the key again.
@@ -41,7 +42,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("secret", metavar="SECRET", help="the installation secret's name or ARN")
+    parser.add_argument(
+        "secret",
+        metavar="SECRET",
+        help="the installation secret's name or ARN, or the installation's name",
+    )
     parser.add_argument(
         "--key-id",
         type=int,
@@ -56,7 +61,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     aws = open_aws(args.secret, profile=args.profile, region=args.region)
     secretsmanager = aws.client("secretsmanager")
-    installation_arn, installation = _installation(secretsmanager, args.secret)
+    secret_id = secret_id_for(secretsmanager, args.secret)
+    installation_arn, installation = _installation(secretsmanager, secret_id)
     api_key = _read_key()
     if not api_key:
         print("error: no Kion App API key given on standard input.", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 
 import pytest
 from kion_key_world import KeyRenewalWorld
@@ -11,6 +12,8 @@ from kion_key_world import KeyRenewalWorld
 from ses_smtp_rotator import cli
 from ses_smtp_rotator.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ses_smtp_rotator.local.kion_server import KionStandIn
+from ses_smtp_rotator.set_kion_key_command import identify_key
+from smtp_rotation.kion_app_api_keys import KionKeyClient as KeyClient
 
 
 def set_kion_key(
@@ -123,3 +126,20 @@ def test_an_unfinished_renewal_is_cancelled_and_its_key_cleaned_up_by_the_next(
     renewal.renew()
     assert renewal.record(stuck.id) is None
     assert renewal.current_works()
+
+
+def test_a_key_is_not_told_apart_when_another_is_used_at_the_same_moment(
+    kion: KionStandIn,
+) -> None:
+    mine, theirs = kion.api_keys.issue("mine"), kion.api_keys.issue("a colleague's")
+    client = KeyClient(kion.url, mine.key, ca_pem=kion.ca_pem, retries=0)
+    colleague = KeyClient(kion.url, theirs.key, ca_pem=kion.ca_pem, retries=0)
+
+    def meanwhile_the_colleague_works(seconds: float) -> None:
+        time.sleep(seconds)
+        colleague.app_config()
+
+    found = identify_key(client)
+    assert found is not None
+    assert found.id == mine.id
+    assert identify_key(client, sleep=meanwhile_the_colleague_works) is None
