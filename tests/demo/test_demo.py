@@ -16,10 +16,13 @@ import pytest
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.tls import LoopbackCertificates
+from smtp_rotation.smtp_password import derive_smtp_password
 
 PORT = re.compile(r"(?:127\.0\.0\.1):(\d+)")
 # Secret access keys are 40 characters of base64, SMTP passwords 44: no such run may be printed.
 SECRET_SHAPED = re.compile(r"[A-Za-z0-9/+=]{40,}")
+# Kion shows a stored SMTP password only when it has the form of one (others count as masked).
+ORIGINAL_PASSWORD = derive_smtp_password("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1")
 
 
 def demo_command(*args: str) -> list[str]:
@@ -69,7 +72,8 @@ def test_two_rotations_are_proven_and_every_server_stops():
     assert "started the renewal of: kion/kion-api-key" in output
     assert "✓ Kion saw POST /api/v3/app-api-key, then DELETE /api/v3/app-api-key/1" in output
     assert "✓ Kion no longer has the old key 1" in output
-    assert output.index("Kion API key renewal") < output.index("Rotation 3, on the new Kion API key")
+    renewal_at = output.index("Kion API key renewal")
+    assert renewal_at < output.index("Rotation 3, on the new Kion API key")
     assert "checked by the watch" in output  # status asked the watch for Kion's side
     assert "✗" not in output
     assert "✓ 3 rotation(s) and a Kion API key renewal proven" in output
@@ -117,7 +121,9 @@ def staging_kion(tmp_path):
     """A Kion reached by URL (here another stand-in, with its own CA), already sending mail."""
     certificates = LoopbackCertificates()
     with KionStandIn(certificates=certificates, mask_password=False) as kion:
-        kion.app_config.update(smtp_username="AKIAORIGINALKEY00001", smtp_password="original")
+        kion.app_config.update(
+            smtp_username="AKIAORIGINALKEY00001", smtp_password=ORIGINAL_PASSWORD
+        )
         bundle = tmp_path / "kion-ca.pem"
         bundle.write_text(kion.ca_pem)
         yield kion, bundle
@@ -143,16 +149,16 @@ def test_kion_url_rotates_for_that_kion_and_puts_its_credential_back(staging_kio
     given = [r for r in kion.api_keys.records.values() if r.key == kion.api_key]
     assert [r.id for r in given] == [1]
     assert list(kion.api_keys.records) == [1]
-    posted = [r for r in kion.requests_to("POST") if r.path == "/api/v3/app-api-key"]
+    posted = kion.requests_to("POST", "/api/v3/app-api-key")
     assert len(posted) == 2  # the demo's own key, and its renewal
-    deleted = {r.path for r in kion.requests_to("DELETE")}
+    deleted = {r.path for r in kion.request_log if r.method == "DELETE"}
     assert "/api/v3/app-api-key/1" not in deleted
     assert "✓ Kion no longer has the old key 2" in result.stdout
     assert "Removed the Kion API key(s) the demo made: 3." in result.stdout
     patched = [request for request in kion.requests_to("PATCH") if request.status == 201]
     assert len(patched) >= 3  # the hand-made key, the rotation, and putting the original back
     assert kion.app_config["smtp_username"] == "AKIAORIGINALKEY00001"
-    assert kion.app_config["smtp_password"] == "original"
+    assert kion.app_config["smtp_password"] == ORIGINAL_PASSWORD
     assert kion.api_key not in result.stdout + result.stderr
 
 
