@@ -420,9 +420,9 @@ def describe_key_life(life: KeyLife) -> str:
         if life.days_left is None
         else f"{life.days_left:.1f} days left of its life"
     )
-    renew_at = life.renew_at
-    when = "due now" if life.due else f"due {renew_at:%Y-%m-%d %H:%M} UTC" if renew_at else ""
-    return f"Kion accepts the key; {left}; renewal {when}".rstrip("; ")
+    renew_at = life.renew_at or life.now
+    when = "due now" if life.due else f"due {renew_at:%Y-%m-%d %H:%M} UTC"
+    return f"Kion accepts the key; {left}; renewal {when}"
 
 
 def _days(delta: timedelta) -> str:

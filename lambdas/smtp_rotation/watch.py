@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,10 +39,12 @@ class WatchConfig:
     limits: HealthLimits
     alert_topic_arn: str | None = None
     """ALERT_TOPIC_ARN: where failing installations are reported."""
+    concurrency: int = 8
+    """WATCH_CONCURRENCY: installations checked at once."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> WatchConfig:
-        def seconds(name: str, default: float) -> float:
+        def positive(name: str, default: float) -> float:
             raw = environ.get(name, "").strip()
             try:
                 value = float(raw) if raw else default
@@ -60,14 +63,15 @@ class WatchConfig:
             secret_prefix=environ.get("INSTALLATION_SECRET_PREFIX", ""),
             limits=HealthLimits(
                 function_timeout=timedelta(
-                    seconds=seconds("ROTATION_FUNCTION_TIMEOUT_SECONDS", 300.0)
+                    seconds=positive("ROTATION_FUNCTION_TIMEOUT_SECONDS", 300.0)
                 ),
                 rotation_max_age=(
-                    timedelta(days=seconds("ROTATION_MAX_AGE_DAYS", 1.0)) if max_age_days else None
+                    timedelta(days=positive("ROTATION_MAX_AGE_DAYS", 1.0)) if max_age_days else None
                 ),
                 kion_key_renew_after=renew_after_from_environment(environ),
             ),
             alert_topic_arn=environ.get("ALERT_TOPIC_ARN") or None,
+            concurrency=max(1, int(positive("WATCH_CONCURRENCY", 8))),
         )
 
 
@@ -107,10 +111,18 @@ class Watch:
         self._renewal_checked: set[str] = set()
 
     def run(self, *, now: datetime | None = None) -> WatchReport:
+        """Check the installations ``concurrency`` at a time (each waits mostly on Kion and
+        SES), then act on what was found, one installation after the other."""
         now = now or datetime.now(UTC)
         report = WatchReport()
-        for secret_arn in self.installation_secrets():
-            health = self.health_check.check(secret_arn, now=now)
+        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+            found = list(
+                pool.map(
+                    lambda secret_arn: self.health_check.check(secret_arn, now=now),
+                    list(self.installation_secrets()),
+                )
+            )
+        for health in found:
             self._renew_if_due(health, report)
             _record(health)
             report.checked.append(health)
