@@ -25,6 +25,8 @@ from smtp_rotation.regions import ses_regions
 
 DEFAULT_SMTP_PORT = 587
 INSTALLATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
+# What ses:FromAddress compares with (a * matches any characters).
+FROM_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 IAM_USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(?:\.{HOST_LABEL})*$")
@@ -227,6 +229,13 @@ class KionInstallation:
                 "is not an IAM path",
                 "it must start and end with '/', e.g. / or /mail/",
             )
+        if self.from_address is not None and not FROM_ADDRESS.match(self.from_address):
+            self._refuse(
+                "from_address",
+                "is not a sender address",
+                "write the address Kion sends from, e.g. kion@example.com, or *@example.com "
+                "for any sender of the domain",
+            )
         if self.from_address is not None and self.iam_user_name is not None:
             self._refuse(
                 "from_address",
@@ -331,72 +340,78 @@ def check_installations(
     ``ses_smtp_endpoint``: the function reaches SES SMTP in ``region`` through an interface VPC
     endpoint the stack creates. Raises PropertyError (with ``index`` set) on the first problem.
     """
-    names: dict[str, int] = {}
-    users: dict[str, int] = {}
-    stack_partition = partition_of(region)
+    names: dict[str, str] = {}
+    users: dict[str, str] = {}
     for index, installation in enumerate(installations):
-
-        def refuse(field_name: str, problem: str, fix: str, *, _index: int = index) -> NoReturn:
-            value = getattr(installations[_index], field_name)
+        problem = _fleet_problem(installation, names, users, region, ses_smtp_endpoint)
+        if problem:
+            field_name, text, fix = problem
             raise PropertyError(
-                f"Installation {installations[_index].name}",
+                f"Installation {installation.name}",
                 field_name,
-                value,
-                problem,
+                getattr(installation, field_name),
+                text,
                 fix,
-                index=_index,
+                index=index,
             )
-
-        if installation.name.lower() in names:
-            refuse(
-                "name",
-                "is already the name of another installation (names ignore case)",
-                "give each installation its own name",
-            )
-        names[installation.name.lower()] = index
+        names[installation.name.lower()] = installation.name
         if installation.iam_user_name is not None:
-            user = installation.iam_user_name.lower()
-            if user in users:
-                refuse(
-                    "iam_user_name",
-                    f"is also the IAM user of installation {installations[users[user]].name}; "
-                    "a rotation deletes keys another installation still sends with",
-                    "give each installation its own SES SMTP user, or leave iam_user_name out "
-                    "to have the stack create one",
-                )
-            users[user] = index
-        if installation.partition != stack_partition:
-            refuse(
-                "ses_region",
-                f"is in partition {installation.partition}, the stack's region {region} in "
-                f"{stack_partition}; a function cannot use secrets, users or SES of another "
-                "partition",
-                f"deploy a second stack in {installation.partition} for it (one stack per "
-                "partition; see the README's GovCloud example)",
-            )
-        arn = installation.kion_api_key_secret_arn
-        arn_parts = SECRET_ARN.match(arn) if arn else None
-        if arn_parts and (arn_parts.group("partition"), arn_parts.group("region")) != (
-            stack_partition,
-            region,
-        ):
-            refuse(
-                "kion_api_key_secret_arn",
-                f"is a secret in {arn_parts.group('region')}, the function runs in {region}",
-                f"replicate the secret to {region} and name the replica, or leave it out to "
-                "create one",
-            )
-        if installation.smtp_port == BLOCKED_SMTP_PORT and not _through_vpc_endpoint(
-            installation, region, ses_smtp_endpoint
-        ):
-            refuse(
-                "smtp_port",
-                "is blocked for outbound connections from Lambda (except through a VPC "
-                "endpoint), so the function cannot prove the credential there",
-                "use 587 (or 2587, 465, 2465): the credential does not depend on the port and "
-                "Kion may keep sending on 25. Or run the function in a VPC with "
-                "create_ses_smtp_endpoint (or an SES endpoint's vpce-... host name as smtp_host)",
-            )
+            users[installation.iam_user_name.lower()] = installation.name
+
+
+def _fleet_problem(
+    installation: KionInstallation,
+    names: dict[str, str],
+    users: dict[str, str],
+    region: str,
+    ses_smtp_endpoint: bool,
+) -> tuple[str, str, str] | None:
+    """(property, problem, fix) of ``installation`` beside the earlier ones (``names`` and
+    ``users``, lower-cased, to their installation), or None."""
+    stack_partition = partition_of(region)
+    if installation.name.lower() in names:
+        return (
+            "name",
+            f"is already the name of installation {names[installation.name.lower()]} (names "
+            "ignore case)",
+            "give each installation its own name",
+        )
+    user = (installation.iam_user_name or "").lower()
+    if user in users:
+        return (
+            "iam_user_name",
+            f"is also the IAM user of installation {users[user]}; a rotation deletes keys "
+            "another installation still sends with",
+            "give each installation its own SES SMTP user, or leave iam_user_name out to have "
+            "the stack create one",
+        )
+    if installation.partition != stack_partition:
+        return (
+            "ses_region",
+            f"is in partition {installation.partition}, the stack's region {region} in "
+            f"{stack_partition}; a function cannot use secrets, users or SES of another partition",
+            f"deploy a second stack in {installation.partition} for it (one stack per "
+            "partition; see the README's GovCloud example)",
+        )
+    arn = SECRET_ARN.match(installation.kion_api_key_secret_arn or "")
+    if arn and (arn.group("partition"), arn.group("region")) != (stack_partition, region):
+        return (
+            "kion_api_key_secret_arn",
+            f"is a secret in {arn.group('region')}, the function runs in {region}",
+            f"replicate the secret to {region} and name the replica, or leave it out to create one",
+        )
+    if installation.smtp_port == BLOCKED_SMTP_PORT and not _through_vpc_endpoint(
+        installation, region, ses_smtp_endpoint
+    ):
+        return (
+            "smtp_port",
+            "is blocked for outbound connections from Lambda (except through a VPC endpoint), "
+            "so the function cannot prove the credential there",
+            "use 587 (or 2587, 465, 2465): the credential does not depend on the port and Kion "
+            "may keep sending on 25. Or run the function in a VPC with create_ses_smtp_endpoint "
+            "(or an SES endpoint's vpce-... host name as smtp_host)",
+        )
+    return None
 
 
 def _through_vpc_endpoint(

@@ -198,8 +198,7 @@ def installation_settings(
         "kion_api_key_secret_id": api_key_secret_arn,
         "smtp_host": installation.resolved_smtp_host,
         "smtp_port": installation.smtp_port,
-        # synth-checks adds KionInstallation.send_path_check; until then the default holds.
-        "send_path_check": bool(getattr(installation, "send_path_check", True)),
+        "send_path_check": installation.send_path_check,
         "iam_user_dedicated": installation.iam_user_name is None,
     }
     if installation.kion_ca_bundle:

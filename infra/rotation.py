@@ -115,12 +115,11 @@ class SesSmtpRotation(Construct):
             )
         self.security_group: ec2.SecurityGroup | None = network.security_group if network else None
 
-        code = code or asset_code()
         layer = powertools_layer(self, runtime=runtime, layer_arn=powertools_layer_arn)
         rotation_function = RotationFunction(
             self,
             "RotationFunction",
-            code=code,
+            code=code or asset_code(),
             runtime=runtime,
             layer=layer,
             ses_accept_timeout=ses_accept_timeout,
@@ -164,7 +163,8 @@ class SesSmtpRotation(Construct):
             self,
             "SettingsWriter",
             deployment=self.deployment,
-            code=code,
+            # Always the writer in lambdas/: ``code`` replaces the rotation function's code only.
+            code=asset_code(),
             runtime=runtime,
             layer=layer,
             log_retention=log_retention,

@@ -50,6 +50,8 @@ INSTALLATION_KEYS = {
     "kionCaBundle": "kion_ca_bundle",
     "sendPathCheck": "send_path_check",
 }
+# What an installation needs at least.
+PROD_EXAMPLE = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
 # cdk.json key -> RotationSchedule property.
 SCHEDULE_KEYS = {
     "expression": "expression",
@@ -132,9 +134,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
     """Read the settings from the CDK context: ``app.node.get_all_context()`` (which also lets
     a misspelled setting be named) or a getter such as ``app.node.try_get_context``."""
     if isinstance(context, Mapping):
-        _no_unknown_keys(
-            {key: None for key in context if SETTING_SHAPE.match(key)}, SETTING_KEYS, None
-        )
+        _no_unknown_keys(filter(SETTING_SHAPE.match, context), SETTING_KEYS, None)
     get_context = context.get if isinstance(context, Mapping) else context
 
     def setting(key: str, default: Any = None) -> Any:
@@ -207,8 +207,7 @@ def _installations(raw: Any) -> tuple[KionInstallation, ...]:
             "installations",
             raw,
             "does not list a Kion installation",
-            'list at least one, e.g. [{"name": "prod", "kionUrl": "https://kion.example.com", '
-            '"sesRegion": "us-east-1"}]',
+            f"list at least one, e.g. [{json.dumps(PROD_EXAMPLE)}]",
         )
     installations = []
     for index, entry in enumerate(raw):
@@ -218,7 +217,10 @@ def _installations(raw: Any) -> tuple[KionInstallation, ...]:
         _no_unknown_keys(entry, INSTALLATION_KEYS, where)
         for required in ("name", "kionUrl", "sesRegion"):
             if entry.get(required) in (None, ""):
-                _refuse(f"{where}.{required}", None, "is missing", f"add {required}")
+                raise SettingsError(
+                    f"Setting {where}.{required}: missing. Fix: add it, e.g. "
+                    f"{json.dumps(required)}: {json.dumps(PROD_EXAMPLE[required])}."
+                )
         properties: dict[str, Any] = {}
         for key, attribute in INSTALLATION_KEYS.items():
             value = entry.get(key)
@@ -317,8 +319,9 @@ def _property_refused(where: str, error: PropertyError, keys: Mapping[str, str])
     _refuse(f"{where}.{key}", error.value, problem, fix.rstrip("."))
 
 
-def _no_unknown_keys(entry: Mapping[str, Any], known: Iterable[str], where: str | None) -> None:
-    unknown = [key for key in entry if key not in known]
+def _no_unknown_keys(keys: Iterable[str], known: Iterable[str], where: str | None) -> None:
+    """Refuse the first of ``keys`` that is not ``known``, with the known key it resembles."""
+    unknown = [key for key in keys if key not in known]
     if not unknown:
         return
     key = unknown[0]

@@ -21,15 +21,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .aws_access import SetupError, asking
-from .secret_state import as_utc
+from .secret_state import as_utc, named_as_kion_api_key
 
 INSTALLATION_TAG = "ses-smtp-rotator:installation"
 DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
 STACK_TAG = "aws:cloudformation:stack-name"
-_LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
-_API_KEY_LOGICAL_ID = "KionApiKey"
-_API_KEY_DESCRIPTION = "Kion App API key"
-_API_KEY_NAME_PART = "/kion-api-key/"
 _GLOB = frozenset("*?[")
 
 
@@ -123,10 +119,7 @@ def select(
 
 
 def _is_api_key_secret(entry: dict[str, Any], tags: dict[str, Any]) -> bool:
-    if _API_KEY_LOGICAL_ID in str(tags.get(_LOGICAL_ID_TAG) or ""):
-        return True
-    if str(entry.get("Description") or "").startswith(_API_KEY_DESCRIPTION):
-        return True
-    if _API_KEY_NAME_PART in str(entry.get("Name") or ""):
-        return True
-    return not entry.get("RotationLambdaARN")
+    named = named_as_kion_api_key(
+        str(entry.get("Name") or ""), str(entry.get("Description") or ""), tags
+    )
+    return named or not entry.get("RotationLambdaARN")

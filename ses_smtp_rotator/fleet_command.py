@@ -11,67 +11,25 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import rotate_command, status_command
+from . import fleet_report, rotate_command, status_command
 from .aws_access import SetupError, open_aws
 from .exit_codes import (
     EPILOG,
-    EXIT_FAILED,
-    EXIT_IN_PROGRESS,
     EXIT_OK,
     EXIT_SETUP,
-    EXIT_TIMEOUT,
-    EXIT_UNCHECKED,
     HelpFormatter,
     worst,
 )
 from .fleet import DEPLOYMENT_TAG, INSTALLATION_TAG, Installation, is_pattern, list_installations
 from .fleet import select as select_installations
+from .fleet_report import Outcome, Target
 from .installation_status import gather
 
 DEFAULT_PARALLEL = 4
-_STATUS_RESULTS = {
-    EXIT_OK: "✓ ok",
-    EXIT_FAILED: "✗ failing",
-    EXIT_IN_PROGRESS: "… rotating",
-    EXIT_UNCHECKED: "? unchecked",
-    EXIT_SETUP: "! could not ask",
-}
-_ROTATE_RESULTS = {
-    EXIT_OK: "✓ done",
-    EXIT_FAILED: "✗ failed",
-    EXIT_IN_PROGRESS: "… in progress",
-    EXIT_TIMEOUT: "… gave up waiting",
-    EXIT_SETUP: "! could not ask",
-}
-_DETAIL_WIDTH = 100
-
-
-@dataclass(frozen=True)
-class Target:
-    """One installation to act on: its name, and the secret id to pass to AWS."""
-
-    name: str
-    secret_id: str
-
-
-@dataclass
-class Outcome:
-    """What one command did for one installation."""
-
-    target: Target
-    exit_code: int
-    detail: str
-    report: dict[str, Any] | None = None
-    output: str = ""
-    error: dict[str, str] | None = field(default=None)
-
-
 # -- the command line ---------------------------------------------------------------------------
 
 
@@ -137,18 +95,22 @@ def run_list(args: argparse.Namespace) -> int:
     aws = open_aws("", profile=args.profile, region=args.region)
     installations = _listed(aws, args.deployment)
     if args.json:
-        print(json.dumps([_installation_document(item) for item in installations], indent=2))
+        print(
+            json.dumps(
+                [fleet_report.installation_document(item) for item in installations], indent=2
+            )
+        )
         return EXIT_OK
     rows = [
         (
             item.name,
             item.secret_name,
             item.deployment or item.stack or "-",
-            _date(item.last_rotated),
+            fleet_report.date(item.last_rotated),
         )
         for item in installations
     ]
-    _table(("INSTALLATION", "SECRET", "DEPLOYMENT", "LAST ROTATION"), rows, sys.stdout)
+    fleet_report.table(("INSTALLATION", "SECRET", "DEPLOYMENT", "LAST ROTATION"), rows, sys.stdout)
     return EXIT_OK
 
 
@@ -159,28 +121,36 @@ def run_status(args: argparse.Namespace) -> int:
         aws = open_aws(target.secret_id, profile=args.profile, region=args.region)
         status = gather(aws, target.secret_id, check_smtp=args.check_smtp, log_group=args.log_group)
         code = status_command.exit_code(status)
-        return Outcome(target, code, _status_detail(status), report=status.to_document())
+        return Outcome(
+            target, code, fleet_report.status_detail(status), report=status.to_document()
+        )
 
     outcomes = run_each(targets, one, parallel=args.parallel)
     code = worst(outcome.exit_code for outcome in outcomes)
     if args.json:
-        print(json.dumps(_fleet_document(outcomes, code, args), indent=2, default=_encode))
+        print(
+            json.dumps(
+                fleet_report.fleet_document(outcomes, code, args),
+                indent=2,
+                default=fleet_report.encode_json,
+            )
+        )
         return code
     rows = [
         (
             outcome.target.name,
-            _STATUS_RESULTS.get(outcome.exit_code, str(outcome.exit_code)),
+            fleet_report.STATUS_RESULTS.get(outcome.exit_code, str(outcome.exit_code)),
             str((outcome.report or {}).get("access_key_id") or "-"),
-            _age((outcome.report or {}).get("key_age_days")),
-            _date((outcome.report or {}).get("last_rotated")),
+            fleet_report.age((outcome.report or {}).get("key_age_days")),
+            fleet_report.date((outcome.report or {}).get("last_rotated")),
             outcome.detail,
         )
         for outcome in outcomes
     ]
-    _table(
+    fleet_report.table(
         ("INSTALLATION", "RESULT", "KEY", "KEY AGE", "LAST ROTATION", "DETAIL"), rows, sys.stdout
     )
-    _totals(outcomes, code, _STATUS_RESULTS, sys.stdout)
+    fleet_report.totals(outcomes, code, fleet_report.STATUS_RESULTS, sys.stdout)
     return code
 
 
@@ -201,11 +171,13 @@ def run_rotate(args: argparse.Namespace) -> int:
             log_group=args.log_group,
             out=printed,
         )
-        return Outcome(target, code, _rotate_detail(printed.getvalue()), output=printed.getvalue())
+        return Outcome(
+            target, code, fleet_report.rotate_detail(printed.getvalue()), output=printed.getvalue()
+        )
 
     def done(outcome: Outcome) -> None:
         with lock:
-            result = _ROTATE_RESULTS.get(outcome.exit_code, str(outcome.exit_code))
+            result = fleet_report.ROTATE_RESULTS.get(outcome.exit_code, str(outcome.exit_code))
             print(f"  {outcome.target.name}: {result}  {outcome.detail}", file=progress, flush=True)
 
     print(
@@ -217,19 +189,25 @@ def run_rotate(args: argparse.Namespace) -> int:
     outcomes = run_each(targets, one, parallel=args.parallel, on_done=done)
     code = worst(outcome.exit_code for outcome in outcomes)
     if args.json:
-        print(json.dumps(_fleet_document(outcomes, code, args), indent=2, default=_encode))
+        print(
+            json.dumps(
+                fleet_report.fleet_document(outcomes, code, args),
+                indent=2,
+                default=fleet_report.encode_json,
+            )
+        )
         return code
     print(file=sys.stdout)
     rows = [
         (
             outcome.target.name,
-            _ROTATE_RESULTS.get(outcome.exit_code, str(outcome.exit_code)),
+            fleet_report.ROTATE_RESULTS.get(outcome.exit_code, str(outcome.exit_code)),
             outcome.detail,
         )
         for outcome in outcomes
     ]
-    _table(("INSTALLATION", "RESULT", "DETAIL"), rows, sys.stdout)
-    _totals(outcomes, code, _ROTATE_RESULTS, sys.stdout)
+    fleet_report.table(("INSTALLATION", "RESULT", "DETAIL"), rows, sys.stdout)
+    fleet_report.totals(outcomes, code, fleet_report.ROTATE_RESULTS, sys.stdout)
     for outcome in outcomes:
         if outcome.exit_code not in (EXIT_OK,) and outcome.output.strip():
             print(f"\n{outcome.target.name}:\n{outcome.output.rstrip()}", file=sys.stdout)
@@ -328,107 +306,6 @@ def _listed(aws: Any, deployment: str | None) -> list[Installation]:
 
 def _of(deployment: str | None) -> str:
     return f" of deployment {deployment}" if deployment else ""
-
-
-# -- what is shown ------------------------------------------------------------------------------
-
-
-def _status_detail(status: Any) -> str:
-    for names in (status.problems, status.unchecked):
-        if names:
-            check = status.checks[names[0]]
-            more = f" (+{len(names) - 1} more)" if len(names) > 1 else ""
-            return _short(f"{names[0]}: {check.summary}{more}")
-    if status.pending is not None:
-        return _short(f"rotation to version {status.pending.version_id} in progress")
-    return _short(f"next rotation {_date(status.next_rotation)}") if status.next_rotation else ""
-
-
-def _rotate_detail(printed: str) -> str:
-    lines = [line.strip() for line in printed.splitlines() if line.strip()]
-    for mark in ("✗", "✓", "…"):
-        marked = [line for line in lines if line.startswith(mark)]
-        if marked:
-            return _short(marked[-1].lstrip("✗✓… "))
-    return _short(lines[0]) if lines else ""
-
-
-def _fleet_document(outcomes: list[Outcome], code: int, args: argparse.Namespace) -> dict[str, Any]:
-    results = _STATUS_RESULTS if args.command == "status" else _ROTATE_RESULTS
-    return {
-        "deployment": args.deployment,
-        "exit_code": code,
-        "installations": [
-            {
-                "installation": outcome.target.name,
-                "secret": outcome.target.secret_id,
-                "exit_code": outcome.exit_code,
-                "result": results.get(outcome.exit_code, str(outcome.exit_code))[2:],
-                "detail": outcome.detail,
-                **({"status": outcome.report} if args.command == "status" else {}),
-                **({"output": outcome.output} if args.command == "rotate" else {}),
-                "error": outcome.error,
-            }
-            for outcome in outcomes
-        ],
-    }
-
-
-def _installation_document(item: Installation) -> dict[str, Any]:
-    return {
-        "installation": item.name,
-        "secret_arn": item.secret_arn,
-        "secret_name": item.secret_name,
-        "deployment": item.deployment,
-        "stack": item.stack,
-        "rotation_function": item.rotation_function,
-        "last_rotated": item.last_rotated.isoformat() if item.last_rotated else None,
-    }
-
-
-def _table(headings: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [
-        max(len(str(cell)) for cell in column) for column in zip(headings, *rows, strict=False)
-    ]
-    for cells in (headings, *rows):
-        line = "  ".join(f"{cell!s:<{width}}" for cell, width in zip(cells, widths, strict=True))
-        print(line.rstrip(), file=out)
-
-
-def _totals(outcomes: list[Outcome], code: int, results: dict[int, str], out: TextIO) -> None:
-    counts: dict[int, int] = {}
-    for outcome in outcomes:
-        counts[outcome.exit_code] = counts.get(outcome.exit_code, 0) + 1
-    parts = [
-        f"{count} {results.get(exit_code, str(exit_code))[2:]}"
-        for exit_code, count in sorted(counts.items())
-    ]
-    print(f"{len(outcomes)} installation(s): {', '.join(parts)}. Exit code {code}.", file=out)
-
-
-def _date(value: Any) -> str:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        return "-"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _age(days: Any) -> str:
-    if not isinstance(days, int | float):
-        return "-"
-    return f"{days:.0f} d" if days >= 1 else f"{days * 24:.0f} h"
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _DETAIL_WIDTH else text[: _DETAIL_WIDTH - 1] + "…"
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
 
 
 def _at_least_one(text: str) -> int:

@@ -23,6 +23,7 @@ from smtp_rotation.errors import (
 from smtp_rotation.iam_keys import UserAccessKeys
 from smtp_rotation.kion import KionClient
 from smtp_rotation.secrets_store import KionApiKeys
+from smtp_rotation.ses_endpoint import kion_endpoint_verdict
 from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
 from smtp_rotation.settings import InstallationSecret
 
@@ -229,7 +230,8 @@ def _kion(
             backoff_factor=0.2,
             api_key_secret_id=current.kion_api_key_secret_id,
         )
-        username = kion.smtp_settings().username
+        kion_smtp = kion.smtp_settings()
+        username = kion_smtp.username
     except AwsPermissionError as error:
         status.checks["kion"] = Check(
             None,
@@ -257,6 +259,12 @@ def _kion(
         )
         return None
     status.kion_username = username or None
+    verdict = kion_endpoint_verdict(kion_smtp, current)  # the rotation's own check, as it runs
+    status.checks["kion_endpoint"] = Check(
+        verdict.ok,
+        verdict.summary if verdict.ok else verdict.summary.rstrip("."),
+        verdict.fix or None,
+    )
     if not current.username:
         status.checks["kion"] = Check(
             True,

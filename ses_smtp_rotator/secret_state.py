@@ -12,6 +12,12 @@ from .aws_access import SetupError, asking
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
+# How the stack's Kion API key secrets are told from installation secrets without reading them:
+# the construct id in CloudFormation's logical-id tag, the name and the description it gives them.
+_LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
+_API_KEY_LOGICAL_ID = "KionApiKey"
+_API_KEY_NAME_PART = "/kion-api-key/"
+_API_KEY_DESCRIPTION = "Kion App API key"
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,14 @@ class SecretState:
     rotation_enabled: bool
     last_rotated: datetime | None
     next_rotation: datetime | None
+    description: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def named_as_kion_api_key(self) -> bool:
+        """Whether its name, description or CloudFormation logical id mark the secret as a Kion
+        API key secret of the stack."""
+        return named_as_kion_api_key(self.name, self.description, dict(self.tags))
 
     @property
     def current_version(self) -> str | None:
@@ -64,12 +78,27 @@ def read_state(secretsmanager: Any, secret_id: str) -> SecretState:
         rotation_enabled=bool(described.get("RotationEnabled")),
         last_rotated=as_utc(described.get("LastRotatedDate")),
         next_rotation=as_utc(described.get("NextRotationDate")),
+        description=str(described.get("Description") or ""),
+        tags=tuple(
+            (str(tag.get("Key")), str(tag.get("Value"))) for tag in described.get("Tags", [])
+        ),
+    )
+
+
+def named_as_kion_api_key(name: str, description: str, tags: dict[str, str]) -> bool:
+    return (
+        _API_KEY_NAME_PART in name
+        or description.startswith(_API_KEY_DESCRIPTION)
+        or _API_KEY_LOGICAL_ID in tags.get(_LOGICAL_ID_TAG, "")
     )
 
 
 def require_installation_secret(state: SecretState) -> None:
-    """Raise the SetupError ``rotate`` and ``status`` give for a secret no rotation function is
-    attached to (the Kion API key secret, for example)."""
+    """Raise the SetupError ``rotate`` and ``status`` give for a secret that is not an
+    installation secret: one the stack names as a Kion API key secret, or one no rotation
+    function is attached to. Reads no secret value."""
+    if state.named_as_kion_api_key:
+        raise wrong_kind_error(state)
     if not state.function_arn:
         raise SetupError(
             f"Secret {state.name} has no rotation function attached, so RotateSecret cannot "
@@ -86,8 +115,9 @@ def wrong_kind_error(state: SecretState) -> SetupError:
         f"Secret {state.name} holds a Kion App API key, not an installation's SMTP credential and "
         "settings.",
         "Name the installation secret (the stack output <Name>SecretArn, or "
-        "`ses-smtp-rotator list`); the Kion API key secret is the one its kion_api_key_secret_id "
-        "names.",
+        "`ses-smtp-rotator list`). To renew the Kion API key now instead, run "
+        f"`aws secretsmanager rotate-secret --secret-id {state.arn}`; to store a new one, "
+        "`ses-smtp-rotator set-kion-key`.",
     )
 
 

@@ -31,7 +31,7 @@ _CHECK_TITLES = {
     "secret": "Installation secret",
     "rotation": "Rotation function",
     "kion": "Kion",
-    "kion_endpoint": "Where Kion sends",
+    "kion_endpoint": "Kion's SMTP host",
     "kion_api_key": "Kion API key",
     "pending": "Pending rotation",
     "keys": "IAM keys",

@@ -7,6 +7,7 @@ import io
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -141,3 +142,33 @@ def make_world(aws, kion, smtp, rotation_service):
 @pytest.fixture
 def world(make_world) -> RotationWorld:
     return make_world()
+
+
+@pytest.fixture(autouse=True)
+def _command_line_output_holds_no_secret(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Invariant 3 for the command line: all a tests/cli test printed (what it read back from
+    capsys and what it left unread) is scanned for every secret moto and the stand-ins hold, as
+    tests/safety/secret_scan.py scans the function's output."""
+    if "tests/cli/" not in request.node.nodeid or "capfd" in request.fixturenames:
+        yield
+        return
+    from safety.secret_scan import SecretLedger, find_leaks
+
+    capsys: pytest.CaptureFixture[str] = request.getfixturevalue("capsys")
+    printed: list[tuple[str, str]] = []
+    read_back = capsys.readouterr
+
+    def readouterr() -> Any:
+        captured = read_back()
+        printed.append(("command line stdout", captured.out))
+        printed.append(("command line stderr", captured.err))
+        return captured
+
+    capsys.readouterr = readouterr  # type: ignore[method-assign]
+    yield
+    readouterr()
+    ledger = SecretLedger()
+    ledger.gather_moto_iam()
+    ledger.gather_secrets_manager()
+    leaks = find_leaks(ledger.secrets(), printed)
+    assert not leaks, f"invariant 3 broken by the command line: {leaks}"

@@ -101,6 +101,10 @@ def _run_step(event: RotationEvent, rotation: Rotation) -> None:
                 "finishSecret": rotation.finish_secret,
             }
             later_steps[event.step](version.secret)
+        elif event.step == "finishSecret":
+            # Already AWSCURRENT: an earlier attempt moved it, then failed to delete the key it
+            # replaced. Deleting that key is what is left to do.
+            rotation.retire_left_behind_key(version.secret)
     logger.info("Step finished")
 
 

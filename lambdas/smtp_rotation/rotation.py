@@ -84,8 +84,9 @@ class Rotation:
             proof = SendPathProof(endpoint, pending.ses_region, sleep=self.sleep)
             proof.send(pending.username, pending.password, kion_smtp.from_address or "")
             logger.info("SES took a message from Kion's sender", access_key_id=pending.username)
+        kion = self._kion(pending)
         self._require_stage(PENDING, before="giving Kion the new key")
-        self._kion(pending).set_smtp_credential(pending.username, pending.password)
+        kion.set_smtp_credential(pending.username, pending.password)
         logger.info("Kion now sends with the new key", access_key_id=pending.username)
 
     def test_secret(self, pending: InstallationSecret) -> None:
@@ -111,6 +112,21 @@ class Rotation:
         self._retire_replaced_key(current, pending, kion_username)
         metrics.add_metric("RotationSucceeded", MetricUnit.Count, 1)
 
+    def retire_left_behind_key(self, finished: InstallationSecret) -> None:
+        """finishSecret again on a version already AWSCURRENT: an earlier attempt moved the label,
+        then stopped before deleting the key it replaced (AWSPREVIOUS's, or on adoption the key
+        Kion held). Delete it now, if it is still there and nothing uses it."""
+        replaced = self.secrets.previous()
+        if replaced is None:
+            return
+        retired = replaced.secret.access_key_id or finished.replaces
+        if not retired or retired == finished.access_key_id:
+            return
+        if retired in {key.access_key_id for key in UserAccessKeys(finished.iam_user_name).list()}:
+            kion_smtp = self._kion(finished).smtp_settings()
+            kion_username = self._require_kion_uses(finished, kion_smtp, check_password=False)
+            self._retire_replaced_key(replaced, finished, kion_username)
+
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
         keys = UserAccessKeys(current.iam_user_name)
         try:
@@ -129,7 +145,7 @@ class Rotation:
         spare = [key for key in all_keys if key.access_key_id not in in_use]
         policy = SpareKeyPolicy(
             dedicated_user=current.iam_user_dedicated,
-            recorded=lambda access_key_id: self.secrets.find_credential(access_key_id) is not None,
+            recorded=self.secrets.records,
             now=self.now(),
             min_age_seconds=min_spare_age(self.config.function_timeout),
         )
@@ -249,11 +265,14 @@ class Rotation:
             logger.info("Deleted the replaced access key", access_key_id=retired)
 
     def _acceptance_wait(self, endpoint: SmtpEndpoint, logins: int) -> SesAcceptanceWait:
+        # The logins' span takes at most half the bound, so that a bound set below the span
+        # still leaves time for the key to propagate first.
+        span = min(self.config.ses_accept_min_span, self.config.ses_accept_timeout / 2)
         return SesAcceptanceWait(
             endpoint,
             timeout=self.config.ses_accept_timeout,
             required_logins=logins,
-            min_span=self.config.ses_accept_min_span if logins > 1 else 0.0,
+            min_span=span if logins > 1 else 0.0,
             clock=self.clock,
             sleep=self.sleep,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from .settings import InstallationSecret
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
+PREVIOUS = "AWSPREVIOUS"
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
 
 
@@ -61,6 +63,10 @@ class InstallationSecrets:
             )
         return version
 
+    def previous(self) -> SecretVersion | None:
+        """The AWSPREVIOUS version (the one AWSCURRENT replaced), or None."""
+        return self._get(VersionStage=PREVIOUS)
+
     def put_pending(self, version_id: str, secret_string: str, rotation_token: str | None) -> None:
         """Store ``secret_string`` as the AWSPENDING version ``version_id``."""
         request: dict[str, Any] = {
@@ -86,6 +92,17 @@ class InstallationSecrets:
 
     def find_credential(self, access_key_id: str) -> SecretVersion | None:
         """The newest version whose credential uses ``access_key_id``, labelled or not."""
+        return next((v for v in self._versions() if v.secret.access_key_id == access_key_id), None)
+
+    def records(self, access_key_id: str) -> bool:
+        """True when a version of this secret, labelled or not, used ``access_key_id`` or
+        replaced it (on adoption, the key Kion held): a key of this installation."""
+        return any(
+            access_key_id in (v.secret.access_key_id, v.secret.replaces) for v in self._versions()
+        )
+
+    def _versions(self) -> Iterator[SecretVersion]:
+        """Every version with a value, newest first."""
         listed: list[dict[str, Any]] = []
         request: dict[str, Any] = {"SecretId": self.secret_id, "IncludeDeprecated": True}
         with aws_call("secretsmanager:ListSecretVersionIds", self.secret_id):
@@ -98,9 +115,8 @@ class InstallationSecrets:
         listed.sort(key=lambda entry: entry.get("CreatedDate") or 0, reverse=True)
         for entry in listed:
             version = self.version(entry["VersionId"])
-            if version and version.secret.access_key_id == access_key_id:
-                return version
-        return None
+            if version is not None:
+                yield version
 
     def _get(self, **selector: str) -> SecretVersion | None:
         with aws_call("secretsmanager:GetSecretValue", self.secret_id):

@@ -160,6 +160,7 @@ class SesAcceptanceWait:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     logins: int = 0
+    _accepted_once: bool = False
 
     def until_accepted(self, username: str, password: str) -> float:
         """Return the seconds waited; raise SesAuthError (or the last SmtpConnectionError) when
@@ -178,6 +179,7 @@ class SesAcceptanceWait:
                 accepted, connection_error = False, error
             now = self.clock()
             if accepted:
+                self._accepted_once = True
                 row_started = now if accepted_in_row == 0 else row_started
                 accepted_in_row += 1
                 if self._proven(accepted_in_row, now - row_started):
@@ -197,11 +199,11 @@ class SesAcceptanceWait:
         )
 
     def _refused(self, username: str, accepted_in_row: int) -> SesAuthError:
-        if accepted_in_row:
+        if accepted_in_row or self._accepted_once:
             return SesAuthError(
-                f"SES SMTP at {self.endpoint} accepted access key {username} only "
-                f"intermittently within {self.timeout:.0f} s (not {self.required_logins} logins "
-                f"in a row over {self.min_span:g} s): the key is still propagating.",
+                f"SES SMTP at {self.endpoint} accepted access key {username}, but not "
+                f"{self.required_logins} times in a row over {self.min_span:g} s within "
+                f"{self.timeout:.0f} s: the key is still propagating.",
                 "Secrets Manager retries the rotation; if keys propagate slowly in this account, "
                 "raise SES_ACCEPT_TIMEOUT_SECONDS.",
             )

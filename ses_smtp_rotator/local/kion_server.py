@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+import select
 import socket
 import ssl
 import threading
@@ -386,6 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if kion.delay > 0:
             kion._stopping.wait(kion.delay)
+            if self._client_gave_up():  # as a server whose client hung up: nothing is applied
+                kion._log(method, path, None, ())
+                return
         if kion.html_replies:
             kion._log(method, path, kion.html_status, ())
             self._send(kion.html_status, HTML_PAGE, "text/html; charset=utf-8", {})
@@ -442,6 +446,16 @@ class _Handler(BaseHTTPRequestHandler):
             return (*kion.api_keys.serve(method, path, body, caller), (), None)
         except KeyRouteError as error:
             raise _Reply(error.status, error.message) from None
+
+    def _client_gave_up(self) -> bool:
+        """True when the client closed the connection while the request waited."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return not self.connection.recv(1)
+        except (OSError, ssl.SSLError):
+            return True
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)

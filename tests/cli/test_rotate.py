@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import pytest
 from cli_world import (
     assert_no_secret,
@@ -10,7 +13,10 @@ from cli_world import (
     leave_rotation_pending,
     run_cli,
 )
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.secretsmanager.models import secretsmanager_backends
 
+from ses_smtp_rotator.demo.environment import FUNCTION_ARN, REGION
 from ses_smtp_rotator.exit_codes import (
     EXIT_FAILED,
     EXIT_IN_PROGRESS,
@@ -26,8 +32,6 @@ def current(world) -> tuple[str, str]:
     value = world.client("secretsmanager").get_secret_value(
         SecretId=installation(world).secret_arn, VersionStage="AWSCURRENT"
     )
-    import json
-
     return value["VersionId"], json.loads(value["SecretString"])["username"]
 
 
@@ -248,3 +252,41 @@ def test_without_the_functions_logs_it_follows_the_labels(world, capsys):
     assert "the function's logs cannot be read: log group /aws/lambda/not-this-one" in output
     assert "following the secret's labels only" in output
     assert "✓ Rotation finished" in output
+
+
+def test_a_followed_rotation_the_function_stops_touching_is_reported_stuck(world, capsys):
+    """Attached while the function may still be working on it, then no record for longer than
+    the function's timeout (1 s here, plus the grace for the hop between steps)."""
+    version = leave_rotation_pending(
+        world, made_ago=60, records=[(25, "INFO", "createSecret", "Step finished")]
+    )
+
+    with function_configured(world, timeout=1):
+        code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
+
+    assert code == EXIT_FAILED, output
+    assert "following it instead of starting another" in output
+    assert "createSecret  Step finished" in output  # its history, from its first step
+    assert "✗ The function has not touched the rotation for" in output
+    assert "1 s (the function's configuration)" in output
+    assert f"--remove-from-version-id {version}" in output
+
+
+def test_a_kion_api_key_secret_with_its_renewal_attached_is_not_rotated(world, capsys):
+    """Once the Kion API key renews itself, its secret has a rotation function too: named as the
+    stack names it, it is recognised without reading its value."""
+    secretsmanager = world.client("secretsmanager")
+    key_secret = secretsmanager.create_secret(
+        Name=f"ses-smtp-rotator/prod/kion-api-key/{uuid.uuid4().hex[:6]}",
+        SecretString=json.dumps({"api_key": "not-a-real-key", "api_key_id": 3}),
+    )["ARN"]
+    attached = secretsmanager_backends[DEFAULT_ACCOUNT_ID][REGION].describe_secret(key_secret)
+    attached.rotation_lambda_arn, attached.rotation_enabled = FUNCTION_ARN, True
+    attached.rotation_requested = True
+
+    code, output = run_cli(capsys, "rotate", key_secret, "--wait")
+
+    assert code == EXIT_SETUP
+    assert "holds a Kion App API key, not an installation's SMTP credential" in output
+    assert f"aws secretsmanager rotate-secret --secret-id {key_secret}" in output
+    assert len(secretsmanager.describe_secret(SecretId=key_secret)["VersionIdsToStages"]) == 1

@@ -326,3 +326,20 @@ def test_an_unknown_secret(world, capsys):
 
     assert code == EXIT_SETUP
     assert "does not exist" in output
+
+
+def test_kion_sending_through_another_region_is_a_problem(rotated, capsys):
+    kion = rotated.kion_server.app_config
+    kept = kion["smtp_host"]
+    kion["smtp_host"] = "email-smtp.eu-west-1.amazonaws.com"
+    try:
+        code, output = status(capsys, installation(rotated).secret_name)
+    finally:
+        kion["smtp_host"] = kept
+
+    assert code == EXIT_FAILED
+    assert "✗ Kion's SMTP host Kion sends through email-smtp.eu-west-1.amazonaws.com" in output
+    assert "ses_region is us-east-1" in output
+    ok_code, ok_output = status(capsys, installation(rotated).secret_name)
+    assert ok_code == EXIT_OK, ok_output
+    assert "✓ Kion's SMTP host" in ok_output

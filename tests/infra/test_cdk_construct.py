@@ -46,6 +46,13 @@ def test_construct_drops_into_another_stack_and_grants_on_demand_rotation() -> N
     assert rotate["Resource"] == stack.resolve(rotation.deployment.installation_secrets_arn(stack))
     assert "secret:ses-smtp-rotator/TeamStack/smtp/*" in str(rotate["Resource"])
     assert rotate["Condition"] == rotation.deployment.tag_condition()
+    functions = {
+        f["Properties"]["Handler"]: f["Properties"]["Code"]
+        for f in template.find_resources("AWS::Lambda::Function").values()
+    }
+    # Code given for the rotation replaces its code only; the settings writer keeps lambdas/.
+    assert "ZipFile" in functions["smtp_rotation.handler.lambda_handler"]
+    assert "S3Key" in functions["installation_settings.handler.lambda_handler"]
     assert rotation.topic is not None
     assert rotation.function is not None
     assert set(rotation.installations) == {"prod"}

@@ -100,7 +100,8 @@ def test_a_region_without_the_parameter_is_refused_naming_the_setting(region: st
 
 def test_an_explicit_layer_arn_deploys_anywhere() -> None:
     arn = "arn:aws-us-gov:lambda:us-gov-west-1:111122223333:layer:powertools-3-37-0:1"
-    app = synthesize({"region": "us-gov-west-1", "powertoolsLayerArn": arn})
+    gov = {"name": "gov", "kionUrl": "https://kion.gov.example.com", "sesRegion": "us-gov-west-1"}
+    app = synthesize({"region": "us-gov-west-1", "powertoolsLayerArn": arn, "installations": [gov]})
     assert function_of(app)["Layers"] == [arn]
     assert not any(
         "/aws/service/powertools/" in str(p.get("Default"))

@@ -118,7 +118,7 @@ def test_port_25_is_taken_through_a_vpc_endpoint(changes: dict[str, Any], vpc: A
 # (context change, the key the message names, the value it shows, words of the problem or fix)
 REFUSED = [
     ({"installations": []}, "installations", "[]", "list at least one"),
-    ({"installations": [{"name": "prod"}]}, "installations[0].kionUrl", "None", "is missing"),
+    ({"installations": [{"name": "prod"}]}, "installations[0].kionUrl", "missing", "add it"),
     ({"region": "us-east-9"}, "region", "'us-east-9'", "Lambda, Secrets Manager"),
     ({"region": "useast1"}, "region", "'useast1'", "did you mean us-east-1?"),
     ({"account": "1234"}, "account", "'1234'", "12-digit"),
@@ -274,6 +274,7 @@ INSTALLATIONS_REFUSED = [
         "does not parse as PEM certificates",
     ),
     ({"sendPathCheck": "no"}, "sendPathCheck", "'no'", "true or false"),
+    ({"fromAddress": "kion"}, "fromAddress", "'kion'", "not a sender address"),
 ]
 
 
@@ -323,7 +324,7 @@ def test_two_installations_naming_one_iam_user_are_refused() -> None:
 def test_two_installations_of_one_name_are_refused() -> None:
     context = cdk_json_context()
     context["installations"] = [PROD, {**PROD, "name": "PROD"}]
-    check_message(refusal(context), "installations[1].name", "'PROD'", "another installation")
+    check_message(refusal(context), "installations[1].name", "'PROD'", "installation prod")
 
 
 def test_port_25_needs_the_endpoint_in_the_installations_own_region() -> None:
@@ -351,6 +352,13 @@ def readme_govcloud_overrides() -> dict[str, Any]:
     overrides = dict(re.findall(r"-c (\w+)=([^\s']+)", command.group(1)))
     assert "-c installations='$GOV_INSTALLATIONS'" in command.group(1)
     overrides["installations"] = installations.group(1)  # as -c passes it: JSON text
+    # The README looks the layer up in the account; any version of that layer synthesizes.
+    layer = (
+        "arn:aws-us-gov:lambda:us-gov-west-1:165093116878:layer:"
+        "AWSLambdaPowertoolsPythonV3-python312-arm64"
+    )
+    assert f"--layer-name {layer} " in README
+    overrides["powertoolsLayerArn"] = f"{layer}:1"
     return overrides
 
 
@@ -365,8 +373,10 @@ def test_the_readme_example_synthesizes_as_shown() -> None:
 
 def test_the_readme_govcloud_example_synthesizes_in_its_own_partition() -> None:
     overrides = readme_govcloud_overrides()
+    assert overrides["installations"].startswith("[")  # JSON text, as -c passes it
     settings = load_settings({**cdk_json_context(), **overrides})
     assert settings.region == "us-gov-west-1"
+    assert settings.powertools_layer_arn == overrides["powertoolsLayerArn"]
     assert [i.partition for i in settings.installations] == ["aws-us-gov"]
     app = synthesize(overrides)
     assert app.validation_error is None

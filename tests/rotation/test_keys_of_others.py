@@ -66,3 +66,19 @@ def test_an_orphan_on_a_dedicated_user_is_cleaned_up_but_not_on_an_imported_one(
 
     assert orphan["AccessKeyId"] not in world.access_key_ids()
     assert world.converged()
+
+
+def test_the_key_kion_held_before_an_abandoned_adoption_counts_as_this_installations(make_world):
+    world = make_world(adopt=True, iam_user_dedicated=False)
+    hand_made = world.kion_credential()[0]
+    abandoned = world.start()
+    world.run_steps(abandoned, ("createSecret", "setSecret"))  # records hand_made as replaced
+    world.secretsmanager.update_secret_version_stage(
+        SecretId=world.secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=abandoned
+    )
+    world.backdate_keys()
+
+    world.rotate()
+
+    assert hand_made not in world.access_key_ids()
+    assert world.converged()

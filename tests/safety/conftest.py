@@ -17,11 +17,13 @@ from safety_harness import (
     ses_on_virtual_time,
     virtual_time,
 )
-from secret_scan import OutputCapture, SecretLedger, find_leaks
+from secret_scan import OutputCapture, SecretLedger, SecretScan
+from xray_capture import CapturedTraces, tracing_on
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer, SilentSmtpServer
+from smtp_rotation.send_proof import SIMULATOR
 from smtp_rotation.telemetry import SERVICE
 
 # Short enough that an SMTP server that never answers costs little real time.
@@ -36,36 +38,53 @@ def outputs() -> OutputCapture:
     return OutputCapture()
 
 
+@pytest.fixture
+def xray_traces() -> CapturedTraces:
+    """The X-Ray segments the function's tracer sent during the test."""
+    return CapturedTraces()
+
+
+@pytest.fixture
+def secret_scan(
+    smtp: SesSmtpServer,
+    outputs: OutputCapture,
+    xray_traces: CapturedTraces,
+    capfd: pytest.CaptureFixture[str],
+) -> SecretScan:
+    """The scan of all output (file descriptors, logs, X-Ray, errors) for the test's secrets."""
+    return SecretScan(SecretLedger(region=smtp.region), outputs, xray_traces, capfd)
+
+
 @pytest.fixture(autouse=True)
 def no_secret_in_any_output(
     aws: None,
     kion: KionStandIn,
     smtp: SesSmtpServer,
-    outputs: OutputCapture,
-    capsys: pytest.CaptureFixture[str],
+    secret_scan: SecretScan,
     monkeypatch: pytest.MonkeyPatch,
     record_property: Callable[[str, object], None],
 ) -> Iterator[None]:
     """Invariant 3, around every safety test: scan all output for every secret the test made,
-    with the function logging at its most verbose level."""
+    with the function logging at its most verbose level and tracing to X-Ray."""
     function_logger = logging.getLogger(SERVICE)
     monkeypatch.setattr(function_logger, "level", function_logger.level)  # restored after
     function_logger.setLevel(logging.DEBUG)
-    ledger = SecretLedger(region=smtp.region)
+    ledger, outputs = secret_scan.ledger, secret_scan.outputs
     for api_key in kion.api_keys.values():
         ledger.add("Kion API key", api_key)
-    with ledger.watching_iam(monkeypatch), outputs.capturing_logs():
+    with (
+        ledger.watching_iam(monkeypatch),
+        ledger.watching_kion(monkeypatch),
+        outputs.capturing_logs(),
+        tracing_on(monkeypatch, secret_scan.traces),
+    ):
         yield
-    captured = capsys.readouterr()
-    outputs.add("stdout (logs and EMF metrics)", captured.out)
-    outputs.add("stderr", captured.err)
-    for api_key in kion.api_keys.values():
-        ledger.add("Kion API key", api_key)
-    ledger.gather_secrets_manager()
-    leaks = find_leaks(ledger.secrets(), outputs.texts)
+    leaks = secret_scan.leaks()
     record_property("leaks", len(leaks))
     record_property("output_chars", sum(len(text) for _, text in outputs.texts))
     assert not leaks, f"invariant 3 broken: {leaks}"
+    elsewhere = [m for m in smtp.messages if m.recipients != (SIMULATOR,)]
+    assert not elsewhere, f"mail went to another recipient than the simulator: {elsewhere}"
 
 
 @pytest.fixture
@@ -126,7 +145,7 @@ def make_run(
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "teardown" and "tests/safety/" in report.nodeid.replace("\\", "/"):
+    if "tests/safety/" in report.nodeid.replace("\\", "/"):
         FIGURES.add(report)
 
 

@@ -13,7 +13,14 @@ A :class:`FaultInjector` names each call ``<system>.<operation>`` and counts the
 invocation, so a call site reads ``createSecret:iam.CreateAccessKey#1``. It records the sites of a
 clean rotation, and it fires one planned :class:`Fault` at one site: an error before the call takes
 effect, a reply lost after it took effect, or the function killed (a :class:`LambdaKilled`
-``BaseException``, which no ``except Exception`` clean-up catches) before or after the call.
+``BaseException``, which no ``except Exception`` clean-up catches) before or after the call. An
+"after" fault applies whatever the call answered (a refused AUTH included), so it always changes
+what the function sees. A :class:`FollowUp` plans a second fault, counted in calls after the first.
+
+Every call leaves one line in :attr:`FaultInjector.trace`: its site and what the function saw
+(``ok``, the service's error code, or the exception it got), marked when a fault let the call take
+effect first. Two runs with the same trace did the same thing; a fault that leaves the trace of the
+run without it unchanged had no effect.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,10 +55,17 @@ SMTP_CONNECT_ERRORS = ("refused", "silent")
 SMTP_AUTH_ERRORS = ("smtp-535",)
 SMTP_SEND_ERRORS = ("smtp-554", "smtp-454")
 AFTER_KINDS = frozenset({LOST, KILLED_AFTER})
+TOOK_EFFECT = " (after the call took effect)"  # marks a trace line whose call went through
 
 
-def fault_kinds(call: str) -> tuple[str, ...]:
-    """Every fault kind that applies to a call named ``call`` (``iam.CreateAccessKey`` ...)."""
+def behaviour(trace: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The trace as the function saw it: the calls it made and their outcomes, nothing more."""
+    return tuple(line.removesuffix(TOOK_EFFECT) for line in trace)
+
+
+def fault_kinds(call: str, seen: str | None = None) -> tuple[str, ...]:
+    """Every fault kind that changes a call named ``call`` (``iam.CreateAccessKey`` ...) which,
+    without a fault, answered ``seen``. (A 535 where SES refuses anyway would change nothing.)"""
     system = call.split(".", 1)[0]
     errors = {
         "iam": AWS_ERRORS,
@@ -60,6 +75,8 @@ def fault_kinds(call: str) -> tuple[str, ...]:
             call, SMTP_CONNECT_ERRORS
         ),
     }[system]
+    if seen == "SMTPAuthenticationError":
+        errors = ()
     return (*errors, LOST, KILLED_BEFORE, KILLED_AFTER)
 
 
@@ -88,6 +105,17 @@ class Fault:
         return f"{self.site}:{self.kind}"
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """A second fault, at the ``calls_after``-th external call after the first one fired."""
+
+    calls_after: int
+    fault: Fault
+
+    def __str__(self) -> str:
+        return f"{self.fault}@+{self.calls_after}"
+
+
 @dataclass
 class FaultInjector:
     """Counts, records and fails the rotation's external calls. Install it with :meth:`installed`.
@@ -103,15 +131,19 @@ class FaultInjector:
     smtp: SesSmtpServer
     silent: SilentSmtpServer
     plan: Fault | None = None
+    follow_up: FollowUp | None = None
     fired: list[Fault] = field(default_factory=list)
     recorded: list[CallSite] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)  # what each recorded call answered
     denied: dict[str, str] = field(default_factory=dict)
     on_delete: Callable[[str], None] = lambda access_key_id: None
     on_key_created: Callable[[str], None] = lambda access_key_id: None
     on_site: Callable[[CallSite], None] = lambda site: None
     step: str | None = None
     _counts: dict[str, int] = field(default_factory=dict)
-    _after: dict[int, str] = field(default_factory=dict)
+    _after: dict[int, tuple[CallSite, str | None]] = field(default_factory=dict)
+    _calls_since_first: int = 0
     _closed_port: int = 0
 
     # -- steps ------------------------------------------------------------------------------
@@ -129,20 +161,55 @@ class FaultInjector:
         """Refuse ``call`` with AccessDenied from now on (only on ``resource``, when given)."""
         self.denied[call] = resource
 
-    def _enter(self, call: str, request: str = "") -> str | None:
-        """Count a call; return the fault kind to apply to it, if any."""
+    def reset(self) -> None:
+        """Forget the plan, the faults fired and every call recorded (denials stay)."""
+        self.plan, self.follow_up = None, None
+        self.fired.clear()
+        self.recorded.clear()
+        self.trace.clear()
+        self.seen.clear()
+        self._calls_since_first = 0
+
+    def calls_after_first_fault(self) -> list[tuple[CallSite, str]]:
+        """The sites called since the first fault fired, in order, each with what it answered
+        (for planning a follow-up)."""
+        after = len(self.recorded) - self._calls_since_first
+        return list(zip(self.recorded, self.seen, strict=True))[after:] if self.fired else []
+
+    def _enter(self, call: str, request: str = "") -> tuple[CallSite | None, str | None]:
+        """Count a call; return its site (None outside a step) and the fault kind to apply."""
         if self.step is None:
-            return None
+            return None, None
         self._counts[call] = self._counts.get(call, 0) + 1
         site = CallSite(self.step, call, self._counts[call])
         self.recorded.append(site)
+        self.seen.append("")
+        if self.fired:
+            self._calls_since_first += 1
         self.on_site(site)
         if call in self.denied and self.denied[call] in request:
-            return "access-denied"
+            return site, "access-denied"
         if self.plan is not None and self.plan.site == site and not self.fired:
             self.fired.append(self.plan)
-            return self.plan.kind
-        return None
+            return site, self.plan.kind
+        follow_up = self.follow_up
+        if (
+            follow_up is not None
+            and len(self.fired) == 1
+            and self._calls_since_first == follow_up.calls_after
+        ):
+            if follow_up.fault.site.call != call:
+                raise AssertionError(f"the follow-up {follow_up} met {site}: rerun is not exact")
+            self.fired.append(follow_up.fault)
+            return site, follow_up.fault.kind
+        return site, None
+
+    def _saw(self, site: CallSite | None, outcome: str, kind: str | None = None) -> None:
+        """Note what the function saw from one call (and whether the call took effect first)."""
+        if site is not None:
+            self.seen[-1] = outcome
+            took_effect = TOOK_EFFECT if kind in AFTER_KINDS else ""
+            self.trace.append(f"{site}={outcome}{took_effect}")
 
     # -- installation -----------------------------------------------------------------------
 
@@ -177,24 +244,28 @@ class FaultInjector:
 
     def _before_aws(self, model: Any, params: dict[str, Any], context: dict, **_: Any) -> None:
         call = f"{_service(model)}.{model.name}"
-        if call == "iam.DeleteAccessKey" and self.step is not None:
+        site, kind = self._enter(call, str(params.get("body", "")))
+        if kind is not None and kind not in AFTER_KINDS:
+            error = _aws_error(kind, call)
+            self._saw(site, _aws_outcome(error))
+            raise error
+        if call == "iam.DeleteAccessKey" and site is not None:
             self.on_delete(str(params.get("body", {}).get("AccessKeyId", "")))
-        kind = self._enter(call, str(params.get("body", "")))
-        if kind in AFTER_KINDS:
-            self._after[id(context)] = kind
-        elif kind is not None:
-            raise _aws_error(kind, call)
+        self._after[id(context)] = (site, kind)
         # returning None lets the call go ahead (a value would replace its response)
 
     def _after_aws(self, model: Any, parsed: dict[str, Any], context: dict, **_: Any) -> None:
+        site, kind = self._after.pop(id(context), (None, None))
         created = model.name == "CreateAccessKey" and parsed.get("AccessKey", {}).get("AccessKeyId")
-        if created and self.step is not None:
+        if created and site is not None:
             self.on_key_created(created)
-        kind = self._after.pop(id(context), None)
         if kind == LOST:
+            self._saw(site, "ReadTimeoutError", kind)
             raise ReadTimeoutError(endpoint_url="https://aws.invalid (reply lost, injected)")
         if kind == KILLED_AFTER:
+            self._saw(site, "LambdaKilled", kind)
             raise LambdaKilled("killed after the AWS call took effect")
+        self._saw(site, parsed.get("Error", {}).get("Code") or "ok")
 
     # -- Kion -------------------------------------------------------------------------------
 
@@ -203,8 +274,9 @@ class FaultInjector:
             if not url.startswith(self.kion.url):
                 return original(manager, method, url, *args, **kwargs)
             path = urlsplit(url).path.removeprefix("/api/v3/")
-            kind = self._enter(f"kion.{method}-{path}")
+            site, kind = self._enter(f"kion.{method}-{path}")
             if kind == KILLED_BEFORE:
+                self._saw(site, "LambdaKilled")
                 raise LambdaKilled(f"killed before Kion {method} {path}")
             if kind == "refused":
                 url = url.replace(self.kion.url, f"https://127.0.0.1:{self._closed_port}", 1)
@@ -212,13 +284,21 @@ class FaultInjector:
                 self.kion.fail_requests(500, count=None)
             try:
                 response = original(manager, method, url, *args, **kwargs)
+            except Exception as error:
+                if kind not in AFTER_KINDS:
+                    self._saw(site, type(error).__name__, kind)
+                    raise
+                response = None  # a kill or a lost reply comes after a failed call too
             finally:
                 if kind == "http-500":
                     self.kion.clear_faults()
             if kind == LOST:
+                self._saw(site, "MaxRetryError", kind)
                 raise MaxRetryError(None, url, ProtocolError("Connection aborted (injected)"))
             if kind == KILLED_AFTER:
+                self._saw(site, "LambdaKilled", kind)
                 raise LambdaKilled(f"killed after Kion {method} {path}")
+            self._saw(site, f"HTTP {response.status}")
             return response
 
         return urlopen
@@ -227,57 +307,83 @@ class FaultInjector:
 
     def _wrap_connect(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def connect(session: smtplib.SMTP, host: str = "localhost", port: int = 0, *args: Any):
-            kind = self._enter("smtp.connect")
+            site, kind = self._enter("smtp.connect")
             if kind == KILLED_BEFORE:
+                self._saw(site, "LambdaKilled")
                 raise LambdaKilled("killed before the SMTP connect")
             if kind == "refused":
                 port = self._closed_port
             if kind == "silent":
                 port = self.silent.port
-            reply = original(session, host, port, *args)
-            return _after_smtp(session, kind, "connect", reply)
+            return self._smtp_call(site, kind, "connect", session, original, host, port, *args)
 
         return connect
 
     def _wrap_auth(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def auth(session: smtplib.SMTP, mechanism: str, *args: Any, **kwargs: Any) -> Any:
-            kind = self._enter("smtp.auth")
+            site, kind = self._enter("smtp.auth")
             if kind == KILLED_BEFORE:
+                self._saw(site, "LambdaKilled")
                 raise LambdaKilled("killed before SMTP AUTH")
             refusing = self.smtp.refuse_all
             self.smtp.refuse_all = refusing or kind == "smtp-535"
             try:
-                reply = original(session, mechanism, *args, **kwargs)
+                authenticate = partial(original, **kwargs)
+                return self._smtp_call(site, kind, "AUTH", session, authenticate, mechanism, *args)
             finally:
                 self.smtp.refuse_all = refusing
-            return _after_smtp(session, kind, "AUTH", reply)
 
         return auth
 
     def _wrap_send(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def sendmail(session: smtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
-            kind = self._enter("smtp.send")
+            site, kind = self._enter("smtp.send")
             if kind == KILLED_BEFORE:
+                self._saw(site, "LambdaKilled")
                 raise LambdaKilled("killed before the SMTP message")
             paused, throttled = self.smtp.sending_paused, self.smtp.throttle_next
             self.smtp.sending_paused = paused or kind == "smtp-554"
             self.smtp.throttle_next = 99 if kind == "smtp-454" else throttled
             try:
-                reply = original(session, *args, **kwargs)
+                send = partial(original, **kwargs)
+                return self._smtp_call(site, kind, "DATA", session, send, *args)
             finally:
                 self.smtp.sending_paused, self.smtp.throttle_next = paused, throttled
-            return _after_smtp(session, kind, "DATA", reply)
 
         return sendmail
 
-
-def _after_smtp(session: smtplib.SMTP, kind: str | None, what: str, reply: Any) -> Any:
-    if kind == LOST:
-        session.close()
-        raise smtplib.SMTPServerDisconnected(f"Connection lost after {what} (injected)")
-    if kind == KILLED_AFTER:
+    def _smtp_call(
+        self,
+        site: CallSite | None,
+        kind: str | None,
+        what: str,
+        session: smtplib.SMTP,
+        original: Callable[..., Any],
+        *args: Any,
+    ) -> Any:
+        """Make the SMTP call; then lose its reply or kill the function, whatever it answered."""
+        try:
+            reply = original(session, *args)
+        except Exception as error:
+            if kind not in AFTER_KINDS:
+                self._saw(site, type(error).__name__, kind)
+                raise
+        else:
+            if kind not in AFTER_KINDS:
+                self._saw(site, "ok")
+                return reply
+        if kind == LOST:
+            session.close()
+            self._saw(site, "SMTPServerDisconnected", kind)
+            raise smtplib.SMTPServerDisconnected(f"Connection lost after {what} (injected)")
+        self._saw(site, "LambdaKilled", kind)
         raise LambdaKilled(f"killed after SMTP {what}")
-    return reply
+
+
+def _aws_outcome(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response["Error"]["Code"])
+    return type(error).__name__
 
 
 def _service(model: Any) -> str:

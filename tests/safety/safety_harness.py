@@ -2,10 +2,14 @@
 
 :class:`SafetyRun` invokes one step at a time through the local rotation service (so through the
 real ``lambda_handler``), catches what a step raises (a :class:`LambdaKilled` included), and after
-every invocation checks invariant 1 (Kion's credential authenticates against SES) and invariant 2
-(no key was deleted while AWSCURRENT, AWSPENDING or Kion held it; checked at the moment of each
-delete). :meth:`SafetyRun.continue_after` goes on after a failure as Secrets Manager would, and
-:meth:`SafetyRun.assert_converged` checks invariant 4's end state.
+every invocation checks invariant 1 (SES accepts Kion's credential at the SMTP host Kion itself
+sends through) and invariant 2 (no key was deleted while AWSCURRENT, AWSPENDING or Kion held it,
+nor a key of another consumer; checked at the moment of each delete).
+:meth:`SafetyRun.continue_after` goes on after a failure as Secrets Manager would, and
+:meth:`SafetyRun.assert_converged` checks invariant 4's end state: the installation has exactly
+one key, Kion's, which AWSCURRENT holds and which replaced the key of before; no AWSPENDING is left;
+SES accepts it at Kion's host. (:meth:`SafetyRun.assert_unchanged` is the other acceptable end: a
+rotation that failed and changed nothing.)
 """
 
 from __future__ import annotations
@@ -171,6 +175,30 @@ def abandon(world: RotationWorld) -> list[str]:
     return stuck
 
 
+@dataclass(frozen=True)
+class InstallationState:
+    """What a rotation may change: the user's keys, AWSCURRENT, and Kion's credential."""
+
+    keys: frozenset[str]
+    current_version: str
+    current_username: str
+    kion: tuple[str, str]
+
+    @classmethod
+    def of(cls, world: RotationWorld) -> InstallationState:
+        return cls(
+            frozenset(world.access_key_ids()),
+            world.current_version_id(),
+            str(world.current().get("username") or ""),
+            world.kion_credential(),
+        )
+
+    @property
+    def replaced_key(self) -> str:
+        """The key a rotation from here must replace: AWSCURRENT's, or (adoption) Kion's."""
+        return self.current_username or self.kion[0]
+
+
 @dataclass
 class StepFailure:
     step: str
@@ -190,9 +218,12 @@ class SafetyRun:
     deleted_in_use: list[str] = field(default_factory=list)
     unclear_errors: list[str] = field(default_factory=list)
     kion_may_start_unconfigured: bool = False  # Kion without SMTP credential until it gets one
+    foreign_keys: set[str] = field(default_factory=set)  # keys of the user's other consumers
+    before: InstallationState | None = None  # the state the current run started from
 
     def __post_init__(self) -> None:
         self.injector.on_delete = self._check_delete
+        self.before = InstallationState.of(self.world)
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -207,6 +238,8 @@ class SafetyRun:
             except LambdaKilled as killed:
                 failure = StepFailure(step, token, killed)
         self.steps_invoked += 1
+        outcome = "ok" if failure is None else type(failure.error).__name__
+        self.injector.trace.append(f"{step} -> {outcome}")
         if failure is not None:
             self.failures.append(failure)
             if not isinstance(failure.error, RotationError | LambdaKilled):
@@ -241,6 +274,15 @@ class SafetyRun:
         abandon(self.world)
         return self.rotate()
 
+    def finish(self, failure: StepFailure | None, continuation: str, attempts: int = 3) -> None:
+        """Go on by ``continuation`` after each failure until the rotation finishes; assert it
+        does within ``attempts`` continuations (one per planned fault is enough)."""
+        for _ in range(attempts):
+            if failure is None:
+                return
+            failure = self.continue_after(failure, continuation)
+        assert failure is None, f"{continuation} failed at {failure.step}: {failure.error}"
+
     # -- checking ---------------------------------------------------------------------------
 
     def check_invariants(self, moment: str) -> None:
@@ -257,34 +299,56 @@ class SafetyRun:
 
     def assert_converged(self) -> None:
         """Invariant 4's end state, then proof that the next rotation is not stuck."""
-        self._assert_end_state("after the run")
+        self.assert_rotated("after the run")
+        self.before = InstallationState.of(self.world)
         failure = self.rotate()
         assert failure is None, f"the next rotation failed at {failure.step}: {failure.error}"
-        self._assert_end_state("after one more rotation")
+        self.assert_rotated("after one more rotation")
 
-    def _assert_end_state(self, moment: str) -> None:
-        world = self.world
+    def assert_rotated(self, moment: str) -> None:
+        """The rotation finished: the installation's only key is Kion's, AWSCURRENT holds it, it
+        replaced the key of before, nothing is left pending, and SES takes it at Kion's host."""
+        world, before = self.world, self.before
+        assert before is not None
         current = world.current()
         kion_username, kion_password = world.kion_credential()
-        keys = world.access_key_ids()
-        stages = world.stages()
-        pending_apart = [
-            vid for vid in stages if PENDING in stages[vid] and CURRENT not in stages[vid]
-        ]
+        own_keys = world.access_key_ids() - self.foreign_keys
+        self._assert_settled(moment)
         assert (current["username"], current["password"]) == (kion_username, kion_password), (
             f"{moment}: Kion uses {kion_username}, AWSCURRENT holds {current['username']}"
         )
-        # With Kion's key among them, IAM's two-key limit leaves room for one spare at most.
-        assert kion_username in keys, f"{moment}: Kion's key {kion_username} does not exist"
+        assert own_keys == {kion_username}, (
+            f"{moment}: the installation's keys are {sorted(own_keys)}, not Kion's alone"
+        )
+        assert kion_username != before.replaced_key, (
+            f"{moment}: Kion still uses {kion_username}, the key of before the rotation"
+        )
+
+    def assert_unchanged(self, moment: str = "after the failed rotation") -> None:
+        """The rotation failed cleanly: keys, AWSCURRENT and Kion as before, nothing pending."""
+        assert self.before is not None
+        self._assert_settled(moment)
+        now = InstallationState.of(self.world)
+        assert now == self.before, f"{moment}: the installation changed from {self.before} to {now}"
+
+    def _assert_settled(self, moment: str) -> None:
+        stages = self.world.stages()
+        pending_apart = [
+            vid for vid in stages if PENDING in stages[vid] and CURRENT not in stages[vid]
+        ]
         assert not pending_apart, f"{moment}: AWSPENDING left on {pending_apart}"
-        assert world.kion_authenticates(), f"{moment}: SES refuses Kion's credential"
-        assert world.converged()  # the tests' shared definition, should it ever ask for more
+        missing = self.foreign_keys - self.world.access_key_ids()
+        assert not missing, f"{moment}: keys of other consumers deleted: {sorted(missing)}"
+        # None: Kion sends through a relay of its own, which the installation declares.
+        verdict = self.world.kion_outcome()
+        assert verdict in ("accepted", None), f"{moment}: SES refuses Kion's credential ({verdict})"
 
     def _check_delete(self, access_key_id: str) -> None:
         holders = {
             "AWSCURRENT": self._username(VersionStage=CURRENT),
             "AWSPENDING": self._username(VersionStage=PENDING),
             "Kion": self.world.kion_credential()[0],
+            "another consumer": access_key_id if access_key_id in self.foreign_keys else None,
         }
         held_by = [holder for holder, username in holders.items() if username == access_key_id]
         if held_by:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from fault_injection import FaultInjector, closed_port
-from safety_figures import BAD_INPUT
+from safety_figures import BAD_INPUT, CONFIG_MISMATCH
 from safety_harness import (
     ABANDON,
     ADOPT,
@@ -794,6 +794,8 @@ def test_a_bad_input_gives_one_clear_error_and_the_next_run_finishes(
     assert rest is None, f"after the repair, {rest.step} failed: {rest.error}"
     run.assert_converged()
     record_property(BAD_INPUT, case.kind)
+    if isinstance(error, errors.KionEndpointError):
+        record_property(CONFIG_MISMATCH, error.kind)
 
 
 def test_a_token_that_is_not_a_version_of_the_secret(
