@@ -75,7 +75,7 @@ def test_status_learns_kions_side_from_the_watch_without_reading_the_kion_key(
     assert code == EXIT_OK, output
     assert f"Kion's side checked by the watch {WATCH_NAME}" in output
     assert "✓ Kion sends with" in output
-    assert "✓ Where Kion sends" in output
+    assert "✓ Kion's SMTP host" in output
     assert "✓ Kion API key Kion accepts the key" in output
     assert secrets_read  # the installation secret, read here
     assert installation(world).kion_api_key_secret_arn not in secrets_read

@@ -7,9 +7,9 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import LIMITS, WatchedWorld, key_secret_value
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
+from watch_world import LIMITS, WatchedWorld, key_secret_value
 
 from smtp_rotation.health import FAILING, HEALTHY, HealthLimits
 from smtp_rotation.watch_handler import lambda_handler
