@@ -209,7 +209,8 @@ class SesSmtpRotation(Construct):
             self,
             "KionKeyRenewal",
             deployment=self.deployment,
-            code=code,
+            # Like the settings writer, always lambdas/: ``code`` replaces the rotation's only.
+            code=asset_code(),
             runtime=runtime,
             layer=layer,
             log_level=log_level,
@@ -223,7 +224,7 @@ class SesSmtpRotation(Construct):
             self,
             "Watch",
             deployment=self.deployment,
-            code=code,
+            code=asset_code(),
             runtime=runtime,
             layer=layer,
             rotation_schedule=schedule or RotationSchedule(),
