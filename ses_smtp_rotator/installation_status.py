@@ -284,11 +284,15 @@ def _kion(
     return username or None
 
 
-# The watch's checks that concern Kion, as status names them.
+# The watch's checks status shows, as status names them (status judges a pending rotation
+# itself, from the function's log as well).
 _WATCH_CHECKS = {
     "kion": "kion",
     "kion_endpoint": "kion_endpoint",
     "kion_api_key": "kion_api_key",
+    "access_key": "access_key",
+    "ses": "ses",
+    "last_rotation": "last_rotation",
 }
 
 

@@ -77,6 +77,9 @@ def test_status_learns_kions_side_from_the_watch_without_reading_the_kion_key(
     assert "✓ Kion sends with" in output
     assert "✓ Kion's SMTP host" in output
     assert "✓ Kion API key Kion accepts the key" in output
+    assert "✓ SES (from watch)" in output  # proven where the function sends from
+    assert "✓ Access key" in output
+    assert "✓ Rotation age last rotated" in output
     assert secrets_read  # the installation secret, read here
     assert installation(world).kion_api_key_secret_arn not in secrets_read
     assert_no_secret(output, world)
