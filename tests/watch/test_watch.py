@@ -59,6 +59,8 @@ def test_a_hand_edited_kion_username_is_alerted_with_cause_and_fix(watched: Watc
     assert health.failing == ["kion"]
     [alert] = watched.alerts()
     assert "AKIAHANDEDITED000000" in alert
+    for secret in (watched.smtp.current()["password"], key_secret_value(watched)["api_key"]):
+        assert secret not in alert
     assert "Fix: " in alert
     assert "rotate" in alert
 
