@@ -243,6 +243,14 @@ class SesSmtpRotation(Construct):
             vpc_subnets=vpc_subnets,
             security_group=self.security_group,
         )
+        if network_policy is not None:
+            # In a VPC, Lambda needs these before it creates the functions there.
+            for role, function in (
+                (key_renewal.role, key_renewal.function),
+                (self.watch.role, self.watch.function),
+            ):
+                network_policy.attach_to_role(role)
+                function.node.add_dependency(network_policy)
         # `ses-smtp-rotator status` finds the watch through the rotation function's settings.
         self.function.add_environment("WATCH_FUNCTION_NAME", self.watch.function.function_name)
         self.dashboard = RotationDashboard(

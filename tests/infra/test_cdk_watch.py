@@ -215,3 +215,19 @@ def test_a_watch_schedule_scheduler_refuses_is_named_at_synth(expression: str) -
     with pytest.raises(SettingsError, match="watchSchedule") as refused:
         load_settings(context)
     assert "Fix: " in str(refused.value)
+
+
+def test_in_a_vpc_the_watch_and_renewal_may_manage_their_network_interfaces(
+    vpc_app: Synthesized,
+) -> None:
+    rotation = vpc_app.stack.rotation
+    [network_policy] = [
+        policy
+        for policy in vpc_app.resources("AWS::IAM::Policy").values()
+        if "ec2:CreateNetworkInterface" in json.dumps(policy["Properties"]["PolicyDocument"])
+    ]
+    roles = network_policy["Properties"]["Roles"]
+    for function in (rotation.function, rotation.watch.function, rotation.key_renewal_function):
+        properties_of = properties(vpc_app, function)
+        assert "VpcConfig" in properties_of
+        assert {"Ref": vpc_app.logical_id(function.role)} in roles
