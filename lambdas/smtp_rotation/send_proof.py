@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from .errors import SesAuthError, SesSendRefusedError
+from .errors import SesAuthError, SesSendRefusedError, SmtpConnectionError
 from .ses_smtp import SmtpEndpoint, authenticate, smtp_session
 
 SIMULATOR = "success@simulator.amazonses.com"
@@ -25,7 +25,9 @@ THROTTLED = 454
 
 @dataclass
 class SendPathProof:
-    """Sends the check message; a throttled send is tried again ``attempts`` times in all."""
+    """Sends the check message; a throttled send, or one whose connection failed, is tried
+    ``attempts`` times in all (the simulator may then get the message twice, which costs one
+    more message and nothing else)."""
 
     endpoint: SmtpEndpoint
     ses_region: str
@@ -36,7 +38,13 @@ class SendPathProof:
     def send(self, username: str, password: str, sender: str) -> None:
         """Raise SesSendRefusedError (or SesAuthError) naming SES's refusal and its fix."""
         for attempt in range(1, self.attempts + 1):
-            code, reply = self._send_once(username, password, sender)
+            try:
+                code, reply = self._send_once(username, password, sender)
+            except SmtpConnectionError:
+                if attempt == self.attempts:
+                    raise
+                self.sleep(self.pause * attempt)
+                continue
             if code is None:
                 return
             if code != THROTTLED or attempt == self.attempts:

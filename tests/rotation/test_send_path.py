@@ -1,6 +1,8 @@
 """The send-path check: one message from Kion's sender to the mailbox simulator, before Kion is
 changed. SES's refusals are one clear error each, with Kion untouched."""
 
+import smtplib
+
 import pytest
 
 from ses_smtp_rotator.local.rotation_service import RotationStepError
@@ -86,3 +88,21 @@ def test_only_the_simulator_ever_receives_mail(world):
     assert len(world.smtp.messages) == 2
     assert {m.recipients for m in world.smtp.messages} == {SIMULATOR}
     assert {m.sender for m in world.smtp.messages} == {world.kion.app_config["smtp_from"]}
+
+
+def test_a_connection_lost_during_the_check_is_tried_again(world, at_set_secret, monkeypatch):
+    sends = []
+    original = smtplib.SMTP.sendmail
+
+    def sendmail_once_lost(session, *args, **kwargs):
+        sends.append(1)
+        if len(sends) == 1:
+            session.close()  # the connection drops before the message goes out
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return original(session, *args, **kwargs)
+
+    monkeypatch.setattr(smtplib.SMTP, "sendmail", sendmail_once_lost)  # the network, not ours
+    world.step("setSecret", at_set_secret)
+
+    assert len(sends) == 2
+    assert [m.recipients for m in world.smtp.messages] == [SIMULATOR]

@@ -141,6 +141,7 @@ def surveys() -> dict[str, Survey]:
         for variant in VARIANTS:
             world = build_world(variant, kion, smtp, service, name=f"survey-{variant}")
             injector.reset()
+            clock.now = 0.0  # every scenario starts at 0: the same float sums, the same waits
             failure = SafetyRun(world, injector).rotate()
             if failure is not None:
                 raise RuntimeError(

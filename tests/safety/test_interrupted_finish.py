@@ -1,0 +1,108 @@
+"""finishSecret moves AWSCURRENT first and deletes the replaced key after. When it stops in
+between (killed, or the delete refused), Secrets Manager's next finishSecret finds its version
+already AWSCURRENT: it must still delete the key left behind, and only that key, and only while
+nothing uses it. (The fault matrix reaches these paths too; these tests name each one.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fault_injection import KILLED_AFTER, CallSite, Fault
+from safety_harness import ADOPT, STEADY, SafetyRun
+
+from ses_smtp_rotator.local.rotation_service import RotationStepError
+from smtp_rotation import errors
+
+MOVED_THEN_KILLED = Fault(
+    CallSite("finishSecret", "secretsmanager.UpdateSecretVersionStage", 1), KILLED_AFTER
+)
+
+
+def stopped_after_the_move(run: SafetyRun) -> tuple[str, str]:
+    """Rotate until finishSecret has moved AWSCURRENT and stopped; return (token, the key it
+    replaced)."""
+    replaced = run.before.replaced_key if run.before else ""
+    run.injector.plan = MOVED_THEN_KILLED
+    token = run.world.start()
+    failure = run.run(token)
+    assert failure is not None
+    assert failure.step == "finishSecret"
+    assert run.world.current_version_id() == token
+    return token, replaced
+
+
+@pytest.mark.parametrize("variant", [STEADY, ADOPT])
+def test_finish_again_deletes_the_key_left_behind(
+    variant: str, make_run: Callable[[str], SafetyRun]
+) -> None:
+    run = make_run(variant)
+    token, replaced = stopped_after_the_move(run)
+    assert replaced in run.world.access_key_ids()
+
+    assert run.invoke("finishSecret", token) is None
+
+    assert replaced not in run.world.access_key_ids()
+    run.assert_converged()
+
+
+def test_finish_again_after_a_refused_delete_deletes_it(
+    make_run: Callable[[str], SafetyRun],
+) -> None:
+    run = make_run(STEADY)
+    replaced = run.world.current()["username"]
+    run.injector.deny("iam.DeleteAccessKey")
+    token = run.world.start()
+    failure = run.run(token)
+    assert failure is not None
+    assert type(failure.error) is errors.AwsPermissionError
+    run.injector.denied.clear()
+
+    assert run.invoke("finishSecret", token) is None
+
+    assert replaced not in run.world.access_key_ids()
+    run.assert_converged()
+
+
+def test_finish_again_with_nothing_left_behind_asks_kion_nothing(
+    make_run: Callable[[str], SafetyRun],
+) -> None:
+    run = make_run(STEADY)
+    token = run.world.start()
+    assert run.run(token) is None
+    keys, requests = run.world.access_key_ids(), len(run.world.kion.request_log)
+
+    assert run.invoke("finishSecret", token) is None
+
+    assert run.world.access_key_ids() == keys
+    assert len(run.world.kion.request_log) == requests
+
+
+def test_finish_again_keeps_the_key_kion_went_back_to(make_run: Callable[[str], SafetyRun]) -> None:
+    """Someone put the replaced key back into Kion: it is in use, so it stays, and the step says
+    why."""
+    run = make_run(STEADY)
+    old = run.world.kion_credential()
+    token, replaced = stopped_after_the_move(run)
+    run.world.kion.app_config.update(smtp_username=old[0], smtp_password=old[1])
+
+    with pytest.raises(RotationStepError) as raised:
+        run.world.step("finishSecret", token)
+
+    assert type(raised.value.error) is errors.KionStateError
+    assert f"Kion's SMTP username is {replaced}" in raised.value.error.cause
+    assert replaced in run.world.access_key_ids()
+
+
+def test_finish_again_on_the_first_version_of_a_secret_does_nothing(
+    make_run: Callable[[str], SafetyRun],
+) -> None:
+    """A version AWSCURRENT with no AWSPREVIOUS before it (the secret as deployed) replaced
+    nothing."""
+    run = make_run(STEADY)
+    keys = run.world.access_key_ids()
+
+    assert run.invoke("finishSecret", run.world.current_version_id()) is None
+
+    assert run.world.access_key_ids() == keys
+    assert run.world.stages() == {run.world.current_version_id(): ["AWSCURRENT"]}
