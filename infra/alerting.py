@@ -45,19 +45,22 @@ class RotationAlerts(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         self.rule = self._rotation_failure_rule(secret_id_prefixes, log_group)
         alarm_action = cloudwatch_actions.SnsAction(self.topic)
-        self._alarm(
+        function_errors = self._alarm(
             "FunctionErrors",
             "The SES SMTP rotation function failed; its log group names the cause and the fix.",
             function.metric_errors(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM),
-        ).add_alarm_action(alarm_action)
-        self._alarm(
+        )
+        schedule_errors = self._alarm(
             "ScheduleTargetErrors",
             "EventBridge Scheduler could not start a rotation (RotateSecret failed, for example "
             "because a rotation was still in progress); start it on demand.",
             schedule_group.metric_target_errors(
                 period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM
             ),
-        ).add_alarm_action(alarm_action)
+        )
+        self.alarms = [function_errors, schedule_errors]
+        for alarm in self.alarms:
+            alarm.add_alarm_action(alarm_action)
 
     def _rotation_failure_rule(
         self, secret_id_prefixes: list[str], log_group: logs.ILogGroup

@@ -26,6 +26,7 @@ from constructs import Construct
 
 from .deployment import DEPLOYMENT_TAG, INSTALLATION_TAG, Deployment
 from .installation import KionInstallation, RotationSchedule
+from .kion_key_renewal import attach_renewal
 
 SETTINGS_RESOURCE_TYPE = "Custom::InstallationSettings"
 
@@ -64,6 +65,8 @@ class SharedRotation:
     schedule: RotationSchedule
     encryption_key: kms.IKey | None
     removal_policy: RemovalPolicy
+    key_renewal_function: lambda_.IFunction | None = None
+    """Attached to every Kion API key secret the stack creates (the watch starts renewals)."""
 
 
 def imported_user_arn(stack: Stack, installation: KionInstallation) -> str | None:
@@ -167,6 +170,9 @@ def add_installation(
         rotate_immediately_on_update=False,
     )
     rotation.node.add_dependency(settings)
+
+    if shared.key_renewal_function is not None and installation.kion_api_key_secret_arn is None:
+        attach_renewal(scope, api_key_secret, shared.key_renewal_function)
 
     rotation_schedule = _schedule(scope, installation, secret, shared)
     rotation_schedule.node.add_dependency(rotation)

@@ -18,7 +18,7 @@ from .installation import KionInstallation
 from .installation_resources import InstallationResources, SharedRotation, add_installation
 
 STACK_COUNT = 16
-# Each installation takes at most 6 resources and 3 outputs; 60 keeps a stack below both limits.
+# Each installation takes at most 7 resources and 3 outputs; 60 keeps a stack below both limits.
 MAX_INSTALLATIONS_PER_STACK = 60
 
 

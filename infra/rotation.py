@@ -25,6 +25,7 @@ from constructs import Construct
 
 from . import acknowledgments
 from .alerting import RotationAlerts
+from .dashboard import RotationDashboard
 from .deployment import Deployment
 from .function import (
     DEFAULT_SES_ACCEPT_TIMEOUT,
@@ -40,7 +41,10 @@ from .function import (
 from .installation import KionInstallation, RotationSchedule
 from .installation_resources import InstallationResources, SharedRotation, imported_user_arn
 from .installation_stacks import InstallationStack, group_installations
+from .kion_key_renewal import KionKeyRenewalFunction
 from .network import FunctionNetwork
+from .operator_access import OperatorPolicy, acknowledge_operator_policy
+from .watch import DEFAULT_WATCH_SCHEDULE, InstallationWatch, acknowledge_watch
 
 __all__ = ["LOG_LEVELS", "TIMEOUT_HEADROOM", "InstallationResources", "SesSmtpRotation"]
 
@@ -83,6 +87,7 @@ class SesSmtpRotation(Construct):
         log_level: str = "INFO",
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
     ) -> None:
         super().__init__(scope, construct_id)
         _check_installations(installations)
@@ -185,6 +190,94 @@ class SesSmtpRotation(Construct):
         )
         self.topic = alerts.topic
 
+        imported_api_key_secret_arns = sorted(
+            {i.kion_api_key_secret_arn for i in installations if i.kion_api_key_secret_arn}
+        )
+        imported_user_arns = sorted(
+            {arn for i in installations if (arn := imported_user_arn(stack, i)) is not None}
+        )
+        network_config = (
+            {
+                "vpc": vpc,
+                "vpc_subnets": vpc_subnets,
+                "security_groups": [self.security_group] if self.security_group else None,
+            }
+            if vpc is not None
+            else None
+        )
+        key_renewal = KionKeyRenewalFunction(
+            self,
+            "KionKeyRenewal",
+            deployment=self.deployment,
+            # Like the settings writer, always lambdas/: ``code`` replaces the rotation's only.
+            code=asset_code(),
+            runtime=runtime,
+            layer=layer,
+            log_level=log_level,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=encryption_key,
+            vpc_config=network_config,
+        )
+        self.key_renewal_function = key_renewal.function
+        self.watch = InstallationWatch(
+            self,
+            "Watch",
+            deployment=self.deployment,
+            code=asset_code(),
+            runtime=runtime,
+            layer=layer,
+            rotation_schedule=schedule or RotationSchedule(),
+            rotation_timeout=timeout,
+            renewal_function=key_renewal.function,
+            topic=self.topic,
+            schedule_group=self.schedule_group,
+            watch_schedule=watch_schedule,
+            imported_api_key_secret_arns=imported_api_key_secret_arns,
+            imported_user_arns=imported_user_arns,
+            log_level=log_level,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=encryption_key,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_group=self.security_group,
+        )
+        if network_policy is not None:
+            # In a VPC, Lambda needs these before it creates the functions there.
+            for role, function in (
+                (key_renewal.role, key_renewal.function),
+                (self.watch.role, self.watch.function),
+            ):
+                network_policy.attach_to_role(role)
+                function.node.add_dependency(network_policy)
+        # `ses-smtp-rotator status` finds the watch through the rotation function's settings.
+        self.function.add_environment("WATCH_FUNCTION_NAME", self.watch.function.function_name)
+        self.dashboard = RotationDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{self.deployment.name}-ses-smtp-rotation",
+            functions=[
+                ("rotation", self.function),
+                ("watch", self.watch.function),
+                ("Kion API key renewal", key_renewal.function),
+            ],
+            alarms=[*alerts.alarms, *self.watch.alarms],
+        ).dashboard
+        operators = OperatorPolicy(
+            self,
+            "Operators",
+            deployment=self.deployment,
+            rotation_function=self.function,
+            rotation_log_group=self.log_group,
+            watch_function=self.watch.function,
+            schedule_group=self.schedule_group,
+            imported_api_key_secret_arns=imported_api_key_secret_arns,
+            imported_user_arns=imported_user_arns,
+            encryption_key=encryption_key,
+        )
+        self.operator_policy = operators.policy
+
         shared = SharedRotation(
             deployment=self.deployment,
             function=self.function,
@@ -195,6 +288,7 @@ class SesSmtpRotation(Construct):
             schedule=schedule or RotationSchedule(),
             encryption_key=encryption_key,
             removal_policy=removal_policy,
+            key_renewal_function=key_renewal.function,
         )
         self.installation_stacks: list[InstallationStack] = []
         self.installations: dict[str, InstallationResources] = {}
@@ -205,7 +299,11 @@ class SesSmtpRotation(Construct):
             # Attaching rotation makes Secrets Manager invoke the function, which then needs its
             # permissions; the settings writer needs its own before the first custom resource.
             nested.node.add_dependency(
-                self.invoke_permission, rotation_function.role, settings_writer.role
+                self.invoke_permission,
+                rotation_function.role,
+                settings_writer.role,
+                key_renewal.invoke_permission,
+                key_renewal.role,
             )
             self.installation_stacks.append(nested)
             self.installations.update(nested.installations)
@@ -221,6 +319,12 @@ class SesSmtpRotation(Construct):
         acknowledgments.acknowledge_deployment_wildcards(self.deployment, settings_writer.role)
         acknowledgments.acknowledge_deployment_wildcards(self.deployment, self.scheduler_role)
         acknowledgments.acknowledge_installations(self.installations.values())
+        acknowledgments.acknowledge_function(key_renewal.role, key_renewal.function, None)
+        acknowledgments.acknowledge_deployment_wildcards(
+            self.deployment, key_renewal.role, api_key_secrets=True
+        )
+        acknowledge_watch(self.deployment, self.watch)
+        acknowledge_operator_policy(self.deployment, operators)
 
     def grant_rotate(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` start a rotation of any installation secret of this deployment on

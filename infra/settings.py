@@ -18,6 +18,8 @@ from typing import Any, NoReturn
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
+from ses_smtp_rotator.schedule import check_expression
+
 from .installation import (
     KionInstallation,
     PropertyError,
@@ -29,6 +31,7 @@ from .installation import (
     stack_regions,
 )
 from .rotation import LOG_LEVELS, TIMEOUT_HEADROOM
+from .watch import DEFAULT_WATCH_SCHEDULE
 
 DEFAULT_STACK_NAME = "SesSmtpRotator"
 DEFAULT_REGION = "us-east-1"
@@ -82,6 +85,7 @@ SETTING_KEYS = (
     "sesAcceptTimeoutSeconds",
     "functionTimeoutSeconds",
     "removalPolicy",
+    "watchSchedule",
 )
 # A context key shaped like one of ours (CDK's own keys and feature flags hold ':', '@' or '-').
 SETTING_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
@@ -123,6 +127,7 @@ class AppSettings:
     ses_accept_timeout: Duration = field(default_factory=lambda: Duration.seconds(120))
     function_timeout: Duration = field(default_factory=lambda: Duration.seconds(300))
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    watch_schedule: str = DEFAULT_WATCH_SCHEDULE
 
 
 def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSettings:
@@ -180,6 +185,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
             )
         ),
         removal_policy=_removal_policy(setting("removalPolicy", "retain")),
+        watch_schedule=_watch_schedule(setting("watchSchedule", DEFAULT_WATCH_SCHEDULE)),
     )
     wait = settings.ses_accept_timeout.to_seconds()
     timeout = settings.function_timeout.to_seconds()
@@ -258,6 +264,18 @@ def _schedule(raw: Any) -> RotationSchedule:
         )
     except PropertyError as error:
         _property_refused("rotationSchedule", error, SCHEDULE_KEYS)
+
+
+def _watch_schedule(raw: Any) -> str:
+    expression = _text(raw, "watchSchedule")
+    fix = f"write a recurring expression in UTC, e.g. {DEFAULT_WATCH_SCHEDULE} (daily at 06:00)"
+    try:
+        check_expression(expression)
+    except ValueError as problem:
+        _refuse("watchSchedule", expression, str(problem), fix)
+    if expression.strip().startswith("at("):
+        _refuse("watchSchedule", expression, "runs once; the watch must recur", fix)
+    return expression.strip()
 
 
 def _vpc(raw: Any) -> VpcPlacement | None:

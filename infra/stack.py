@@ -54,6 +54,7 @@ class SesSmtpRotatorStack(Stack):
             log_level=settings.log_level,
             log_retention=settings.log_retention,
             removal_policy=settings.removal_policy,
+            watch_schedule=settings.watch_schedule,
         )
         self._outputs()
 
@@ -110,6 +111,24 @@ class SesSmtpRotatorStack(Stack):
             "AlertTopicArn",
             value=rotation.topic.topic_arn,
             description="SNS topic for failed rotations and function errors",
+        )
+        CfnOutput(
+            self,
+            "WatchFunctionName",
+            value=rotation.watch.function.function_name,
+            description="The daily watch (status asks it about Kion's side of an installation)",
+        )
+        CfnOutput(
+            self,
+            "DashboardName",
+            value=rotation.dashboard.dashboard_name,
+            description="CloudWatch dashboard: every installation's health, rotations, Kion key",
+        )
+        CfnOutput(
+            self,
+            "OperatorPolicyArn",
+            value=rotation.operator_policy.managed_policy_arn,
+            description="Managed policy with what ses-smtp-rotator's commands need (no Kion key)",
         )
         CfnOutput(
             self,

@@ -38,6 +38,7 @@ from .secret_state import (
     require_installation_secret,
     wrong_kind_error,
 )
+from .watch_query import WatchAnswer, ask_watch, watch_function
 
 _CHECK_TIMEOUT = 10.0
 
@@ -81,6 +82,9 @@ class InstallationStatus:
     schedule: str | None = None
     kion_url: str | None = None
     kion_username: str | None = None
+    kion_api_key_days_left: float | None = None
+    kion_checked_by: str | None = None
+    """The watch function that checked Kion's side; None when this machine asked Kion itself."""
     function_timeout: str | None = None
     pending: PendingRotation | None = None
     checks: dict[str, Check] = field(default_factory=dict)
@@ -163,12 +167,16 @@ def gather(
     status.iam_user_name = current.iam_user_name
     status.kion_url = current.kion_url
     _schedule(aws, state, status)
-    kion_username = _kion(aws, secretsmanager, current, status)
     function = describe_function(
         aws.client("lambda", region_of_arn(state.function_arn or "")),
         state.function_arn or "",
         log_group=log_group,
     )
+    watch = watch_function(function.watch_function)
+    if watch:
+        kion_username = _kion_from_watch(ask_watch(aws, watch, state.arn), status)
+    else:
+        kion_username = _kion(aws, secretsmanager, current, status)
     status.function_timeout = function.describe_timeout()
     pending = _pending(aws, secretsmanager, state, status, kion_username, function, now)
     _keys(aws, current, status, kion_username, pending)
@@ -274,6 +282,39 @@ def _kion(
             "or rotate (the rotation adopts the key Kion uses when it is one of the user's).",
         )
     return username or None
+
+
+# The watch's checks status shows, as status names them (status judges a pending rotation
+# itself, from the function's log as well).
+_WATCH_CHECKS = {
+    "kion": "kion",
+    "kion_endpoint": "kion_endpoint",
+    "kion_api_key": "kion_api_key",
+    "access_key": "access_key",
+    "ses": "ses",
+    "last_rotation": "last_rotation",
+}
+
+
+def _kion_from_watch(answer: WatchAnswer, status: InstallationStatus) -> str | None:
+    """Kion's side as the deployed watch found it: the same checks, run where the rotation
+    runs, with no need to read the Kion API key here."""
+    status.kion_checked_by = answer.function
+    document = answer.document
+    if document is None:
+        status.checks["kion"] = Check(
+            None, f"could not ask the watch {answer.function}: {answer.problem}", answer.fix
+        )
+        return None
+    for watch_name, name in _WATCH_CHECKS.items():
+        finding = document["checks"].get(watch_name)
+        if isinstance(finding, dict):
+            status.checks[name] = Check(finding.get("ok"), finding["summary"], finding.get("fix"))
+    days_left = document.get("kion_api_key_days_left")
+    status.kion_api_key_days_left = days_left if isinstance(days_left, int | float) else None
+    username = document.get("kion_username")
+    status.kion_username = username if isinstance(username, str) and username else None
+    return status.kion_username
 
 
 def _pending(

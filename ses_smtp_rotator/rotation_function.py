@@ -23,6 +23,8 @@ class RotationFunction:
     timeout: timedelta
     timeout_source: str
     """Where ``timeout`` comes from, in words: the configuration, or why the default is used."""
+    watch_function: str | None = None
+    """The daily watch the stack deployed beside it (``WATCH_FUNCTION_NAME``), when known."""
 
     @property
     def name(self) -> str:
@@ -67,9 +69,11 @@ def describe_function(
         )
     timeout = configuration.get("Timeout")
     configured_group = configuration.get("LoggingConfig", {}).get("LogGroup")
+    variables = configuration.get("Environment", {}).get("Variables", {})
     return RotationFunction(
         function_arn,
         log_group or configured_group or default_group,
         timedelta(seconds=int(timeout)) if timeout else DEFAULT_TIMEOUT,
         "configured" if timeout else "the configuration names no timeout",
+        variables.get("WATCH_FUNCTION_NAME") or None,
     )

@@ -32,6 +32,10 @@ _CHECK_TITLES = {
     "rotation": "Rotation function",
     "kion": "Kion",
     "kion_endpoint": "Kion's SMTP host",
+    "kion_api_key": "Kion API key",
+    "access_key": "Access key",
+    "ses": "SES (from watch)",
+    "last_rotation": "Rotation age",
     "pending": "Pending rotation",
     "keys": "IAM keys",
     "smtp": "SES SMTP",
@@ -50,8 +54,10 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "whether SES accepts the current credential. Exits non-zero whenever a rotation would "
         "fail now; 3 only for a rotation the function is still working on. Never prints a "
         "password or key. Several SECRETs, globs, --all or --deployment print one row per "
-        "installation. Needs secretsmanager:DescribeSecret, GetSecretValue (on the installation "
-        "secret and the Kion API key secret) and ListSecretVersionIds (ListSecrets to select "
+        "installation. Kion's side is checked by the deployed watch function (lambda:Invoke), "
+        "so the Kion API key is never read here; without a watch, this machine asks Kion. Needs "
+        "secretsmanager:DescribeSecret, GetSecretValue (on the installation secret; on the Kion "
+        "API key secret only without a watch) and ListSecretVersionIds (ListSecrets to select "
         "several); iam:ListAccessKeys, lambda:GetFunctionConfiguration, "
         "scheduler:ListSchedules/GetSchedule and logs:FilterLogEvents add detail when allowed.",
         epilog=EPILOG,
@@ -114,6 +120,8 @@ def render(status: InstallationStatus, out: TextIO) -> None:
     if status.rotation_function:
         timeout = f" (timeout {status.function_timeout})" if status.function_timeout else ""
         row("Rotation function", f"{status.rotation_function}{timeout}")
+    if status.kion_checked_by:
+        row("Kion's side", f"checked by the watch {status.kion_checked_by}")
     for name, check in status.checks.items():
         _render_check(_CHECK_TITLES.get(name, name), check, out)
 

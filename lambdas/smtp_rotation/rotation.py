@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from .config import RotationConfig
 from .errors import KeyLimitError, KionStateError, RotationStateError
 from .iam_keys import KeyLimitReachedError, UserAccessKeys
+from .installation_metrics import installation_name, put_installation_metrics
 from .kion import KionClient, KionSmtpSettings
 from .secrets_store import CURRENT, PENDING, InstallationSecrets, KionApiKeys, SecretVersion
 from .send_proof import SendPathProof
@@ -74,7 +75,10 @@ class Rotation:
         endpoint = SmtpEndpoint.of(pending, self.config.smtp_timeout)
         wait = self._acceptance_wait(endpoint, self.config.ses_accept_logins)
         waited = wait.until_accepted(pending.username, pending.password)
-        metrics.add_metric("SesAcceptWaitSeconds", MetricUnit.Seconds, round(waited, 3))
+        put_installation_metrics(
+            installation_name(self.secrets.secret_id),
+            {"SesAcceptWaitSeconds": (MetricUnit.Seconds, round(waited, 3))},
+        )
         logger.info("SES accepts the new key", access_key_id=pending.username, logins=wait.logins)
         if pending.send_path_check:
             proof = SendPathProof(endpoint, pending.ses_region, sleep=self.sleep)

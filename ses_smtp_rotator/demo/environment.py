@@ -1,6 +1,8 @@
 """The demo's world: AWS (a moto server), SES SMTP and Kion on loopback, one Kion installation set
 up the way the CDK stack sets it up, and the rotation function deployed as a separate process that
-Secrets Manager's stand-in invokes.
+Secrets Manager's stand-in invokes. With ``with_watch``, also the daily watch and the Kion API key
+renewal, each in its own process: the watch answers Lambda ``Invoke`` (as ``status`` calls it) and
+starts renewals through ``RotateSecret``, which runs the renewal function.
 
 The command line talks to it like to AWS: every boto3 client honours ``AWS_ENDPOINT_URL``
 (:meth:`DemoEnvironment.aws_environment`). Tests use it the same way.
@@ -19,11 +21,14 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
+from smtp_rotation.kion_app_api_keys import KionKeyClient
+from smtp_rotation.kion_key_renewal import made_by_renewal_of
 from smtp_rotation.smtp_password import derive_smtp_password
 
 from ..local.cloudwatch_logs import MotoLogGroupWriter
 from ..local.kion_server import KionStandIn
 from ..local.lambda_runtime import LambdaRuntime
+from ..local.moto_lambda import MotoInvokeHook
 from ..local.moto_rotation import MotoRotateSecretHook
 from ..local.smtp_server import SesSmtpServer, moto_key_lookup
 from ..local.tls import LoopbackCertificates
@@ -34,6 +39,16 @@ FUNCTION_NAME = "ses-smtp-rotator-demo"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{FUNCTION_NAME}"
 LOG_GROUP = f"/aws/lambda/{FUNCTION_NAME}"
 HANDLER = "smtp_rotation.handler.lambda_handler"
+WATCH_NAME = "ses-smtp-rotator-demo-watch"
+WATCH_HANDLER = "smtp_rotation.watch_handler.lambda_handler"
+RENEWAL_NAME = "ses-smtp-rotator-demo-kion-key"
+RENEWAL_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{RENEWAL_NAME}"
+RENEWAL_HANDLER = "smtp_rotation.kion_key_handler.lambda_handler"
+DEPLOYMENT = "demo"
+DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
+# The key the demo makes in a Kion given by --kion-url, so that the key it was given is never
+# renewed (a renewal deletes the key it replaces).
+DEMO_KEY_NAME = "ses-smtp-rotator-demo"
 SCHEDULE = "cron(0 14 ? * TUE#1 *)"
 ROTATE_TARGET_ARN = "arn:aws:scheduler:::aws-sdk:secretsmanager:rotateSecret"
 # The demo's AWS credentials: moto accepts any.
@@ -62,6 +77,7 @@ class DemoInstallation:
     secret_arn: str
     secret_name: str
     kion_api_key_secret_arn: str
+    kion_api_key_secret_name: str
     iam_user_name: str
     hand_made_key_id: str
 
@@ -77,12 +93,19 @@ class DemoEnvironment:
         function_environment: Mapping[str, str] | None = None,
         rotation_retries: int = 1,
         installation_name: str = "kion",
+        with_watch: bool = False,
     ) -> None:
         self.propagation_delay = propagation_delay
         self.remote_kion = remote_kion
         self.function_environment = {**FUNCTION_ENVIRONMENT, **(function_environment or {})}
         self.rotation_retries = rotation_retries
         self.installation_name = installation_name
+        self.with_watch = with_watch
+        self.watch: LambdaRuntime | None = None
+        self.renewal: LambdaRuntime | None = None
+        self.renewal_hook: MotoRotateSecretHook | None = None
+        self.invoke_hook: MotoInvokeHook | None = None
+        self.alert_topic_arn = ""
         self.certificates: LoopbackCertificates | None = None
         self.moto: ThreadedMotoServer | None = None
         self.endpoint_url = ""
@@ -110,6 +133,19 @@ class DemoEnvironment:
 
     def stop(self) -> None:
         """Stop everything that was started, in reverse order. Safe to call twice."""
+        if self.renewal_hook is not None:
+            self.renewal_hook.wait_idle(timeout=5)
+        self._remove_demo_keys()
+        for runtime in (self.watch, self.renewal):
+            if runtime is not None:
+                runtime.stop()
+        self.watch = self.renewal = None
+        if self.invoke_hook is not None:
+            self.invoke_hook.uninstall()
+            self.invoke_hook = None
+        if self.renewal_hook is not None:
+            self.renewal_hook.uninstall()
+            self.renewal_hook = None
         if self.runtime is not None:  # ends a rotation still running, like a stopped Lambda
             self.runtime.stop()
             self.runtime = None
@@ -149,12 +185,15 @@ class DemoEnvironment:
 
     def aws_environment(self) -> dict[str, str]:
         """Environment variables that point boto3 (and the command line) at the demo's AWS."""
-        return {
+        environment = {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             **CREDENTIALS,
         }
+        if self.with_watch:  # `status` asks the watch for Kion's side
+            environment["SES_SMTP_ROTATOR_WATCH_FUNCTION"] = WATCH_NAME
+        return environment
 
     def client(self, service: str) -> Any:
         """A boto3 client for the demo's AWS."""
@@ -219,8 +258,44 @@ class DemoEnvironment:
             on_output=writer.write,
         ).start()
         narrate(f"Rotation function             {FUNCTION_NAME} ({HANDLER}, its own process)")
+        if self.with_watch:
+            self._start_watch(narrate)
         heading("Setting up a Kion installation the way the CDK stack does")
         self.installation = self._set_up_installation(narrate)
+
+    def _start_watch(self, narrate: Narrate) -> None:
+        """The Kion API key renewal (run by RotateSecret) and the daily watch (run by Invoke)."""
+        self.alert_topic_arn = self.client("sns").create_topic(Name="ses-smtp-rotator-alerts")[
+            "TopicArn"
+        ]
+        environment = {**self.function_environment, **self.aws_environment()}
+        self.renewal = LambdaRuntime(
+            RENEWAL_HANDLER,
+            function_name=RENEWAL_NAME,
+            function_arn=RENEWAL_ARN,
+            environment=environment,
+            on_output=MotoLogGroupWriter(f"/aws/lambda/{RENEWAL_NAME}", region=REGION).write,
+        ).start()
+        self.renewal_hook = MotoRotateSecretHook(
+            self.renewal.invoke, RENEWAL_ARN, region=REGION, retries=self.rotation_retries
+        ).install()
+        narrate(f"Kion API key renewal          {RENEWAL_NAME} ({RENEWAL_HANDLER})")
+        self.watch = LambdaRuntime(
+            WATCH_HANDLER,
+            function_name=WATCH_NAME,
+            function_arn=f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{WATCH_NAME}",
+            environment={
+                **environment,
+                "DEPLOYMENT_NAME": DEPLOYMENT,
+                "INSTALLATION_SECRET_PREFIX": f"{self.installation_name}/",
+                "ROTATION_FUNCTION_TIMEOUT_SECONDS": "300",
+                "ROTATION_MAX_AGE_DAYS": "37",
+                "ALERT_TOPIC_ARN": self.alert_topic_arn,
+            },
+            on_output=MotoLogGroupWriter(f"/aws/lambda/{WATCH_NAME}", region=REGION).write,
+        ).start()
+        self.invoke_hook = MotoInvokeHook({WATCH_NAME: self.watch.invoke}, region=REGION).install()
+        narrate(f"Daily watch                   {WATCH_NAME} ({WATCH_HANDLER})")
 
     def _invoke(self, event: dict[str, Any]) -> Any:
         assert self.runtime is not None
@@ -261,21 +336,90 @@ class DemoEnvironment:
         if self.kion.ca_pem:
             settings["kion_ca_bundle"] = self.kion.ca_pem
         secret_name = f"{name}/ses-smtp-credential"
-        secret = secretsmanager.create_secret(Name=secret_name, SecretString=json.dumps(settings))
+        secret = secretsmanager.create_secret(
+            Name=secret_name,
+            SecretString=json.dumps(settings),
+            Tags=[{"Key": DEPLOYMENT_TAG, "Value": DEPLOYMENT}],
+        )
         narrate(
             f"Secret {secret_name}: the settings, credential empty (the first rotation adopts "
             "Kion's key)"
         )
         self._attach_rotation(secret["ARN"])
         narrate(f"Rotation by {FUNCTION_NAME}, scheduled {SCHEDULE} UTC (EventBridge Scheduler)")
+        if self.with_watch:
+            self._store_kion_key(
+                api_key_secret["ARN"], secret["ARN"], f"{name}/ses-smtp-credential"
+            )
+            self.client("secretsmanager").rotate_secret(
+                SecretId=api_key_secret["ARN"],
+                RotationLambdaARN=RENEWAL_ARN,
+                RotateImmediately=False,
+            )
+            narrate(f"Renewal of {name}/kion-api-key by {RENEWAL_NAME}, started by the watch")
         return DemoInstallation(
             name=name,
             secret_arn=secret["ARN"],
             secret_name=secret_name,
             kion_api_key_secret_arn=api_key_secret["ARN"],
+            kion_api_key_secret_name=f"{name}/kion-api-key",
             iam_user_name=user_name,
             hand_made_key_id=hand_made["AccessKeyId"],
         )
+
+    def _store_kion_key(self, api_key_secret_arn: str, installation_arn: str, name: str) -> None:
+        """Store the Kion key the renewal may replace, with its id, as set-kion-key does. The
+        stand-in's own key is the demo's; from another Kion the demo makes a key of its own."""
+        assert self.kion is not None
+        if self.kion_server is not None:
+            key_id = next(
+                i for i, key in self.kion_server.api_keys.items() if key == self.kion.api_key
+            )
+            api_key = self.kion.api_key
+        else:
+            created = self.given_key_client().create_key(f"{DEMO_KEY_NAME}/{name}")
+            key_id, api_key = created.id, created.key
+        self.client("secretsmanager").put_secret_value(
+            SecretId=api_key_secret_arn,
+            SecretString=json.dumps(
+                {
+                    "api_key": api_key,
+                    "api_key_id": key_id,
+                    "installation_secret_id": installation_arn,
+                }
+            ),
+        )
+
+    def given_key_client(self) -> KionKeyClient:
+        """Kion's key routes, with the key the demo was given."""
+        assert self.kion is not None
+        return KionKeyClient(self.kion.url, self.kion.api_key, ca_pem=self.kion.ca_pem, timeout=15)
+
+    def _remove_demo_keys(self) -> None:
+        """From another Kion, delete the keys the demo made (its own key and its renewals'),
+        found by name; never the key it was given."""
+        if not (self.with_watch and self.remote_kion and self.kion and self.moto):
+            return
+        secret_name = f"{self.installation_name}/kion-api-key"
+        demo_key = f"{DEMO_KEY_NAME}/{self.installation_name}/ses-smtp-credential"
+        try:
+            keys = self.given_key_client()
+            removed = [
+                info.id
+                for info in keys.list_keys()
+                if (info.name == demo_key or made_by_renewal_of(secret_name, info.name))
+                and keys.delete_key(info.id)
+            ]
+        except Exception as error:
+            self.notes.append(
+                f"Could not remove the Kion API keys the demo made ({type(error).__name__}): "
+                f"delete the keys named {demo_key} or ses-smtp-rotator/{secret_name}/... in Kion."
+            )
+            return
+        if removed:
+            self.notes.append(
+                f"Removed the Kion API key(s) the demo made: {', '.join(map(str, removed))}."
+            )
 
     def _attach_rotation(self, secret_arn: str) -> None:
         """The stack's log group, rotation configuration (no rotation at deploy time) and

@@ -1,15 +1,19 @@
-"""``make demo``: two real rotations of a Kion installation's SES SMTP credential, on loopback.
+"""``make demo``: two real rotations of a Kion installation's SES SMTP credential, on loopback,
+then a renewal of Kion's App API key by the daily watch and one more rotation on the new key.
 
 It starts AWS (moto), SES SMTP and Kion stand-ins on free loopback ports, sets an installation up
 the way the CDK stack does (Kion already sending with a hand-made key), then rotates twice with
 ``ses-smtp-rotator rotate --wait`` (Secrets Manager's stand-in invokes the deployed handler once
-per step, in its own process) and proves the outcome of each. It stops every server it started,
-also on Ctrl-C or failure. Exit code 0 only when every check holds.
+per step, in its own process) and proves the outcome of each. Then the Kion API key nears the end
+of its life, the watch renews it (a new key, then the old one deleted), and a third rotation runs
+on the new key; ``status`` asks the watch for Kion's side. It stops every server it started, also
+on Ctrl-C or failure. Exit code 0 only when every check holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -21,18 +25,20 @@ from types import FrameType
 from typing import TextIO
 
 from smtp_rotation.errors import RotationError
+from smtp_rotation.kion_app_api_keys import KionKeyClient
 from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
 
 from .. import rotate_command, status_command
 from ..aws_access import AwsAccess, SetupError, open_aws
 from ..installation_status import gather
-from .environment import DemoEnvironment, RemoteKion
+from .environment import WATCH_NAME, DemoEnvironment, RemoteKion
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 KION_API_KEY_VARIABLE = "KION_API_KEY"
+DAY = 86_400
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +112,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_USAGE
     previous_handler = _stop_on_sigterm()
     began = time.monotonic()
-    environment = DemoEnvironment(propagation_delay=args.propagation_delay, remote_kion=remote)
+    environment = DemoEnvironment(
+        propagation_delay=args.propagation_delay, remote_kion=remote, with_watch=True
+    )
     try:
         environment.start(story.item, story.heading)
         os.environ.update(environment.aws_environment())
@@ -116,7 +124,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             _serve(environment, story)
         story.say()
         if held:
-            story.say(f"✓ {args.rotations} rotation(s) proven in {took:.1f} s.")
+            story.say(
+                f"✓ {args.rotations + 1} rotation(s) and a Kion API key renewal proven in "
+                f"{took:.1f} s."
+            )
             return EXIT_OK
         story.say(f"✗ The demo found a problem (see ✗ above), after {took:.1f} s.")
         return EXIT_FAILED
@@ -143,6 +154,15 @@ def _rotate_and_prove(environment: DemoEnvironment, rotations: int, story: Narra
         story.say(f"Rotation {number}: ses-smtp-rotator rotate {installation.secret_name} --wait")
         if not _rotation(environment, aws, story):
             return False
+    if not _renewal(environment, aws, story):
+        return False
+    story.say()
+    story.say(
+        f"Rotation {rotations + 1}, on the new Kion API key: ses-smtp-rotator rotate "
+        f"{installation.secret_name} --wait"
+    )
+    if not _rotation(environment, aws, story):
+        return False
     story.say()
     story.say(f"Status: ses-smtp-rotator status {installation.secret_name} --check-smtp")
     status = gather(aws, installation.secret_arn, check_smtp=True)
@@ -204,9 +224,99 @@ def _rotation(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> 
     return all(results)
 
 
-def _current(secretsmanager: object, secret_arn: str) -> tuple[str, str, str]:
-    import json
+def _renewal(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> bool:
+    """The Kion API key nears the end of its life; the watch renews it: a new key, then the old
+    one deleted. From another Kion, the key renewed is one the demo made, never the one given."""
+    installation = environment.installation
+    assert installation is not None
+    assert environment.kion is not None
+    assert environment.renewal_hook is not None
+    secretsmanager = aws.client("secretsmanager")
+    key_secret = installation.kion_api_key_secret_arn
+    old = _stored_key(secretsmanager, key_secret)
+    story.say()
+    story.say(f"Kion API key renewal: {installation.kion_api_key_secret_name}")
+    server = environment.kion_server
+    if server is not None:
+        lifespan = float(server.app_config.get("app_api_key_lifespan") or 30)
+        record = server.api_keys.records[old["api_key_id"]]
+        record.created_at = server.clock() - lifespan * DAY * 2 / 3
+        story.item(
+            f"The key ({old['api_key_id']}) nears the end of its life: made "
+            f"{lifespan * 2 / 3:.0f} days ago of {lifespan:.0f} (the stand-in's clock)"
+        )
+        server.request_log.clear()
+        report = _invoke_watch(aws, {})
+        started = (
+            installation.kion_api_key_secret_name
+            if key_secret in report.get("renewals_started", [])  # type: ignore[operator]
+            else "none"
+        )
+        story.item(
+            f"The daily watch ({WATCH_NAME}) checked {report.get('installations')} "
+            f"installation(s) and started the renewal of: {started}"
+        )
+    else:
+        story.item(
+            f"The key the demo made in your Kion ({old['api_key_id']}) is not due yet; the demo "
+            "starts its renewal as the watch does when it is (RotateSecret on the key's secret)"
+        )
+        secretsmanager.rotate_secret(SecretId=key_secret)
+    environment.renewal_hook.wait_idle(timeout=60)
+    if environment.renewal_hook.failures:
+        failure = environment.renewal_hook.failures[-1]
+        return story.check(False, f"the renewal failed in {failure.step}: {failure.error}")
+    new = _stored_key(secretsmanager, key_secret)
+    kion = KionKeyClient(environment.kion.url, new["api_key"], ca_pem=environment.kion.ca_pem)
+    results = [
+        story.check(
+            new["api_key_id"] != old["api_key_id"],
+            f"AWSCURRENT of the key's secret holds the new key {new['api_key_id']} "
+            f"(was {old['api_key_id']})",
+        ),
+        story.check(
+            isinstance(kion.app_config(), dict), "Kion accepts the new key (GET app-config)"
+        ),
+        story.check(
+            kion.find_key(old["api_key_id"]) is None,
+            f"Kion no longer has the old key {old['api_key_id']}",
+        ),
+    ]
+    if server is not None:
+        calls = [(r.method, r.path) for r in server.request_log if "app-api-key" in r.path]
+        created = ("POST", "/api/v3/app-api-key")
+        deleted = ("DELETE", f"/api/v3/app-api-key/{old['api_key_id']}")
+        results.append(
+            story.check(
+                created in calls
+                and deleted in calls
+                and calls.index(created) < calls.index(deleted),
+                f"Kion saw {' '.join(created)}, then {' '.join(deleted)}",
+            )
+        )
+    return all(results)
 
+
+def _invoke_watch(aws: AwsAccess, event: dict[str, object]) -> dict[str, object]:
+    """Invoke the watch as its schedule does (Lambda Invoke)."""
+    reply = aws.client("lambda").invoke(FunctionName=WATCH_NAME, Payload=json.dumps(event).encode())
+    answer = json.loads(reply["Payload"].read())
+    if reply.get("FunctionError"):
+        raise SetupError(
+            f"The watch failed: {answer.get('errorType')}: {answer.get('errorMessage')}",
+            f"See the log group /aws/lambda/{WATCH_NAME}.",
+        )
+    return answer
+
+
+def _stored_key(secretsmanager: object, key_secret: str) -> dict[str, object]:
+    value = secretsmanager.get_secret_value(  # type: ignore[attr-defined]
+        SecretId=key_secret, VersionStage="AWSCURRENT"
+    )
+    return json.loads(value["SecretString"])
+
+
+def _current(secretsmanager: object, secret_arn: str) -> tuple[str, str, str]:
     value = secretsmanager.get_secret_value(  # type: ignore[attr-defined]
         SecretId=secret_arn, VersionStage="AWSCURRENT"
     )

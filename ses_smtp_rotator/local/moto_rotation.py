@@ -12,7 +12,9 @@ a moto server in the same process) does what the real service does instead:
   background, a :class:`LocalRotationService` invokes the function for each step in order and
   retries a failed rotation with the same token; on success it records ``LastRotatedDate``.
 
-Only rotations with the hooked function's ARN are handled; any other ARN is unknown, as in moto.
+Only rotations with the hooked function's ARN are handled. Another ARN goes to the hook installed
+before this one (so the SMTP rotation and the Kion API key renewal can each have their own), and
+is otherwise unknown, as in moto.
 """
 
 from __future__ import annotations
@@ -66,16 +68,21 @@ class MotoRotateSecretHook:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._installed = False
+        self._previous: Callable[..., str] | None = None
 
     def install(self) -> MotoRotateSecretHook:
         """Replace RotateSecret on this account and region's backend."""
+        self._previous = self._backend.__dict__.get("rotate_secret")
         self._backend.rotate_secret = self.rotate_secret  # type: ignore[method-assign]
         self._installed = True
         return self
 
     def uninstall(self) -> None:
         if self._installed:
-            del self._backend.rotate_secret
+            if self._previous is not None:
+                self._backend.rotate_secret = self._previous  # type: ignore[method-assign]
+            else:
+                del self._backend.rotate_secret
             self._installed = False
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
@@ -107,6 +114,14 @@ class MotoRotateSecretHook:
         if not function_arn:
             raise InvalidRequestException(
                 "No Lambda rotation function ARN is associated with this secret."
+            )
+        if function_arn != self.function_arn and self._previous is not None:
+            return self._previous(
+                secret_id,
+                client_request_token,
+                rotation_lambda_arn,
+                rotation_rules,
+                rotate_immediately,
             )
         if function_arn != self.function_arn:
             raise ResourceNotFoundException(f"Resource not found for ARN '{function_arn}'.")

@@ -93,13 +93,20 @@ def test_two_rotations_are_proven_and_every_server_stops():
 
     assert result.returncode == 0, result.stdout + result.stderr
     output = result.stdout
-    assert output.count("✓ Rotation finished") == 2
-    assert output.count("✓ Kion's SMTP username is the new key") == 2
-    assert output.count("✓ SES accepts the credential Kion is configured with") == 2
-    assert output.count("is gone from IAM") == 2
-    assert output.count("✓ AWSCURRENT moved") == 2
+    # Two rotations, the Kion API key's renewal by the watch, and one more on the new key.
+    assert output.count("✓ Rotation finished") == 3
+    assert output.count("✓ Kion's SMTP username is the new key") == 3
+    assert output.count("✓ SES accepts the credential Kion is configured with") == 3
+    assert output.count("is gone from IAM") == 3
+    assert output.count("✓ AWSCURRENT moved") == 3
+    assert "started the renewal of: kion/kion-api-key" in output
+    assert "✓ Kion saw POST /api/v3/app-api-key, then DELETE /api/v3/app-api-key/1" in output
+    assert "✓ Kion no longer has the old key 1" in output
+    renewal_at = output.index("Kion API key renewal")
+    assert renewal_at < output.index("Rotation 3, on the new Kion API key")
+    assert "checked by the watch" in output  # status asked the watch for Kion's side
     assert "✗" not in output
-    assert "✓ 2 rotation(s) proven" in output
+    assert "✓ 3 rotation(s) and a Kion API key renewal proven" in output
     assert "Stopped every server the demo started." in output
     assert not SECRET_SHAPED.search(output + result.stderr)
     ports = {int(port) for port in PORT.findall(output)}
@@ -166,6 +173,16 @@ def test_kion_url_rotates_for_that_kion_and_puts_its_credential_back(staging_kio
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Kion API (yours)              {kion.url}" in result.stdout
     assert "✓ Kion's SMTP username is the new key" in result.stdout
+    # The key it was given is never renewed nor deleted; the keys it made are gone at the end.
+    given = [r for r in kion.api_keys.records.values() if r.key == kion.api_key]
+    assert [r.id for r in given] == [1]
+    assert list(kion.api_keys.records) == [1]
+    posted = kion.requests_to("POST", "/api/v3/app-api-key")
+    assert len(posted) == 2  # the demo's own key, and its renewal
+    deleted = {r.path for r in kion.request_log if r.method == "DELETE"}
+    assert "/api/v3/app-api-key/1" not in deleted
+    assert "✓ Kion no longer has the old key 2" in result.stdout
+    assert "Removed the Kion API key(s) the demo made: 3." in result.stdout
     patched = [request for request in kion.requests_to("PATCH") if request.status == 201]
     assert len(patched) >= 3  # the hand-made key, the rotation, and putting the original back
     assert kion.app_config["smtp_username"] == "AKIAORIGINALKEY00001"

@@ -82,6 +82,7 @@ def test_function_errors_raise_an_alarm_on_the_topic(default_app: Synthesized) -
             a
             for a in default_app.resources("AWS::CloudWatch::Alarm").values()
             if a["Properties"].get("Namespace") == "AWS/Lambda"
+            and a["Properties"]["Dimensions"][0]["Value"] == {"Ref": function_id}
         ],
         "function error alarm",
     )["Properties"]
@@ -137,6 +138,9 @@ def test_outputs_name_the_secrets_function_logs_and_topic_but_no_secret_value(
         "ScheduleGroupName": default_app.stack.resolve(rotation.schedule_group.schedule_group_name),
         "InstallationSecretPrefix": "ses-smtp-rotator/SesSmtpRotator/smtp/",
         "KionApiKeySecretPrefix": "ses-smtp-rotator/SesSmtpRotator/kion-api-key/",
+        "WatchFunctionName": {"Ref": default_app.logical_id(rotation.watch.function)},
+        "DashboardName": {"Ref": default_app.logical_id(rotation.dashboard)},
+        "OperatorPolicyArn": {"Ref": default_app.logical_id(rotation.operator_policy)},
     }
     assert nested_outputs == {
         "ProdSecretArn": {"Ref": default_app.logical_id(prod.secret)},

@@ -24,10 +24,13 @@ def test_one_function_serves_every_installation(fleet_app: Synthesized) -> None:
     handlers = sorted(
         f["Properties"]["Handler"] for f in fleet_app.resources("AWS::Lambda::Function").values()
     )
-    # The rotation function, and the settings writer of the deploys' custom resources.
+    # The rotation function, the settings writer of the deploys' custom resources, the Kion API
+    # key renewal and the daily watch.
     assert handlers == [
         "installation_settings.handler.lambda_handler",
         "smtp_rotation.handler.lambda_handler",
+        "smtp_rotation.kion_key_handler.lambda_handler",
+        "smtp_rotation.watch_handler.lambda_handler",
     ]
 
 
@@ -135,6 +138,10 @@ def test_powertools_is_configured_through_the_environment(default_app: Synthesiz
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "SES_ACCEPT_TIMEOUT_SECONDS": "120",
         "FUNCTION_TIMEOUT_SECONDS": "300",
+        # How `ses-smtp-rotator status` finds the watch to ask about Kion's side.
+        "WATCH_FUNCTION_NAME": {
+            "Ref": default_app.logical_id(default_app.stack.rotation.watch.function)
+        },
     }
 
 
@@ -161,7 +168,14 @@ def test_secrets_manager_may_invoke_the_function_for_this_deployments_secrets_on
     rotation = fleet_app.stack.rotation
     function_id = fleet_app.logical_id(rotation.function)
     # One permission for every installation: a function's resource policy is limited to 20 KB.
-    permission = only(fleet_app.resources("AWS::Lambda::Permission"), "invoke permission")
+    permission = only(
+        [
+            p
+            for p in fleet_app.resources("AWS::Lambda::Permission").values()
+            if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+        ],
+        "invoke permission",
+    )
     assert permission["Properties"] == {
         "Action": "lambda:InvokeFunction",
         "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},

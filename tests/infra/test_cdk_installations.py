@@ -177,10 +177,16 @@ def test_installation_stacks_wait_for_the_invoke_permission_and_the_roles(
         assert any("RotationFunctionRoleDefaultPolicy" in d for d in depends_on)
 
 
+def rotation_schedules(app: Synthesized) -> dict[str, dict]:
+    """The rotation schedules (every schedule but the daily watch's)."""
+    watch = app.logical_id(app.stack.rotation.watch.schedule)
+    return {k: v for k, v in app.resources("AWS::Scheduler::Schedule").items() if k != watch}
+
+
 def test_each_installation_has_one_scheduler_schedule_that_calls_rotate_secret(
     fleet_app: Synthesized,
 ) -> None:
-    schedules = fleet_app.resources("AWS::Scheduler::Schedule")
+    schedules = rotation_schedules(fleet_app)
     assert len(schedules) == 2
     for resources in fleet_app.stack.rotation.installations.values():
         target = resource_of(fleet_app, resources.schedule)["Properties"]["Target"]
@@ -194,7 +200,7 @@ def test_each_installation_has_one_scheduler_schedule_that_calls_rotate_secret(
 def test_default_schedule_is_the_first_tuesday_of_the_month_in_a_flexible_window(
     default_app: Synthesized,
 ) -> None:
-    schedule = only(default_app.resources("AWS::Scheduler::Schedule"), "schedule")["Properties"]
+    schedule = only(rotation_schedules(default_app), "schedule")["Properties"]
     assert schedule["ScheduleExpression"] == "cron(0 14 ? * TUE#1 *)"
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
     assert schedule["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15}
@@ -202,7 +208,7 @@ def test_default_schedule_is_the_first_tuesday_of_the_month_in_a_flexible_window
 
 
 def test_schedule_follows_the_settings(fleet_app: Synthesized) -> None:
-    for schedule in fleet_app.resources("AWS::Scheduler::Schedule").values():
+    for schedule in rotation_schedules(fleet_app).values():
         properties = schedule["Properties"]
         assert properties["ScheduleExpression"] == "rate(30 days)"
         assert properties["ScheduleExpressionTimezone"] == "America/New_York"

@@ -90,7 +90,8 @@ def test_policies_do_not_grow_with_the_installations(
         }
 
     assert sizes(apps_by_size[1]) == sizes(apps_by_size[100]) == sizes(apps_by_size[500])
-    assert len(apps_by_size[500].resources("AWS::Lambda::Permission")) == 1
+    # Secrets Manager may invoke the rotation and the Kion API key renewal, one permission each.
+    assert len(apps_by_size[500].resources("AWS::Lambda::Permission")) == 2
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -98,12 +99,18 @@ def test_one_function_one_topic_and_one_scheduler_role_serve_all_installations(
     apps_by_size: dict[int, Synthesized], size: int
 ) -> None:
     app = apps_by_size[size]
-    assert len(app.resources("AWS::Lambda::Function")) == 2  # rotation and settings writer
+    # The rotation, the settings writer, the Kion API key renewal and the daily watch.
+    assert len(app.resources("AWS::Lambda::Function")) == 4
     assert len(app.resources("AWS::SNS::Topic")) == 1
     assert len(app.resources("AWS::Events::Rule")) == 1
-    assert len(app.resources("AWS::IAM::Role")) == 3  # rotation, settings writer, scheduler
-    assert len(app.resources("AWS::Scheduler::Schedule")) == size
-    assert len(app.resources("AWS::SecretsManager::RotationSchedule")) == size
+    # The four functions', the rotation schedules' and the watch schedule's.
+    assert len(app.resources("AWS::IAM::Role")) == 6
+    assert len(app.resources("AWS::Scheduler::Schedule")) == size + 1  # and the watch's
+    created_keys = sum(
+        resources.creates_api_key_secret for resources in app.stack.rotation.installations.values()
+    )
+    # Each installation's rotation, and the renewal of each Kion API key secret the stack made.
+    assert len(app.resources("AWS::SecretsManager::RotationSchedule")) == size + created_keys
 
 
 def test_installations_are_spread_over_nested_stacks(apps_by_size: dict[int, Synthesized]) -> None:

@@ -368,7 +368,7 @@ def test_the_readme_example_synthesizes_as_shown() -> None:
     assert [i.name for i in settings.installations] == ["prod", "eu"]
     app = synthesize(example)
     assert app.validation_error is None
-    assert len(app.resources("AWS::Scheduler::Schedule")) == 2
+    assert len(app.resources("AWS::Scheduler::Schedule")) == 3  # two rotations and the watch
 
 
 def test_the_readme_govcloud_example_synthesizes_in_its_own_partition() -> None:

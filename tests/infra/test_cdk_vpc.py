@@ -122,11 +122,13 @@ def test_function_may_manage_its_network_interfaces_before_it_is_created(
         )
     }
     policy_id, policy = only(list(policies.items()), "network interface policy")
-    assert policy["Properties"]["Roles"] == [{"Ref": role_id}]
-    function = vpc_app.template_json["Resources"][
-        vpc_app.logical_id(vpc_app.stack.rotation.function)
-    ]
-    assert policy_id in function["DependsOn"]
+    # The rotation function's role, and those of the watch and the Kion API key renewal, which
+    # run in the same subnets.
+    assert {"Ref": role_id} in policy["Properties"]["Roles"]
+    assert len(policy["Properties"]["Roles"]) == 3
+    for function in (rotation.function, rotation.watch.function, rotation.key_renewal_function):
+        resource = vpc_app.template_json["Resources"][vpc_app.logical_id(function)]
+        assert policy_id in resource["DependsOn"]
 
 
 def test_no_vpc_resources_without_vpc_settings(default_app: Synthesized) -> None:

@@ -1,0 +1,130 @@
+"""The function that renews Kion API keys: Secrets Manager's rotation of each Kion API key secret
+the stack creates, attached with no rotation rules (the daily watch starts it when a key is due)."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from .deployment import Deployment
+from .function import (
+    ARCHITECTURE,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    grant_key_use_through_secrets_manager,
+)
+
+RENEWAL_HANDLER = "smtp_rotation.kion_key_handler.lambda_handler"
+
+
+class KionKeyRenewalFunction(Construct):
+    """The renewal function with its role and log group.
+
+    It reaches the deployment's Kion API key secrets (and reads its installation secrets, which
+    name Kion's URL) by name prefix and tag, so its policy keeps its size. Secrets Manager may
+    invoke it for those secrets only (``invoke_permission``).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: Deployment,
+        code: lambda_.Code,
+        runtime: lambda_.Runtime,
+        layer: lambda_.ILayerVersion,
+        log_level: str,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+        encryption_key: kms.IKey | None = None,
+        vpc_config: dict | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Renews the Kion App API keys of the SES SMTP rotation",
+        )
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=removal_policy
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="Secrets Manager rotation of the Kion App API key (create, then delete)",
+            runtime=runtime,
+            architecture=ARCHITECTURE,
+            handler=RENEWAL_HANDLER,
+            code=code,
+            layers=[layer],
+            role=self.role,
+            timeout=Duration.minutes(2),
+            memory_size=256,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": log_level,
+            },
+            **(vpc_config or {}),
+        )
+        self.log_group.grant_write(self.role)
+        cfn_function = self.function.node.default_child
+        assert isinstance(cfn_function, lambda_.CfnFunction)
+        cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="KionApiKeySecrets",
+                actions=[
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ],
+                resources=[deployment.api_key_secrets_arn(stack)],
+                conditions=deployment.tag_condition(),
+            )
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InstallationSecrets",
+                actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                resources=[deployment.installation_secrets_arn(stack)],
+                conditions=deployment.tag_condition(),
+            )
+        )
+        if encryption_key is not None:
+            grant_key_use_through_secrets_manager(self.role, encryption_key)
+        self.invoke_permission = lambda_.CfnPermission(
+            self,
+            "SecretsManagerInvoke",
+            action="lambda:InvokeFunction",
+            function_name=self.function.function_arn,
+            principal="secretsmanager.amazonaws.com",
+            source_account=Aws.ACCOUNT_ID,
+            source_arn=deployment.api_key_secrets_arn(stack),
+        )
+
+
+def attach_renewal(
+    scope: Construct, api_key_secret: secretsmanager.ISecret, function: lambda_.IFunction
+) -> secretsmanager.CfnRotationSchedule:
+    """Rotation of ``api_key_secret`` by the renewal function, and nothing more: no rules (the
+    watch starts each renewal) and no renewal at deploy."""
+    return secretsmanager.CfnRotationSchedule(
+        scope,
+        "KionApiKeyRenewal",
+        secret_id=api_key_secret.secret_arn,
+        rotation_lambda_arn=function.function_arn,
+        rotate_immediately_on_update=False,
+    )

@@ -1,0 +1,434 @@
+"""The health of one installation, checked the way the rotation itself would find it.
+
+One code path for the daily watch and for ``ses-smtp-rotator status`` (which asks the deployed
+watch for it): Kion sends with AWSCURRENT's key through a host of ``ses_region``; SES accepts
+AWSCURRENT's credential; its access key exists and is Active; no rotation has been pending longer
+than the function timeout; the last rotation is not older than the schedule allows; the Kion API
+key has life left. The checks change nothing, and their findings never carry a secret.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .aws import aws_call, client
+from .config import RotationConfig
+from .errors import (
+    AwsConnectionError,
+    AwsPermissionError,
+    KionConnectionError,
+    RotationError,
+)
+from .iam_keys import UserAccessKeys
+from .installation_metrics import installation_name
+from .kion import KionClient, KionSmtpSettings
+from .kion_key_life import KeyLife, stored_key_life
+from .secrets_store import CURRENT, PENDING, KionApiKeys
+from .ses_endpoint import kion_endpoint_verdict
+from .ses_smtp import SmtpEndpoint, try_login
+from .settings import InstallationSecret
+
+# Verdicts, best to worst.
+HEALTHY = "healthy"
+UNCHECKED = "unchecked"
+FAILING = "failing"
+
+ROTATE = "ses-smtp-rotator rotate"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check: ``ok`` is None when it could not be made."""
+
+    ok: bool | None
+    summary: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthLimits:
+    """What counts as too long."""
+
+    function_timeout: timedelta
+    """The rotation function's timeout: a rotation pending longer is stuck or failing."""
+    rotation_max_age: timedelta | None
+    """The schedule's longest period plus a margin; None when no schedule is known."""
+    kion_key_renew_after: timedelta
+    """Where Kion sets no key lifespan, the age at which a Kion API key is renewed."""
+
+
+@dataclass
+class InstallationHealth:
+    """What the checks found for one installation secret."""
+
+    secret_id: str
+    installation: str
+    checked_at: datetime
+    kion_username: str | None = None
+    pending_version: str | None = None
+    days_since_rotation: float | None = None
+    kion_api_key_days_left: float | None = None
+    kion_api_key_renewal_due: bool = False
+    kion_api_key_secret_id: str | None = None
+    checks: dict[str, Finding] = field(default_factory=dict)
+
+    @property
+    def failing(self) -> list[str]:
+        return [name for name, finding in self.checks.items() if finding.ok is False]
+
+    @property
+    def unchecked(self) -> list[str]:
+        return [name for name, finding in self.checks.items() if finding.ok is None]
+
+    @property
+    def verdict(self) -> str:
+        return FAILING if self.failing else UNCHECKED if self.unchecked else HEALTHY
+
+    def to_document(self) -> dict[str, Any]:
+        """JSON-ready: what ``status`` reads back from the watch."""
+        document = asdict(self)
+        document["checked_at"] = self.checked_at.isoformat()
+        document["verdict"] = self.verdict
+        document["failing"] = self.failing
+        return document
+
+    def alert(self) -> str:
+        """The alert text: each failing check with its cause and fix."""
+        lines = [f"Kion installation {self.installation} ({self.secret_id}) is failing:"]
+        for name in self.failing:
+            finding = self.checks[name]
+            lines.append(f"- {name}: {finding.summary.rstrip('.')}.")
+            if finding.fix:
+                lines.append(f"  Fix: {finding.fix}")
+        return "\n".join(lines)
+
+
+class HealthCheck:
+    """Checks installations with one set of clients and limits."""
+
+    def __init__(
+        self,
+        limits: HealthLimits,
+        config: RotationConfig,
+        *,
+        secretsmanager: Any | None = None,
+        iam: Any | None = None,
+    ) -> None:
+        self.limits = limits
+        self.config = config
+        self._secretsmanager = secretsmanager or client("secretsmanager")
+        self._iam = iam or client("iam")
+
+    def check(self, secret_id: str, *, now: datetime | None = None) -> InstallationHealth:
+        now = now or datetime.now(UTC)
+        health = InstallationHealth(secret_id, installation_name(secret_id), now)
+        try:
+            described = self._describe(secret_id)
+        except RotationError as error:
+            health.checks["secret"] = Finding(None, error.cause, error.fix)
+            return health
+        health.installation = installation_name(described["Name"])
+        current = self._current(secret_id, health)
+        if current is None:
+            return health
+        health.kion_api_key_secret_id = current.kion_api_key_secret_id
+        pending = self._pending(secret_id, described, health, now)
+        kion = self._kion(current, health)
+        if kion is not None:
+            self._kion_sends(current, kion, pending, health)
+        self._access_key(current, health)
+        self._ses_accepts(current, health)
+        self._last_rotation(described, health, now)
+        self._kion_api_key(current, health, now)
+        return health
+
+    # -- the checks ----------------------------------------------------------------------------
+
+    def _describe(self, secret_id: str) -> dict[str, Any]:
+        with aws_call("secretsmanager:DescribeSecret", secret_id):
+            return self._secretsmanager.describe_secret(SecretId=secret_id)
+
+    def _current(self, secret_id: str, health: InstallationHealth) -> InstallationSecret | None:
+        try:
+            with aws_call("secretsmanager:GetSecretValue", secret_id):
+                value = self._secretsmanager.get_secret_value(
+                    SecretId=secret_id, VersionStage=CURRENT
+                )
+            return InstallationSecret.parse(value.get("SecretString"))
+        except (AwsPermissionError, AwsConnectionError) as error:
+            health.checks["secret"] = Finding(None, error.cause, error.fix)
+        except RotationError as error:
+            health.checks["secret"] = Finding(False, error.cause, error.fix)
+        return None
+
+    def _pending(
+        self,
+        secret_id: str,
+        described: dict[str, Any],
+        health: InstallationHealth,
+        now: datetime,
+    ) -> InstallationSecret | None:
+        """The rotation in progress (its pending version), if any; failing once it has been
+        pending longer than the function timeout."""
+        stages = described.get("VersionIdsToStages", {})
+        version_id = next(
+            (v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels),
+            None,
+        )
+        if version_id is None:
+            health.checks["pending"] = Finding(True, "no rotation in progress")
+            return None
+        health.pending_version = version_id
+        created, pending = self._pending_value(secret_id, version_id)
+        created = created or self._version_created(secret_id, version_id)
+        age = now - created if created else None
+        timeout = self.limits.function_timeout
+        if age is not None and age <= timeout:
+            health.checks["pending"] = Finding(
+                True,
+                f"a rotation is in progress (version {version_id}, "
+                f"{age.total_seconds():.0f} s old)",
+            )
+        else:
+            pending_for = f"for {_days(age)}" if age is not None else "for an unknown time"
+            health.checks["pending"] = Finding(
+                False,
+                f"the rotation to version {version_id} has been pending {pending_for}, longer "
+                f"than the function timeout ({timeout.total_seconds():.0f} s): it failed or is "
+                "stuck, and Kion keeps the credential it had",
+                f"Run `ses-smtp-rotator status {health.installation}` for the step that failed "
+                "and its fix; Secrets Manager retries a failed rotation.",
+            )
+        return pending
+
+    def _pending_value(
+        self, secret_id: str, version_id: str
+    ) -> tuple[datetime | None, InstallationSecret | None]:
+        """When the pending version was made, and its value (None before createSecret stored
+        one, or when it does not parse)."""
+        try:
+            with aws_call("secretsmanager:GetSecretValue", secret_id):
+                value = self._secretsmanager.get_secret_value(
+                    SecretId=secret_id, VersionId=version_id
+                )
+        except (ClientError, RotationError):
+            return None, None
+        created = value.get("CreatedDate")
+        try:
+            pending = InstallationSecret.parse(value.get("SecretString"))
+        except RotationError:
+            pending = None
+        return (created if isinstance(created, datetime) else None), pending
+
+    def _version_created(self, secret_id: str, version_id: str) -> datetime | None:
+        with aws_call("secretsmanager:ListSecretVersionIds", secret_id):
+            listed = self._secretsmanager.list_secret_version_ids(SecretId=secret_id)
+        for version in listed.get("Versions", []):
+            if version.get("VersionId") == version_id:
+                return version.get("CreatedDate")
+        return None
+
+    def _kion(
+        self, current: InstallationSecret, health: InstallationHealth
+    ) -> KionSmtpSettings | None:
+        """Kion's SMTP settings, read with the installation's Kion API key."""
+        secret_id = current.kion_api_key_secret_id
+        try:
+            api_key = KionApiKeys(0, secretsmanager=self._secretsmanager).api_key(secret_id)
+            kion = KionClient(
+                current.kion_url,
+                api_key,
+                ca_pem=current.kion_ca_bundle,
+                timeout=self.config.kion_timeout,
+                retries=self.config.kion_retries,
+                backoff_factor=self.config.kion_retry_backoff,
+                api_key_secret_id=secret_id,
+            )
+            return kion.smtp_settings()
+        except (AwsPermissionError, AwsConnectionError, KionConnectionError) as error:
+            health.checks["kion"] = Finding(None, f"could not ask Kion: {error.cause}", error.fix)
+        except RotationError as error:
+            health.checks["kion"] = Finding(
+                False, f"a rotation would fail now: {error.cause}", error.fix
+            )
+        except (ssl.SSLError, ValueError) as error:  # e.g. a kion_ca_bundle that does not load
+            health.checks["kion"] = Finding(
+                False,
+                f"a rotation would fail now: Kion cannot be asked ({type(error).__name__})",
+                "Check the secret's kion_ca_bundle: it must hold PEM certificates.",
+            )
+        return None
+
+    def _kion_sends(
+        self,
+        current: InstallationSecret,
+        kion: KionSmtpSettings,
+        pending: InstallationSecret | None,
+        health: InstallationHealth,
+    ) -> None:
+        username = kion.username or None
+        health.kion_username = username
+        verdict = kion_endpoint_verdict(kion, current)
+        health.checks["kion_endpoint"] = Finding(
+            verdict.ok, verdict.summary.rstrip("."), verdict.fix or None
+        )
+        if not current.username:
+            health.checks["kion"] = Finding(
+                True,
+                f"sends with {username or 'no username'}; the secret holds no credential yet "
+                "(the first rotation adopts Kion's key)",
+            )
+        elif username == current.username:
+            health.checks["kion"] = Finding(True, f"sends with {username}, the AWSCURRENT key")
+        elif pending is not None and username and username == pending.username:
+            health.checks["kion"] = Finding(
+                True, f"sends with {username}, the new key of the rotation in progress"
+            )
+        else:
+            health.checks["kion"] = Finding(
+                False,
+                f"Kion sends with {username or 'no username'}, not the AWSCURRENT key "
+                f"{current.username}",
+                "Someone changed Kion's SMTP settings by hand: put the AWSCURRENT credential "
+                f"back into Kion, or run `{ROTATE} {health.installation} --wait` (the rotation "
+                "adopts the key Kion uses when it is one of the user's).",
+            )
+
+    def _access_key(self, current: InstallationSecret, health: InstallationHealth) -> None:
+        if not current.username:
+            health.checks["access_key"] = Finding(True, "no credential yet to look up")
+            return
+        try:
+            keys = UserAccessKeys(current.iam_user_name, iam=self._iam).list()
+        except (AwsPermissionError, AwsConnectionError) as error:
+            health.checks["access_key"] = Finding(
+                None, f"could not list the IAM user's keys: {error.cause}", error.fix
+            )
+            return
+        except RotationError as error:  # the user does not exist
+            health.checks["access_key"] = Finding(False, error.cause, error.fix)
+            return
+        key = next((k for k in keys if k.access_key_id == current.username), None)
+        if key is None:
+            health.checks["access_key"] = Finding(
+                False,
+                f"the AWSCURRENT key {current.username} is not one of IAM user "
+                f"{current.iam_user_name}'s keys",
+                "Someone deleted it, or iam_user_name names the wrong user: run "
+                f"`{ROTATE} {health.installation} --wait` to make a new key (the rotation adopts "
+                "the key Kion uses).",
+            )
+        elif not key.active:
+            health.checks["access_key"] = Finding(
+                False,
+                f"the AWSCURRENT key {current.username} is inactive, so SES refuses it",
+                "Activate it again in IAM if that was a mistake; otherwise run "
+                f"`{ROTATE} {health.installation} --wait` (it makes a new key and proves it "
+                "before Kion gets it).",
+            )
+        else:
+            health.checks["access_key"] = Finding(
+                True, f"the AWSCURRENT key {current.username} exists and is Active"
+            )
+
+    def _ses_accepts(self, current: InstallationSecret, health: InstallationHealth) -> None:
+        if not current.username:
+            health.checks["ses"] = Finding(True, "no credential yet to try")
+            return
+        endpoint = SmtpEndpoint.of(current, self.config.smtp_timeout)
+        try:
+            accepted = try_login(endpoint, current.username, current.password)
+        except (RotationError, ssl.SSLError, ValueError) as error:
+            cause = error.cause if isinstance(error, RotationError) else type(error).__name__
+            health.checks["ses"] = Finding(
+                None,
+                f"could not ask SES SMTP at {endpoint}: {cause}",
+                "Check the network path from the function to SES SMTP (security group, VPC "
+                "endpoint or NAT).",
+            )
+            return
+        if accepted:
+            health.checks["ses"] = Finding(True, f"{endpoint} accepts the AWSCURRENT credential")
+        else:
+            health.checks["ses"] = Finding(
+                False,
+                f"{endpoint} refuses the AWSCURRENT credential (535)",
+                "Check that the key is Active and that the IAM user may call ses:SendRawEmail "
+                f"in {current.ses_region}; then run `{ROTATE} {health.installation} --wait`, "
+                "which proves a new key before Kion gets it.",
+            )
+
+    def _last_rotation(
+        self, described: dict[str, Any], health: InstallationHealth, now: datetime
+    ) -> None:
+        last = described.get("LastRotatedDate")
+        since = last or described.get("CreatedDate")
+        if since is not None:
+            health.days_since_rotation = round((now - since) / timedelta(days=1), 3)
+        max_age = self.limits.rotation_max_age
+        if max_age is None or since is None:
+            health.checks["last_rotation"] = Finding(
+                None if since is None else True,
+                f"last rotated {_when(last, now)}" + ("" if max_age else " (no schedule known)"),
+            )
+            return
+        if now - since <= max_age:
+            health.checks["last_rotation"] = Finding(True, f"last rotated {_when(last, now)}")
+            return
+        health.checks["last_rotation"] = Finding(
+            False,
+            f"last rotated {_when(last, now)}, longer than the schedule allows ({_days(max_age)})",
+            "Check that the installation's schedule is enabled and that its rotations succeed "
+            f"(`ses-smtp-rotator status {health.installation}`); then run "
+            f"`{ROTATE} {health.installation} --wait`.",
+        )
+
+    def _kion_api_key(
+        self, current: InstallationSecret, health: InstallationHealth, now: datetime
+    ) -> None:
+        try:
+            life = stored_key_life(
+                current,
+                self.config,
+                now=now,
+                renew_after=self.limits.kion_key_renew_after,
+                secretsmanager=self._secretsmanager,
+            )
+        except (AwsPermissionError, AwsConnectionError, KionConnectionError) as error:
+            health.checks["kion_api_key"] = Finding(
+                None, f"could not check the Kion API key: {error.cause}", error.fix
+            )
+            return
+        except RotationError as error:  # expired, revoked, or no key stored
+            health.checks["kion_api_key"] = Finding(False, error.cause, error.fix)
+            return
+        health.kion_api_key_days_left = None if life.days_left is None else round(life.days_left, 3)
+        health.kion_api_key_renewal_due = life.due
+        health.checks["kion_api_key"] = Finding(True, describe_key_life(life))
+
+
+def describe_key_life(life: KeyLife) -> str:
+    if life.created_at is None:
+        return "Kion accepts the key; its age is unknown (stored without its id), so it is renewed"
+    left = (
+        "Kion sets no lifespan"
+        if life.days_left is None
+        else f"{life.days_left:.1f} days left of its life"
+    )
+    renew_at = life.renew_at or life.now
+    when = "due now" if life.due else f"due {renew_at:%Y-%m-%d %H:%M} UTC"
+    return f"Kion accepts the key; {left}; renewal {when}"
+
+
+def _days(delta: timedelta) -> str:
+    days = delta / timedelta(days=1)
+    return f"{days:.1f} days" if days >= 1 else f"{delta.total_seconds():.0f} s"
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    return "never" if moment is None else f"{_days(now - moment)} ago"

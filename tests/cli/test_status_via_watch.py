@@ -1,0 +1,111 @@
+"""``status`` asks the deployed watch for Kion's side: the operator's identity never reads the
+Kion API key, and the watch's findings (a hand-edited Kion, an expired key) decide the exit code."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from cli_world import FUNCTION_ENVIRONMENT, assert_no_secret, installation, run_cli, settle
+
+from ses_smtp_rotator.demo import DemoEnvironment
+from ses_smtp_rotator.demo.environment import WATCH_NAME
+from ses_smtp_rotator.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNCHECKED
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[DemoEnvironment]:
+    with DemoEnvironment(
+        propagation_delay=0.3,
+        function_environment=FUNCTION_ENVIRONMENT,
+        rotation_retries=0,
+        with_watch=True,
+    ) as environment:
+        yield environment
+
+
+@pytest.fixture
+def secrets_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SecretIds of every GetSecretValue the command line's sessions send."""
+    read: list[str] = []
+    original = boto3.Session
+
+    def session(*args: Any, **kwargs: Any) -> boto3.Session:
+        made = original(*args, **kwargs)
+        made.events.register(
+            "provide-client-params.secretsmanager.GetSecretValue",
+            lambda params, **_: read.append(params["SecretId"]),
+        )
+        return made
+
+    monkeypatch.setattr("ses_smtp_rotator.aws_access.boto3.Session", session)
+    return read
+
+
+@pytest.fixture
+def world(demo: DemoEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoEnvironment]:
+    for name, value in demo.aws_environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    settle(demo)
+    yield demo
+    settle(demo)
+
+
+def squash(text: str) -> str:
+    return re.sub(r" +", " ", text)
+
+
+def test_status_learns_kions_side_from_the_watch_without_reading_the_kion_key(
+    world: DemoEnvironment, secrets_read: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = installation(world).secret_name
+    code, output = run_cli(capsys, "rotate", name, "--wait", "--poll", "0.1")
+    assert code == EXIT_OK, output
+    assert world.hook is not None
+    assert world.hook.wait_idle(timeout=10)
+    secrets_read.clear()
+
+    code, output = run_cli(capsys, "status", name)
+
+    output = squash(output)
+    assert code == EXIT_OK, output
+    assert f"Kion's side checked by the watch {WATCH_NAME}" in output
+    assert "✓ Kion sends with" in output
+    assert "✓ Kion's SMTP host" in output
+    assert "✓ Kion API key Kion accepts the key" in output
+    assert "✓ SES (from watch)" in output  # proven where the function sends from
+    assert "✓ Access key" in output
+    assert "✓ Rotation age last rotated" in output
+    assert secrets_read  # the installation secret, read here
+    assert installation(world).kion_api_key_secret_arn not in secrets_read
+    assert_no_secret(output, world)
+
+
+def test_a_hand_edited_kion_found_by_the_watch_fails_status(
+    world: DemoEnvironment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.kion is not None
+    username, password = world.kion.smtp_credential()
+    world.kion.set_smtp_credential("AKIAHANDEDITED000000", password or "")
+    try:
+        code, output = run_cli(capsys, "status", installation(world).secret_name, "--json")
+    finally:
+        world.kion.set_smtp_credential(username, password or "")
+    assert code == EXIT_FAILED, output
+    assert '"kion_checked_by": "ses-smtp-rotator-demo-watch"' in output
+    assert "AKIAHANDEDITED000000" in output
+
+
+def test_a_watch_that_cannot_be_asked_leaves_kion_unchecked_with_the_fix(
+    world: DemoEnvironment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SES_SMTP_ROTATOR_WATCH_FUNCTION", "no-such-watch")
+    code, output = run_cli(capsys, "status", installation(world).secret_name)
+    output = squash(output)
+    assert code == EXIT_UNCHECKED, output
+    assert "could not ask the watch no-such-watch" in output
+    assert "Fix: Check that the watch function no-such-watch exists" in output
