@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -38,7 +38,7 @@ from .function import (
     check_function_settings,
     powertools_layer,
 )
-from .installation import KionInstallation, RotationSchedule
+from .installation import KionInstallation, RotationSchedule, check_installations
 from .installation_resources import InstallationResources, SharedRotation, imported_user_arn
 from .installation_stacks import InstallationStack, group_installations
 from .kion_key_renewal import KionKeyRenewalFunction
@@ -90,7 +90,9 @@ class SesSmtpRotation(Construct):
         watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
     ) -> None:
         super().__init__(scope, construct_id)
-        _check_installations(installations)
+        _check_installations(
+            installations, Stack.of(self).region, ses_smtp_endpoint=create_ses_smtp_endpoint
+        )
         check_function_settings(
             log_level=log_level, timeout=timeout, ses_accept_timeout=ses_accept_timeout
         )
@@ -372,14 +374,31 @@ class SesSmtpRotation(Construct):
         return role
 
 
-def _check_installations(installations: Sequence[KionInstallation]) -> None:
+def _check_installations(
+    installations: Sequence[KionInstallation], region: str, *, ses_smtp_endpoint: bool
+) -> None:
+    """The checks across installations that ``load_settings`` makes for cdk.json, for a team
+    that uses the construct directly. An environment-agnostic stack has no region to hold the
+    installations to, so only the names and IAM users are compared there."""
     if not installations:
         raise ValueError("Name at least one Kion installation to rotate.")
-    seen: set[str] = set()
+    if not Token.is_unresolved(region):
+        check_installations(installations, region=region, ses_smtp_endpoint=ses_smtp_endpoint)
+        return
+    names: set[str] = set()
+    users: set[str] = set()
     for installation in installations:
-        key = installation.name.lower()
-        if key in seen:
+        if installation.name.lower() in names:
             raise ValueError(
                 f"Two installations are named {installation.name!r}; names must differ."
             )
-        seen.add(key)
+        names.add(installation.name.lower())
+        user = (installation.iam_user_name or "").lower()
+        if user and user in users:
+            raise ValueError(
+                f"Installation {installation.name} names IAM user {installation.iam_user_name!r}, "
+                "which another installation names too. Fix: give each installation its own "
+                "SES SMTP user (or leave iam_user_name out to let the stack create one), so a "
+                "rotation never deletes a key another installation sends with."
+            )
+        users.add(user)

@@ -71,7 +71,7 @@ def test_layer_arn_can_be_given_explicitly() -> None:
     ("props", "message"),
     [
         ({"installations": []}, "at least one Kion installation"),
-        ({"installations": [PROD, PROD]}, "Two installations are named 'prod'"),
+        ({"installations": [PROD, PROD]}, "is already the name of installation prod"),
         (
             {"timeout": cdk.Duration.seconds(150)},
             "must exceed the SES wait",
@@ -109,3 +109,18 @@ def test_installation_refuses_settings_that_cannot_work(fields: dict, message: s
 def test_schedule_refuses_an_expression_scheduler_does_not_know() -> None:
     with pytest.raises(ValueError, match="EventBridge Scheduler expression"):
         RotationSchedule(expression="0 14 * * 2")
+
+
+@pytest.mark.parametrize("region", ["eu-central-1", None])
+def test_construct_refuses_two_installations_that_name_one_iam_user(region: str | None) -> None:
+    """Used directly, the construct refuses what cdk.json's checks refuse, also in a stack
+    without a region."""
+    shared = {"kion_url": "https://kion.example.com", "iam_user_name": "kion-smtp"}
+    installations = [
+        KionInstallation(name="blue", ses_region="eu-central-1", **shared),
+        KionInstallation(name="green", ses_region="eu-central-1", **shared),
+    ]
+    stack = cdk.Stack(cdk.App(), "TeamStack", env=cdk.Environment(region=region))
+    with pytest.raises(ValueError, match="kion-smtp") as refused:
+        SesSmtpRotation(stack, "SmtpRotation", installations=installations, code=INLINE_CODE)
+    assert "green" in str(refused.value)
