@@ -48,8 +48,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# TEST_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The safety suite alone (also part of `make test`): a fault at every external call of a rotation,
 # bad inputs, concurrent triggers and a secret scan of all output; it ends with its figures.
