@@ -4,6 +4,7 @@ writes installation settings into secrets during deploys. Both serve every insta
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -44,6 +45,16 @@ def check_function_settings(
         )
 
 
+def powertools_environment(log_level: str) -> dict[str, str]:
+    """Powertools' service, metrics namespace and log level, as the functions that rotate and
+    watch share them."""
+    return {
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": log_level,
+    }
+
+
 def asset_code() -> lambda_.Code:
     """``lambdas/`` as a plain zip: the rotation and the settings writer, no dependencies (boto3
     and urllib3 come with the runtime, Powertools with its layer)."""
@@ -58,6 +69,73 @@ def powertools_layer(
         "PowertoolsLayer",
         layer_arn or powertools.layer_arn(scope, runtime=runtime, architecture=ARCHITECTURE),
     )
+
+
+class AssetFunction(NamedTuple):
+    """A function built by ``asset_function`` with its own role and log group."""
+
+    role: iam.Role
+    log_group: logs.LogGroup
+    function: lambda_.Function
+
+
+def asset_function(
+    scope: Construct,
+    *,
+    role_description: str,
+    description: str,
+    handler: str,
+    code: lambda_.Code,
+    runtime: lambda_.Runtime,
+    layer: lambda_.ILayerVersion,
+    timeout: Duration,
+    memory_size: int,
+    environment: dict[str, str],
+    log_retention: logs.RetentionDays,
+    removal_policy: RemovalPolicy,
+    tracing: lambda_.Tracing | None = None,
+    vpc: ec2.IVpc | None = None,
+    vpc_subnets: ec2.SubnetSelection | None = None,
+    security_group: ec2.ISecurityGroup | None = None,
+) -> AssetFunction:
+    """One of the project's functions in ``scope`` (as ``Role``, ``Logs`` and ``Function``): code
+    from ``lambdas/`` on the Powertools layer, a role of its own that writes to a log group of its
+    own in JSON, and in the VPC when ``vpc`` is given. The caller grants what ``handler`` needs."""
+    role = iam.Role(
+        scope,
+        "Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=role_description,
+    )
+    log_group = logs.LogGroup(scope, "Logs", retention=log_retention, removal_policy=removal_policy)
+    function = lambda_.Function(
+        scope,
+        "Function",
+        description=description,
+        runtime=runtime,
+        architecture=ARCHITECTURE,
+        handler=handler,
+        code=code,
+        layers=[layer],
+        role=role,
+        timeout=timeout,
+        memory_size=memory_size,
+        tracing=tracing,
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        environment=environment,
+        vpc=vpc,
+        vpc_subnets=vpc_subnets,
+        security_groups=[security_group] if security_group else None,
+    )
+    log_group.grant_write(role)
+    cfn_function = function.node.default_child
+    assert isinstance(cfn_function, lambda_.CfnFunction)
+    # CDK makes a function depend on everything under its role: the default policy (needed,
+    # the permissions must exist before the first invocation) and the role itself (which the
+    # Role property's GetAtt already orders). cfn-lint reports the second as W3005.
+    cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+    return AssetFunction(role=role, log_group=log_group, function=function)
 
 
 class RotationFunction(Construct):
@@ -87,43 +165,28 @@ class RotationFunction(Construct):
         security_group: ec2.ISecurityGroup | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.role = iam.Role(
+        self.role, self.log_group, self.function = asset_function(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Rotates the SES SMTP credential of the Kion installations",
-        )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=removal_policy
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
+            role_description="Rotates the SES SMTP credential of the Kion installations",
             description="Secrets Manager rotation of the SES SMTP credential Kion uses",
-            runtime=runtime,
-            architecture=ARCHITECTURE,
             handler=LAMBDA_HANDLER,
             code=code,
-            layers=[layer],
-            role=self.role,
+            runtime=runtime,
+            layer=layer,
             timeout=timeout,
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
-            log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
             environment={
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": log_level,
+                **powertools_environment(log_level),
                 "SES_ACCEPT_TIMEOUT_SECONDS": str(int(ses_accept_timeout.to_seconds())),
                 "FUNCTION_TIMEOUT_SECONDS": str(int(timeout.to_seconds())),
             },
+            log_retention=log_retention,
+            removal_policy=removal_policy,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
-            security_groups=[security_group] if security_group else None,
+            security_group=security_group,
         )
-        self.log_group.grant_write(self.role)
-        _ignore_role_dependency_warning(self.function)
 
     def grant_deployment_access(self, deployment: Deployment) -> None:
         """Rotation of this deployment's secrets and users, whatever their number."""
@@ -222,33 +285,20 @@ class SettingsWriter(Construct):
         encryption_key: kms.IKey | None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.role = iam.Role(
+        self.role, self.log_group, self.function = asset_function(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Writes Kion installation settings into their secrets during deploys",
-        )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=removal_policy
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
+            role_description="Writes Kion installation settings into their secrets during deploys",
             description="Writes an installation's settings into its secret, keeping the credential",
-            runtime=runtime,
-            architecture=ARCHITECTURE,
             handler=SETTINGS_HANDLER,
             code=code,
-            layers=[layer],
-            role=self.role,
+            runtime=runtime,
+            layer=layer,
             timeout=Duration.seconds(60),
             memory_size=128,
-            log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
             environment={"POWERTOOLS_SERVICE_NAME": f"{SERVICE_NAME}-settings"},
+            log_retention=log_retention,
+            removal_policy=removal_policy,
         )
-        self.log_group.grant_write(self.role)
-        _ignore_role_dependency_warning(self.function)
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="InstallationSecrets",
@@ -278,12 +328,3 @@ def grant_key_use_through_secrets_manager(role: iam.IRole, key: kms.IKey) -> Non
             },
         )
     )
-
-
-def _ignore_role_dependency_warning(function: lambda_.Function) -> None:
-    cfn_function = function.node.default_child
-    assert isinstance(cfn_function, lambda_.CfnFunction)
-    # CDK makes a function depend on everything under its role: the default policy (needed,
-    # the permissions must exist before the first invocation) and the role itself (which the
-    # Role property's GetAtt already orders). cfn-lint reports the second as W3005.
-    cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})

@@ -4,6 +4,7 @@ the stack creates, attached with no rotation rules (the daily watch starts it wh
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -12,12 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from .deployment import Deployment
-from .function import (
-    ARCHITECTURE,
-    METRICS_NAMESPACE,
-    SERVICE_NAME,
-    grant_key_use_through_secrets_manager,
-)
+from .function import asset_function, grant_key_use_through_secrets_manager, powertools_environment
 
 RENEWAL_HANDLER = "smtp_rotation.kion_key_handler.lambda_handler"
 
@@ -43,45 +39,30 @@ class KionKeyRenewalFunction(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         encryption_key: kms.IKey | None = None,
-        vpc_config: dict | None = None,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_group: ec2.ISecurityGroup | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.role = iam.Role(
+        self.role, self.log_group, self.function = asset_function(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Renews the Kion App API keys of the SES SMTP rotation",
-        )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=removal_policy
-        )
-        self.function = lambda_.Function(
-            self,
-            "Function",
+            role_description="Renews the Kion App API keys of the SES SMTP rotation",
             description="Secrets Manager rotation of the Kion App API key (create, then delete)",
-            runtime=runtime,
-            architecture=ARCHITECTURE,
             handler=RENEWAL_HANDLER,
             code=code,
-            layers=[layer],
-            role=self.role,
+            runtime=runtime,
+            layer=layer,
             timeout=Duration.minutes(2),
             memory_size=256,
             tracing=lambda_.Tracing.ACTIVE,
-            log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
-            environment={
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": log_level,
-            },
-            **(vpc_config or {}),
+            environment=powertools_environment(log_level),
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_group=security_group,
         )
-        self.log_group.grant_write(self.role)
-        cfn_function = self.function.node.default_child
-        assert isinstance(cfn_function, lambda_.CfnFunction)
-        cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="KionApiKeySecrets",

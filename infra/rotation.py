@@ -198,15 +198,6 @@ class SesSmtpRotation(Construct):
         imported_user_arns = sorted(
             {arn for i in installations if (arn := imported_user_arn(stack, i)) is not None}
         )
-        network_config = (
-            {
-                "vpc": vpc,
-                "vpc_subnets": vpc_subnets,
-                "security_groups": [self.security_group] if self.security_group else None,
-            }
-            if vpc is not None
-            else None
-        )
         key_renewal = KionKeyRenewalFunction(
             self,
             "KionKeyRenewal",
@@ -219,7 +210,9 @@ class SesSmtpRotation(Construct):
             log_retention=log_retention,
             removal_policy=removal_policy,
             encryption_key=encryption_key,
-            vpc_config=network_config,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_group=self.security_group,
         )
         self.key_renewal_function = key_renewal.function
         self.watch = InstallationWatch(

@@ -31,10 +31,11 @@ from ses_smtp_rotator.schedule import next_run
 from . import acknowledgments
 from .deployment import Deployment
 from .function import (
-    ARCHITECTURE,
     METRICS_NAMESPACE,
     SERVICE_NAME,
+    asset_function,
     grant_key_use_through_secrets_manager,
+    powertools_environment,
 )
 from .installation import RotationSchedule
 
@@ -103,19 +104,8 @@ class InstallationWatch(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Checks the Kion installations daily and starts Kion API key renewals",
-        )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, removal_policy=removal_policy
-        )
         environment = {
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": log_level,
+            **powertools_environment(log_level),
             "DEPLOYMENT_NAME": deployment.name,
             "INSTALLATION_SECRET_PREFIX": deployment.secret_prefix,
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
@@ -125,30 +115,24 @@ class InstallationWatch(Construct):
         if gap is not None:
             max_age = (gap + ROTATION_MARGIN) / timedelta(days=1)
             environment["ROTATION_MAX_AGE_DAYS"] = f"{max_age:.3f}".rstrip("0").rstrip(".")
-        self.function = lambda_.Function(
+        self.role, self.log_group, self.function = asset_function(
             self,
-            "Function",
+            role_description="Checks the Kion installations daily and starts Kion API key renewals",
             description="Daily watch of the Kion installations' SES SMTP credentials",
-            runtime=runtime,
-            architecture=ARCHITECTURE,
             handler=WATCH_HANDLER,
             code=code,
-            layers=[layer],
-            role=self.role,
+            runtime=runtime,
+            layer=layer,
             timeout=WATCH_TIMEOUT,
             memory_size=256,
             tracing=lambda_.Tracing.ACTIVE,
-            log_group=self.log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
             environment=environment,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
-            security_groups=[security_group] if security_group else None,
+            security_group=security_group,
         )
-        self.log_group.grant_write(self.role)
-        cfn_function = self.function.node.default_child
-        assert isinstance(cfn_function, lambda_.CfnFunction)
-        cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
         self._grant_checks(deployment, stack, imported_api_key_secret_arns, imported_user_arns)
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
