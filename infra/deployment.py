@@ -11,9 +11,11 @@ exactly this deployment's secrets and users, however many installations it has.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Aws, Stack
+from aws_cdk import aws_iam as iam
 
 PRODUCT = "ses-smtp-rotator"
 DEPLOYMENT_TAG = f"{PRODUCT}:deployment"
@@ -77,3 +79,27 @@ class Deployment:
     def tag_condition(self, service: str = "secretsmanager") -> dict[str, dict[str, str]]:
         """The condition that a resource carries this deployment's tag."""
         return {"StringEquals": {f"{service}:ResourceTag/{DEPLOYMENT_TAG}": self.name}}
+
+    def installation_secrets_statement(
+        self, stack: Stack, *, actions: Sequence[str]
+    ) -> iam.PolicyStatement:
+        """``actions`` on this deployment's installation secrets (prefix and tag), as the
+        statement ``InstallationSecrets``."""
+        return iam.PolicyStatement(
+            sid="InstallationSecrets",
+            actions=list(actions),
+            resources=[self.installation_secrets_arn(stack)],
+            conditions=self.tag_condition(),
+        )
+
+    def api_key_secrets_statement(
+        self, stack: Stack, *, actions: Sequence[str]
+    ) -> iam.PolicyStatement:
+        """``actions`` on this deployment's Kion API key secrets (prefix and tag), as the
+        statement ``KionApiKeySecrets``."""
+        return iam.PolicyStatement(
+            sid="KionApiKeySecrets",
+            actions=list(actions),
+            resources=[self.api_key_secrets_arn(stack)],
+            conditions=self.tag_condition(),
+        )

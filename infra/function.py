@@ -192,8 +192,8 @@ class RotationFunction(Construct):
         """Rotation of this deployment's secrets and users, whatever their number."""
         stack = Stack.of(self)
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InstallationSecrets",
+            deployment.installation_secrets_statement(
+                stack,
                 actions=[
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
@@ -201,17 +201,10 @@ class RotationFunction(Construct):
                     "secretsmanager:UpdateSecretVersionStage",
                     "secretsmanager:ListSecretVersionIds",
                 ],
-                resources=[deployment.installation_secrets_arn(stack)],
-                conditions=deployment.tag_condition(),
             )
         )
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="KionApiKeySecrets",
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[deployment.api_key_secrets_arn(stack)],
-                conditions=deployment.tag_condition(),
-            )
+            deployment.api_key_secrets_statement(stack, actions=["secretsmanager:GetSecretValue"])
         )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -300,15 +293,13 @@ class SettingsWriter(Construct):
             removal_policy=removal_policy,
         )
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InstallationSecrets",
+            deployment.installation_secrets_statement(
+                Stack.of(self),
                 actions=[
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                     "secretsmanager:PutSecretValue",
                 ],
-                resources=[deployment.installation_secrets_arn(Stack.of(self))],
-                conditions=deployment.tag_condition(),
             )
         )
         if encryption_key is not None:

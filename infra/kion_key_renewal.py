@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -64,24 +63,19 @@ class KionKeyRenewalFunction(Construct):
             security_group=security_group,
         )
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="KionApiKeySecrets",
+            deployment.api_key_secrets_statement(
+                stack,
                 actions=[
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                     "secretsmanager:PutSecretValue",
                     "secretsmanager:UpdateSecretVersionStage",
                 ],
-                resources=[deployment.api_key_secrets_arn(stack)],
-                conditions=deployment.tag_condition(),
             )
         )
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InstallationSecrets",
-                actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-                resources=[deployment.installation_secrets_arn(stack)],
-                conditions=deployment.tag_condition(),
+            deployment.installation_secrets_statement(
+                stack, actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
             )
         )
         if encryption_key is not None:

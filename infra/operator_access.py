@@ -57,16 +57,14 @@ class OperatorPolicy(Construct):
                 actions=["secretsmanager:ListSecrets", "scheduler:ListSchedules"],
                 resources=["*"],
             ),
-            iam.PolicyStatement(
-                sid="InstallationSecrets",
+            deployment.installation_secrets_statement(
+                stack,
                 actions=[
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                     "secretsmanager:ListSecretVersionIds",
                     "secretsmanager:RotateSecret",
                 ],
-                resources=[deployment.installation_secrets_arn(stack)],
-                conditions=deployment.tag_condition(),
             ),
             iam.PolicyStatement(
                 sid="StoreKionApiKeys",

@@ -201,23 +201,18 @@ class InstallationWatch(Construct):
             )
         )
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InstallationSecrets",
+            deployment.installation_secrets_statement(
+                stack,
                 actions=[
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                     "secretsmanager:ListSecretVersionIds",
                 ],
-                resources=[deployment.installation_secrets_arn(stack)],
-                conditions=deployment.tag_condition(),
             )
         )
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="KionApiKeySecrets",
-                actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-                resources=[deployment.api_key_secrets_arn(stack)],
-                conditions=deployment.tag_condition(),
+            deployment.api_key_secrets_statement(
+                stack, actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
             )
         )
         if imported_api_key_secret_arns:
