@@ -1,5 +1,6 @@
 """The rotation function with its role, log group and Powertools layer, and the small function that
-writes installation settings into secrets during deploys. Both serve every installation."""
+writes installation settings into secrets during deploys. Both serve every installation.
+``asset_function`` builds these and the deployment's other functions alike."""
 
 from __future__ import annotations
 
@@ -98,9 +99,9 @@ def asset_function(
     vpc_subnets: ec2.SubnetSelection | None = None,
     security_group: ec2.ISecurityGroup | None = None,
 ) -> AssetFunction:
-    """One of the project's functions in ``scope`` (as ``Role``, ``Logs`` and ``Function``): code
-    from ``lambdas/`` on the Powertools layer, a role of its own that writes to a log group of its
-    own in JSON, and in the VPC when ``vpc`` is given. The caller grants what ``handler`` needs."""
+    """One of the project's functions in ``scope`` (as ``Role``, ``Logs`` and ``Function``):
+    ``code`` on the Powertools layer, a role of its own that writes JSON logs to a log group of its
+    own, in the VPC when ``vpc`` is given. The caller grants what ``handler`` needs."""
     role = iam.Role(
         scope,
         "Role",
