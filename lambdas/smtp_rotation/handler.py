@@ -7,7 +7,8 @@ do; the steps themselves live in rotation.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -66,16 +67,24 @@ def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
     """Run one step of one rotation, after the guard checks."""
     logger.append_keys(secret_id=event.secret_id, step=event.step, client_request_token=event.token)
     rotation = rotation or _rotation(event)
-    try:
-        tracer().put_annotation("step", event.step)
+    with reported_step(event.step, failure_metric="RotationStepFailed"):
         _run_step(event, rotation)
+
+
+@contextmanager
+def reported_step(step: str, *, failure_metric: str) -> Iterator[None]:
+    """Annotate the trace with the step and report its failure: the cause and fix of a
+    RotationError (or the traceback of anything else) logged, ``failure_metric`` counted."""
+    try:
+        tracer().put_annotation("step", step)
+        yield
     except RotationError as error:
         logger.error(error.cause, error=type(error).__name__, fix=error.fix)
-        metrics.add_metric("RotationStepFailed", MetricUnit.Count, 1)
+        metrics.add_metric(failure_metric, MetricUnit.Count, 1)
         raise
     except Exception as error:
         logger.exception("Unexpected failure", error=type(error).__name__)
-        metrics.add_metric("RotationStepFailed", MetricUnit.Count, 1)
+        metrics.add_metric(failure_metric, MetricUnit.Count, 1)
         raise
 
 

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .config import RotationConfig
-from .errors import RotationError, RotationStateError
-from .handler import RotationEvent, _is_pending
+from .errors import RotationStateError
+from .handler import RotationEvent, _is_pending, reported_step
 from .kion_api_key_secret import ApiKeySecret
 from .kion_key_renewal import KionKeyRenewal
 from .telemetry import logger, metrics, tracer
@@ -42,17 +41,8 @@ def handle(event: RotationEvent, renewal: KionKeyRenewal | None = None) -> None:
         RotationConfig.from_environment(),
         rotation_token=event.rotation_token,
     )
-    try:
-        tracer().put_annotation("step", event.step)
+    with reported_step(event.step, failure_metric="KionApiKeyRenewalStepFailed"):
         _run_step(event, renewal)
-    except RotationError as error:
-        logger.error(error.cause, error=type(error).__name__, fix=error.fix)
-        metrics.add_metric("KionApiKeyRenewalStepFailed", MetricUnit.Count, 1)
-        raise
-    except Exception as error:
-        logger.exception("Unexpected failure", error=type(error).__name__)
-        metrics.add_metric("KionApiKeyRenewalStepFailed", MetricUnit.Count, 1)
-        raise
 
 
 def _run_step(event: RotationEvent, renewal: KionKeyRenewal) -> None:
