@@ -14,9 +14,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .aws import aws_call, client, error_code
+from .aws import aws_call, error_code
 from .errors import KionApiKeyError, RotationStateError
-from .secrets_store import CURRENT, PENDING, _parse_api_key
+from .secrets_store import CURRENT, PENDING, StagedSecret, _parse_api_key
 
 PREVIOUS = "AWSPREVIOUS"
 
@@ -73,12 +73,8 @@ class SecretIdentity:
     stages: dict[str, list[str]]
 
 
-class ApiKeySecret:
+class ApiKeySecret(StagedSecret):
     """Reads and stages the versions of one Kion API key secret."""
-
-    def __init__(self, secret_id: str, secretsmanager: Any | None = None) -> None:
-        self.secret_id = secret_id
-        self._client = secretsmanager or client("secretsmanager")
 
     def describe(self) -> SecretIdentity:
         """The secret's ARN, name and version stages."""
@@ -115,27 +111,6 @@ class ApiKeySecret:
         """The Kion key ids that AWSCURRENT and AWSPENDING hold: the keys that must live."""
         held = (self.labelled(CURRENT), self.labelled(PENDING))
         return {v.stored.api_key_id for v in held if v and v.stored.api_key_id is not None}
-
-    def put_pending(self, version_id: str, secret_string: str, rotation_token: str | None) -> None:
-        request: dict[str, Any] = {
-            "SecretId": self.secret_id,
-            "ClientRequestToken": version_id,
-            "SecretString": secret_string,
-            "VersionStages": [PENDING],
-        }
-        if rotation_token:
-            request["RotationToken"] = rotation_token
-        with aws_call("secretsmanager:PutSecretValue", self.secret_id):
-            self._client.put_secret_value(**request)
-
-    def make_current(self, version_id: str, current_version_id: str) -> None:
-        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
-            self._client.update_secret_version_stage(
-                SecretId=self.secret_id,
-                VersionStage=CURRENT,
-                MoveToVersionId=version_id,
-                RemoveFromVersionId=current_version_id,
-            )
 
     def start_renewal(self) -> str:
         """Start a renewal (RotateSecret with the rotation attached to the secret); returns the

@@ -29,12 +29,39 @@ class SecretVersion:
     secret: InstallationSecret = field(repr=False)
 
 
-class InstallationSecrets:
-    """Reads and stages the versions of one installation secret."""
+class StagedSecret:
+    """One secret whose versions a rotation stages: store a pending version, make it current."""
 
     def __init__(self, secret_id: str, secretsmanager: Any | None = None) -> None:
         self.secret_id = secret_id
         self._client = secretsmanager or client("secretsmanager")
+
+    def put_pending(self, version_id: str, secret_string: str, rotation_token: str | None) -> None:
+        """Store ``secret_string`` as the AWSPENDING version ``version_id``."""
+        request: dict[str, Any] = {
+            "SecretId": self.secret_id,
+            "ClientRequestToken": version_id,
+            "SecretString": secret_string,
+            "VersionStages": [PENDING],
+        }
+        if rotation_token:
+            request["RotationToken"] = rotation_token
+        with aws_call("secretsmanager:PutSecretValue", self.secret_id):
+            self._client.put_secret_value(**request)
+
+    def make_current(self, version_id: str, current_version_id: str) -> None:
+        """Move AWSCURRENT from ``current_version_id`` to ``version_id``."""
+        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
+            self._client.update_secret_version_stage(
+                SecretId=self.secret_id,
+                VersionStage=CURRENT,
+                MoveToVersionId=version_id,
+                RemoveFromVersionId=current_version_id,
+            )
+
+
+class InstallationSecrets(StagedSecret):
+    """Reads and stages the versions of one installation secret."""
 
     def version_stages(self) -> dict[str, list[str]]:
         """Every version id with its staging labels."""
@@ -66,29 +93,6 @@ class InstallationSecrets:
     def previous(self) -> SecretVersion | None:
         """The AWSPREVIOUS version (the one AWSCURRENT replaced), or None."""
         return self._get(VersionStage=PREVIOUS)
-
-    def put_pending(self, version_id: str, secret_string: str, rotation_token: str | None) -> None:
-        """Store ``secret_string`` as the AWSPENDING version ``version_id``."""
-        request: dict[str, Any] = {
-            "SecretId": self.secret_id,
-            "ClientRequestToken": version_id,
-            "SecretString": secret_string,
-            "VersionStages": [PENDING],
-        }
-        if rotation_token:
-            request["RotationToken"] = rotation_token
-        with aws_call("secretsmanager:PutSecretValue", self.secret_id):
-            self._client.put_secret_value(**request)
-
-    def make_current(self, version_id: str, current_version_id: str) -> None:
-        """Move AWSCURRENT from ``current_version_id`` to ``version_id``."""
-        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
-            self._client.update_secret_version_stage(
-                SecretId=self.secret_id,
-                VersionStage=CURRENT,
-                MoveToVersionId=version_id,
-                RemoveFromVersionId=current_version_id,
-            )
 
     def find_credential(self, access_key_id: str) -> SecretVersion | None:
         """The newest version whose credential uses ``access_key_id``, labelled or not."""
