@@ -12,6 +12,9 @@ a moto server in the same process) does what the real service does instead:
   background, a :class:`LocalRotationService` invokes the function for each step in order and
   retries a failed rotation with the same token; on success it records ``LastRotatedDate``.
 
+:meth:`MotoRotateSecretHook.held_before` keeps rotations waiting before a step for as long as a
+test needs a rotation in progress, instead of a delay that outlasts the test's next command.
+
 Only rotations with the hooked function's ARN are handled. Another ARN goes to the hook installed
 before this one (so the SMTP rotation and the Kion API key renewal can each have their own), and
 is otherwise unknown, as in moto.
@@ -21,7 +24,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -58,8 +62,10 @@ class MotoRotateSecretHook:
         self.function_arn = function_arn
         self.retries = retries
         self.service = LocalRotationService(
-            invoke, region=region, account_id=account_id, on_step=on_step
+            invoke, region=region, account_id=account_id, on_step=self._before_step
         )
+        self._on_step = on_step or (lambda step, token: None)
+        self._gates: dict[str, threading.Event] = {}
         self.failures: list[RotationStepError] = []
         """Rotations that failed after their retries, oldest first."""
         self.completed: list[str] = []
@@ -91,6 +97,25 @@ class MotoRotateSecretHook:
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in self._threads)
+
+    @contextmanager
+    def held_before(self, step: str) -> Iterator[threading.Event]:
+        """Rotations that reach ``step`` while the block runs wait there (AWSPENDING labelled,
+        the function idle) until the yielded event is set, at the latest when the block ends."""
+        gate = threading.Event()
+        self._gates[step] = gate
+        try:
+            yield gate
+        finally:
+            gate.set()
+            if self._gates.get(step) is gate:
+                del self._gates[step]
+
+    def _before_step(self, step: str, token: str) -> None:
+        gate = self._gates.get(step)
+        if gate is not None:
+            gate.wait()
+        self._on_step(step, token)
 
     @property
     def busy(self) -> bool:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import io
 import json
+import sys
+import threading
 import time
 import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from datetime import timedelta
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -165,3 +167,27 @@ def function_configured(demo: DemoEnvironment, *, timeout: int) -> Iterator[None
         yield
     finally:
         lambda_client.delete_function(FunctionName=FUNCTION_NAME)
+
+
+class _OpensOnText(io.TextIOBase):
+    """Standard output that passes every write on and sets ``gate`` once one holds ``text``."""
+
+    def __init__(self, target: TextIO, text: str, gate: threading.Event) -> None:
+        self._target, self._text, self._gate = target, text, gate
+
+    def write(self, written: str) -> int:
+        count = self._target.write(written)
+        if self._text in written:
+            self._gate.set()
+        return count
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+@contextmanager
+def opened_once_printed(text: str, gate: threading.Event) -> Iterator[None]:
+    """Inside the block, ``gate`` is set as soon as the command line prints ``text``: a
+    rotation held by the test goes on exactly when the command has reached that point."""
+    with redirect_stdout(_OpensOnText(sys.stdout, text, gate)):
+        yield

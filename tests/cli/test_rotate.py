@@ -11,6 +11,7 @@ from cli_world import (
     function_configured,
     installation,
     leave_rotation_pending,
+    opened_once_printed,
     run_cli,
 )
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -54,8 +55,7 @@ def test_wait_follows_every_step_until_awscurrent_moves(world, capsys):
 
 
 def test_without_wait_it_returns_at_once_and_a_second_rotation_is_refused(world, capsys):
-    world.smtp.propagation_delay = 1.5  # keep the first rotation busy in setSecret
-    try:
+    with world.hook.held_before("setSecret"):  # the first rotation stays in progress
         code, output = run_cli(capsys, "rotate", installation(world).secret_arn)
         assert code == EXIT_OK, output
         assert "Started a rotation" in output
@@ -68,22 +68,23 @@ def test_without_wait_it_returns_at_once_and_a_second_rotation_is_refused(world,
         # The function is working on it: giving it up now would race with it.
         assert "update-secret-version-stage" not in output
         assert "Do not give it up yet" in output
-    finally:
-        world.smtp.propagation_delay = 0.3
     assert world.hook.wait_idle(timeout=20)
     assert not world.hook.failures
+    assert world.hook.completed[-1] == token
 
 
 def test_wait_attaches_to_the_rotation_in_progress_and_shows_its_steps(world, capsys):
-    world.smtp.propagation_delay = 1.5
-    try:
+    with world.hook.held_before("setSecret") as first_rotation_goes_on:
         code, output = run_cli(capsys, "rotate", installation(world).secret_arn)
         assert code == EXIT_OK, output
         token = output.split("new version ", 1)[1].split()[0]
 
-        code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
-    finally:
-        world.smtp.propagation_delay = 0.3
+        with opened_once_printed(
+            "following it instead of starting another", first_rotation_goes_on
+        ):
+            code, output = run_cli(
+                capsys, "rotate", installation(world).secret_name, "--wait", *FAST
+            )
 
     assert code == EXIT_OK, output
     assert f"already in progress (version {token}" in output
@@ -164,11 +165,10 @@ def test_a_failure_is_reported_with_the_functions_cause_and_fix(world, capsys):
 
 
 def test_a_rotation_with_no_progress_gives_up_with_its_own_exit_code(world, capsys):
-    world.smtp.refuse_all = True  # setSecret waits for SES until its own timeout
-
-    code, output = run_cli(
-        capsys, "rotate", installation(world).secret_name, "--wait", "--timeout", "0.5", *FAST
-    )
+    with world.hook.held_before("setSecret"):  # no step runs until the command has given up
+        code, output = run_cli(
+            capsys, "rotate", installation(world).secret_name, "--wait", "--timeout", "0.5", *FAST
+        )
 
     assert code == EXIT_TIMEOUT, output
     assert "Gave up waiting" in output
@@ -221,8 +221,7 @@ def test_every_command_explains_itself(command, capsys):
 
 def test_the_demos_secrets_manager_refuses_a_second_rotation_like_the_real_one(world):
     secretsmanager = world.client("secretsmanager")
-    world.smtp.propagation_delay = 1.5
-    try:
+    with world.hook.held_before("setSecret"):
         first = secretsmanager.rotate_secret(SecretId=installation(world).secret_arn)
         with pytest.raises(secretsmanager.exceptions.InvalidRequestException) as refused:
             secretsmanager.rotate_secret(SecretId=installation(world).secret_arn)
@@ -230,8 +229,6 @@ def test_the_demos_secrets_manager_refuses_a_second_rotation_like_the_real_one(w
             secretsmanager.rotate_secret(
                 SecretId=installation(world).secret_arn, ClientRequestToken=first["VersionId"]
             )
-    finally:
-        world.smtp.propagation_delay = 0.3
     assert "previous rotation isn't complete" in str(refused.value)
     assert world.hook.wait_idle(timeout=20)
     assert first["VersionId"] in world.hook.completed

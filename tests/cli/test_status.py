@@ -247,12 +247,9 @@ def test_a_kion_api_key_secret_with_a_rotation_function_is_named_for_what_it_is(
 
 
 def test_a_rotation_in_progress(rotated, capsys):
-    rotated.smtp.propagation_delay = 1.5
-    try:
+    with rotated.hook.held_before("setSecret"):  # in progress until status has looked
         assert run_cli(capsys, "rotate", installation(rotated).secret_name)[0] == EXIT_OK
         code, output = status(capsys, installation(rotated).secret_name)
-    finally:
-        rotated.smtp.propagation_delay = 0.3
 
     assert code == EXIT_IN_PROGRESS, output
     assert "✓ Pending rotation a rotation is in progress" in output
