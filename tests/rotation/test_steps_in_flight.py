@@ -20,23 +20,28 @@ def abandon(world, token):
 
 
 @pytest.fixture
-def pause_in_set_secret(monkeypatch):
-    """``pause(action)``: the next rotation step's first sleep runs ``action`` (T1 waiting)."""
+def pause_in_set_secret(world, monkeypatch):
+    """``pause(action)``: SES refuses every login until the next rotation step first sleeps
+    (T1 waiting for SES); that sleep runs ``action``, then SES accepts again."""
     pending: list = []
 
     def sleep(seconds):
         while pending:
             pending.pop()()
+        world.smtp.refuse_all = False
+
+    def pause(action):
+        world.smtp.refuse_all = True
+        pending.append(action)
 
     monkeypatch.setattr(handler, "Rotation", partial(Rotation, sleep=sleep))
-    return pending.append
+    return pause
 
 
 def test_t1_resuming_after_the_operator_abandoned_it_and_started_t2_leaves_kion_working(
     world, pause_in_set_secret
 ):
     kion_before = world.kion_credential()
-    world.smtp.propagation_delay = 0.2  # T1's first login is refused: it sleeps
     t1 = world.start()
     world.step("createSecret", t1)
     t1_key = world.version_fields(VersionId=t1)["username"]
@@ -77,7 +82,6 @@ def test_without_the_age_rule_t2_would_delete_the_key_t1_hands_to_kion(
     # delete T1's key, and T1 must then fail rather than hand Kion a deleted key.
     monkeypatch.setenv("FUNCTION_TIMEOUT_SECONDS", "0")
     kion_before = world.kion_credential()
-    world.smtp.propagation_delay = 0.2
     t1 = world.start()
     world.step("createSecret", t1)
     t1_key = world.version_fields(VersionId=t1)["username"]
@@ -98,7 +102,6 @@ def test_without_the_age_rule_t2_would_delete_the_key_t1_hands_to_kion(
 
 def test_a_rotation_abandoned_while_set_secret_waits_never_reaches_kion(world, pause_in_set_secret):
     kion_before = world.kion_credential()
-    world.smtp.propagation_delay = 0.2
     token = world.start()
     world.step("createSecret", token)
     pause_in_set_secret(lambda: abandon(world, token))
