@@ -18,7 +18,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,9 @@ from .tls import LoopbackCertificates
 
 APP_CONFIG_PATH = "/api/v3/app-config"
 FAULT_STATUSES = frozenset({400, 401, 403, 404, 422, 429, 500, 502, 503, 504})
+# How long clear_faults waits for requests held by a delay to be decided (a bound for a stuck
+# server thread; deciding takes a moment).
+_DECIDE_BOUND = 10.0
 HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>Sign in</title></head>"
     b"<body><h1>Please sign in</h1></body></html>"
@@ -136,6 +140,9 @@ class KionStandIn:
         self._patch_failure: PatchFailure | None = None
         self._patch_failures_left: int | None = None
         self._lock = threading.RLock()
+        self._delay_ends = threading.Condition(self._lock)
+        self._delays_cut = 0  # how often clear_faults has ended the running delays
+        self._held = 0  # requests waiting out ``delay`` now
         self._stopping = threading.Event()
         self._server: _TlsHttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -197,13 +204,19 @@ class KionStandIn:
             self._patch_failures_left = count
 
     def clear_faults(self) -> None:
-        """Turn every fault switch off: failures, HTML replies, delay, lost PATCH replies."""
-        with self._lock:
+        """Turn every fault switch off: failures, HTML replies, delay, lost PATCH replies.
+
+        Requests still waiting out a delay end their wait now, and are decided (logged; dropped
+        when their client gave up) before this returns: none lands in a later test's log."""
+        with self._delay_ends:
             self._faults.clear()
             self._patch_failure = None
             self._patch_failures_left = None
             self.html_replies = False
             self.delay = 0.0
+            self._delays_cut += 1
+            self._delay_ends.notify_all()
+            self._delay_ends.wait_for(lambda: self._held == 0, timeout=_DECIDE_BOUND)
 
     def create_api_key(self) -> tuple[int, str]:
         """Issue a new valid App API key; returns ``(id, key)``."""
@@ -232,7 +245,9 @@ class KionStandIn:
 
     def stop(self) -> None:
         """Stop serving and release the port. Safe to call twice."""
-        self._stopping.set()
+        with self._delay_ends:
+            self._stopping.set()
+            self._delay_ends.notify_all()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -248,6 +263,23 @@ class KionStandIn:
         self.stop()
 
     # -- request handling (called from the server's threads) ---------------------------------
+
+    @contextmanager
+    def _held_by_delay(self) -> Iterator[None]:
+        """Wait out ``delay`` (cut short by ``clear_faults`` or ``stop``); the request counts as
+        held until the block that decides it ends."""
+        with self._delay_ends:
+            self._held += 1
+            cut = self._delays_cut
+            self._delay_ends.wait_for(
+                lambda: self._delays_cut != cut or self._stopping.is_set(), timeout=self.delay
+            )
+        try:
+            yield
+        finally:
+            with self._delay_ends:
+                self._held -= 1
+                self._delay_ends.notify_all()
 
     def _take_fault(self, method: str) -> _Fault | None:
         with self._lock:
@@ -386,10 +418,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         raw = self._read_body()
         if kion.delay > 0:
-            kion._stopping.wait(kion.delay)
-            if self._client_gave_up():  # as a server whose client hung up: nothing is applied
-                kion._log(method, path, None, ())
-                return
+            with kion._held_by_delay():
+                if self._client_gave_up():  # as a server whose client hung up: nothing applies
+                    kion._log(method, path, None, ())
+                    return
         if kion.html_replies:
             kion._log(method, path, kion.html_status, ())
             self._send(kion.html_status, HTML_PAGE, "text/html; charset=utf-8", {})

@@ -210,6 +210,11 @@ def test_a_delay_makes_a_client_with_a_short_read_timeout_give_up(
     with pytest.raises(ReadTimeoutError):
         impatient.request("GET", kion.url + APP_CONFIG)
 
+    # Clearing the faults ends the wait: the request is decided (dropped, its client gone) now,
+    # not seconds later in whatever runs next.
+    kion.clear_faults()
+    assert [request.status for request in kion.requests_to("GET")] == [None]
+
 
 def test_a_patch_whose_reply_is_lost_as_a_500_still_applies(
     http: urllib3.PoolManager, kion: KionStandIn
