@@ -7,11 +7,14 @@ stand-in over HTTPS. Nothing in the rotation function is replaced.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import boto3
+import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 
@@ -19,8 +22,23 @@ from ses_smtp_rotator.local.installation import LocalInstallation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS, LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
+from smtp_rotation import handler
+from smtp_rotation.rotation import Rotation
 from smtp_rotation.ses_endpoint import ses_smtp_host
 from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
+
+
+@dataclass
+class VirtualClock:
+    """A clock that only moves when something sleeps on it: waits take no real time."""
+
+    now: float = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
 
 
 @dataclass
@@ -131,6 +149,31 @@ class RotationWorld:
             SecretId=self.secret_id,
             SecretString=json.dumps({k: v for k, v in fields.items() if v is not ...}),
         )
+
+    def wait_on_virtual_time(
+        self,
+        token: str,
+        monkeypatch: pytest.MonkeyPatch,
+        at_each_pause: Callable[[], None] = lambda: None,
+    ) -> VirtualClock:
+        """From now on, the rotation's waits (Rotation's clock and sleep) and SES's view of key
+        ages run on one virtual clock, started when ``token``'s new key was made: when SES
+        accepts the key then depends on the logins' schedule alone, never on the machine.
+        ``at_each_pause`` runs whenever the rotation pauses, before the clock moves on."""
+        clock = VirtualClock()
+        record = self.smtp.key_lookup(self.version_fields(VersionId=token)["username"])
+        assert record is not None, "the pending version's key is not in IAM"
+        made = record.created_at.timestamp()
+
+        def pause(seconds: float) -> None:
+            at_each_pause()
+            clock.sleep(seconds)
+
+        monkeypatch.setattr(
+            handler, "Rotation", partial(Rotation, clock=clock.monotonic, sleep=pause)
+        )
+        monkeypatch.setattr(self.smtp, "clock", lambda: made + clock.now)
+        return clock
 
     def converged(self) -> bool:
         """Invariant 4's end state: Kion and AWSCURRENT hold the same working key, and no

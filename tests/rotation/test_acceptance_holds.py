@@ -1,24 +1,25 @@
 """SES SMTP is many servers: a key is proven by several accepted logins in a row, and a
 connection that fails during the wait is tried again within the bound."""
 
-import threading
-
 import pytest
 
 from ses_smtp_rotator.local.rotation_service import RotationStepError
 from smtp_rotation.errors import SesAuthError
 
 
-def test_a_key_that_flaps_while_it_propagates_reaches_kion_only_once_settled(world):
+def test_a_key_that_flaps_while_it_propagates_reaches_kion_only_once_settled(world, monkeypatch):
     world.smtp.propagation_delay = 0.2
     world.smtp.propagation_flaps = 1.0  # then accepted and refused by turns for a second
 
     token = world.start()
-    world.run_steps(token, ("createSecret", "setSecret"))
+    world.step("createSecret", token)
+    world.wait_on_virtual_time(token, monkeypatch)  # logins at 0, 0.5, 0.525 (flapping), 1.275…
+    world.step("setSecret", token)
 
     new_key = world.kion_credential()[0]
     outcomes = [a.outcome for a in world.smtp.auth_attempts if a.access_key_id == new_key]
-    assert "accepted" in outcomes[: outcomes.index("propagating", 1) + 1]  # it flapped
+    # It flapped, then three logins in a row proved it, then the send-path proof logged in.
+    assert outcomes == ["propagating", "accepted", "propagating", *["accepted"] * 4]
     assert world.smtp.check_credential(*world.kion_credential()) == "accepted"
     world.run_steps(token, ("testSecret", "finishSecret"))
     assert world.converged()
@@ -39,18 +40,21 @@ def test_a_key_that_never_settles_does_not_reach_kion(world, monkeypatch):
     assert world.kion_credential() == before
 
 
-def test_a_connection_failure_during_the_wait_is_tried_again(world):
+def test_a_connection_failure_during_the_wait_is_tried_again(world, monkeypatch):
     world.smtp.propagation_delay = 0.4
     token = world.start()
     world.step("createSecret", token)
-    world.smtp.stop()  # SES unreachable for a moment, then back on the same port
-    restart = threading.Timer(0.3, world.smtp.start)
-    restart.start()
-    try:
-        world.step("setSecret", token)
-    finally:
-        restart.join()
+    world.smtp.stop()  # SES unreachable until the wait first pauses, then on the same port
+    restarts = []
 
+    def restart_once() -> None:
+        if not restarts:
+            restarts.append(world.smtp.start())
+
+    world.wait_on_virtual_time(token, monkeypatch, at_each_pause=restart_once)
+    world.step("setSecret", token)
+
+    assert restarts  # the first login found no server, and the wait went on
     world.run_steps(token, ("testSecret", "finishSecret"))
     assert world.converged()
 

@@ -6,12 +6,13 @@ from ses_smtp_rotator.local.rotation_service import RotationStepError
 from smtp_rotation.errors import SesAuthError
 
 
-def test_the_wait_rides_out_a_propagation_delay(world):
+def test_the_wait_rides_out_a_propagation_delay(world, monkeypatch):
     world.smtp.propagation_delay = 1.5
     old = world.kion_credential()
 
     token = world.start()
     world.step("createSecret", token)
+    world.wait_on_virtual_time(token, monkeypatch)
     world.step("setSecret", token)
 
     new_key = world.kion_credential()[0]

@@ -25,7 +25,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from fault_injection import FaultInjector, LambdaKilled
-from rotation_world import RotationWorld
+from rotation_world import RotationWorld, VirtualClock
 
 from ses_smtp_rotator.local.installation import provision_installation
 from ses_smtp_rotator.local.kion_server import KionStandIn
@@ -61,19 +61,6 @@ OPERATOR_WAIT_SECONDS = 3600.0
 # The function trusts the loopback CA through the secret's CA bundles and needs no public CA;
 # an empty default trust store spares the ~20 ms OpenSSL takes to load it for every connection.
 EMPTY_TRUST_STORE = {"SSL_CERT_FILE": "/nonexistent/ca.pem", "SSL_CERT_DIR": "/nonexistent"}
-
-
-@dataclass
-class VirtualClock:
-    """A clock that only moves when something sleeps on it: waits take no real time."""
-
-    now: float = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
 
 
 # SES accepts a new key this many (virtual) seconds after it was created: the wait in setSecret
