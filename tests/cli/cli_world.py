@@ -7,11 +7,10 @@ from __future__ import annotations
 import io
 import json
 import sys
-import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from datetime import timedelta
 from typing import Any, TextIO
@@ -124,7 +123,7 @@ def leave_rotation_pending(
         backend.secrets[secret_arn].versions[version_id]["createdate"] = int(time.time() - made_ago)
     if records:
         logs = demo.client("logs")
-        stream = f"earlier/[$LATEST]{uuid.uuid4().hex}"
+        stream = _left_records_stream(version_id)
         logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
         now = time.time()
         events = [
@@ -143,6 +142,28 @@ def leave_rotation_pending(
         ]
         logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events)
     return version_id
+
+
+def _left_records_stream(version_id: str) -> str:
+    return f"earlier/[$LATEST]{uuid.UUID(version_id).hex}"
+
+
+def age_left_records(demo: DemoEnvironment, version_id: str, seconds: float) -> None:
+    """The records :func:`leave_rotation_pending` wrote about ``version_id``, ``seconds`` older:
+    what the command line sees of them once that much time has passed, without waiting."""
+    logs, stream = demo.client("logs"), _left_records_stream(version_id)
+    events = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True)
+    logs.delete_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+    older = int(seconds * 1000)
+    logs.put_log_events(
+        logGroupName=LOG_GROUP,
+        logStreamName=stream,
+        logEvents=[
+            {"timestamp": event["timestamp"] - older, "message": event["message"]}
+            for event in events["events"]
+        ],
+    )
 
 
 @contextmanager
@@ -169,16 +190,18 @@ def function_configured(demo: DemoEnvironment, *, timeout: int) -> Iterator[None
         lambda_client.delete_function(FunctionName=FUNCTION_NAME)
 
 
-class _OpensOnText(io.TextIOBase):
-    """Standard output that passes every write on and sets ``gate`` once one holds ``text``."""
+class _ActsOnText(io.TextIOBase):
+    """Standard output that passes every write on and runs ``action`` once one holds ``text``."""
 
-    def __init__(self, target: TextIO, text: str, gate: threading.Event) -> None:
-        self._target, self._text, self._gate = target, text, gate
+    def __init__(self, target: TextIO, text: str, action: Callable[[], object]) -> None:
+        self._target, self._text, self._action = target, text, action
+        self._acted = False
 
     def write(self, written: str) -> int:
         count = self._target.write(written)
-        if self._text in written:
-            self._gate.set()
+        if not self._acted and self._text in written:
+            self._acted = True
+            self._action()
         return count
 
     def flush(self) -> None:
@@ -186,8 +209,8 @@ class _OpensOnText(io.TextIOBase):
 
 
 @contextmanager
-def opened_once_printed(text: str, gate: threading.Event) -> Iterator[None]:
-    """Inside the block, ``gate`` is set as soon as the command line prints ``text``: a
-    rotation held by the test goes on exactly when the command has reached that point."""
-    with redirect_stdout(_OpensOnText(sys.stdout, text, gate)):
+def when_printed(text: str, action: Callable[[], object]) -> Iterator[None]:
+    """Inside the block, ``action`` runs as soon as the command line prints ``text``: the world
+    changes exactly when the command has reached that point, with no time window."""
+    with redirect_stdout(_ActsOnText(sys.stdout, text, action)):
         yield

@@ -7,12 +7,13 @@ import uuid
 
 import pytest
 from cli_world import (
+    age_left_records,
     assert_no_secret,
     function_configured,
     installation,
     leave_rotation_pending,
-    opened_once_printed,
     run_cli,
+    when_printed,
 )
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
@@ -79,9 +80,7 @@ def test_wait_attaches_to_the_rotation_in_progress_and_shows_its_steps(world, ca
         assert code == EXIT_OK, output
         token = output.split("new version ", 1)[1].split()[0]
 
-        with opened_once_printed(
-            "following it instead of starting another", first_rotation_goes_on
-        ):
+        with when_printed("following it instead of starting another", first_rotation_goes_on.set):
             code, output = run_cli(
                 capsys, "rotate", installation(world).secret_name, "--wait", *FAST
             )
@@ -252,13 +251,21 @@ def test_without_the_functions_logs_it_follows_the_labels(world, capsys):
 
 
 def test_a_followed_rotation_the_function_stops_touching_is_reported_stuck(world, capsys):
-    """Attached while the function may still be working on it, then no record for longer than
-    the function's timeout (1 s here, plus the grace for the hop between steps)."""
+    """Attached while the function may still be working on it (its last record 5 s old), then
+    no record for longer than the function's timeout (1 s here, plus the grace of 30 s for the
+    hop between steps): the record is made 40 s older once the command follows, as if that
+    much time had passed."""
     version = leave_rotation_pending(
-        world, made_ago=60, records=[(25, "INFO", "createSecret", "Step finished")]
+        world, made_ago=60, records=[(5, "INFO", "createSecret", "Step finished")]
     )
 
-    with function_configured(world, timeout=1):
+    with (
+        function_configured(world, timeout=1),
+        when_printed(
+            "following it instead of starting another",
+            lambda: age_left_records(world, version, seconds=40),
+        ),
+    ):
         code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
 
     assert code == EXIT_FAILED, output
