@@ -41,6 +41,7 @@ def test_make_targets_run_the_pinned_cli_without_banners(target: str) -> None:
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
+        timeout=120,  # a bound for a hung make, not a measure of speed
         check=True,
     ).stdout
     command = next(line for line in recipe.splitlines() if "node_modules/.bin/cdk " in line)
@@ -56,6 +57,7 @@ def test_make_synth_prints_no_banner() -> None:
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
+        timeout=900,  # a bound for a hung synthesis, not a measure of speed
         check=False,
     )
     assert synth.returncode == 0, synth.stderr
