@@ -1,7 +1,8 @@
 """A Kion installation on loopback servers, and what tests observe about it.
 
 Everything here talks to real servers: moto for AWS, the SES SMTP stand-in over TLS, the Kion
-stand-in over HTTPS. Nothing in the rotation function is replaced.
+stand-in over HTTPS. Nothing in the rotation function is replaced; a test may give it a virtual
+clock to wait on (:meth:`RotationWorld.wait_on_virtual_time`).
 """
 
 from __future__ import annotations
