@@ -11,7 +11,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 from watch_world import LIMITS, WatchedWorld, key_secret_value
 
-from smtp_rotation.health import FAILING, HEALTHY, HealthLimits
+from smtp_rotation.health import FAILING, GRACE, HEALTHY, HealthLimits
 from smtp_rotation.watch_handler import lambda_handler
 
 KEYS = "/api/v3/app-api-key"
@@ -83,10 +83,12 @@ def test_a_rotation_pending_longer_than_the_function_timeout_fails(watched: Watc
     [health] = watch.run(now=watched.kion_now()).checked
     assert health.checks["pending"].ok is True  # just started: in progress, healthy
     backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-    backend.secrets[watched.smtp.secret_id].versions[token]["createdate"] -= 301
+    idle = LIMITS.function_timeout + GRACE + timedelta(seconds=1)
+    backend.secrets[watched.smtp.secret_id].versions[token]["createdate"] -= idle.total_seconds()
     [health] = watch.run(now=watched.kion_now()).checked
     assert health.failing == ["pending"]
     assert token in health.checks["pending"].summary
+    assert "is stuck" in health.checks["pending"].summary
 
 
 def test_a_rotation_older_than_the_schedule_allows_fails(watched: WatchedWorld) -> None:
