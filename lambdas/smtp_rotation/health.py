@@ -163,6 +163,7 @@ def pending_finding(
     now: datetime,
     advice: str,
     kion_uses_new_key: bool = False,
+    subject: str = "rotation",
 ) -> tuple[str, Finding]:
     """The judgement of one unfinished rotation, for the watch and for ``status`` alike: in
     progress while the function touched it within its timeout (plus GRACE), failed when its last
@@ -182,18 +183,18 @@ def pending_finding(
         f"{timeout.total_seconds():.0f} s)"
     )
     if state == RUNNING:
-        return state, Finding(True, f"a rotation is in progress (version {version_id}){touched}")
+        return state, Finding(True, f"a {subject} is in progress (version {version_id}){touched}")
     what = (
         f"failed in {activity.failed_step or 'a step'}: {(activity.error or '').rstrip('.')}"
         if state == FAILED
-        else "is stuck: the function has not touched it within its timeout, and Kion keeps "
+        else "is stuck: the function has not touched it within its timeout, and AWSCURRENT stays "
         "the credential it had"
     )
     fix = " ".join(
         part
         for part in (
             activity.error_fix,
-            "Secrets Manager retries a failed rotation." if state == FAILED else None,
+            f"Secrets Manager retries a failed {subject}." if state == FAILED else None,
             advice,
             "Kion already sends with the new key, so the next rotation finishes with it."
             if kion_uses_new_key
@@ -201,7 +202,7 @@ def pending_finding(
         )
         if part
     )
-    return state, Finding(False, f"the rotation to version {version_id} {what}{touched}", fix)
+    return state, Finding(False, f"the {subject} to version {version_id} {what}{touched}", fix)
 
 
 class HealthCheck:
@@ -270,16 +271,16 @@ class HealthCheck:
         self, secret_id: str, described: dict[str, Any], health: InstallationHealth
     ) -> _Pending | None:
         """The rotation in progress (its pending version), if any."""
-        stages = described.get("VersionIdsToStages", {})
-        version_id = next(
-            (v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels),
-            None,
-        )
+        version_id = pending_version(described)
         if version_id is None:
             return None
         health.pending_version = version_id
-        created, value = self._pending_value(secret_id, version_id)
+        created, secret_string = self._version_value(secret_id, version_id)
         created = created or self._version_created(secret_id, version_id)
+        try:
+            value = InstallationSecret.parse(secret_string) if secret_string else None
+        except RotationError:
+            value = None
         return _Pending(version_id, created, value)
 
     def _judge_pending(
@@ -301,11 +302,8 @@ class HealthCheck:
             ),
         )
 
-    def _pending_value(
-        self, secret_id: str, version_id: str
-    ) -> tuple[datetime | None, InstallationSecret | None]:
-        """When the pending version was made, and its value (None before createSecret stored
-        one, or when it does not parse)."""
+    def _version_value(self, secret_id: str, version_id: str) -> tuple[datetime | None, str | None]:
+        """When a version was made, and its value (None before createSecret stored one)."""
         try:
             with aws_call("secretsmanager:GetSecretValue", secret_id):
                 value = self._secretsmanager.get_secret_value(
@@ -314,11 +312,7 @@ class HealthCheck:
         except (ClientError, RotationError):
             return None, None
         created = value.get("CreatedDate")
-        try:
-            pending = InstallationSecret.parse(value.get("SecretString"))
-        except RotationError:
-            pending = None
-        return (created if isinstance(created, datetime) else None), pending
+        return (created if isinstance(created, datetime) else None), value.get("SecretString")
 
     def _version_created(self, secret_id: str, version_id: str) -> datetime | None:
         with aws_call("secretsmanager:ListSecretVersionIds", secret_id):
@@ -503,9 +497,46 @@ class HealthCheck:
         except RotationError as error:  # expired, revoked, or no key stored
             health.checks["kion_api_key"] = Finding(False, error.cause, error.fix)
             return
+        self._kion_api_key_renewal(current.kion_api_key_secret_id, health, now)
         health.kion_api_key_days_left = None if life.days_left is None else round(life.days_left, 3)
         health.kion_api_key_renewal_due = life.due
         health.checks["kion_api_key"] = Finding(True, describe_key_life(life))
+
+    def _kion_api_key_renewal(
+        self, key_secret_id: str, health: InstallationHealth, now: datetime
+    ) -> None:
+        """A renewal of the Kion API key in progress, judged as a pending rotation is: one the
+        renewal function left longer than the timeout failed or is stuck."""
+        try:
+            with aws_call("secretsmanager:DescribeSecret", key_secret_id):
+                described = self._secretsmanager.describe_secret(SecretId=key_secret_id)
+        except RotationError as error:
+            health.checks["kion_api_key_renewal"] = Finding(None, error.cause, error.fix)
+            return
+        version_id = pending_version(described)
+        if version_id is None:
+            return
+        created, _ = self._version_value(key_secret_id, version_id)
+        _, health.checks["kion_api_key_renewal"] = pending_finding(
+            version_id,
+            PendingActivity(created, "the pending version's age"),
+            timeout=self.limits.function_timeout,
+            now=now,
+            advice="The renewal function's log names the step that failed and its cause (alarm "
+            "KionApiKeyRenewalErrors). Once fixed, give the renewal up with `aws secretsmanager "
+            f"update-secret-version-stage --secret-id {key_secret_id} --version-stage "
+            f"AWSPENDING --remove-from-version-id {version_id}`: the next watch starts another, "
+            "whose createSecret deletes the key this one made.",
+            subject="renewal of the Kion API key",
+        )
+
+
+def pending_version(described: dict[str, Any]) -> str | None:
+    """The version AWSPENDING labels apart from AWSCURRENT, in a DescribeSecret answer."""
+    stages = described.get("VersionIdsToStages", {})
+    return next(
+        (v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels), None
+    )
 
 
 def describe_key_life(life: KeyLife) -> str:

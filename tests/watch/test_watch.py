@@ -151,3 +151,35 @@ class _Context:
     memory_limit_in_mb = 256
     invoked_function_arn = f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT_ID}:function:watch"
     aws_request_id = "request"
+
+
+def test_a_kion_key_renewal_left_pending_is_flagged_and_not_started_again(
+    watched: WatchedWorld,
+) -> None:
+    """A renewal the watch started that never finishes (its createSecret stored a new key and
+    nothing ran after) is judged as a pending SMTP rotation is: in progress while young, stuck
+    once older than the timeout; the watch starts no second renewal over it."""
+    watched.age_kion_key(16)  # due
+    token = watched.renewal.start()
+    watched.renewal.step("createSecret", token)
+    watch = watched.watch()
+
+    report = watch.run(now=watched.kion_now())
+    [health] = report.checked
+    assert not report.renewals_started
+    assert health.checks["kion_api_key_renewal"].ok is True
+    assert token in health.checks["kion_api_key_renewal"].summary
+
+    backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    idle = LIMITS.function_timeout + GRACE + timedelta(seconds=1)
+    backend.secrets[watched.renewal.secret_id].versions[token]["createdate"] -= idle.total_seconds()
+    report = watched.watch().run(now=watched.kion_now())
+    [health] = report.checked
+    assert not report.renewals_started
+    assert health.failing == ["kion_api_key_renewal"]
+    finding = health.checks["kion_api_key_renewal"]
+    assert f"the renewal of the Kion API key to version {token} is stuck" in finding.summary
+    assert f"--remove-from-version-id {token}" in (finding.fix or "")
+    [alert] = watched.alerts()
+    assert "kion_api_key_renewal" in alert
+    assert key_secret_value(watched)["api_key"] not in alert
