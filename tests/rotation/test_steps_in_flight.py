@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 
 from ses_smtp_rotator.local.rotation_service import RotationStepError
-from smtp_rotation import handler
+from smtp_rotation import aws, handler
 from smtp_rotation.errors import KeyLimitError, RotationStateError
 from smtp_rotation.rotation import Rotation
 
@@ -109,3 +109,67 @@ def test_a_rotation_abandoned_while_set_secret_waits_never_reaches_kion(world, p
     assert isinstance(raised.value.error, RotationStateError)
     assert world.kion_credential() == kion_before
     assert world.kion.requests_to("PATCH") == []
+
+
+@pytest.fixture
+def on_the_wire(world):
+    """``on_the_wire(event, action)``: ``action`` runs once when the function's own client
+    makes the call ``event`` names (botocore's event, e.g. ``before-call.iam.ListAccessKeys``)."""
+    registered: list[tuple] = []
+
+    def install(event: str, action) -> None:
+        service = event.split(".")[1]
+        fired: list[bool] = []
+
+        def once(**_):
+            if not fired:
+                fired.append(True)
+                action()
+
+        events = aws.client(service).meta.events
+        events.register(event, once, unique_id=f"on-the-wire-{event}")
+        registered.append((events, event))
+
+    yield install
+    for events, event in registered:
+        events.unregister(event, unique_id=f"on-the-wire-{event}")
+
+
+def test_abandoned_while_create_secret_looks_for_room_it_deletes_no_key(world, on_the_wire):
+    spare = world.iam.create_access_key(UserName=world.installation.iam_user_name)["AccessKey"]
+    world.backdate_keys()
+    keys_before = world.access_key_ids()
+    token = world.start()
+    on_the_wire("before-call.iam.ListAccessKeys", lambda: abandon(world, token))
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("createSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, RotationStateError)
+    assert f"stopped before deleting unused access key {spare['AccessKeyId']}" in error.cause
+    assert world.access_key_ids() == keys_before
+
+
+def test_current_moved_away_while_finish_secret_ran_it_keeps_the_replaced_key(world, on_the_wire):
+    replaced = world.current()["username"]
+    previous_version = world.current_version_id()
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+
+    def move_current_back() -> None:  # someone puts the old version back as AWSCURRENT
+        world.secretsmanager.update_secret_version_stage(
+            SecretId=world.secret_id,
+            VersionStage="AWSCURRENT",
+            MoveToVersionId=previous_version,
+            RemoveFromVersionId=token,
+        )
+
+    on_the_wire("after-call.secretsmanager.UpdateSecretVersionStage", move_current_back)
+    with pytest.raises(RotationStepError) as raised:
+        world.step("finishSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, RotationStateError)
+    assert f"stopped before deleting the replaced key {replaced}" in error.cause
+    assert replaced in world.access_key_ids()
