@@ -213,6 +213,26 @@ def test_an_smtp_server_that_never_answers(world, monkeypatch):
     assert world.kion_authenticates()
 
 
+def test_an_smtp_server_that_hangs_up_is_named_by_what_it_did(world, monkeypatch):
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.3")
+    with SilentSmtpServer(hang_up=True) as hangs_up:
+        world.edit_current(smtp_port=hangs_up.port)
+        token = world.start()
+        world.step("createSecret", token)
+        error = failed_step(world, "setSecret", token)
+
+    assert isinstance(error, errors.SmtpConnectionError)
+    assert error.cause == (
+        f"Could not talk to the SMTP server at {world.current()['smtp_host']}:{hangs_up.port} "
+        "(SMTPServerDisconnected)."
+    )
+    assert error.fix == (
+        "Check that the function can reach it: security group egress on the SMTP port, the SES "
+        "SMTP VPC endpoint or a NAT route, and smtp_host/smtp_port in the secret."
+    )
+    assert world.kion.requests_to("PATCH") == []
+
+
 def test_an_smtp_certificate_from_an_unknown_ca(world):
     world.edit_current(smtp_ca_bundle=LoopbackCertificates().ca_pem)
     token = world.start()

@@ -11,6 +11,7 @@ from ses_smtp_rotator.local.rotation_service import RotationStepError
 from smtp_rotation import aws, handler
 from smtp_rotation.errors import KeyLimitError, RotationStateError
 from smtp_rotation.rotation import Rotation
+from smtp_rotation.smtp_password import derive_smtp_password
 
 
 def abandon(world, token):
@@ -173,3 +174,28 @@ def test_current_moved_away_while_finish_secret_ran_it_keeps_the_replaced_key(wo
     assert isinstance(error, RotationStateError)
     assert f"stopped before deleting the replaced key {replaced}" in error.cause
     assert replaced in world.access_key_ids()
+
+
+def test_finish_again_judges_kion_by_its_username_alone(world, on_the_wire):
+    """finishSecret stopped after moving AWSCURRENT; run again, it deletes the key left behind.
+    It asks Kion whom it sends as, not its password (testSecret proved that): another password
+    in SES form shown by Kion meanwhile does not stop it."""
+    replaced = world.current()["username"]
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+
+    def killed() -> None:
+        raise TimeoutError("the function was stopped right after moving AWSCURRENT")
+
+    on_the_wire("after-call.secretsmanager.UpdateSecretVersionStage", killed)
+    with pytest.raises(RotationStepError):
+        world.step("finishSecret", token)
+    assert world.current_version_id() == token
+    assert replaced in world.access_key_ids()
+    world.kion.app_config["smtp_password"] = derive_smtp_password(
+        "another-secret-access-key-of-forty-chars0", "us-east-1"
+    )
+
+    world.step("finishSecret", token)
+
+    assert replaced not in world.access_key_ids()
