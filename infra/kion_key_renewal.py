@@ -3,8 +3,11 @@ the stack creates, attached with no rotation rules (the daily watch starts it wh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -15,6 +18,12 @@ from .deployment import Deployment
 from .function import asset_function, grant_key_use_through_secrets_manager, powertools_environment
 
 RENEWAL_HANDLER = "smtp_rotation.kion_key_handler.lambda_handler"
+RENEWAL_SECRET_ACTIONS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+)
 
 
 class KionKeyRenewalFunction(Construct):
@@ -22,7 +31,9 @@ class KionKeyRenewalFunction(Construct):
 
     It reaches the deployment's Kion API key secrets (and reads its installation secrets, which
     name Kion's URL) by name prefix and tag, so its policy keeps its size. Secrets Manager may
-    invoke it for those secrets only (``invoke_permission``).
+    invoke it for those secrets only (``invoke_permission``). Kion API key secrets the
+    installations import (``imported_api_key_secret_arns``) get no renewal attached by the stack,
+    but the function may renew each once an operator attaches it (``imported_invoke_permission``).
     """
 
     def __init__(
@@ -41,6 +52,7 @@ class KionKeyRenewalFunction(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_group: ec2.ISecurityGroup | None = None,
+        imported_api_key_secret_arns: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -63,21 +75,20 @@ class KionKeyRenewalFunction(Construct):
             security_group=security_group,
         )
         self.role.add_to_principal_policy(
-            deployment.api_key_secrets_statement(
-                stack,
-                actions=[
-                    "secretsmanager:DescribeSecret",
-                    "secretsmanager:GetSecretValue",
-                    "secretsmanager:PutSecretValue",
-                    "secretsmanager:UpdateSecretVersionStage",
-                ],
-            )
+            deployment.api_key_secrets_statement(stack, actions=[*RENEWAL_SECRET_ACTIONS])
         )
         self.role.add_to_principal_policy(
             deployment.installation_secrets_statement(
                 stack, actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
             )
         )
+        if imported_api_key_secret_arns:
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=[*RENEWAL_SECRET_ACTIONS],
+                    resources=sorted(set(imported_api_key_secret_arns)),
+                )
+            )
         if encryption_key is not None:
             grant_key_use_through_secrets_manager(self.role, encryption_key)
         self.invoke_permission = lambda_.CfnPermission(
@@ -88,6 +99,20 @@ class KionKeyRenewalFunction(Construct):
             principal="secretsmanager.amazonaws.com",
             source_account=Aws.ACCOUNT_ID,
             source_arn=deployment.api_key_secrets_arn(stack),
+        )
+        # One statement for every imported secret, whatever their number: the function's
+        # resource policy has a size limit, and the role above names each secret anyway.
+        self.imported_invoke_permission = (
+            lambda_.CfnPermission(
+                self,
+                "SecretsManagerInvokeForImportedKeys",
+                action="lambda:InvokeFunction",
+                function_name=self.function.function_arn,
+                principal="secretsmanager.amazonaws.com",
+                source_account=Aws.ACCOUNT_ID,
+            )
+            if imported_api_key_secret_arns
+            else None
         )
 
 

@@ -213,6 +213,7 @@ class SesSmtpRotation(Construct):
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_group=self.security_group,
+            imported_api_key_secret_arns=imported_api_key_secret_arns,
         )
         self.key_renewal_function = key_renewal.function
         self.watch = InstallationWatch(

@@ -11,7 +11,7 @@ policy keeps its size at any number of installations.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -26,7 +26,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from ses_smtp_rotator.schedule import next_run
+from ses_smtp_rotator.schedule import ROTATION_MARGIN, schedule_gap
 
 from . import acknowledgments
 from .deployment import Deployment
@@ -43,33 +43,15 @@ from .installation import RotationSchedule
 DEFAULT_WATCH_SCHEDULE = "cron(0 6 * * ? *)"
 WATCH_HANDLER = "smtp_rotation.watch_handler.lambda_handler"
 WATCH_TIMEOUT = Duration.minutes(15)
-# How late a rotation may be beyond the schedule's longest gap before the watch calls it failing:
-# Secrets Manager's retries and an on-demand rerun fit in two days.
-ROTATION_MARGIN = timedelta(days=2)
-# Where the longest gap between runs is measured from: fixed, so synthesis is reproducible.
-_MEASURED_FROM = datetime(2026, 1, 1, tzinfo=UTC)
-_RUNS_MEASURED = 800
 
 
 def longest_gap(schedule: RotationSchedule) -> timedelta | None:
-    """The longest time between two runs of ``schedule`` over the next two years or 800 runs
-    (plus its flexible window); None when it is disabled or its runs cannot be computed."""
+    """The longest time between two runs of ``schedule`` (plus its flexible window); None when it
+    is disabled or its runs cannot be computed."""
     if not schedule.enabled:
         return None
     window = schedule.flexible_window.to_minutes() if schedule.flexible_window else 0
-    expression = schedule.expression.strip()
-    started = _MEASURED_FROM if expression.startswith("rate(") else None
-    previous = next_run(expression, schedule.time_zone, _MEASURED_FROM, started=started)
-    longest = timedelta(0)
-    for _ in range(_RUNS_MEASURED):
-        if previous is None or previous - _MEASURED_FROM > timedelta(days=731):
-            break
-        following = next_run(expression, schedule.time_zone, previous, started=started)
-        if following is None:
-            break
-        longest = max(longest, following - previous)
-        previous = following
-    return longest + timedelta(minutes=window) if longest else None
+    return schedule_gap(schedule.expression, schedule.time_zone, window)
 
 
 class InstallationWatch(Construct):

@@ -119,7 +119,13 @@ def run_status(args: argparse.Namespace) -> int:
 
     def one(target: Target) -> Outcome:
         aws = open_aws(target.secret_id, profile=args.profile, region=args.region)
-        status = gather(aws, target.secret_id, check_smtp=args.check_smtp, log_group=args.log_group)
+        status = gather(
+            aws,
+            target.secret_id,
+            check_smtp=args.check_smtp,
+            use_watch=args.use_watch,
+            log_group=args.log_group,
+        )
         code = status_command.exit_code(status)
         return Outcome(
             target, code, fleet_report.status_detail(status), report=status.to_document()

@@ -1,36 +1,29 @@
 """Where an installation's SMTP credential stands: the current key and its age, the rotation
-history and schedule, what Kion is configured with, any unfinished rotation, and (on request)
-whether SES accepts the current credential.
+history and schedule, and the daily watch's checks (Kion's side, the access key, SES, the last
+rotation, the Kion API key's life, any unfinished rotation).
 
-It reuses the rotation function's own modules to read the secret, Kion and SES, and never returns
-a password or key: only access key ids, which are SMTP user names.
+The checks are the watch's own code (``smtp_rotation.health``), so status and the watch never
+disagree. Nothing here returns a password or key: only access key ids, which are SMTP user names.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from smtp_rotation.errors import (
-    AwsConnectionError,
-    AwsPermissionError,
-    KionConnectionError,
-    RotationError,
-)
+from smtp_rotation.config import RotationConfig
+from smtp_rotation.errors import RotationError
+from smtp_rotation.health import RUNNING, HealthCheck, HealthLimits, pending_finding
 from smtp_rotation.iam_keys import UserAccessKeys
-from smtp_rotation.kion import KionClient
-from smtp_rotation.secrets_store import KionApiKeys
-from smtp_rotation.ses_endpoint import kion_endpoint_verdict
-from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
+from smtp_rotation.kion_key_life import renew_after_from_environment
 from smtp_rotation.settings import InstallationSecret
 
 from .aws_access import AwsAccess, asking, region_of_arn
-from .pending_rotation import FAILED, RUNNING, PendingRotation, assess_pending, give_up_advice
+from .pending_rotation import PendingRotation, assess_pending, give_up_advice
 from .rotation_function import RotationFunction, describe_function
-from .schedule import next_rotation
+from .schedule import RotationScheduleInfo, next_rotation
 from .secret_state import (
     SecretState,
     looks_like_kion_api_key,
@@ -38,7 +31,7 @@ from .secret_state import (
     require_installation_secret,
     wrong_kind_error,
 )
-from .watch_query import WatchAnswer, ask_watch, watch_function
+from .watch_query import ask_watch, watch_function
 
 _CHECK_TIMEOUT = 10.0
 
@@ -141,13 +134,20 @@ def gather(
     secret_id: str,
     *,
     check_smtp: bool,
+    use_watch: bool = True,
     log_group: str | None = None,
     now: datetime | None = None,
 ) -> InstallationStatus:
-    """Read everything ``status`` reports; print nothing (the daily watch calls it too).
+    """Read everything ``status`` reports; print nothing.
+
+    The checks are the daily watch's own (:class:`smtp_rotation.health.HealthCheck`): asked of
+    the deployed watch when there is one (and ``use_watch``), else run here. This machine adds
+    what only it reads: the IAM keys' roles, the schedule, and the function's log about an
+    unfinished rotation.
 
     Raises SetupError when the secret cannot be read or is not an installation secret.
     """
+    now = now or datetime.now(UTC)
     secretsmanager = aws.client("secretsmanager")
     state = read_state(secretsmanager, secret_id)
     require_installation_secret(state)
@@ -166,23 +166,45 @@ def gather(
     status.access_key_id = current.username or None
     status.iam_user_name = current.iam_user_name
     status.kion_url = current.kion_url
-    _schedule(aws, state, status)
+    schedule = _schedule(aws, state, status)
     function = describe_function(
         aws.client("lambda", region_of_arn(state.function_arn or "")),
         state.function_arn or "",
         log_group=log_group,
     )
-    watch = watch_function(function.watch_function)
-    if watch:
-        kion_username = _kion_from_watch(ask_watch(aws, watch, state.arn), status)
-    else:
-        kion_username = _kion(aws, secretsmanager, current, status)
     status.function_timeout = function.describe_timeout()
-    pending = _pending(aws, secretsmanager, state, status, kion_username, function, now)
-    _keys(aws, current, status, kion_username, pending)
-    if check_smtp:
-        _smtp(current, status)
+    watch = watch_function(function.watch_function) if use_watch else None
+    if watch:
+        _take_findings(status, _asked_of_watch(aws, watch, state.arn, status))
+    else:
+        health = HealthCheck(
+            _limits(function, schedule),
+            _CHECK_CONFIG,
+            secretsmanager=secretsmanager,
+            iam=aws.client("iam"),
+            check_ses=check_smtp,
+        ).check(state.arn, now=now)
+        _take_findings(status, health.to_document())
+        _note_where_checked(status)
+    pending = _pending(aws, secretsmanager, state, status, function, now)
+    _list_keys(aws, current, status, pending)
     return status
+
+
+# Kion and SES asked from this machine: short timeouts, one retry.
+_CHECK_CONFIG = RotationConfig(
+    smtp_timeout=_CHECK_TIMEOUT, kion_timeout=_CHECK_TIMEOUT, kion_retries=1, kion_retry_backoff=0.2
+)
+
+
+def _limits(function: RotationFunction, schedule: RotationScheduleInfo | None) -> HealthLimits:
+    """The watch's limits, worked out as the stack works them out for the watch: the function's
+    timeout, the schedule's longest gap plus a margin, and the Kion key renewal defaults."""
+    return HealthLimits(
+        function.timeout,
+        schedule.rotation_max_age if schedule else None,
+        renew_after_from_environment({}),
+    )
 
 
 def _read_current(
@@ -200,121 +222,65 @@ def _read_current(
         return None
 
 
-def _schedule(aws: AwsAccess, state: SecretState, status: InstallationStatus) -> None:
+def _schedule(
+    aws: AwsAccess, state: SecretState, status: InstallationStatus
+) -> RotationScheduleInfo | None:
+    """The EventBridge schedule that rotates the secret, when one does."""
     if status.next_rotation:  # Secrets Manager's own rotation rules
-        return
+        return None
     schedule, unknown = next_rotation(aws.client("scheduler"), state.arn, state.name)
     if schedule is not None:
         status.next_rotation = schedule.next_run
         status.schedule = schedule.describe()
     else:
         status.schedule = f"unknown ({unknown})" if unknown else "no schedule calls RotateSecret"
+    return schedule
 
 
-def _kion(
-    aws: AwsAccess, secretsmanager: Any, current: InstallationSecret, status: InstallationStatus
-) -> str | None:
-    """Kion's SMTP username, read as the function reads it. A Kion that refuses the API key, an
-    empty or missing key secret, or a wrong URL fail the check: the next rotation would fail the
-    same way. What only this machine cannot do (reach Kion, read the key secret) leaves it open."""
-    try:
-        api_key = KionApiKeys(0, secretsmanager=secretsmanager).api_key(
-            current.kion_api_key_secret_id
-        )
-        kion = KionClient(
-            current.kion_url,
-            api_key,
-            ca_pem=current.kion_ca_bundle,
-            timeout=_CHECK_TIMEOUT,
-            retries=1,
-            backoff_factor=0.2,
-            api_key_secret_id=current.kion_api_key_secret_id,
-        )
-        kion_smtp = kion.smtp_settings()
-        username = kion_smtp.username
-    except AwsPermissionError as error:
-        status.checks["kion"] = Check(
-            None,
-            f"could not read the Kion API key: {error.cause}",
-            "This check needs secretsmanager:GetSecretValue on the Kion API key secret (and "
-            "kms:Decrypt on its key) for your AWS identity.",
-        )
-        return None
-    except (KionConnectionError, AwsConnectionError) as error:
-        status.checks["kion"] = Check(
-            None,
-            f"could not reach Kion: {error.cause}",
-            "This check runs from your machine: Kion must be reachable from here (VPN, proxy), "
-            "even when the rotation function reaches it.",
-        )
-        return None
-    except RotationError as error:
-        status.checks["kion"] = Check(False, f"a rotation would fail now: {error.cause}", error.fix)
-        return None
-    except (ssl.SSLError, ValueError) as error:  # e.g. a kion_ca_bundle that does not load
-        status.checks["kion"] = Check(
-            False,
-            f"a rotation would fail now: Kion cannot be asked ({type(error).__name__})",
-            "Check the secret's kion_ca_bundle: it must hold PEM certificates.",
-        )
-        return None
-    status.kion_username = username or None
-    verdict = kion_endpoint_verdict(kion_smtp, current)  # the rotation's own check, as it runs
-    status.checks["kion_endpoint"] = Check(
-        verdict.ok,
-        verdict.summary if verdict.ok else verdict.summary.rstrip("."),
-        verdict.fix or None,
-    )
-    if not current.username:
-        status.checks["kion"] = Check(
-            True,
-            f"sends with {username or 'no username'}; the secret holds no credential yet "
-            "(the first rotation adopts Kion's key)",
-        )
-    elif username == current.username:
-        status.checks["kion"] = Check(True, f"sends with {username}, the AWSCURRENT key")
-    else:
-        status.checks["kion"] = Check(
-            False,
-            f"sends with {username or 'no username'}, not the AWSCURRENT key {current.username}",
-            "If a rotation is unfinished, see the pending rotation below; otherwise someone "
-            "changed Kion's SMTP settings by hand: put the AWSCURRENT credential back into Kion, "
-            "or rotate (the rotation adopts the key Kion uses when it is one of the user's).",
-        )
-    return username or None
-
-
-# The watch's checks status shows, as status names them (status judges a pending rotation
-# itself, from the function's log as well).
-_WATCH_CHECKS = {
-    "kion": "kion",
-    "kion_endpoint": "kion_endpoint",
-    "kion_api_key": "kion_api_key",
-    "access_key": "access_key",
-    "ses": "ses",
-    "last_rotation": "last_rotation",
-}
-
-
-def _kion_from_watch(answer: WatchAnswer, status: InstallationStatus) -> str | None:
-    """Kion's side as the deployed watch found it: the same checks, run where the rotation
-    runs, with no need to read the Kion API key here."""
+def _asked_of_watch(
+    aws: AwsAccess, watch: str, secret_arn: str, status: InstallationStatus
+) -> dict[str, Any]:
+    """The watch's findings for the installation, checked where the rotation runs, with no need
+    to read the Kion API key here; a watch that cannot be asked leaves Kion unchecked."""
+    answer = ask_watch(aws, watch, secret_arn)
     status.kion_checked_by = answer.function
-    document = answer.document
-    if document is None:
-        status.checks["kion"] = Check(
-            None, f"could not ask the watch {answer.function}: {answer.problem}", answer.fix
-        )
-        return None
-    for watch_name, name in _WATCH_CHECKS.items():
-        finding = document["checks"].get(watch_name)
-        if isinstance(finding, dict):
+    if answer.document is not None:
+        return answer.document
+    problem = {"ok": None, "summary": f"could not ask the watch {watch}: {answer.problem}"}
+    return {"checks": {"kion": {**problem, "fix": answer.fix}}}
+
+
+def _take_findings(status: InstallationStatus, document: dict[str, Any]) -> None:
+    """Copy the health checks' findings (as the watch returns them) into the status. The
+    pending rotation is judged again with the function's log (see :func:`_pending`)."""
+    for name, finding in document.get("checks", {}).items():
+        if isinstance(finding, dict) and name != "pending":
             status.checks[name] = Check(finding.get("ok"), finding["summary"], finding.get("fix"))
     days_left = document.get("kion_api_key_days_left")
     status.kion_api_key_days_left = days_left if isinstance(days_left, int | float) else None
     username = document.get("kion_username")
     status.kion_username = username if isinstance(username, str) and username else None
-    return status.kion_username
+
+
+_ASKED_KION_FROM_HERE = (
+    "This check ran from your machine: Kion must be reachable from here (VPN, proxy), and your "
+    "AWS identity needs secretsmanager:GetSecretValue on the Kion API key secret (and "
+    "kms:Decrypt on its key), even when the rotation function has both."
+)
+_FROM_HERE = {
+    "kion": _ASKED_KION_FROM_HERE,
+    "kion_api_key": _ASKED_KION_FROM_HERE,
+    "ses": "This check ran from your machine; a firewall here can block the SMTP port even "
+    "when the rotation function reaches SES.",
+}
+
+
+def _note_where_checked(status: InstallationStatus) -> None:
+    """A check this machine could not make may still pass where the function runs: say so."""
+    for name, note in _FROM_HERE.items():
+        check = status.checks.get(name)
+        if check is not None and check.ok is None:
+            check.fix = f"{check.fix} {note}" if check.fix else note
 
 
 def _pending(
@@ -322,74 +288,46 @@ def _pending(
     secretsmanager: Any,
     state: SecretState,
     status: InstallationStatus,
-    kion_username: str | None,
     function: RotationFunction,
-    now: datetime | None,
+    now: datetime,
 ) -> PendingRotation | None:
+    """The watch's judgement of an unfinished rotation, made with what the function's log adds:
+    when it last touched the rotation, and the error it last reported."""
     version_id = state.pending_version
     if version_id is None:
         status.checks["pending"] = Check(True, "no rotation in progress")
         return None
-    now = now or datetime.now(UTC)
     pending = assess_pending(aws, secretsmanager, state, version_id, function, now=now)
     status.pending = pending
-    key = pending.access_key_id
-    kion_uses_it = bool(key and key == kion_username)
-    idle = pending.idle_for(now)
-    touched = (
-        f" (the function last touched it {idle.total_seconds():.0f} s ago, from "
-        f"{pending.activity_source}; timeout {pending.function_timeout})"
-        if idle is not None
-        else f" (timeout {pending.function_timeout})"
+    _, finding = pending_finding(
+        version_id,
+        pending.activity,
+        timeout=function.timeout,
+        now=now,
+        advice=give_up_advice(pending, state.name, now),
+        kion_uses_new_key=bool(
+            pending.access_key_id and pending.access_key_id == status.kion_username
+        ),
     )
-    if pending.state == RUNNING:
-        status.checks["pending"] = Check(
-            True, f"a rotation is in progress (version {version_id}){touched}"
+    status.checks["pending"] = Check(finding.ok, finding.summary, finding.fix)
+    if pending.state == RUNNING and pending.access_key_id == status.kion_username:
+        status.checks["kion"] = Check(
+            True,
+            f"already sends with {status.kion_username}, the new key of the rotation in progress",
         )
-        if kion_uses_it and "kion" in status.checks:
-            status.checks["kion"] = Check(
-                True, f"already sends with {key}, the new key of the rotation in progress"
-            )
-        return pending
-    what = (
-        f"failed in {pending.last_error_step or 'a step'}: {(pending.last_error or '').rstrip('.')}"
-        if pending.state == FAILED
-        else "is stuck: the function has not touched it within its timeout"
-    )
-    then = (
-        " Kion already sends with the new key, so the next rotation finishes with it."
-        if kion_uses_it
-        else ""
-    )
-    retry = "Secrets Manager retries a failed rotation. " if pending.state == FAILED else ""
-    fix = (
-        (f"{pending.last_error_fix} " if pending.last_error_fix else "")
-        + retry
-        + give_up_advice(pending, state.name, now)
-        + then
-    )
-    status.checks["pending"] = Check(
-        False, f"the rotation to version {version_id} {what}{touched}", fix
-    )
     return pending
 
 
-def _keys(
+def _list_keys(
     aws: AwsAccess,
     current: InstallationSecret,
     status: InstallationStatus,
-    kion_username: str | None,
     pending: PendingRotation | None,
 ) -> None:
+    """The IAM user's keys and what each is for (the access_key check judges the current one)."""
     try:
         keys = UserAccessKeys(current.iam_user_name, iam=aws.client("iam")).list()
-    except (AwsPermissionError, AwsConnectionError) as error:
-        status.checks.setdefault(
-            "keys", Check(None, f"could not list the IAM user's keys: {error.cause}", error.fix)
-        )
-        return
-    except RotationError as error:  # the user does not exist
-        status.checks["keys"] = Check(False, f"a rotation would fail now: {error.cause}", error.fix)
+    except RotationError:  # the access_key check names the cause
         return
     for key in sorted(keys, key=lambda key: key.created_at):
         if key.access_key_id == current.username:
@@ -397,60 +335,10 @@ def _keys(
             status.key_created = key.created_at
         elif pending and key.access_key_id == pending.access_key_id:
             role = "pending"
-        elif key.access_key_id == kion_username:
+        elif key.access_key_id == status.kion_username:
             role = "kion"
         else:
             role = "unused"
         status.access_keys.append(
             AccessKeyInfo(key.access_key_id, key.created_at, key.active, role)
-        )
-    current_key = next(
-        (key for key in status.access_keys if key.access_key_id == current.username), None
-    )
-    if current_key is not None and not current_key.active:
-        status.checks["keys"] = Check(
-            False,
-            f"the AWSCURRENT key {current.username} is inactive, so SES refuses it",
-            "Activate it again in IAM if that was a mistake; otherwise rotate (the rotation "
-            "makes a new key and proves it before Kion gets it).",
-        )
-    elif current.username and status.key_created is None:
-        status.checks["keys"] = Check(
-            False,
-            f"the AWSCURRENT key {current.username} is not one of IAM user "
-            f"{current.iam_user_name}'s keys",
-            "Someone deleted it or iam_user_name names the wrong user; rotate to make a new "
-            "key (the rotation adopts the key Kion uses).",
-        )
-
-
-def _smtp(current: InstallationSecret, status: InstallationStatus) -> None:
-    endpoint = SmtpEndpoint.of(current, _CHECK_TIMEOUT)
-    if not current.username:
-        status.checks["smtp"] = Check(
-            True,
-            "nothing to try yet: the secret holds no credential (the first rotation proves "
-            "the key it adopts)",
-        )
-        return
-    try:
-        accepted = try_login(endpoint, current.username, current.password)
-    except (RotationError, ssl.SSLError, ValueError) as error:
-        cause = error.cause if isinstance(error, RotationError) else type(error).__name__
-        status.checks["smtp"] = Check(
-            None,
-            f"could not ask SES SMTP at {endpoint}: {cause}",
-            "This check runs from your machine; a firewall here can block the SMTP port even "
-            "when the rotation function reaches SES.",
-        )
-        return
-    if accepted:
-        status.checks["smtp"] = Check(True, f"{endpoint} accepts the AWSCURRENT credential")
-    else:
-        status.checks["smtp"] = Check(
-            False,
-            f"{endpoint} refuses the AWSCURRENT credential (535)",
-            "Check that the key is active and the IAM user may call ses:SendRawEmail in "
-            "ses_region; a key made seconds ago may still be propagating. Rotating makes a new "
-            "key and proves it before Kion gets it.",
         )

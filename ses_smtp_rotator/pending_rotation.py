@@ -6,8 +6,8 @@ function can still be working on it, so the command to do so is offered only whe
 not touched the rotation for longer than its timeout. The function's last activity comes from its
 log records about the rotation's token; without them, from the pending version's age.
 
-:func:`assess_pending` reads; :func:`classify` decides. Neither prints, so the daily watch can
-call them as ``status`` does.
+:func:`assess_pending` reads; ``smtp_rotation.health.classify`` decides, as it does for the daily
+watch (which knows only the pending version's age).
 """
 
 from __future__ import annotations
@@ -19,21 +19,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from smtp_rotation.health import FAILED, GRACE, PendingActivity, classify
+
 from .aws_access import AwsAccess, SetupError
 from .function_logs import FunctionLogReader, FunctionLogRecord
 from .rotation_function import RotationFunction
 from .secret_state import SecretState, abandon_command, version_created
 
-GRACE = timedelta(seconds=30)
-"""Added to the function timeout: the hop from one step's invocation to the next, and clock skew
-between the function's log timestamps and this machine."""
 # Log records carry the function's clock; read from a little before the version was made.
 _CLOCK_SLACK = timedelta(minutes=5)
 _UNKNOWN_START_LOOKBACK = timedelta(days=1)
-
-RUNNING = "running"
-FAILED = "failed"
-STUCK = "stuck"
 
 
 @dataclass
@@ -64,16 +59,16 @@ class PendingRotation:
     def idle_for(self, now: datetime) -> timedelta | None:
         return now - self.last_activity if self.last_activity else None
 
-
-def classify(
-    *, last_activity: datetime | None, failed: bool, timeout: timedelta, now: datetime
-) -> tuple[str, bool]:
-    """The rotation's state and whether it may be given up, from when the function last touched
-    it (None: unknown, so never abandonable) and whether its last record is an error."""
-    may_abandon = last_activity is not None and now - last_activity > timeout + GRACE
-    if failed:
-        return FAILED, may_abandon
-    return (STUCK if may_abandon else RUNNING), may_abandon
+    @property
+    def activity(self) -> PendingActivity:
+        """What the health checks judge the rotation by."""
+        return PendingActivity(
+            self.last_activity,
+            self.activity_source,
+            self.last_error_step,
+            self.last_error if self.state == FAILED else None,
+            self.last_error_fix,
+        )
 
 
 def assess_pending(

@@ -22,6 +22,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 ROTATE_TARGET = "secretsmanager:rotateSecret"
 
+# How late a rotation may be beyond the schedule's longest gap before the watch (and status) call
+# it failing: Secrets Manager's retries and an on-demand rerun fit in two days.
+ROTATION_MARGIN = timedelta(days=2)
+# Where the longest gap between runs is measured from: fixed, so synthesis is reproducible.
+_MEASURED_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+_RUNS_MEASURED = 800
+
 
 @dataclass(frozen=True)
 class RotationScheduleInfo:
@@ -34,6 +41,15 @@ class RotationScheduleInfo:
     enabled: bool
     flexible_window_minutes: int
     next_run: datetime | None
+
+    @property
+    def rotation_max_age(self) -> timedelta | None:
+        """The age past which the last rotation is overdue: the longest gap between runs plus
+        ROTATION_MARGIN; None for a disabled schedule or one whose runs are unknown."""
+        if not self.enabled:
+            return None
+        gap = schedule_gap(self.expression, self.time_zone, self.flexible_window_minutes)
+        return gap + ROTATION_MARGIN if gap else None
 
     def describe(self) -> str:
         window = (
@@ -134,6 +150,24 @@ def next_run(
         return _next_cron(_cron(body), zone, after)
     except (ZoneInfoNotFoundError, ValueError):
         return None
+
+
+def schedule_gap(expression: str, time_zone: str, window_minutes: float = 0) -> timedelta | None:
+    """The longest time between two runs of ``expression`` over the next two years or 800 runs,
+    plus the flexible window; None when its runs cannot be computed."""
+    expression = expression.strip()
+    started = _MEASURED_FROM if expression.startswith("rate(") else None
+    previous = next_run(expression, time_zone, _MEASURED_FROM, started=started)
+    longest = timedelta(0)
+    for _ in range(_RUNS_MEASURED):
+        if previous is None or previous - _MEASURED_FROM > timedelta(days=731):
+            break
+        following = next_run(expression, time_zone, previous, started=started)
+        if following is None:
+            break
+        longest = max(longest, following - previous)
+        previous = following
+    return longest + timedelta(minutes=window_minutes) if longest else None
 
 
 def _split(expression: str) -> tuple[str, str]:

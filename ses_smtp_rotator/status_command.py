@@ -34,11 +34,10 @@ _CHECK_TITLES = {
     "kion_endpoint": "Kion's SMTP host",
     "kion_api_key": "Kion API key",
     "access_key": "Access key",
-    "ses": "SES (from watch)",
+    "ses": "SES SMTP",
     "last_rotation": "Rotation age",
     "pending": "Pending rotation",
-    "keys": "IAM keys",
-    "smtp": "SES SMTP",
+    "kion_api_key_renewal": "Kion key renewal",
 }
 
 
@@ -50,12 +49,13 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         description="Show where an installation's SMTP credential stands: the AWSCURRENT access "
         "key and its age, the last and next rotation, whether Kion accepts the App API key and "
         "sends with the AWSCURRENT key, the IAM keys, any unfinished rotation (running, failed, "
-        "or stuck: not touched by the function within its timeout), and with --check-smtp "
-        "whether SES accepts the current credential. Exits non-zero whenever a rotation would "
-        "fail now; 3 only for a rotation the function is still working on. Never prints a "
-        "password or key. Several SECRETs, globs, --all or --deployment print one row per "
-        "installation. Kion's side is checked by the deployed watch function (lambda:Invoke), "
-        "so the Kion API key is never read here; without a watch, this machine asks Kion. Needs "
+        "or stuck: not touched by the function within its timeout), and whether SES accepts the "
+        "current credential. The checks are the daily watch's own: asked of the deployed watch "
+        "function (lambda:Invoke), so the Kion API key is never read here; run here with "
+        "--no-watch or when there is no watch. Exits non-zero whenever a rotation would fail "
+        "now; 3 only for a rotation the function is still working on. Never prints a password "
+        "or key. Several SECRETs, globs, --all or --deployment print one row per installation. "
+        "Needs "
         "secretsmanager:DescribeSecret, GetSecretValue (on the installation secret; on the Kion "
         "API key secret only without a watch) and ListSecretVersionIds (ListSecrets to select "
         "several); iam:ListAccessKeys, lambda:GetFunctionConfiguration, "
@@ -66,7 +66,15 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     parser.add_argument(
         "--check-smtp",
         action="store_true",
-        help="also try SMTP AUTH with the current credential (sends no mail)",
+        help="when no watch answers for Kion's side: also try SMTP AUTH with the current "
+        "credential from here (sends no mail; the watch always tries it)",
+    )
+    parser.add_argument(
+        "--no-watch",
+        dest="use_watch",
+        action="store_false",
+        help="run the checks from this machine even when a watch is deployed (they are the "
+        "watch's own checks; Kion and the Kion API key secret must then be reachable from here)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.set_defaults(run=run)
@@ -75,7 +83,13 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 def run(args: argparse.Namespace) -> int:
     aws = open_aws(args.secret[0], profile=args.profile, region=args.region)
     secret_id = secret_id_for(aws.client("secretsmanager"), args.secret[0])
-    status = gather(aws, secret_id, check_smtp=args.check_smtp, log_group=args.log_group)
+    status = gather(
+        aws,
+        secret_id,
+        check_smtp=args.check_smtp,
+        use_watch=args.use_watch,
+        log_group=args.log_group,
+    )
     if args.json:
         print(status.to_json())
     else:

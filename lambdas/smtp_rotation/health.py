@@ -40,6 +40,15 @@ FAILING = "failing"
 
 ROTATE = "ses-smtp-rotator rotate"
 
+# What an unfinished rotation is doing.
+RUNNING = "running"
+FAILED = "failed"
+STUCK = "stuck"
+
+GRACE = timedelta(seconds=30)
+"""Added to the function timeout: the hop from one step's invocation to the next, and clock skew
+between the function's clock and the checker's."""
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -60,6 +69,14 @@ class HealthLimits:
     """The schedule's longest period plus a margin; None when no schedule is known."""
     kion_key_renew_after: timedelta
     """Where Kion sets no key lifespan, the age at which a Kion API key is renewed."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    version_id: str
+    created: datetime | None
+    value: InstallationSecret | None
+    """None before createSecret stored one, or when it does not parse."""
 
 
 @dataclass
@@ -108,6 +125,86 @@ class InstallationHealth:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class PendingActivity:
+    """What is known of the function's work on an unfinished rotation (a version AWSPENDING
+    apart from AWSCURRENT)."""
+
+    last_activity: datetime | None
+    """When the function last touched it; None when unknown."""
+    source: str
+    """Where ``last_activity`` comes from, in words."""
+    failed_step: str | None = None
+    error: str | None = None
+    """The cause of the function's last error about it, when that is its last record."""
+    error_fix: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def classify(
+    *, last_activity: datetime | None, failed: bool, timeout: timedelta, now: datetime
+) -> tuple[str, bool]:
+    """The rotation's state and whether it may be given up, from when the function last touched
+    it (None: unknown, so never abandonable) and whether its last record is an error."""
+    may_abandon = last_activity is not None and now - last_activity > timeout + GRACE
+    if failed:
+        return FAILED, may_abandon
+    return (STUCK if may_abandon else RUNNING), may_abandon
+
+
+def pending_finding(
+    version_id: str,
+    activity: PendingActivity,
+    *,
+    timeout: timedelta,
+    now: datetime,
+    advice: str,
+    kion_uses_new_key: bool = False,
+    subject: str = "rotation",
+) -> tuple[str, Finding]:
+    """The judgement of one unfinished rotation, for the watch and for ``status`` alike: in
+    progress while the function touched it within its timeout (plus GRACE), failed when its last
+    record is an error, stuck otherwise. ``advice`` says what to do when it is not running."""
+    state, _ = classify(
+        last_activity=activity.last_activity,
+        failed=activity.failed,
+        timeout=timeout,
+        now=now,
+    )
+    idle = now - activity.last_activity if activity.last_activity else None
+    touched = (
+        f" (the function last touched it {idle.total_seconds():.0f} s ago, from "
+        f"{activity.source}; timeout {timeout.total_seconds():.0f} s)"
+        if idle is not None
+        else f" (when the function last touched it is unknown; timeout "
+        f"{timeout.total_seconds():.0f} s)"
+    )
+    if state == RUNNING:
+        return state, Finding(True, f"a {subject} is in progress (version {version_id}){touched}")
+    what = (
+        f"failed in {activity.failed_step or 'a step'}: {(activity.error or '').rstrip('.')}"
+        if state == FAILED
+        else "is stuck: the function has not touched it within its timeout, and AWSCURRENT stays "
+        "the credential it had"
+    )
+    fix = " ".join(
+        part
+        for part in (
+            activity.error_fix,
+            f"Secrets Manager retries a failed {subject}." if state == FAILED else None,
+            advice,
+            "Kion already sends with the new key, so the next rotation finishes with it."
+            if kion_uses_new_key
+            else None,
+        )
+        if part
+    )
+    return state, Finding(False, f"the {subject} to version {version_id} {what}{touched}", fix)
+
+
 class HealthCheck:
     """Checks installations with one set of clients and limits."""
 
@@ -118,9 +215,11 @@ class HealthCheck:
         *,
         secretsmanager: Any | None = None,
         iam: Any | None = None,
+        check_ses: bool = True,
     ) -> None:
         self.limits = limits
         self.config = config
+        self.check_ses = check_ses
         self._secretsmanager = secretsmanager or client("secretsmanager")
         self._iam = iam or client("iam")
 
@@ -137,12 +236,14 @@ class HealthCheck:
         if current is None:
             return health
         health.kion_api_key_secret_id = current.kion_api_key_secret_id
-        pending = self._pending(secret_id, described, health, now)
+        pending = self._pending(secret_id, described, health)
         kion = self._kion(current, health)
         if kion is not None:
             self._kion_sends(current, kion, pending, health)
+        self._judge_pending(pending, health, now)
         self._access_key(current, health)
-        self._ses_accepts(current, health)
+        if self.check_ses:
+            self._ses_accepts(current, health)
         self._last_rotation(described, health, now)
         self._kion_api_key(current, health, now)
         return health
@@ -167,50 +268,42 @@ class HealthCheck:
         return None
 
     def _pending(
-        self,
-        secret_id: str,
-        described: dict[str, Any],
-        health: InstallationHealth,
-        now: datetime,
-    ) -> InstallationSecret | None:
-        """The rotation in progress (its pending version), if any; failing once it has been
-        pending longer than the function timeout."""
-        stages = described.get("VersionIdsToStages", {})
-        version_id = next(
-            (v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels),
-            None,
-        )
+        self, secret_id: str, described: dict[str, Any], health: InstallationHealth
+    ) -> _Pending | None:
+        """The rotation in progress (its pending version), if any."""
+        version_id = pending_version(described)
         if version_id is None:
-            health.checks["pending"] = Finding(True, "no rotation in progress")
             return None
         health.pending_version = version_id
-        created, pending = self._pending_value(secret_id, version_id)
+        created, secret_string = self._version_value(secret_id, version_id)
         created = created or self._version_created(secret_id, version_id)
-        age = now - created if created else None
-        timeout = self.limits.function_timeout
-        if age is not None and age <= timeout:
-            health.checks["pending"] = Finding(
-                True,
-                f"a rotation is in progress (version {version_id}, "
-                f"{age.total_seconds():.0f} s old)",
-            )
-        else:
-            pending_for = f"for {_days(age)}" if age is not None else "for an unknown time"
-            health.checks["pending"] = Finding(
-                False,
-                f"the rotation to version {version_id} has been pending {pending_for}, longer "
-                f"than the function timeout ({timeout.total_seconds():.0f} s): it failed or is "
-                "stuck, and Kion keeps the credential it had",
-                f"Run `ses-smtp-rotator status {health.installation}` for the step that failed "
-                "and its fix; Secrets Manager retries a failed rotation.",
-            )
-        return pending
+        try:
+            value = InstallationSecret.parse(secret_string) if secret_string else None
+        except RotationError:
+            value = None
+        return _Pending(version_id, created, value)
 
-    def _pending_value(
-        self, secret_id: str, version_id: str
-    ) -> tuple[datetime | None, InstallationSecret | None]:
-        """When the pending version was made, and its value (None before createSecret stored
-        one, or when it does not parse)."""
+    def _judge_pending(
+        self, pending: _Pending | None, health: InstallationHealth, now: datetime
+    ) -> None:
+        if pending is None:
+            health.checks["pending"] = Finding(True, "no rotation in progress")
+            return
+        kion_username = health.kion_username
+        _, health.checks["pending"] = pending_finding(
+            pending.version_id,
+            PendingActivity(pending.created, "the pending version's age"),
+            timeout=self.limits.function_timeout,
+            now=now,
+            advice=f"Run `ses-smtp-rotator status {health.installation}` for the step that "
+            "failed and what to do.",
+            kion_uses_new_key=bool(
+                kion_username and pending.value and kion_username == pending.value.username
+            ),
+        )
+
+    def _version_value(self, secret_id: str, version_id: str) -> tuple[datetime | None, str | None]:
+        """When a version was made, and its value (None before createSecret stored one)."""
         try:
             with aws_call("secretsmanager:GetSecretValue", secret_id):
                 value = self._secretsmanager.get_secret_value(
@@ -219,11 +312,7 @@ class HealthCheck:
         except (ClientError, RotationError):
             return None, None
         created = value.get("CreatedDate")
-        try:
-            pending = InstallationSecret.parse(value.get("SecretString"))
-        except RotationError:
-            pending = None
-        return (created if isinstance(created, datetime) else None), pending
+        return (created if isinstance(created, datetime) else None), value.get("SecretString")
 
     def _version_created(self, secret_id: str, version_id: str) -> datetime | None:
         with aws_call("secretsmanager:ListSecretVersionIds", secret_id):
@@ -268,10 +357,11 @@ class HealthCheck:
         self,
         current: InstallationSecret,
         kion: KionSmtpSettings,
-        pending: InstallationSecret | None,
+        pending: _Pending | None,
         health: InstallationHealth,
     ) -> None:
         username = kion.username or None
+        pending_key = pending.value.username if pending and pending.value else None
         health.kion_username = username
         verdict = kion_endpoint_verdict(kion, current)
         health.checks["kion_endpoint"] = Finding(
@@ -285,14 +375,14 @@ class HealthCheck:
             )
         elif username == current.username:
             health.checks["kion"] = Finding(True, f"sends with {username}, the AWSCURRENT key")
-        elif pending is not None and username and username == pending.username:
+        elif username and username == pending_key:
             health.checks["kion"] = Finding(
                 True, f"sends with {username}, the new key of the rotation in progress"
             )
         else:
             health.checks["kion"] = Finding(
                 False,
-                f"Kion sends with {username or 'no username'}, not the AWSCURRENT key "
+                f"sends with {username or 'no username'}, not the AWSCURRENT key "
                 f"{current.username}",
                 "Someone changed Kion's SMTP settings by hand: put the AWSCURRENT credential "
                 f"back into Kion, or run `{ROTATE} {health.installation} --wait` (the rotation "
@@ -407,9 +497,46 @@ class HealthCheck:
         except RotationError as error:  # expired, revoked, or no key stored
             health.checks["kion_api_key"] = Finding(False, error.cause, error.fix)
             return
+        self._kion_api_key_renewal(current.kion_api_key_secret_id, health, now)
         health.kion_api_key_days_left = None if life.days_left is None else round(life.days_left, 3)
         health.kion_api_key_renewal_due = life.due
         health.checks["kion_api_key"] = Finding(True, describe_key_life(life))
+
+    def _kion_api_key_renewal(
+        self, key_secret_id: str, health: InstallationHealth, now: datetime
+    ) -> None:
+        """A renewal of the Kion API key in progress, judged as a pending rotation is: one the
+        renewal function left longer than the timeout failed or is stuck."""
+        try:
+            with aws_call("secretsmanager:DescribeSecret", key_secret_id):
+                described = self._secretsmanager.describe_secret(SecretId=key_secret_id)
+        except RotationError as error:
+            health.checks["kion_api_key_renewal"] = Finding(None, error.cause, error.fix)
+            return
+        version_id = pending_version(described)
+        if version_id is None:
+            return
+        created, _ = self._version_value(key_secret_id, version_id)
+        _, health.checks["kion_api_key_renewal"] = pending_finding(
+            version_id,
+            PendingActivity(created, "the pending version's age"),
+            timeout=self.limits.function_timeout,
+            now=now,
+            advice="The renewal function's log names the step that failed and its cause (alarm "
+            "KionApiKeyRenewalErrors). Once fixed, give the renewal up with `aws secretsmanager "
+            f"update-secret-version-stage --secret-id {key_secret_id} --version-stage "
+            f"AWSPENDING --remove-from-version-id {version_id}`: the next watch starts another, "
+            "whose createSecret deletes the key this one made.",
+            subject="renewal of the Kion API key",
+        )
+
+
+def pending_version(described: dict[str, Any]) -> str | None:
+    """The version AWSPENDING labels apart from AWSCURRENT, in a DescribeSecret answer."""
+    stages = described.get("VersionIdsToStages", {})
+    return next(
+        (v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels), None
+    )
 
 
 def describe_key_life(life: KeyLife) -> str:

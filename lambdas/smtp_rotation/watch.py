@@ -171,8 +171,8 @@ class Watch:
         finding = health.checks.get("kion_api_key")
         if not (key_secret and finding and finding.ok and health.kion_api_key_renewal_due):
             return
-        if key_secret in self._renewal_checked:
-            return
+        if key_secret in self._renewal_checked or "kion_api_key_renewal" in health.checks:
+            return  # started for another installation, or one is pending (the check judges it)
         self._renewal_checked.add(key_secret)
         try:
             version_id = ApiKeySecret(key_secret, self._secretsmanager).start_renewal()

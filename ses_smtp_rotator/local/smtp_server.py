@@ -484,10 +484,12 @@ class SesSmtpRegions:
 
 
 class SilentSmtpServer:
-    """Accepts TCP connections on loopback and never sends a byte: an SMTP server that hangs."""
+    """Accepts TCP connections on loopback and never sends a byte: an SMTP server that hangs, or
+    with ``hang_up`` one that closes each connection before its greeting."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, hang_up: bool = False) -> None:
         self.host = host
+        self.hang_up = hang_up
         self.port = 0
         self.connections = 0
         self._listener: socket.socket | None = None
@@ -515,8 +517,11 @@ class SilentSmtpServer:
                 continue
             except OSError:
                 return
-            self._open.append(connection)
             self.connections += 1
+            if self.hang_up:
+                connection.close()
+            else:
+                self._open.append(connection)
 
     def stop(self) -> None:
         """Close the listener and every held connection. Safe to call twice."""

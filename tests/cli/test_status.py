@@ -79,7 +79,7 @@ def test_json_for_machines(rotated, capsys):
     assert report["checks"]["kion"]["ok"] is True
     assert report["pending"] is None
     assert report["problems"] == []
-    assert "smtp" not in report["checks"]  # only with --check-smtp
+    assert "ses" not in report["checks"]  # only with --check-smtp (or from the watch)
     assert_no_secret(output, rotated)
 
 
@@ -211,7 +211,7 @@ def test_an_inactive_current_key_fails_status(rotated, capsys):
         iam.update_access_key(UserName=user, AccessKeyId=key, Status="Active")
 
     assert code == EXIT_FAILED, output
-    assert f"✗ IAM keys the AWSCURRENT key {key} is inactive" in output
+    assert f"✗ Access key the AWSCURRENT key {key} is inactive" in output
 
 
 def test_the_kion_api_key_secret_gets_the_same_answer_as_from_rotate(world, capsys):
@@ -277,7 +277,7 @@ def test_before_the_first_rotation(world, capsys):
     assert "none yet: the first rotation adopts the key Kion sends with" in output
     assert "the secret holds no credential yet" in output
     assert "Last rotation never" in output
-    assert "✓ SES SMTP nothing to try yet" in output
+    assert "✓ SES SMTP no credential yet to try" in output
 
 
 def fresh_installation(world, **changes: str) -> str:
@@ -312,10 +312,11 @@ def test_a_kion_unreachable_from_here_is_unchecked_not_healthy(world, capsys):
     code, output = status(capsys, secret)
 
     assert code == EXIT_UNCHECKED, output
-    assert "? Kion could not reach Kion" in output
+    assert "? Kion could not ask Kion" in output
+    assert "This check ran from your machine" in output
     report = json.loads(status(capsys, secret, "--json")[1])
     assert report["verdict"] == "unchecked"
-    assert report["unchecked"] == ["kion"]
+    assert report["unchecked"] == ["kion", "kion_api_key"]  # both ask Kion
 
 
 def test_an_unknown_secret(world, capsys):

@@ -3,6 +3,7 @@ Kion API key, and the watch's findings (a hand-edited Kion, an expired key) deci
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -59,6 +60,10 @@ def squash(text: str) -> str:
     return re.sub(r" +", " ", text)
 
 
+def without_numbers(text: str) -> str:
+    return re.sub(r"\d+(\.\d+)?", "N", text)
+
+
 def test_status_learns_kions_side_from_the_watch_without_reading_the_kion_key(
     world: DemoEnvironment, secrets_read: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -77,7 +82,7 @@ def test_status_learns_kions_side_from_the_watch_without_reading_the_kion_key(
     assert "✓ Kion sends with" in output
     assert "✓ Kion's SMTP host" in output
     assert "✓ Kion API key Kion accepts the key" in output
-    assert "✓ SES (from watch)" in output  # proven where the function sends from
+    assert "✓ SES SMTP" in output  # proven where the function sends from
     assert "✓ Access key" in output
     assert "✓ Rotation age last rotated" in output
     assert secrets_read  # the installation secret, read here
@@ -109,3 +114,49 @@ def test_a_watch_that_cannot_be_asked_leaves_kion_unchecked_with_the_fix(
     assert code == EXIT_UNCHECKED, output
     assert "could not ask the watch no-such-watch" in output
     assert "Fix: Check that the watch function no-such-watch exists" in output
+
+
+@pytest.mark.parametrize("edit", ["none", "hand-edited-kion", "inactive-key"])
+def test_the_watch_and_this_machine_find_the_same(
+    world: DemoEnvironment, capsys: pytest.CaptureFixture[str], edit: str
+) -> None:
+    """One code path: the findings asked of the watch and those made here with --no-watch agree
+    check by check, healthy or not."""
+    assert world.kion is not None
+    assert world.installation is not None
+    name = installation(world).secret_name
+    username, password = world.kion.smtp_credential()
+    iam = boto3.client("iam")
+    if edit == "hand-edited-kion":
+        world.kion.set_smtp_credential("AKIAHANDEDITED000000", password or "")
+    if edit == "inactive-key":
+        iam.update_access_key(
+            UserName=world.installation.iam_user_name, AccessKeyId=username, Status="Inactive"
+        )
+    try:
+        watch_code, from_watch = run_cli(capsys, "status", name, "--json")
+        here_code, from_here = run_cli(
+            capsys, "status", name, "--json", "--no-watch", "--check-smtp"
+        )
+    finally:
+        world.kion.set_smtp_credential(username, password or "")
+        iam.update_access_key(
+            UserName=world.installation.iam_user_name, AccessKeyId=username, Status="Active"
+        )
+
+    watch_report, here_report = json.loads(from_watch), json.loads(from_here)
+    assert watch_report["kion_checked_by"] == WATCH_NAME
+    assert here_report["kion_checked_by"] is None
+    assert watch_code == here_code, (from_watch, from_here)
+    assert watch_report["checks"].keys() == here_report["checks"].keys()
+    for check, finding in watch_report["checks"].items():
+        here = here_report["checks"][check]
+        assert here["ok"] == finding["ok"], check
+        # The two runs happen seconds apart: ages and days left may differ, nothing else.
+        assert without_numbers(here["summary"]) == without_numbers(finding["summary"]), check
+    expected_failing = {
+        "none": [],
+        "hand-edited-kion": ["kion"],
+        "inactive-key": ["access_key", "ses"],
+    }
+    assert watch_report["problems"] == expected_failing[edit]

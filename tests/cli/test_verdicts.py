@@ -21,7 +21,7 @@ from ses_smtp_rotator.exit_codes import (
     worst,
 )
 from ses_smtp_rotator.fleet import DEPLOYMENT_TAG, INSTALLATION_TAG, list_installations, select
-from ses_smtp_rotator.pending_rotation import FAILED, GRACE, RUNNING, STUCK, classify
+from smtp_rotation.health import FAILED, GRACE, RUNNING, STUCK, classify
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=300)

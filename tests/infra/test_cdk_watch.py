@@ -106,6 +106,46 @@ def test_renewal_is_attached_to_each_created_kion_key_secret_without_rules(
     }
 
 
+def test_an_imported_kion_key_secret_can_be_renewed_once_an_operator_attaches_the_renewal(
+    fleet_app: Synthesized, default_app: Synthesized
+) -> None:
+    """The stack attaches no renewal to a secret it imports, but the README's one command that
+    attaches it works: the renewal function may write that secret, and Secrets Manager may
+    invoke the function for it."""
+    renewal = fleet_app.stack.rotation.key_renewal_function
+    statements = statements_of(fleet_app, fleet_app.logical_id(renewal.role))
+    [imported] = [s for s in statements if EXISTING_API_KEY_ARN in json.dumps(s["Resource"])]
+    assert set(as_list(imported["Action"])) == {
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+    }
+    invokes = [
+        p["Properties"]
+        for p in fleet_app.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [fleet_app.logical_id(renewal), "Arn"]}
+    ]
+    assert {json.dumps(p.get("SourceArn")) for p in invokes} >= {"null"}
+    assert all(p["Principal"] == "secretsmanager.amazonaws.com" for p in invokes)
+    assert all("SourceAccount" in p for p in invokes)
+    # Without imported key secrets, Secrets Manager may invoke it for the deployment's own only.
+    assert default_app.stack.rotation.key_renewal_function is not None
+    default_invokes = [
+        p["Properties"]
+        for p in default_app.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"]
+        == {
+            "Fn::GetAtt": [
+                default_app.logical_id(default_app.stack.rotation.key_renewal_function),
+                "Arn",
+            ]
+        }
+    ]
+    assert len(default_invokes) == 1
+    assert "kion-api-key/*" in json.dumps(default_invokes[0]["SourceArn"])
+
+
 def test_the_dashboard_shows_each_installation_by_metric_search(default_app: Synthesized) -> None:
     dashboard = only(default_app.resources("AWS::CloudWatch::Dashboard"), "dashboard")
     body = json.dumps(dashboard["Properties"]["DashboardBody"])

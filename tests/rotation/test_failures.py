@@ -1,5 +1,8 @@
 """Kion and SES failures: one clear error each, and Kion left on a credential that works."""
 
+import re
+import socket
+
 import pytest
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
@@ -69,10 +72,39 @@ def test_kion_timeout(world, at_set_secret, monkeypatch):
     error = failed_step(world, "setSecret", at_set_secret)
 
     assert isinstance(error, errors.KionConnectionError)
-    assert "timed out" in str(error)
+    assert re.fullmatch(
+        rf"GET /api/v3/app-config to Kion at {re.escape(world.current()['kion_url'])} timed out "
+        r"\(\w*Timeout\w*\) after retries\.",
+        error.cause,
+    ), error.cause
+    assert error.fix == (
+        "Check that the function can reach Kion (security group egress on 443, routes, DNS) and "
+        "that Kion is up."
+    )
     world.kion.delay = 0
     assert world.kion_credential() == before
     assert world.kion_authenticates()
+
+
+def test_kion_unreachable(world, monkeypatch):
+    monkeypatch.setenv("KION_RETRIES", "0")
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"https://127.0.0.1:{closed.getsockname()[1]}"
+    world.edit_current(kion_url=nowhere)
+    token = world.start()
+    world.step("createSecret", token)  # a free key slot: Kion is not asked yet
+
+    error = failed_step(world, "setSecret", token)
+
+    assert isinstance(error, errors.KionConnectionError)
+    assert error.cause == (
+        f"GET /api/v3/app-config to Kion at {nowhere} failed (NewConnectionError) after retries."
+    )
+    assert error.fix == (
+        "Check that the function can reach Kion (security group egress on 443, routes, DNS) and "
+        "that Kion is up."
+    )
 
 
 def test_kion_certificate_not_trusted(world):
@@ -83,7 +115,14 @@ def test_kion_certificate_not_trusted(world):
     error = failed_step(world, "setSecret", token)
 
     assert isinstance(error, errors.KionConnectionError)
-    assert "kion_ca_bundle" in error.fix
+    assert error.cause == (
+        f"TLS with Kion at {world.current()['kion_url']} failed: its certificate is not trusted "
+        "or does not match the host name."
+    )
+    assert error.fix == (
+        "If Kion uses a private CA, put that CA's PEM certificate into the secret's "
+        "kion_ca_bundle field; otherwise check kion_url's host name."
+    )
     assert world.kion_authenticates()
 
 
@@ -121,9 +160,42 @@ def test_ses_refusing_forever(world, at_set_secret, monkeypatch):
 
     world.smtp.refuse_all = False
     assert isinstance(error, errors.SesAuthError)
-    assert "535" in str(error)
+    new_key = world.version_fields(VersionId=at_set_secret)["username"]
+    assert re.fullmatch(
+        rf"SES SMTP at \S+ still refuses access key {new_key} "
+        r"after 0 s \(535 Authentication Credentials Invalid\)\.",
+        error.cause,
+    ), error.cause
+    assert error.fix == (
+        "Check that the IAM user may call ses:SendRawEmail, that ses_region is the region of "
+        "smtp_host, and that SES is out of any account-level suspension; a raise of "
+        "SES_ACCEPT_TIMEOUT_SECONDS helps if keys propagate slowly."
+    )
     assert world.kion_credential() == before
     assert world.kion_authenticates()
+
+
+def test_ses_accepting_a_new_key_only_now_and_then(world, at_set_secret, monkeypatch):
+    """A key still settling is accepted and refused by turns: never enough logins in a row."""
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "1")
+    world.smtp.propagation_flaps = 3600
+    before = world.kion_credential()
+
+    error = failed_step(world, "setSecret", at_set_secret)
+
+    world.smtp.propagation_flaps = 0
+    new_key = world.version_fields(VersionId=at_set_secret)["username"]
+    assert isinstance(error, errors.SesAuthError)
+    assert re.fullmatch(
+        rf"SES SMTP at \S+ accepted access key {new_key}, but not 3 times in a row over 0.05 s "
+        r"within 1 s: the key is still propagating\.",
+        error.cause,
+    ), error.cause
+    assert error.fix == (
+        "Secrets Manager retries the rotation; if keys propagate slowly in this account, raise "
+        "SES_ACCEPT_TIMEOUT_SECONDS."
+    )
+    assert world.kion_credential() == before
 
 
 def test_an_smtp_server_that_never_answers(world, monkeypatch):
@@ -139,6 +211,26 @@ def test_an_smtp_server_that_never_answers(world, monkeypatch):
     assert "timed out" in str(error)
     assert world.kion.requests_to("PATCH") == []
     assert world.kion_authenticates()
+
+
+def test_an_smtp_server_that_hangs_up_is_named_by_what_it_did(world, monkeypatch):
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.3")
+    with SilentSmtpServer(hang_up=True) as hangs_up:
+        world.edit_current(smtp_port=hangs_up.port)
+        token = world.start()
+        world.step("createSecret", token)
+        error = failed_step(world, "setSecret", token)
+
+    assert isinstance(error, errors.SmtpConnectionError)
+    assert error.cause == (
+        f"Could not talk to the SMTP server at {world.current()['smtp_host']}:{hangs_up.port} "
+        "(SMTPServerDisconnected)."
+    )
+    assert error.fix == (
+        "Check that the function can reach it: security group egress on the SMTP port, the SES "
+        "SMTP VPC endpoint or a NAT route, and smtp_host/smtp_port in the secret."
+    )
+    assert world.kion.requests_to("PATCH") == []
 
 
 def test_an_smtp_certificate_from_an_unknown_ca(world):

@@ -8,9 +8,10 @@ from functools import partial
 import pytest
 
 from ses_smtp_rotator.local.rotation_service import RotationStepError
-from smtp_rotation import handler
+from smtp_rotation import aws, handler
 from smtp_rotation.errors import KeyLimitError, RotationStateError
 from smtp_rotation.rotation import Rotation
+from smtp_rotation.smtp_password import derive_smtp_password
 
 
 def abandon(world, token):
@@ -112,3 +113,92 @@ def test_a_rotation_abandoned_while_set_secret_waits_never_reaches_kion(world, p
     assert isinstance(raised.value.error, RotationStateError)
     assert world.kion_credential() == kion_before
     assert world.kion.requests_to("PATCH") == []
+
+
+@pytest.fixture
+def on_the_wire(world):
+    """``on_the_wire(event, action)``: ``action`` runs once when the function's own client
+    makes the call ``event`` names (botocore's event, e.g. ``before-call.iam.ListAccessKeys``)."""
+    registered: list[tuple] = []
+
+    def install(event: str, action) -> None:
+        service = event.split(".")[1]
+        fired: list[bool] = []
+
+        def once(**_):
+            if not fired:
+                fired.append(True)
+                action()
+
+        events = aws.client(service).meta.events
+        events.register(event, once, unique_id=f"on-the-wire-{event}")
+        registered.append((events, event))
+
+    yield install
+    for events, event in registered:
+        events.unregister(event, unique_id=f"on-the-wire-{event}")
+
+
+def test_abandoned_while_create_secret_looks_for_room_it_deletes_no_key(world, on_the_wire):
+    spare = world.iam.create_access_key(UserName=world.installation.iam_user_name)["AccessKey"]
+    world.backdate_keys()
+    keys_before = world.access_key_ids()
+    token = world.start()
+    on_the_wire("before-call.iam.ListAccessKeys", lambda: abandon(world, token))
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("createSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, RotationStateError)
+    assert f"stopped before deleting unused access key {spare['AccessKeyId']}" in error.cause
+    assert world.access_key_ids() == keys_before
+
+
+def test_current_moved_away_while_finish_secret_ran_it_keeps_the_replaced_key(world, on_the_wire):
+    replaced = world.current()["username"]
+    previous_version = world.current_version_id()
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+
+    def move_current_back() -> None:  # someone puts the old version back as AWSCURRENT
+        world.secretsmanager.update_secret_version_stage(
+            SecretId=world.secret_id,
+            VersionStage="AWSCURRENT",
+            MoveToVersionId=previous_version,
+            RemoveFromVersionId=token,
+        )
+
+    on_the_wire("after-call.secretsmanager.UpdateSecretVersionStage", move_current_back)
+    with pytest.raises(RotationStepError) as raised:
+        world.step("finishSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, RotationStateError)
+    assert f"stopped before deleting the replaced key {replaced}" in error.cause
+    assert replaced in world.access_key_ids()
+
+
+def test_finish_again_judges_kion_by_its_username_alone(world, on_the_wire):
+    """finishSecret stopped after moving AWSCURRENT; run again, it deletes the key left behind.
+    It asks Kion whom it sends as, not its password (testSecret proved that): another password
+    in SES form shown by Kion meanwhile does not stop it."""
+    replaced = world.current()["username"]
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+
+    def killed() -> None:
+        raise TimeoutError("the function was stopped right after moving AWSCURRENT")
+
+    on_the_wire("after-call.secretsmanager.UpdateSecretVersionStage", killed)
+    with pytest.raises(RotationStepError):
+        world.step("finishSecret", token)
+    assert world.current_version_id() == token
+    assert replaced in world.access_key_ids()
+    world.kion.app_config["smtp_password"] = derive_smtp_password(
+        "another-secret-access-key-of-forty-chars0", "us-east-1"
+    )
+
+    world.step("finishSecret", token)
+
+    assert replaced not in world.access_key_ids()

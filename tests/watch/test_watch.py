@@ -11,7 +11,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 from watch_world import LIMITS, WatchedWorld, key_secret_value
 
-from smtp_rotation.health import FAILING, HEALTHY, HealthLimits
+from smtp_rotation.health import FAILING, GRACE, HEALTHY, HealthLimits
 from smtp_rotation.watch_handler import lambda_handler
 
 KEYS = "/api/v3/app-api-key"
@@ -83,10 +83,12 @@ def test_a_rotation_pending_longer_than_the_function_timeout_fails(watched: Watc
     [health] = watch.run(now=watched.kion_now()).checked
     assert health.checks["pending"].ok is True  # just started: in progress, healthy
     backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-    backend.secrets[watched.smtp.secret_id].versions[token]["createdate"] -= 301
+    idle = LIMITS.function_timeout + GRACE + timedelta(seconds=1)
+    backend.secrets[watched.smtp.secret_id].versions[token]["createdate"] -= idle.total_seconds()
     [health] = watch.run(now=watched.kion_now()).checked
     assert health.failing == ["pending"]
     assert token in health.checks["pending"].summary
+    assert "is stuck" in health.checks["pending"].summary
 
 
 def test_a_rotation_older_than_the_schedule_allows_fails(watched: WatchedWorld) -> None:
@@ -149,3 +151,35 @@ class _Context:
     memory_limit_in_mb = 256
     invoked_function_arn = f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT_ID}:function:watch"
     aws_request_id = "request"
+
+
+def test_a_kion_key_renewal_left_pending_is_flagged_and_not_started_again(
+    watched: WatchedWorld,
+) -> None:
+    """A renewal the watch started that never finishes (its createSecret stored a new key and
+    nothing ran after) is judged as a pending SMTP rotation is: in progress while young, stuck
+    once older than the timeout; the watch starts no second renewal over it."""
+    watched.age_kion_key(16)  # due
+    token = watched.renewal.start()
+    watched.renewal.step("createSecret", token)
+    watch = watched.watch()
+
+    report = watch.run(now=watched.kion_now())
+    [health] = report.checked
+    assert not report.renewals_started
+    assert health.checks["kion_api_key_renewal"].ok is True
+    assert token in health.checks["kion_api_key_renewal"].summary
+
+    backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    idle = LIMITS.function_timeout + GRACE + timedelta(seconds=1)
+    backend.secrets[watched.renewal.secret_id].versions[token]["createdate"] -= idle.total_seconds()
+    report = watched.watch().run(now=watched.kion_now())
+    [health] = report.checked
+    assert not report.renewals_started
+    assert health.failing == ["kion_api_key_renewal"]
+    finding = health.checks["kion_api_key_renewal"]
+    assert f"the renewal of the Kion API key to version {token} is stuck" in finding.summary
+    assert f"--remove-from-version-id {token}" in (finding.fix or "")
+    [alert] = watched.alerts()
+    assert "kion_api_key_renewal" in alert
+    assert key_secret_value(watched)["api_key"] not in alert
