@@ -144,14 +144,29 @@ def test_abandoned_while_create_secret_looks_for_room_it_deletes_no_key(world, o
     world.backdate_keys()
     keys_before = world.access_key_ids()
     token = world.start()
-    on_the_wire("before-call.iam.ListAccessKeys", lambda: abandon(world, token))
+
+    def abandoned_and_labelled_by_hand() -> None:
+        abandon(world, token)
+        for label in ("HELD-A", "HELD-B"):
+            world.secretsmanager.update_secret_version_stage(
+                SecretId=world.secret_id, VersionStage=label, MoveToVersionId=token
+            )
+
+    on_the_wire("before-call.iam.ListAccessKeys", abandoned_and_labelled_by_hand)
 
     with pytest.raises(RotationStepError) as raised:
         world.step("createSecret", token)
 
     error = raised.value.error
     assert isinstance(error, RotationStateError)
-    assert f"stopped before deleting unused access key {spare['AccessKeyId']}" in error.cause
+    assert error.cause == (
+        f"Version {token} is no longer AWSPENDING (it is HELD-A, HELD-B); stopped before "
+        f"deleting unused access key {spare['AccessKeyId']}."
+    )
+    assert error.fix == (
+        "The rotation was abandoned or replaced while this step ran; nothing was changed. Start "
+        "a new rotation if the secret still needs one."
+    )
     assert world.access_key_ids() == keys_before
 
 
@@ -175,7 +190,8 @@ def test_current_moved_away_while_finish_secret_ran_it_keeps_the_replaced_key(wo
 
     error = raised.value.error
     assert isinstance(error, RotationStateError)
-    assert f"stopped before deleting the replaced key {replaced}" in error.cause
+    assert error.cause.startswith(f"Version {token} is no longer AWSCURRENT (it is ")
+    assert error.cause.endswith(f"); stopped before deleting the replaced key {replaced}.")
     assert replaced in world.access_key_ids()
 
 

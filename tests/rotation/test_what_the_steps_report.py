@@ -1,0 +1,148 @@
+"""What the steps report to operators besides their effects: the log lines that name each key
+moved or deleted, the success metric, and the exact words of the guards' errors. Dashboards,
+alarms and log searches rely on these names."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ses_smtp_rotator.local.rotation_service import RotationStepError
+from smtp_rotation.errors import KionStateError, RotationStateError
+from smtp_rotation.smtp_password import derive_smtp_password
+
+
+def records(function_logs: Any, message: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if line]
+    return [line for line in lines if line.get("message") == message]
+
+
+def emitted_metrics(output: str) -> dict[str, tuple[str, float]]:
+    """Every metric of the embedded metric format blobs in ``output``: name -> (unit, value)."""
+    found: dict[str, tuple[str, float]] = {}
+    for line in output.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                value = value[0] if isinstance(value, list) else value
+                found[metric["Name"]] = (metric["Unit"], value)
+    return found
+
+
+def test_a_rotation_logs_the_keys_it_moved_and_deleted_and_counts_its_success(
+    world, function_logs, capsys
+):
+    replaced = world.current()["username"]
+
+    world.rotate()
+
+    new_key = world.current()["username"]
+    [moved] = records(function_logs, "AWSCURRENT moved to the new version")
+    assert moved["access_key_id"] == new_key
+    [deleted] = records(function_logs, "Deleted the replaced access key")
+    assert deleted["access_key_id"] == replaced
+    assert emitted_metrics(capsys.readouterr().out)["RotationSucceeded"] == ("Count", 1)
+
+
+def test_the_configuration_check_before_the_first_credential_says_so(make_world, function_logs):
+    world = make_world(adopt=True)  # the secret holds settings and no credential yet
+    token = world.start()
+    world.secretsmanager.put_secret_value(
+        SecretId=world.secret_id,
+        ClientRequestToken=token,
+        SecretString=json.dumps(world.current()),
+        VersionStages=["AWSPENDING"],
+    )
+
+    world.step("testSecret", token)  # what Secrets Manager does when rotation is attached
+
+    assert records(
+        function_logs, "Configuration check on a secret with no credential yet; settings valid"
+    )
+
+
+def test_test_secret_logs_in_once_with_a_settled_key(world):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+    new_key = world.kion_credential()[0]
+    logins_before = len([a for a in world.smtp.auth_attempts if a.access_key_id == new_key])
+
+    world.step("testSecret", token)
+
+    logins = [a for a in world.smtp.auth_attempts if a.access_key_id == new_key]
+    assert len(logins) - logins_before == 1
+
+
+def test_finish_secret_judges_kion_by_its_username_alone(world):
+    """testSecret proved Kion's password; Kion showing another password in SES form for the new
+    key afterwards does not stop finishSecret (which asks only whom Kion sends as)."""
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    world.kion.app_config["smtp_password"] = derive_smtp_password(
+        "another-secret-access-key-of-forty-chars0", "us-east-1"
+    )
+
+    world.step("finishSecret", token)
+
+    assert world.current_version_id() == token
+
+
+def test_settings_changed_before_finish_secret_stop_it(world):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    before = world.current_version_id()
+    world.edit_current(send_path_check=not world.current().get("send_path_check", True))
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("finishSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, RotationStateError)
+    assert error.cause == (
+        f"The secret's settings were changed after this rotation stored its pending version "
+        f"{token} (send_path_check); that version still holds the old ones."
+    )
+    assert world.current_version_id() != token
+    assert world.current_version_id() != before  # edit_current stored a new AWSCURRENT
+
+
+def test_kion_on_another_username_names_the_fix(world):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+    world.kion.app_config["smtp_username"] = "AKIASOMEONEELSE00000"
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("testSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, KionStateError)
+    new_key = world.version_fields(VersionId=token)["username"]
+    assert error.cause == (
+        f"Kion's SMTP username is AKIASOMEONEELSE00000, not the new access key {new_key}."
+    )
+    assert error.fix == (
+        "setSecret did not reach Kion, or someone changed Kion's SMTP settings during the "
+        "rotation; Secrets Manager retries the rotation, or start a new one."
+    )
+
+
+def test_kion_with_another_password_names_the_fix(world):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+    new_key = world.version_fields(VersionId=token)["username"]
+    world.kion.app_config["smtp_password"] = derive_smtp_password(
+        "another-secret-access-key-of-forty-chars0", "us-east-1"
+    )
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("testSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, KionStateError)
+    assert error.cause == f"Kion's SMTP password does not belong to access key {new_key}."
+    assert error.fix == "Someone changed Kion's SMTP password during the rotation; rotate again."
