@@ -19,8 +19,16 @@ def test_a_token_that_is_not_a_version_of_the_secret_is_refused(world, step):
     error = failure(world, step, "00000000-0000-0000-0000-000000000000")
 
     assert isinstance(error, RotationStateError)
-    assert "not a version of this secret" in str(error) or "has no value" in str(error)
-    assert "Fix:" in str(error)
+    token = "00000000-0000-0000-0000-000000000000"
+    if step == "createSecret":
+        assert error.cause == f"Version {token} is not a version of this secret."
+        assert error.fix == (
+            "This request belongs to a rotation that no longer exists; start a new rotation."
+        )
+    else:
+        assert error.cause == (
+            f"Version {token} of the secret has no value: createSecret has not finished."
+        )
     assert world.access_key_ids() == keys_before
     assert world.kion_authenticates()
 
@@ -46,7 +54,10 @@ def test_a_version_that_is_not_pending_is_refused(world, step):
     error = failure(world, step, first)
 
     assert isinstance(error, RotationStateError)
-    assert "is not AWSPENDING" in str(error)
+    assert error.cause == f"Version {first} is not AWSPENDING (it is AWSPREVIOUS)."
+    assert error.fix == (
+        "Another rotation replaced this one; start a new rotation if the secret still needs it."
+    )
     assert (world.kion_credential(), world.access_key_ids()) == state
 
 
@@ -55,21 +66,34 @@ def test_later_steps_before_create_secret_say_so(world, step):
     token = world.start()
     error = failure(world, step, token)
     assert isinstance(error, RotationStateError)
-    assert "createSecret has not finished" in str(error)
+    assert error.cause == (
+        f"Version {token} of the secret has no value: createSecret has not finished."
+    )
+    assert error.fix == (
+        "Look at the createSecret error that came before; Secrets Manager retries the "
+        "rotation, or start a new one."
+    )
     assert world.kion_authenticates()
 
 
 @pytest.mark.parametrize(
-    "event",
+    ("event", "named"),
     [
-        {},
-        {"SecretId": "s", "ClientRequestToken": "t"},
-        {"SecretId": "s", "ClientRequestToken": "t", "Step": "dropSecret"},
+        ({}, "SecretId, ClientRequestToken, Step"),
+        ({"SecretId": "s", "Step": "setSecret"}, "ClientRequestToken"),
+        ({"SecretId": "s", "ClientRequestToken": "t"}, "Step"),
+        ({"SecretId": "s", "ClientRequestToken": "t", "Step": "dropSecret"}, "Step"),
     ],
 )
-def test_an_event_that_is_not_a_rotation_is_refused(aws, event):
-    with pytest.raises(RotationStateError, match="not a Secrets Manager rotation event"):
+def test_an_event_that_is_not_a_rotation_is_refused(aws, event, named):
+    with pytest.raises(RotationStateError) as raised:
         lambda_handler(event, LambdaContextStub())
+    assert raised.value.cause == (
+        f"The invocation is not a Secrets Manager rotation event (missing or bad: {named})."
+    )
+    assert raised.value.fix == (
+        "Invoke this function through Secrets Manager rotation (RotateSecret), not directly."
+    )
 
 
 def test_a_rotation_started_while_one_is_pending_is_refused(world):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ses_smtp_rotator.local.rotation_service import RotationStepError
+from smtp_rotation import aws
 from smtp_rotation.errors import KionStateError, RotationStateError
 from smtp_rotation.smtp_password import derive_smtp_password
 
@@ -146,3 +147,56 @@ def test_kion_with_another_password_names_the_fix(world):
     assert isinstance(error, KionStateError)
     assert error.cause == f"Kion's SMTP password does not belong to access key {new_key}."
     assert error.fix == "Someone changed Kion's SMTP password during the rotation; rotate again."
+
+
+def test_every_step_logs_that_it_finished_and_an_already_current_version_says_so(
+    world, function_logs
+):
+    token = world.rotate()
+    assert len(records(function_logs, "Step finished")) == 4
+
+    world.step("setSecret", token)
+
+    [nothing] = records(function_logs, "This version is already AWSCURRENT; nothing to do")
+    assert nothing["step"] == "setSecret"
+    assert len(records(function_logs, "Step finished")) == 5
+
+
+def test_a_failed_step_logs_its_cause_and_fix_and_counts_a_failure(world, function_logs, capsys):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+    world.kion.app_config["smtp_username"] = "AKIASOMEONEELSE00000"
+    capsys.readouterr()
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("testSecret", token)
+
+    error = raised.value.error
+    [logged] = [line for line in records(function_logs, error.cause) if line["level"] == "ERROR"]
+    assert logged["error"] == "KionStateError"
+    assert logged["fix"] == error.fix
+    assert logged["step"] == "testSecret"
+    assert emitted_metrics(capsys.readouterr().out)["RotationStepFailed"] == ("Count", 1)
+
+
+def test_an_unexpected_failure_is_logged_with_its_type_and_counted(world, function_logs, capsys):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    events = aws.client("secretsmanager").meta.events
+
+    def stopped(**_: Any) -> None:
+        raise TimeoutError("the function was stopped")
+
+    events.register("before-call.secretsmanager.UpdateSecretVersionStage", stopped, "stop")
+    capsys.readouterr()
+    try:
+        with pytest.raises(RotationStepError):
+            world.step("finishSecret", token)
+    finally:
+        events.unregister("before-call.secretsmanager.UpdateSecretVersionStage", unique_id="stop")
+
+    [logged] = records(function_logs, "Unexpected failure")
+    assert logged["level"] == "ERROR"
+    assert logged["error"] == "TimeoutError"
+    assert "TimeoutError" in logged["exception"]
+    assert emitted_metrics(capsys.readouterr().out)["RotationStepFailed"] == ("Count", 1)
