@@ -176,3 +176,21 @@ def test_room_taken_on_adoption_with_kion_on_no_key_names_neither(
         f"({held_before}) and both are in use: AWSCURRENT holds none, Kion is configured with "
         "none."
     )
+
+
+def test_every_refused_key_is_named_with_its_reason(make_world):
+    """On adoption with Kion not set up yet, neither key is in use, and both are too young to
+    delete: the error names no current key, no Kion key, and each refusal."""
+    world = make_world(adopt=True)
+    world.kion.app_config["smtp_username"] = ""
+    world.iam.create_access_key(UserName=world.installation.iam_user_name)
+    first, second = held(world).split(", ")
+
+    error = create_secret_refused(world)
+
+    assert error.cause.startswith(
+        f"IAM user {world.installation.iam_user_name} already has two access keys "
+        f"({first}, {second}); AWSCURRENT holds none, Kion is configured with none, and the "
+        f"other may not be deleted: {first} was created "
+    ), error.cause
+    assert f" s); {second} was created " in error.cause

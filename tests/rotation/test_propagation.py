@@ -50,3 +50,19 @@ def test_a_delay_longer_than_the_bound_fails_with_kion_untouched(world, monkeypa
     world.smtp.propagation_delay = 0
     world.run_steps(token)
     assert world.converged()
+
+
+def test_a_span_longer_than_half_the_bound_is_cut_to_half_of_it(world, monkeypatch):
+    """SES_ACCEPT_MIN_SPAN_SECONDS above half of SES_ACCEPT_TIMEOUT_SECONDS: the logins span
+    half the bound, which leaves the other half for the key to propagate first."""
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("SES_ACCEPT_MIN_SPAN_SECONDS", "2")
+    token = world.start()
+    world.step("createSecret", token)
+    world.wait_on_virtual_time(token, monkeypatch)
+
+    world.step("setSecret", token)
+
+    new_key = world.kion_credential()[0]
+    accepted = [a.at for a in world.smtp.auth_attempts if a.access_key_id == new_key][:3]
+    assert [round(at - accepted[0], 6) for at in accepted] == [0.0, 0.25, 0.5]

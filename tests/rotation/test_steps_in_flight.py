@@ -139,7 +139,12 @@ def on_the_wire(world):
         events.unregister(event, unique_id=f"on-the-wire-{event}")
 
 
-def test_abandoned_while_create_secret_looks_for_room_it_deletes_no_key(world, on_the_wire):
+@pytest.mark.parametrize(
+    ("labels", "described"), [((), "unlabelled"), (("HELD-A", "HELD-B"), "HELD-A, HELD-B")]
+)
+def test_abandoned_while_create_secret_looks_for_room_it_deletes_no_key(
+    world, on_the_wire, labels, described
+):
     spare = world.iam.create_access_key(UserName=world.installation.iam_user_name)["AccessKey"]
     world.backdate_keys()
     keys_before = world.access_key_ids()
@@ -147,7 +152,7 @@ def test_abandoned_while_create_secret_looks_for_room_it_deletes_no_key(world, o
 
     def abandoned_and_labelled_by_hand() -> None:
         abandon(world, token)
-        for label in ("HELD-A", "HELD-B"):
+        for label in labels:
             world.secretsmanager.update_secret_version_stage(
                 SecretId=world.secret_id, VersionStage=label, MoveToVersionId=token
             )
@@ -160,7 +165,7 @@ def test_abandoned_while_create_secret_looks_for_room_it_deletes_no_key(world, o
     error = raised.value.error
     assert isinstance(error, RotationStateError)
     assert error.cause == (
-        f"Version {token} is no longer AWSPENDING (it is HELD-A, HELD-B); stopped before "
+        f"Version {token} is no longer AWSPENDING (it is {described}); stopped before "
         f"deleting unused access key {spare['AccessKeyId']}."
     )
     assert error.fix == (
