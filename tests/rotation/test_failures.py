@@ -2,6 +2,7 @@
 
 import re
 import socket
+import time
 
 import pytest
 
@@ -270,3 +271,26 @@ def test_finish_secret_does_not_move_awscurrent_when_kion_is_not_on_the_new_key(
     assert isinstance(error, errors.KionStateError)
     assert world.current_version_id() == current_before
     assert old_key in world.access_key_ids()
+
+
+def test_ses_answering_too_slowly_in_test_secret_fails_it_within_the_smtp_timeout(
+    world, monkeypatch
+):
+    """testSecret's SMTP conversation has a timeout too: SES answering AUTH after a second,
+    against a timeout of 0.3 s, fails the step rather than holding it until Lambda stops it."""
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+    monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", "0.3")
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.2")
+    judge = world.smtp._outcome
+
+    def slow_answer(access_key_id, smtp_password):
+        time.sleep(1.0)  # the server's own slowness: the client's timeout decides, not this
+        return judge(access_key_id, smtp_password)
+
+    monkeypatch.setattr(world.smtp, "_outcome", slow_answer)
+
+    error = failed_step(world, "testSecret", token)
+
+    assert isinstance(error, errors.SmtpConnectionError)
+    assert "timed out" in error.cause
