@@ -25,7 +25,7 @@ LAMBDA_RUNTIME_PACKAGES := urllib3==1.26.20 boto3==1.44.8 aws-lambda-powertools[
 	moto[server]==5.2.5 aiosmtpd==1.4.6 trustme==1.2.1 pytest==9.2.0 hypothesis==6.155.2 \
 	aws-croniter==2.1.1 openapi-core==0.23.1
 
-.PHONY: install test test-lambda-py312 lint demo synth diff deploy bench safety mutate clean
+.PHONY: install test test-lambda-py312 lint demo synth diff deploy bench safety mutate mutate-survivors mutate-clean mutation-copy clean
 
 install: $(PY_STAMP) $(KION_OPENAPI) $(NODE_STAMP)
 
@@ -61,22 +61,39 @@ safety: $(PY_STAMP) $(KION_OPENAPI)
 	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
 
 # Mutation testing, not part of `make test` or CI (the README says how long it takes): mutmut
-# mutates the rotation function in a scratch copy (build/mutation, its package under src/), runs
-# the rotation and safety tests named in tests/safety/mutmut.toml against each mutant, and prints
-# the score. MUTATION_WORKERS: mutants tested at once; MUTANTS: name patterns of the mutants to
-# test (default all), e.g. MUTANTS="smtp_rotation.rotation.* smtp_rotation.handler.*".
+# mutates the rotation function's step logic in a scratch copy (build/mutation, its package under
+# src/), runs the rotation and safety tests named in tests/safety/mutmut.toml against each mutant,
+# and prints the score. The scratch copy is kept: a later `make mutate` refreshes the code and
+# tests and goes on with the mutants not yet run (and those of functions that changed);
+# `make mutate-survivors` runs the survivors again (after new tests); `make mutate-clean` starts
+# over. MUTATION_WORKERS: mutants tested at once; MUTANTS: name patterns of mutants to run again
+# whatever their last result, e.g. MUTANTS="smtp_rotation.handler.*".
 MUTATION_DIR := build/mutation
 MUTATION_WORKERS ?= 2
 MUTANTS ?=
-mutate: $(PY_STAMP)
+MUTMUT_RUN = time $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_WORKERS)
+MUTATION_SCORE = $(CURDIR)/$(BIN)/python $(CURDIR)/tests/safety/mutation_score.py
+
+mutate: mutation-copy
+	cd $(MUTATION_DIR) && $(MUTMUT_RUN) $(MUTANTS) || true
+	cd $(MUTATION_DIR) && $(MUTATION_SCORE)
+
+mutate-survivors: mutation-copy
+	cd $(MUTATION_DIR) && survivors="$$($(MUTATION_SCORE) --survivors)" && \
+		if [ -n "$$survivors" ]; then $(MUTMUT_RUN) $$survivors || true; fi
+	cd $(MUTATION_DIR) && $(MUTATION_SCORE)
+
+mutate-clean:
 	rm -rf $(MUTATION_DIR)
+
+mutation-copy: $(PY_STAMP)
+	rm -rf $(MUTATION_DIR)/src $(MUTATION_DIR)/tests
 	mkdir -p $(MUTATION_DIR)/src $(MUTATION_DIR)/tests/unit
 	cp -r lambdas/smtp_rotation $(MUTATION_DIR)/src/
 	cp -r tests/conftest.py tests/rotation_world.py tests/rotation tests/safety $(MUTATION_DIR)/tests/
 	cp tests/unit/test_settings.py tests/unit/test_smtp_password.py $(MUTATION_DIR)/tests/unit/
+	find $(MUTATION_DIR)/src $(MUTATION_DIR)/tests -name __pycache__ -prune -exec rm -rf {} +
 	cp tests/safety/mutmut.toml $(MUTATION_DIR)/pyproject.toml
-	cd $(MUTATION_DIR) && time $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_WORKERS) $(MUTANTS) || true
-	cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/python $(CURDIR)/tests/safety/mutation_score.py
 
 test-lambda-py312: $(KION_OPENAPI)
 ifeq ($(PY312),)

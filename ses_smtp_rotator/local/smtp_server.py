@@ -250,7 +250,9 @@ class SesSmtpServer:
     ``refuse_all``, ``verified_identities`` (addresses and domains; the mailbox simulator needs
     none), ``sandbox`` (recipients must be verified too), ``sending_paused``,
     ``from_addresses`` (IAM user name -> the only senders its ``ses:FromAddress`` condition
-    allows), ``throttle_next`` (how many coming messages get 454). :meth:`reset` turns them off.
+    allows), ``throttle_next`` (how many coming messages get 454), ``excluded_mechanisms`` (AUTH
+    mechanisms not offered, e.g. ``("PLAIN",)``, as a relay in front of SES might). :meth:`reset`
+    turns them off.
     """
 
     def __init__(
@@ -285,6 +287,7 @@ class SesSmtpServer:
         self.propagation_delay = 0.0
         self.propagation_flaps = 0.0
         self.refuse_all = False
+        self.excluded_mechanisms: tuple[str, ...] = ()
         self.verified_identities: set[str] = {"example.com"}
         self.sandbox = False
         self.sending_paused = False
@@ -408,6 +411,7 @@ class SesSmtpServer:
             require_starttls=not self.implicit_tls,
             auth_required=True,
             auth_require_tls=True,
+            auth_exclude_mechanism=list(self.excluded_mechanisms),
         )
 
     def start(self) -> SesSmtpServer:

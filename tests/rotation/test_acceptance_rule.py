@@ -108,3 +108,14 @@ def test_a_key_never_accepted_is_refused(scripted):
         acceptance.run()
 
     assert "still refuses access key" in raised.value.cause
+
+
+def test_the_span_counts_from_the_first_accepted_login_not_from_the_start(scripted):
+    """Refused at 0, accepted at 0.5 and (the bound cutting the pause) at 1.0: the accepted
+    logins span half a second, not the second since the wait began."""
+    acceptance = scripted([False, True], timeout=1.0, required_logins=2, min_span=1.0)
+
+    with pytest.raises(SesAuthError):
+        acceptance.run()
+
+    assert acceptance.logins == 3

@@ -12,6 +12,7 @@ import pytest
 from ses_smtp_rotator.local.rotation_service import RotationStepError
 from smtp_rotation import aws
 from smtp_rotation.errors import KionStateError, RotationStateError
+from smtp_rotation.installation_metrics import installation_name
 from smtp_rotation.smtp_password import derive_smtp_password
 
 
@@ -200,3 +201,35 @@ def test_an_unexpected_failure_is_logged_with_its_type_and_counted(world, functi
     assert logged["error"] == "TimeoutError"
     assert "TimeoutError" in logged["exception"]
     assert emitted_metrics(capsys.readouterr().out)["RotationStepFailed"] == ("Count", 1)
+
+
+def test_set_secret_reports_the_wait_for_ses_per_installation(
+    world, function_logs, capsys, monkeypatch
+):
+    world.smtp.propagation_delay = 1.0
+    token = world.start()
+    world.step("createSecret", token)
+    world.wait_on_virtual_time(token, monkeypatch)  # refused at 0 and 0.5; accepted from 1.25
+    capsys.readouterr()
+
+    world.step("setSecret", token)
+
+    new_key = world.kion_credential()[0]
+    [accepted] = records(function_logs, "SES accepts the new key")
+    assert accepted["access_key_id"] == new_key
+    assert accepted["logins"] == 5  # two refused, then three in a row over the span
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    [wait] = [blob for blob in blobs if "SesAcceptWaitSeconds" in blob]
+    assert wait["installation"] == installation_name(world.secret_id)
+    assert wait["SesAcceptWaitSeconds"] == [1.3]  # 0.5 + 0.75, then 0.05 of span
+
+
+def test_a_relay_without_auth_plain_is_logged_in_to_with_login(world):
+    world.smtp.excluded_mechanisms = ("PLAIN",)
+
+    world.rotate()
+
+    new_key = world.current()["username"]
+    mechanisms = {a.mechanism for a in world.smtp.auth_attempts if a.access_key_id == new_key}
+    assert mechanisms == {"LOGIN"}
+    assert world.converged()

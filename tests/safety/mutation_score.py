@@ -2,8 +2,9 @@
 ran, for the whole rotation package and for its step logic.
 
 Run in the scratch project, after ``mutmut run``: ``python mutation_score.py`` reads
-``mutmut results --all true``. Timeouts count as killed (the mutant made a test hang, which the
-test run reports), "no tests" as survivors (nothing would notice it).
+``mutmut results --all true``; with ``--survivors`` it prints the surviving mutants' names.
+Timeouts count as killed (the mutant made a test hang, which the test run reports), "no tests"
+as survivors (nothing would notice it).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def score(statuses: list[str]) -> str:
     return f"{killed}/{len(ran)} killed ({percent:.1f} %)"
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     results = subprocess.run(
         [sys.executable, "-m", "mutmut", "results", "--all", "true"],
         capture_output=True,
@@ -43,6 +44,12 @@ def main() -> int:
         check=True,
         timeout=600,
     ).stdout
+    if argv == ["--survivors"]:  # the names to run again
+        for line in results.splitlines():
+            name, _, status = line.strip().rpartition(": ")
+            if status.strip() == "survived":
+                print(name)
+        return 0
     listed = outcomes(results)
     by_module: dict[str, list[str]] = {}
     for module, status in listed:
@@ -59,4 +66,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
