@@ -68,7 +68,11 @@ def test_a_relay_is_accepted_only_where_the_secret_names_it(world):
     world.step("createSecret", token)
     error = refused(world, "setSecret", token)
     assert isinstance(error, KionEndpointError)
-    assert "smtp-relay.corp.example" in error.cause
+    port = world.kion.app_config["smtp_port"]
+    assert error.cause.startswith(
+        f"Kion sends through smtp-relay.corp.example:{port}, which is neither an SES SMTP "
+        f"endpoint nor the installation's smtp_host ({world.smtp.host})"
+    ), error.cause
     assert "smtp_host" in error.fix
 
     world.kion.app_config["smtp_host"] = world.smtp.host  # the host the secret proves at
@@ -127,12 +131,19 @@ def test_a_secret_whose_smtp_host_is_in_another_region_is_refused(world):
     assert "smtp_host" in error.cause
 
 
-@pytest.mark.parametrize("reply_username", ["omitted", None])
-def test_a_kion_reply_without_a_username_is_an_error_not_no_key(world, reply_username):
+@pytest.mark.parametrize(
+    ("reply_username", "problem"),
+    [
+        ("omitted", "without smtp_username"),
+        (None, "without smtp_username"),
+        (587, "with a smtp_username that is not text"),
+    ],
+)
+def test_a_kion_reply_without_a_username_is_an_error_not_no_key(world, reply_username, problem):
     if reply_username == "omitted":
         world.kion.omitted_fields.add("smtp_username")
     else:
-        world.kion.app_config["smtp_username"] = None
+        world.kion.app_config["smtp_username"] = reply_username
     before = world.kion.app_config["smtp_password"]
     token = world.start()
     world.step("createSecret", token)
@@ -140,7 +151,14 @@ def test_a_kion_reply_without_a_username_is_an_error_not_no_key(world, reply_use
     error = refused(world, "setSecret", token)
 
     assert isinstance(error, KionRequestError)
-    assert "smtp_username" in error.cause
+    assert error.cause == (
+        f"Kion at {world.current()['kion_url']} answered GET /api/v3/app-config {problem}, so "
+        "which key Kion sends with is unknown."
+    )
+    assert error.fix == (
+        "Check that kion_url points at Kion 3.x and that the API key's user may read system "
+        "settings; an empty string is how Kion says it has no SMTP username."
+    )
     assert world.kion.app_config["smtp_password"] == before
 
 

@@ -109,6 +109,11 @@ def test_settings_changed_before_finish_secret_stop_it(world):
         f"The secret's settings were changed after this rotation stored its pending version "
         f"{token} (send_path_check); that version still holds the old ones."
     )
+    assert error.fix == (
+        "Abandon this rotation and start a new one, which uses the changed settings: aws "
+        f"secretsmanager update-secret-version-stage --secret-id {world.secret_id} "
+        f"--version-stage AWSPENDING --remove-from-version-id {token}, then rotate again."
+    )
     assert world.current_version_id() != token
     assert world.current_version_id() != before  # edit_current stored a new AWSCURRENT
 
@@ -218,6 +223,9 @@ def test_set_secret_reports_the_wait_for_ses_per_installation(
     [accepted] = records(function_logs, "SES accepts the new key")
     assert accepted["access_key_id"] == new_key
     assert accepted["logins"] == 5  # two refused, then three in a row over the span
+    for message in ("SES took a message from Kion's sender", "Kion now sends with the new key"):
+        [line] = records(function_logs, message)
+        assert line["access_key_id"] == new_key
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     [wait] = [blob for blob in blobs if "SesAcceptWaitSeconds" in blob]
     assert wait["installation"] == installation_name(world.secret_id)
