@@ -39,9 +39,7 @@ class KionSmtpSettings:
     from_address: str | None = None
 
     @classmethod
-    def from_app_config(
-        cls, app_config: dict[str, Any], kion_url: str = "Kion"
-    ) -> KionSmtpSettings:
+    def from_app_config(cls, app_config: dict[str, Any], kion_url: str) -> KionSmtpSettings:
         """Read the SMTP fields; a reply without ``smtp_username`` is an error, not "no key"."""
         username = app_config.get("smtp_username")
         if not isinstance(username, str):

@@ -48,7 +48,9 @@ def kion(**changes):
         "smtp_from": "kion@example.com",
         **changes,
     }
-    return KionSmtpSettings.from_app_config({k: v for k, v in settings.items() if v is not ...})
+    return KionSmtpSettings.from_app_config(
+        {k: v for k, v in settings.items() if v is not ...}, "https://kion.example"
+    )
 
 
 @pytest.mark.parametrize(
