@@ -27,14 +27,30 @@ def at_set_secret(world):
     return token
 
 
+KION_FIXES = {
+    401: "Put a valid, unexpired App API key into {key_secret}; keys expire after Kion's "
+    "app_api_key_lifespan setting.",
+    403: "Give the key's user a Kion permission scheme that can edit application settings (a "
+    "Kion administrator), or use a key of such a user.",
+    404: "Check kion_url: it should be the address you open Kion at, without /api.",
+    500: "Retry later for 5xx or 429 answers; for other codes fix what Kion's message names.",
+    400: "Retry later for 5xx or 429 answers; for other codes fix what Kion's message names.",
+}
+
+
 @pytest.mark.parametrize(
     ("status", "error_type", "words"),
     [
-        (401, errors.KionAuthError, "rejected the App API key"),
-        (403, errors.KionPermissionError, "may not manage system settings"),
-        (404, errors.KionNotFoundError, "Check kion_url"),
-        (500, errors.KionRequestError, "HTTP 500"),
-        (400, errors.KionRequestError, "HTTP 400"),
+        (401, errors.KionAuthError, "rejected the App API key (401)."),
+        (
+            403,
+            errors.KionPermissionError,
+            "refused PATCH /api/v3/app-config (403): the API key's "
+            "user may not manage system settings.",
+        ),
+        (404, errors.KionNotFoundError, "has no /api/v3/app-config (404)."),
+        (500, errors.KionRequestError, "answered PATCH /api/v3/app-config with HTTP 500."),
+        (400, errors.KionRequestError, "answered PATCH /api/v3/app-config with HTTP 400."),
     ],
 )
 def test_kion_errors_during_set_secret(world, at_set_secret, status, error_type, words):
@@ -44,8 +60,9 @@ def test_kion_errors_during_set_secret(world, at_set_secret, status, error_type,
     error = failed_step(world, "setSecret", at_set_secret)
 
     assert type(error) is error_type
-    assert words in str(error)
-    assert error.fix
+    assert error.cause.startswith(f"Kion at {world.current()['kion_url']} {words}"), error.cause
+    key_secret = world.current()["kion_api_key_secret_id"]
+    assert error.fix == KION_FIXES[status].format(key_secret=key_secret)
     assert world.kion_credential() == before
     assert world.kion_authenticates()
     world.kion.clear_faults()
