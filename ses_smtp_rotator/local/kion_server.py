@@ -107,6 +107,8 @@ class KionStandIn:
     replies, as older or restricted Kions do. The SMTP settings (``smtp_host``, ``smtp_port``,
     ``smtp_from``, ``smtp_enabled``) take any value, so Kion can send through any host or region.
     ``observers`` see every JSON exchange (tests check them against Kion's OpenAPI description).
+    Like a strict API server it answers 415 to a PATCH or POST whose body is not declared
+    ``application/json``, and 400 to a GET or DELETE that carries a body.
     """
 
     def __init__(
@@ -468,6 +470,12 @@ class _Handler(BaseHTTPRequestHandler):
         caller = kion._authorized(self.headers.get("Authorization"))
         if caller is None:
             raise _Reply(401, "invalid, expired or missing App API key")
+        if method in {"PATCH", "POST"}:
+            media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip()
+            if media_type.lower() != "application/json":
+                raise _Reply(415, f"{method} {path} takes application/json, not {media_type!r}")
+        elif raw:
+            raise _Reply(400, f"{method} {path} takes no request body")
         body = _parse_json(raw) if method in {"PATCH", "POST"} else None
         if path == APP_CONFIG_PATH and method == "GET":
             return (*kion._get_app_config(), (), None)

@@ -114,7 +114,7 @@ def test_patch_with_a_body_that_is_not_json_gets_400(
         "PATCH",
         kion.url + APP_CONFIG,
         body=b"smtp_username=x",
-        headers={"Authorization": f"Bearer {kion.api_key}"},
+        headers={"Authorization": f"Bearer {kion.api_key}", "Content-Type": "application/json"},
     )
     assert response.status == 400
     assert json.loads(response.data)["status"] == 400
@@ -296,3 +296,30 @@ def test_a_server_with_untrusted_certificates_is_rejected(
         pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         http.request("GET", kion.url + APP_CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "body", "status"),
+    [
+        ("PATCH", {}, b'{"smtp_port": 587}', 415),
+        ("PATCH", {"Content-Type": "text/plain"}, b'{"smtp_port": 587}', 415),
+        ("GET", {"Content-Type": "application/json"}, b"null", 400),
+    ],
+)
+def test_a_request_whose_body_does_not_fit_its_method_is_refused(
+    http: urllib3.PoolManager,
+    kion: KionStandIn,
+    method: str,
+    headers: dict[str, str],
+    body: bytes,
+    status: int,
+) -> None:
+    before = dict(kion.app_config)
+    reply = http.request(
+        method,
+        kion.url + APP_CONFIG,
+        body=body,
+        headers={"Authorization": f"Bearer {kion.api_key}", **headers},
+    )
+    assert reply.status == status
+    assert kion.app_config == before

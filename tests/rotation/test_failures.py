@@ -70,6 +70,19 @@ def test_kion_errors_during_set_secret(world, at_set_secret, status, error_type,
     assert world.converged()
 
 
+def test_kion_asking_to_wait_is_waited_for(world, at_set_secret, monkeypatch):
+    """A 429 with Retry-After: the retry comes no sooner than Kion asked, whatever the backoff
+    (a lower bound the machine's speed cannot break)."""
+    monkeypatch.setenv("KION_RETRY_BACKOFF_SECONDS", "0.01")
+    world.kion.fail_requests(429, count=1, methods=["PATCH"], retry_after=1)
+
+    world.step("setSecret", at_set_secret)
+
+    patches = world.kion.requests_to("PATCH")
+    assert [r.status for r in patches] == [429, 201]
+    assert patches[1].at - patches[0].at >= 1.0
+
+
 def test_kion_5xx_is_retried_and_4xx_is_not(world, at_set_secret):
     world.kion.fail_requests(503, count=1, methods=["PATCH"])
     world.step("setSecret", at_set_secret)
