@@ -71,6 +71,8 @@ class LocalRotationService:
         self._invoke = invoke
         self._backend = secretsmanager_backends[account_id][region]
         self._on_step = on_step or (lambda step, token: None)
+        self.last_rotation_token: str | None = None
+        """The RotationToken of the last step invoked."""
 
     def start(self, secret_id: str, token: str | None = None) -> str:
         """Label a new version AWSPENDING, as RotateSecret does before the first step.
@@ -116,14 +118,15 @@ class LocalRotationService:
 
     def invoke_step(self, secret_id: str, token: str, step: str) -> None:
         self._on_step(step, token)
+        # The service passes a token the function hands back on PutSecretValue.
+        self.last_rotation_token = str(uuid.uuid4())
         try:
             self._invoke(
                 {
                     "Step": step,
                     "SecretId": secret_id,
                     "ClientRequestToken": token,
-                    # The service passes a token the function hands back on PutSecretValue.
-                    "RotationToken": str(uuid.uuid4()),
+                    "RotationToken": self.last_rotation_token,
                 }
             )
         except Exception as error:

@@ -241,3 +241,23 @@ def test_a_relay_without_auth_plain_is_logged_in_to_with_login(world):
     mechanisms = {a.mechanism for a in world.smtp.auth_attempts if a.access_key_id == new_key}
     assert mechanisms == {"LOGIN"}
     assert world.converged()
+
+
+def test_create_secret_hands_the_rotation_token_back_with_the_new_version(world):
+    """Secrets Manager checks the RotationToken of the event on PutSecretValue (for a function
+    in another account, the only proof the request comes from the rotation)."""
+    sent: list[str | None] = []
+    events = aws.client("secretsmanager").meta.events
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params.get("RotationToken"))
+
+    events.register("provide-client-params.secretsmanager.PutSecretValue", record, "token")
+    try:
+        token = world.start()
+        world.step("createSecret", token)
+    finally:
+        events.unregister("provide-client-params.secretsmanager.PutSecretValue", unique_id="token")
+
+    assert sent == [world.service.last_rotation_token]
+    assert sent[0]
