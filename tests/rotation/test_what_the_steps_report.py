@@ -261,3 +261,14 @@ def test_create_secret_hands_the_rotation_token_back_with_the_new_version(world)
 
     assert sent == [world.service.last_rotation_token]
     assert sent[0]
+
+
+def test_create_secret_run_again_says_its_version_exists(world, function_logs):
+    token = world.start()
+    world.step("createSecret", token)
+    keys = world.access_key_ids()
+
+    world.step("createSecret", token)
+
+    assert records(function_logs, "The pending version already exists; nothing to create")
+    assert world.access_key_ids() == keys
