@@ -125,6 +125,10 @@ def test_the_watch_and_this_machine_find_the_same(
     assert world.kion is not None
     assert world.installation is not None
     name = installation(world).secret_name
+    code, output = run_cli(capsys, "rotate", name, "--wait", "--poll", "0.1")  # a credential
+    assert code == EXIT_OK, output
+    assert world.hook is not None
+    assert world.hook.wait_idle(timeout=10)
     username, password = world.kion.smtp_credential()
     iam = boto3.client("iam")
     if edit == "hand-edited-kion":
