@@ -299,7 +299,7 @@ def _pending(
         return None
     pending = assess_pending(aws, secretsmanager, state, version_id, function, now=now)
     status.pending = pending
-    _, finding = pending_finding(
+    finding = pending_finding(
         version_id,
         pending.activity,
         timeout=function.timeout,
@@ -310,11 +310,6 @@ def _pending(
         ),
     )
     status.checks["pending"] = Check(finding.ok, finding.summary, finding.fix)
-    if pending.state == RUNNING and pending.access_key_id == status.kion_username:
-        status.checks["kion"] = Check(
-            True,
-            f"already sends with {status.kion_username}, the new key of the rotation in progress",
-        )
     return pending
 
 

@@ -164,7 +164,7 @@ def pending_finding(
     advice: str,
     kion_uses_new_key: bool = False,
     subject: str = "rotation",
-) -> tuple[str, Finding]:
+) -> Finding:
     """The judgement of one unfinished rotation, for the watch and for ``status`` alike: in
     progress while the function touched it within its timeout (plus GRACE), failed when its last
     record is an error, stuck otherwise. ``advice`` says what to do when it is not running."""
@@ -183,7 +183,7 @@ def pending_finding(
         f"{timeout.total_seconds():.0f} s)"
     )
     if state == RUNNING:
-        return state, Finding(True, f"a {subject} is in progress (version {version_id}){touched}")
+        return Finding(True, f"a {subject} is in progress (version {version_id}){touched}")
     what = (
         f"failed in {activity.failed_step or 'a step'}: {(activity.error or '').rstrip('.')}"
         if state == FAILED
@@ -202,7 +202,7 @@ def pending_finding(
         )
         if part
     )
-    return state, Finding(False, f"the {subject} to version {version_id} {what}{touched}", fix)
+    return Finding(False, f"the {subject} to version {version_id} {what}{touched}", fix)
 
 
 class HealthCheck:
@@ -290,7 +290,7 @@ class HealthCheck:
             health.checks["pending"] = Finding(True, "no rotation in progress")
             return
         kion_username = health.kion_username
-        _, health.checks["pending"] = pending_finding(
+        health.checks["pending"] = pending_finding(
             pending.version_id,
             PendingActivity(pending.created, "the pending version's age"),
             timeout=self.limits.function_timeout,
@@ -517,7 +517,7 @@ class HealthCheck:
         if version_id is None:
             return
         created, _ = self._version_value(key_secret_id, version_id)
-        _, health.checks["kion_api_key_renewal"] = pending_finding(
+        health.checks["kion_api_key_renewal"] = pending_finding(
             version_id,
             PendingActivity(created, "the pending version's age"),
             timeout=self.limits.function_timeout,
