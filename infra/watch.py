@@ -43,6 +43,13 @@ from .installation import RotationSchedule
 DEFAULT_WATCH_SCHEDULE = "cron(0 6 * * ? *)"
 WATCH_HANDLER = "smtp_rotation.watch_handler.lambda_handler"
 WATCH_TIMEOUT = Duration.minutes(15)
+# What the watch reads of a Kion API key secret: its stages, the key, and the creation date of
+# a renewal's pending version that never got a value.
+_KEY_SECRET_READS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
+)
 
 
 def longest_gap(schedule: RotationSchedule) -> timedelta | None:
@@ -193,15 +200,13 @@ class InstallationWatch(Construct):
             )
         )
         self.role.add_to_principal_policy(
-            deployment.api_key_secrets_statement(
-                stack, actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
-            )
+            deployment.api_key_secrets_statement(stack, actions=list(_KEY_SECRET_READS))
         )
         if imported_api_key_secret_arns:
             self.role.add_to_principal_policy(
                 iam.PolicyStatement(
                     sid="ImportedKionApiKeySecrets",
-                    actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                    actions=list(_KEY_SECRET_READS),
                     resources=sorted(set(imported_api_key_secret_arns)),
                 )
             )

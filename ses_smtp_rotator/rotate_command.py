@@ -31,8 +31,9 @@ from .secret_state import (
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_POLL = 2.0
-# How long after AWSCURRENT moved to keep reading for finishSecret's last records.
-_FINISH_GRACE = 3.0
+# How long after AWSCURRENT moved to keep reading for finishSecret's last records (CloudWatch
+# Logs can deliver them some seconds after the label moved); reading stops as soon as they come.
+_FINISH_GRACE = 10.0
 # When to say the rotation is still running: after this much silence, then at this interval.
 _FIRST_NOTE = 2.0
 _LATER_NOTES = 10.0
@@ -301,7 +302,7 @@ class RotationFollower:
     # -- outcomes -----------------------------------------------------------------------------
 
     def _succeeded(self, poll: float) -> int:
-        deadline = self.clock() + min(_FINISH_GRACE, max(poll, 0.5) * 2)
+        deadline = self.clock() + _FINISH_GRACE
         while not self._finished_logged and not self._logs.unavailable:
             if self.clock() >= deadline:
                 break

@@ -517,6 +517,11 @@ class HealthCheck:
         if version_id is None:
             return
         created, _ = self._version_value(key_secret_id, version_id)
+        try:  # a renewal that stopped before createSecret stored a value is aged by its listing
+            created = created or self._version_created(key_secret_id, version_id)
+        except RotationError as error:
+            health.checks["kion_api_key_renewal"] = Finding(None, error.cause, error.fix)
+            return
         health.checks["kion_api_key_renewal"] = pending_finding(
             version_id,
             PendingActivity(created, "the pending version's age"),

@@ -266,13 +266,13 @@ class Rotation:
 
     def _acceptance_wait(self, endpoint: SmtpEndpoint, logins: int) -> SesAcceptanceWait:
         # The logins' span takes at most half the bound, so that a bound set below the span
-        # still leaves time for the key to propagate first.
+        # still leaves time for the key to propagate first. (A single login has no span.)
         span = min(self.config.ses_accept_min_span, self.config.ses_accept_timeout / 2)
         return SesAcceptanceWait(
             endpoint,
             timeout=self.config.ses_accept_timeout,
             required_logins=logins,
-            min_span=span if logins > 1 else 0.0,
+            min_span=span,
             clock=self.clock,
             sleep=self.sleep,
         )

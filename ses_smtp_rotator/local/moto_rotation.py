@@ -12,6 +12,10 @@ a moto server in the same process) does what the real service does instead:
   background, a :class:`LocalRotationService` invokes the function for each step in order and
   retries a failed rotation with the same token; on success it records ``LastRotatedDate``.
 
+While a hook is installed, ``ListSecretVersionIds`` also reports when each version was created,
+as the real service does (moto reports every version as created at the moment of the call), so a
+version RotateSecret labelled but no step ever gave a value still shows its age.
+
 :meth:`MotoRotateSecretHook.held_before` keeps rotations waiting before a step for as long as a
 test needs a rotation in progress, instead of a delay that outlasts the test's next command.
 
@@ -22,6 +26,7 @@ is otherwise unknown, as in moto.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,11 +80,15 @@ class MotoRotateSecretHook:
         self._lock = threading.Lock()
         self._installed = False
         self._previous: Callable[..., str] | None = None
+        self._dates_served = False
 
     def install(self) -> MotoRotateSecretHook:
         """Replace RotateSecret on this account and region's backend."""
         self._previous = self._backend.__dict__.get("rotate_secret")
         self._backend.rotate_secret = self.rotate_secret  # type: ignore[method-assign]
+        if "list_secret_version_ids" not in self._backend.__dict__:
+            self._backend.list_secret_version_ids = self._list_secret_version_ids  # type: ignore[method-assign]
+            self._dates_served = True
         self._installed = True
         return self
 
@@ -89,7 +98,20 @@ class MotoRotateSecretHook:
                 self._backend.rotate_secret = self._previous  # type: ignore[method-assign]
             else:
                 del self._backend.rotate_secret
+            if self._dates_served:
+                del self._backend.list_secret_version_ids
+                self._dates_served = False
             self._installed = False
+
+    def _list_secret_version_ids(self, secret_id: str) -> str:
+        """moto's ListSecretVersionIds with each version's own creation date."""
+        listing = json.loads(type(self._backend).list_secret_version_ids(self._backend, secret_id))
+        versions = self._backend.describe_secret(secret_id).versions
+        for version in listing["Versions"]:
+            created = versions[version["VersionId"]].get("createdate")
+            if created is not None:
+                version["CreatedDate"] = created
+        return json.dumps(listing)
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Wait until no rotation runs; False when ``timeout`` passes first."""

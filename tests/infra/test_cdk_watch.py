@@ -76,6 +76,21 @@ def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
     assert "kion-api-key/*" in resources
     assert EXISTING_API_KEY_ARN in resources
     assert "/smtp/" not in resources  # never an SMTP rotation
+    # A renewal that stopped before its version got a value is aged by ListSecretVersionIds,
+    # on the key secrets the stack creates and on imported ones alike.
+    for key_secrets in ("kion-api-key/*", EXISTING_API_KEY_ARN):
+        reads = {
+            action
+            for statement in statements
+            if key_secrets in json.dumps(statement["Resource"])
+            and "secretsmanager:RotateSecret" not in as_list(statement["Action"])
+            for action in as_list(statement["Action"])
+        }
+        assert reads == {
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:ListSecretVersionIds",
+        }, key_secrets
 
 
 def test_renewal_is_attached_to_each_created_kion_key_secret_without_rules(

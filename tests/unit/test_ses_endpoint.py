@@ -21,7 +21,6 @@ from smtp_rotation.ses_endpoint import (
     kion_endpoint_verdict,
     ses_smtp_host,
 )
-from smtp_rotation.ses_smtp import SmtpEndpoint
 from smtp_rotation.settings import InstallationSecret
 from smtp_rotation.smtp_password import derive_smtp_password, is_smtp_password
 
@@ -158,20 +157,6 @@ def test_a_shown_password_is_read():
     password = derive_smtp_password("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1")
     assert is_smtp_password(password)
     assert kion(smtp_password=password).password == password
-
-
-@pytest.mark.parametrize(
-    ("host", "port", "proven_on"),
-    [
-        ("email-smtp.us-east-1.amazonaws.com", 25, (587, False)),
-        ("email-smtp.us-east-1.amazonaws.com", 2587, (2587, False)),
-        ("email-smtp.us-east-1.amazonaws.com", 465, (465, True)),
-        ("relay.corp.example", 25, (25, False)),
-    ],
-)
-def test_an_ses_endpoint_on_port_25_is_proven_on_587(host, port, proven_on):
-    endpoint = SmtpEndpoint.of(secret(smtp_host=host, smtp_port=port), timeout=1)
-    assert (endpoint.port, endpoint.implicit_tls) == proven_on
 
 
 @pytest.mark.parametrize("field", ["send_path_check", "iam_user_dedicated"])

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from smtp_rotation.errors import InvalidSecretError
+from smtp_rotation.ses_smtp import SmtpEndpoint
 from smtp_rotation.settings import InstallationSecret
 
 VALID = {
@@ -36,6 +37,23 @@ def test_defaults_follow_the_region():
 )
 def test_the_port_decides_the_tls_mode(port, implicit):
     assert parse(smtp_port=port).implicit_tls is implicit
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "proven_on"),
+    [
+        ("email-smtp.us-east-1.amazonaws.com", 25, (587, False)),
+        ("email-smtp.us-east-1.amazonaws.com", 2587, (2587, False)),
+        ("email-smtp.us-east-1.amazonaws.com", 465, (465, True)),
+        ("relay.corp.example", 25, (25, False)),
+        ("relay.corp.example", 465, (465, True)),
+    ],
+)
+def test_the_credential_is_proven_where_kion_sends_except_ses_on_port_25(host, port, proven_on):
+    """Lambda may not reach port 25, so an SES endpoint there is proven on 587 (STARTTLS); any
+    other endpoint is proven on its own port and TLS mode."""
+    endpoint = SmtpEndpoint.of(parse(smtp_host=host, smtp_port=port), timeout=1)
+    assert (endpoint.host, endpoint.port, endpoint.implicit_tls) == (host, *proven_on)
 
 
 def test_smtp_tls_overrides_the_port():

@@ -153,15 +153,21 @@ class _Context:
     aws_request_id = "request"
 
 
+@pytest.mark.parametrize(
+    "steps_run",
+    [["createSecret"], []],
+    ids=["after createSecret stored a key", "before any step gave the version a value"],
+)
 def test_a_kion_key_renewal_left_pending_is_flagged_and_not_started_again(
-    watched: WatchedWorld,
+    watched: WatchedWorld, steps_run: list[str]
 ) -> None:
-    """A renewal the watch started that never finishes (its createSecret stored a new key and
-    nothing ran after) is judged as a pending SMTP rotation is: in progress while young, stuck
-    once older than the timeout; the watch starts no second renewal over it."""
+    """A renewal the watch started that never finishes is judged as a pending SMTP rotation is:
+    in progress while young, stuck once older than the timeout; the watch starts no second
+    renewal over it. A version that never got a value is aged by ListSecretVersionIds."""
     watched.age_kion_key(16)  # due
     token = watched.renewal.start()
-    watched.renewal.step("createSecret", token)
+    for step in steps_run:
+        watched.renewal.step(step, token)
     watch = watched.watch()
 
     report = watch.run(now=watched.kion_now())
