@@ -138,6 +138,9 @@ class KionStandIn:
         self.html_replies = False
         self.html_status = 200
         self.request_log: list[KionRequest] = []
+        self.tls_connections = 0
+        """Connections whose TLS handshake began, including those the client then gave up on
+        (counted before the server's first handshake message, so before any client can fail)."""
         self._faults: list[_Fault] = []
         self._patch_failure: PatchFailure | None = None
         self._patch_failures_left: int | None = None
@@ -373,6 +376,8 @@ class _TlsHttpServer(ThreadingHTTPServer):
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(10.0)
+        with self.kion._lock:
+            self.kion.tls_connections += 1
         try:
             tls = self.context.wrap_socket(request, server_side=True)
         except (OSError, ssl.SSLError):

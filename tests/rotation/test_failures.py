@@ -2,6 +2,7 @@
 
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -117,6 +118,45 @@ def test_kion_timeout(world, at_set_secret, monkeypatch):
     assert world.kion_authenticates()
 
 
+def test_a_kion_that_takes_no_connections_fails_the_step_within_its_connect_timeout(
+    world, monkeypatch
+):
+    """A Kion whose address drops connection attempts (a firewall, a dead host) fails setSecret
+    after the connect timeout, well inside the function's own timeout, instead of leaving the
+    function stuck until Lambda stops it with no cause. On loopback: a listener whose accept
+    queue is full never completes another connection."""
+    monkeypatch.setenv("KION_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("KION_RETRIES", "0")
+    function_timeout = 30.0  # Lambda would stop the function here; the step must end before
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        queued = socket.create_connection(full.getsockname())  # fills the accept queue
+        silent = f"https://127.0.0.1:{full.getsockname()[1]}"
+        world.edit_current(kion_url=silent)
+        token = world.start()
+        world.step("createSecret", token)
+        outcome: list[BaseException] = []
+
+        def set_secret() -> None:
+            try:
+                world.step("setSecret", token)
+            except RotationStepError as failure:
+                outcome.append(failure)
+
+        step = threading.Thread(target=set_secret, daemon=True)
+        step.start()
+        step.join(function_timeout)
+        queued.close()
+    assert not step.is_alive(), "setSecret was still connecting to Kion at the function's timeout"
+    [failure] = outcome
+    assert isinstance(failure.error, errors.KionConnectionError)
+    assert failure.error.cause == (
+        f"GET /api/v3/app-config to Kion at {silent} timed out (ConnectTimeoutError) after "
+        "retries."
+    )
+
+
 def test_kion_unreachable(world, monkeypatch):
     monkeypatch.setenv("KION_RETRIES", "0")
     with socket.socket() as closed:  # a port nothing listens on
@@ -138,12 +178,18 @@ def test_kion_unreachable(world, monkeypatch):
     )
 
 
-def test_kion_certificate_not_trusted(world):
+def test_kion_certificate_not_trusted(world, monkeypatch):
+    monkeypatch.setenv("KION_RETRIES", "2")
     world.edit_current(kion_ca_bundle=...)
     token = world.start()
     world.step("createSecret", token)  # a free key slot: Kion is not asked yet
+    connections_before = world.kion.tls_connections
 
     error = failed_step(world, "setSecret", token)
+
+    # A certificate that is not trusted stays so: the step fails on the first try, not after
+    # the retries meant for a Kion that is briefly away.
+    assert world.kion.tls_connections - connections_before == 1
 
     assert isinstance(error, errors.KionConnectionError)
     assert error.cause == (
