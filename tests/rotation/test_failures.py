@@ -152,8 +152,7 @@ def test_a_kion_that_takes_no_connections_fails_the_step_within_its_connect_time
     [failure] = outcome
     assert isinstance(failure.error, errors.KionConnectionError)
     assert failure.error.cause == (
-        f"GET /api/v3/app-config to Kion at {silent} timed out (ConnectTimeoutError) after "
-        "retries."
+        f"GET /api/v3/app-config to Kion at {silent} timed out (ConnectTimeoutError) after retries."
     )
 
 
