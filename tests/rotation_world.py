@@ -31,9 +31,11 @@ from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
 
 @dataclass
 class VirtualClock:
-    """A clock that only moves when something sleeps on it: waits take no real time."""
+    """A clock that only moves when something sleeps on it: waits take no real time. Like
+    ``time.monotonic``, its origin is arbitrary, so only differences of its readings mean
+    anything."""
 
-    now: float = 0.0
+    now: float = 1000.0
 
     def monotonic(self) -> float:
         return self.now
@@ -173,7 +175,8 @@ class RotationWorld:
         monkeypatch.setattr(
             handler, "Rotation", partial(Rotation, clock=clock.monotonic, sleep=pause)
         )
-        monkeypatch.setattr(self.smtp, "clock", lambda: made + clock.now)
+        origin = clock.now
+        monkeypatch.setattr(self.smtp, "clock", lambda: made + clock.now - origin)
         return clock
 
     def converged(self) -> bool:

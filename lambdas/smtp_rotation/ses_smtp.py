@@ -170,12 +170,11 @@ class SesAcceptanceWait:
         deadline = started + self.timeout
         delay = self.first_delay
         accepted_in_row, row_started = 0, started
-        connection_error: SmtpConnectionError | None = None
         while True:
             self.logins += 1
+            connection_error: SmtpConnectionError | None = None
             try:
                 accepted = try_login(self.endpoint, username, password)
-                connection_error = None
             except SmtpConnectionError as error:
                 accepted, connection_error = False, error
             now = self.clock()
@@ -191,7 +190,7 @@ class SesAcceptanceWait:
                 delay = min(delay * self.factor, self.max_delay)
             remaining = deadline - now
             if remaining <= 0:
-                raise connection_error or self._refused(username, accepted_in_row)
+                raise connection_error or self._refused(username)
             self.sleep(min(pause, remaining))
 
     def _proven(self, accepted_in_row: int, span: float) -> bool:
@@ -201,8 +200,8 @@ class SesAcceptanceWait:
             self.required_logins == 1 or span >= self.min_span - _SPAN_SLACK
         )
 
-    def _refused(self, username: str, accepted_in_row: int) -> SesAuthError:
-        if accepted_in_row or self._accepted_once:
+    def _refused(self, username: str) -> SesAuthError:
+        if self._accepted_once:
             return SesAuthError(
                 f"SES SMTP at {self.endpoint} accepted access key {username}, but not "
                 f"{self.required_logins} times in a row over {self.min_span:g} s within "

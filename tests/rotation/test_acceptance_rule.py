@@ -62,6 +62,13 @@ def test_three_logins_in_a_row_spanning_the_span_prove_a_key(scripted):
     assert acceptance.logins == 3
 
 
+def test_two_logins_are_paused_by_the_whole_span(scripted):
+    acceptance = scripted([True], timeout=100, required_logins=2, min_span=1.0)
+
+    assert acceptance.run() == 1.0  # accepted at 0 and 1.0
+    assert acceptance.logins == 2
+
+
 def test_slow_logins_still_take_the_number_required(scripted):
     """Each login takes two seconds: the span is long after two, but three are required."""
     acceptance = scripted([True], login_takes=2.0, timeout=100, required_logins=3, min_span=1.0)
