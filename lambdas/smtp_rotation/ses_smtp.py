@@ -100,7 +100,7 @@ def smtp_session(endpoint: SmtpEndpoint) -> Iterator[smtplib.SMTP]:
         ) from None
     except smtplib.SMTPNotSupportedError:
         raise SmtpConnectionError(
-            f"The SMTP server at {endpoint} does not offer STARTTLS or AUTH.",
+            f"The SMTP server at {endpoint} does not offer STARTTLS, or AUTH with PLAIN or LOGIN.",
             "Point smtp_host and smtp_port at the SES SMTP endpoint of ses_region.",
         ) from None
     except (
@@ -119,16 +119,19 @@ def smtp_session(endpoint: SmtpEndpoint) -> Iterator[smtplib.SMTP]:
 
 
 def authenticate(session: smtplib.SMTP, username: str, password: str) -> None:
-    """One AUTH exchange: PLAIN where offered (SES offers it), else whatever login() picks.
+    """One AUTH exchange: PLAIN where offered (SES offers it), else LOGIN.
 
-    login() alone would try a second mechanism after a 535, doubling every refused attempt.
+    smtplib's login() would try a second mechanism after a 535, doubling every refused attempt.
     """
     session.ehlo_or_helo_if_needed()
-    if "PLAIN" in session.esmtp_features.get("auth", "").upper().split():
-        session.user, session.password = username, password
+    offered = session.esmtp_features.get("auth", "").upper().split()
+    session.user, session.password = username, password
+    if "PLAIN" in offered:
         session.auth("PLAIN", session.auth_plain)
+    elif "LOGIN" in offered:
+        session.auth("LOGIN", session.auth_login)
     else:
-        session.login(username, password)
+        raise smtplib.SMTPNotSupportedError("neither AUTH PLAIN nor AUTH LOGIN is offered")
 
 
 def _describe(error: BaseException) -> str:

@@ -142,6 +142,18 @@ class _MailJudge:
     def __init__(self, server: SesSmtpServer) -> None:
         self.server = server
 
+    async def handle_EHLO(  # noqa: N802
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """A server left with no AUTH mechanism does not advertise AUTH at all."""
+        session.host_name = hostname
+        return [line for line in responses if line.rstrip() != "250-AUTH"]
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         login = session.auth_data
         access_key_id = login.decode("utf-8", "replace") if isinstance(login, bytes) else ""
@@ -251,7 +263,8 @@ class SesSmtpServer:
     none), ``sandbox`` (recipients must be verified too), ``sending_paused``,
     ``from_addresses`` (IAM user name -> the only senders its ``ses:FromAddress`` condition
     allows), ``throttle_next`` (how many coming messages get 454), ``excluded_mechanisms`` (AUTH
-    mechanisms not offered, e.g. ``("PLAIN",)``, as a relay in front of SES might). :meth:`reset`
+    mechanisms not offered, e.g. ``("PLAIN",)``, as a relay in front of SES might; with none left,
+    AUTH is not advertised). :meth:`reset`
     turns them off.
     """
 

@@ -289,6 +289,27 @@ def test_an_smtp_server_that_never_answers(world, monkeypatch):
     assert world.kion_authenticates()
 
 
+def test_an_smtp_server_that_offers_no_auth_is_named_as_such(world, monkeypatch):
+    """A relay that offers no AUTH (after STARTTLS) cannot prove any credential."""
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.3")
+    world.smtp.excluded_mechanisms = ("PLAIN", "LOGIN")
+    try:
+        token = world.start()
+        world.step("createSecret", token)
+        error = failed_step(world, "setSecret", token)
+    finally:
+        world.smtp.excluded_mechanisms = ()
+
+    assert isinstance(error, errors.SmtpConnectionError)
+    endpoint = f"{world.current()['smtp_host']}:{world.current()['smtp_port']}"
+    assert error.cause == (
+        f"The SMTP server at {endpoint} does not offer STARTTLS, or AUTH with PLAIN or LOGIN."
+    )
+    assert error.fix == "Point smtp_host and smtp_port at the SES SMTP endpoint of ses_region."
+    assert world.kion.requests_to("PATCH") == []
+    assert world.kion_authenticates()
+
+
 def test_an_smtp_server_that_hangs_up_is_named_by_what_it_did(world, monkeypatch):
     monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.3")
     with SilentSmtpServer(hang_up=True) as hangs_up:
