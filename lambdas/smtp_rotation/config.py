@@ -25,7 +25,8 @@ class RotationConfig:
     kion_retries: int = 3
     """KION_RETRIES: retries of a Kion request on connection errors, 429 and 5xx."""
     kion_retry_backoff: float = 0.5
-    """KION_RETRY_BACKOFF_SECONDS: the first pause between Kion retries (doubling after)."""
+    """KION_RETRY_BACKOFF_SECONDS: the backoff factor of Kion retries: the first retry comes at
+    once, the next ones after 2, 4, ... times this."""
     api_key_cache_seconds: int = 60
     """KION_API_KEY_CACHE_SECONDS: how long a warm function reuses the Kion API key it read."""
 

@@ -13,6 +13,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError, SSLError
 from urllib3.util import Retry, Timeout
 
+from .config import RotationConfig
 from .errors import (
     KionAuthError,
     KionConnectionError,
@@ -24,6 +25,9 @@ from .smtp_password import is_smtp_password
 
 APP_CONFIG_PATH = "/api/v3/app-config"
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The longest a connection to Kion may take to open, however long KION_TIMEOUT_SECONDS lets a
+# reply take: an address that drops packets fails each attempt after this.
+CONNECT_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -75,52 +79,61 @@ def _text_or_none(value: Any) -> str | None:
 
 
 class KionClient:
-    """A small client for the Kion settings API, with bearer auth, timeouts and retries."""
+    """A small client for the Kion settings API, with bearer auth, timeouts and retries.
+
+    ``api_key_secret_id`` names where the key is stored, for the fix of a 401. ``timeout`` bounds
+    each reply (a connection: at most :data:`CONNECT_TIMEOUT`); ``retries`` and
+    ``backoff_factor`` are urllib3's. The defaults are the function's.
+    """
 
     def __init__(
         self,
         kion_url: str,
         api_key: str,
         *,
+        api_key_secret_id: str,
         ca_pem: str | None = None,
-        timeout: float = 15.0,
-        retries: int = 3,
-        backoff_factor: float = 0.5,
-        api_key_secret_id: str = "the Kion API key secret",  # noqa: S107 (a name, not a key)
+        timeout: float = RotationConfig.kion_timeout,
+        retries: int = RotationConfig.kion_retries,
+        backoff_factor: float = RotationConfig.kion_retry_backoff,
         reload_api_key: Callable[[], str] | None = None,
     ) -> None:
-        self.kion_url = kion_url.rstrip("/")
+        self.kion_url = kion_url
         self._api_key = api_key
         # Read the stored key again after a 401 (once): a renewal may have replaced it.
         self._reload_api_key = reload_api_key
         self._api_key_secret_id = api_key_secret_id
+        self._timeout = Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout)
+        self._attempts = retries + 1
         self._http = urllib3.PoolManager(
             ssl_context=_tls_context(ca_pem),
-            timeout=Timeout(connect=min(5.0, timeout), read=timeout),
+            timeout=self._timeout,
+            # Connection failures, timeouts and RETRIED_STATUSES count against one total. Other
+            # failures (TLS) are not retried, nor is a POST whose reply timed out: it may have
+            # been applied.
             retries=Retry(
                 total=retries,
-                connect=retries,
-                read=retries,
-                status=retries,
                 other=0,
                 backoff_factor=backoff_factor,
                 status_forcelist=RETRIED_STATUSES,
                 allowed_methods=frozenset({"GET", "PATCH"}),
                 raise_on_status=False,
-                respect_retry_after_header=True,
             ),
         )
 
     def smtp_settings(self) -> KionSmtpSettings:
         """Kion's SMTP settings: host, port, sender, username (and password, where shown)."""
-        reply = self._request("GET", APP_CONFIG_PATH)
-        data = reply.get("data")
+        return KionSmtpSettings.from_app_config(self.app_config(), self.kion_url)
+
+    def app_config(self) -> dict[str, Any]:
+        """Kion's application settings (the ``data`` of ``GET /api/v3/app-config``)."""
+        data = self._request("GET", APP_CONFIG_PATH).get("data")
         if not isinstance(data, dict):
             raise KionRequestError(
                 f"Kion at {self.kion_url} answered GET {APP_CONFIG_PATH} without a 'data' object.",
                 "Check that kion_url points at Kion itself (version 3.x with the v3 API).",
             )
-        return KionSmtpSettings.from_app_config(data, self.kion_url)
+        return data
 
     def set_smtp_credential(self, username: str, password: str) -> None:
         """Change Kion's SMTP username and password, and no other setting."""
@@ -156,9 +169,9 @@ class KionClient:
                 method, url, body=None if body is None else json.dumps(body), headers=headers
             )
         except MaxRetryError as error:
-            raise self._connection_error(method, path, error.reason) from None
-        except HTTPError as error:
-            raise self._connection_error(method, path, error) from None
+            raise self._connection_error(method, path, error.reason, self._attempts) from None
+        except HTTPError as error:  # not retried
+            raise self._connection_error(method, path, error, 1) from None
         return self._interpret(method, path, response, (self._api_key, *redact))
 
     def _interpret(
@@ -204,7 +217,9 @@ class KionClient:
             "Retry later for 5xx or 429 answers; for other codes fix what Kion's message names.",
         )
 
-    def _connection_error(self, method: str, path: str, reason: Any) -> KionConnectionError:
+    def _connection_error(
+        self, method: str, path: str, reason: Any, attempts: int
+    ) -> KionConnectionError:
         if isinstance(reason, SSLError) or isinstance(
             getattr(reason, "__context__", None), ssl.SSLError
         ):
@@ -214,10 +229,18 @@ class KionClient:
                 "If Kion uses a private CA, put that CA's PEM certificate into the secret's "
                 "kion_ca_bundle field; otherwise check kion_url's host name.",
             )
-        kind = "timed out" if "timeout" in type(reason).__name__.lower() else "failed"
+        failure = f"{method} {path} to Kion at {self.kion_url}"
+        tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+        if "timeout" in type(reason).__name__.lower():
+            failure += (
+                f" timed out ({type(reason).__name__}) in {tries}, each allowed "
+                f"{self._timeout.connect_timeout:g} s to connect and "
+                f"{self._timeout.read_timeout:g} s to answer (KION_TIMEOUT_SECONDS)."
+            )
+        else:
+            failure += f" failed ({type(reason).__name__}) in {tries}."
         return KionConnectionError(
-            f"{method} {path} to Kion at {self.kion_url} {kind} ({type(reason).__name__}) after "
-            "retries.",
+            failure,
             "Check that the function can reach Kion (security group egress on 443, routes, DNS) "
             "and that Kion is up.",
         )

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import KionNotFoundError, KionPermissionError, KionRequestError
-from .kion import APP_CONFIG_PATH, KionClient
+from .kion import KionClient
 
 APP_API_KEYS_PATH = "/api/v3/app-api-key"
 _EARLIEST_REAL_YEAR = 1971  # Kion shows a time that never happened as year 1
@@ -64,16 +64,6 @@ def parse_kion_time(text: Any) -> datetime | None:
 
 class KionKeyClient(KionClient):
     """The Kion client, with the App API key routes."""
-
-    def app_config(self) -> dict[str, Any]:
-        """Kion's application settings (``app_api_key_lifespan`` and ``app_api_key_limit``)."""
-        data = self._request("GET", APP_CONFIG_PATH).get("data")
-        if not isinstance(data, dict):
-            raise KionRequestError(
-                f"Kion at {self.kion_url} answered GET {APP_CONFIG_PATH} without a 'data' object.",
-                "Check that kion_url points at Kion itself (version 3.x with the v3 API).",
-            )
-        return data
 
     def list_keys(self) -> list[AppApiKeyInfo]:
         """Every App API key the key's user may see (metadata only)."""

@@ -77,7 +77,7 @@ class Rotation:
         waited = wait.until_accepted(pending.username, pending.password)
         put_installation_metrics(
             installation_name(self.secrets.secret_id),
-            {"SesAcceptWaitSeconds": (MetricUnit.Seconds, round(waited, 3))},
+            {"SesAcceptWaitSeconds": (MetricUnit.Seconds, waited)},
         )
         logger.info("SES accepts the new key", access_key_id=pending.username, logins=wait.logins)
         if pending.send_path_check:

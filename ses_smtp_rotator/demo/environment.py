@@ -393,7 +393,12 @@ class DemoEnvironment:
     def given_key_client(self) -> KionKeyClient:
         """Kion's key routes, with the key the demo was given."""
         assert self.kion is not None
-        return KionKeyClient(self.kion.url, self.kion.api_key, ca_pem=self.kion.ca_pem, timeout=15)
+        return KionKeyClient(
+            self.kion.url,
+            self.kion.api_key,
+            api_key_secret_id="the Kion API key given to the demo",  # noqa: S106 (a name)
+            ca_pem=self.kion.ca_pem,
+        )
 
     def _remove_demo_keys(self) -> None:
         """From another Kion, delete the keys the demo made (its own key and its renewals'),

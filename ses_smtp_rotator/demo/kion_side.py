@@ -71,7 +71,13 @@ class RemoteKion:
     _original: tuple[str, str | None] | None = field(default=None, repr=False)
 
     def client(self) -> KionClient:
-        return KionClient(self.url, self.api_key, ca_pem=self.ca_pem, timeout=15, retries=2)
+        return KionClient(
+            self.url,
+            self.api_key,
+            api_key_secret_id="the demo's Kion API key",  # noqa: S106 (a name)
+            ca_pem=self.ca_pem,
+            retries=2,
+        )
 
     def smtp_credential(self) -> tuple[str, str | None]:
         settings = self.client().smtp_settings()

@@ -267,7 +267,12 @@ def _renewal(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> b
         failure = environment.renewal_hook.failures[-1]
         return story.check(False, f"the renewal failed in {failure.step}: {failure.error}")
     new = _stored_key(secretsmanager, key_secret)
-    kion = KionKeyClient(environment.kion.url, new["api_key"], ca_pem=environment.kion.ca_pem)
+    kion = KionKeyClient(
+        environment.kion.url,
+        new["api_key"],
+        api_key_secret_id=installation.kion_api_key_secret_name,
+        ca_pem=environment.kion.ca_pem,
+    )
     results = [
         story.check(
             new["api_key_id"] != old["api_key_id"],

@@ -108,7 +108,10 @@ class KionStandIn:
     ``smtp_from``, ``smtp_enabled``) take any value, so Kion can send through any host or region.
     ``observers`` see every JSON exchange (tests check them against Kion's OpenAPI description).
     Like a strict API server it answers 415 to a PATCH or POST whose body is not declared
-    ``application/json``, and 400 to a GET or DELETE that carries a body.
+    ``application/json``, 406 to a request whose ``Accept`` header rules JSON out, and 400 to a
+    GET or DELETE that carries a body. ``foreign_reply`` (a status and a JSON object) answers
+    every request as something that is not Kion's v3 API would: a gateway's own error, another
+    API version.
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class KionStandIn:
         self.delay = 0.0
         self.html_replies = False
         self.html_status = 200
+        self.foreign_reply: tuple[int, dict[str, Any]] | None = None
         self.request_log: list[KionRequest] = []
         self.tls_connections = 0
         """Connections whose TLS handshake began, including those the client then gave up on
@@ -209,7 +213,8 @@ class KionStandIn:
             self._patch_failures_left = count
 
     def clear_faults(self) -> None:
-        """Turn every fault switch off: failures, HTML replies, delay, lost PATCH replies.
+        """Turn every fault switch off: failures, HTML and foreign replies, delay, lost PATCH
+        replies.
 
         Requests still waiting out a delay end their wait now, and are decided (logged; dropped
         when their client gave up) before this returns: none lands in a later test's log."""
@@ -218,6 +223,7 @@ class KionStandIn:
             self._patch_failure = None
             self._patch_failures_left = None
             self.html_replies = False
+            self.foreign_reply = None
             self.delay = 0.0
             self._delays_cut += 1
             self._delay_ends.notify_all()
@@ -462,11 +468,16 @@ class _Handler(BaseHTTPRequestHandler):
         raw: bytes,
         extra_headers: dict[str, str],
     ) -> tuple[int, dict[str, Any], tuple[str, ...], PatchFailure | None]:
+        if kion.foreign_reply is not None:
+            status, reply = kion.foreign_reply
+            return status, copy.deepcopy(reply), (), None
         fault = kion._take_fault(method)
         if fault is not None:
             if fault.retry_after is not None:
                 extra_headers["Retry-After"] = str(fault.retry_after)
             raise _Reply(fault.status, fault.message)
+        if not _accepts_json(self.headers.get("Accept")):
+            raise _Reply(406, f"{method} {path} answers application/json only")
         allowed = {"GET", "PATCH"} if path == APP_CONFIG_PATH else key_route_methods(path)
         if allowed is None:
             raise _Reply(404, f"route not found: {method} {path}")
@@ -516,6 +527,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _accepts_json(accept: str | None) -> bool:
+    """Whether an ``Accept`` header (absent: anything) lets the reply be JSON."""
+    if accept is None:
+        return True
+    ranges = (part.split(";", 1)[0].strip().lower() for part in accept.split(","))
+    return any(media in {"application/json", "application/*", "*/*"} for media in ranges)
 
 
 def _parse_json(raw: bytes) -> Any:

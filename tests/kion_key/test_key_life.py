@@ -28,7 +28,9 @@ def clock(kion: KionStandIn, monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def life_of(kion: KionStandIn, key_id: int | None, api_key: str, now: float):
-    client = KionKeyClient(kion.url, api_key, ca_pem=kion.ca_pem, retries=0)
+    client = KionKeyClient(
+        kion.url, api_key, api_key_secret_id="kion/api-key", ca_pem=kion.ca_pem, retries=0
+    )
     moment = datetime.fromtimestamp(now, UTC)
     return key_life(client, key_id, now=moment, renew_after=RENEW_AFTER, secret_id="kion/api-key")
 

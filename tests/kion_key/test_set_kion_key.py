@@ -132,8 +132,10 @@ def test_a_key_is_not_told_apart_when_another_is_used_at_the_same_moment(
     kion: KionStandIn,
 ) -> None:
     mine, theirs = kion.api_keys.issue("mine"), kion.api_keys.issue("a colleague's")
-    client = KeyClient(kion.url, mine.key, ca_pem=kion.ca_pem, retries=0)
-    colleague = KeyClient(kion.url, theirs.key, ca_pem=kion.ca_pem, retries=0)
+    client, colleague = (
+        KeyClient(kion.url, key, api_key_secret_id="kion/api-key", ca_pem=kion.ca_pem, retries=0)
+        for key in (mine.key, theirs.key)
+    )
 
     def meanwhile_the_colleague_works(seconds: float) -> None:
         time.sleep(seconds)

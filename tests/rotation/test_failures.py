@@ -106,7 +106,8 @@ def test_kion_timeout(world, at_set_secret, monkeypatch):
     assert isinstance(error, errors.KionConnectionError)
     assert re.fullmatch(
         rf"GET /api/v3/app-config to Kion at {re.escape(world.current()['kion_url'])} timed out "
-        r"\(\w*Timeout\w*\) after retries\.",
+        r"\(\w*Timeout\w*\) in 1 attempt, each allowed 0\.3 s to connect and 0\.3 s to answer "
+        r"\(KION_TIMEOUT_SECONDS\)\.",
         error.cause,
     ), error.cause
     assert error.fix == (
@@ -152,12 +153,13 @@ def test_a_kion_that_takes_no_connections_fails_the_step_within_its_connect_time
     [failure] = outcome
     assert isinstance(failure.error, errors.KionConnectionError)
     assert failure.error.cause == (
-        f"GET /api/v3/app-config to Kion at {silent} timed out (ConnectTimeoutError) after retries."
+        f"GET /api/v3/app-config to Kion at {silent} timed out (ConnectTimeoutError) in 1 "
+        "attempt, each allowed 1 s to connect and 1 s to answer (KION_TIMEOUT_SECONDS)."
     )
 
 
 def test_kion_unreachable(world, monkeypatch):
-    monkeypatch.setenv("KION_RETRIES", "0")
+    monkeypatch.setenv("KION_RETRIES", "1")
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
         nowhere = f"https://127.0.0.1:{closed.getsockname()[1]}"
@@ -169,7 +171,7 @@ def test_kion_unreachable(world, monkeypatch):
 
     assert isinstance(error, errors.KionConnectionError)
     assert error.cause == (
-        f"GET /api/v3/app-config to Kion at {nowhere} failed (NewConnectionError) after retries."
+        f"GET /api/v3/app-config to Kion at {nowhere} failed (NewConnectionError) in 2 attempts."
     )
     assert error.fix == (
         "Check that the function can reach Kion (security group egress on 443, routes, DNS) and "
@@ -222,7 +224,14 @@ def test_an_html_reply_from_kion(world, at_set_secret):
     world.kion.html_replies = True
     error = failed_step(world, "setSecret", at_set_secret)
     assert isinstance(error, errors.KionRequestError)
-    assert "not Kion's JSON" in str(error)
+    assert error.cause == (
+        f"Kion at {world.current()['kion_url']} answered GET /api/v3/app-config with HTTP 200 and "
+        "a reply that is not Kion's JSON."
+    )
+    assert error.fix == (
+        "Check kion_url: it must be the Kion address itself, not a login page, load balancer "
+        "error page or proxy."
+    )
     world.kion.html_replies = False
     assert world.kion_authenticates()
 
