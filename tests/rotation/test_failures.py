@@ -399,3 +399,36 @@ def test_ses_answering_too_slowly_in_test_secret_fails_it_within_the_smtp_timeou
 
     assert isinstance(error, errors.SmtpConnectionError)
     assert "timed out" in error.cause
+
+
+def test_ses_answering_too_slowly_in_set_secret_fails_it_within_the_smtp_timeout(
+    world, monkeypatch
+):
+    """SES answering AUTH after a second, against a timeout of 0.3 s: the login times out, and
+    the step fails on that (without the timeout the slow login would succeed, and the step fail
+    for another reason or not at all)."""
+    before = world.kion_credential()
+    token = world.start()
+    world.step("createSecret", token)
+    monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", "0.3")
+    monkeypatch.setenv("SES_ACCEPT_TIMEOUT_SECONDS", "0.2")
+    judge = world.smtp._outcome
+
+    def slow_answer(access_key_id, smtp_password):
+        time.sleep(1.0)  # the server's own slowness: the client's timeout decides, not this
+        return judge(access_key_id, smtp_password)
+
+    monkeypatch.setattr(world.smtp, "_outcome", slow_answer)
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("setSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, errors.SmtpConnectionError)
+    current = world.current()
+    assert error.cause == (
+        f"Could not talk to the SMTP server at {current['smtp_host']}:{current['smtp_port']} "
+        "(timed out)."
+    )
+    assert world.kion.requests_to("PATCH") == []
+    assert world.kion_credential() == before

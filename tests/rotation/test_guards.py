@@ -133,3 +133,25 @@ def test_a_secret_without_a_native_rotation_schedule_is_rotated(world):
     assert not world.secretsmanager.describe_secret(SecretId=world.secret_id).get("RotationEnabled")
     world.rotate()
     assert world.converged()
+
+
+@pytest.mark.parametrize(
+    ("labels", "described"), [((), "unlabelled"), (("HELD-A", "HELD-B"), "HELD-A, HELD-B")]
+)
+def test_a_version_taken_off_awspending_is_refused_with_the_labels_it_has(world, labels, described):
+    token = world.start()
+    world.step("createSecret", token)
+    world.secretsmanager.update_secret_version_stage(
+        SecretId=world.secret_id, VersionStage="AWSPENDING", RemoveFromVersionId=token
+    )
+    for label in labels:
+        world.secretsmanager.update_secret_version_stage(
+            SecretId=world.secret_id, VersionStage=label, MoveToVersionId=token
+        )
+    state = (world.kion_credential(), world.access_key_ids())
+
+    error = failure(world, "setSecret", token)
+
+    assert isinstance(error, RotationStateError)
+    assert error.cause == f"Version {token} is not AWSPENDING (it is {described})."
+    assert (world.kion_credential(), world.access_key_ids()) == state

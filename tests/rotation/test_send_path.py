@@ -35,7 +35,11 @@ def test_an_unverified_sender_is_refused(world, at_set_secret):
 
     assert isinstance(error, SesSendRefusedError)
     assert "Email address is not verified" in error.cause
-    assert "Verify kion@unverified.example.org" in error.fix
+    assert error.fix == (
+        "Verify kion@unverified.example.org or its domain as an SES identity in us-east-1 (in "
+        "the SES sandbox, recipients must be verified too: request production access). To skip "
+        "this check, set send_path_check to false for the installation."
+    )
     world.smtp.verified_identities.add("unverified.example.org")
     world.run_steps(at_set_secret, ("setSecret", "testSecret", "finishSecret"))
     assert world.converged()
@@ -58,7 +62,11 @@ def test_a_paused_account_is_refused(world, at_set_secret):
 
     assert isinstance(error, SesSendRefusedError)
     assert "Sending paused" in error.cause
-    assert "paused" in error.fix
+    assert error.fix == (
+        "Sending is paused for this account in us-east-1: resolve the cause in the SES console "
+        "(reputation or account status), then rotate again. To skip this check, set "
+        "send_path_check to false for the installation."
+    )
 
 
 def test_throttling_is_retried_then_refused(world, at_set_secret):
@@ -73,6 +81,22 @@ def test_throttling_is_retried_then_refused(world, at_set_secret):
     error = refused_set_secret(world, token)
     assert isinstance(error, SesSendRefusedError)
     assert "Throttling" in error.cause
+
+
+def test_the_pause_after_a_throttled_check_runs_on_the_rotations_clock(
+    world, at_set_secret, monkeypatch
+):
+    """The check waits 1 s after a 454 on the rotation's sleep (virtual here), as its other
+    waits do, never on the wall clock behind the rotation's back."""
+    clock = world.wait_on_virtual_time(at_set_secret, monkeypatch)
+    started = clock.now
+    world.smtp.throttle_next = 1
+
+    world.step("setSecret", at_set_secret)
+
+    assert [m.reply[:3] for m in world.smtp.messages] == ["454", "250"]
+    # 0.05 s of span between the three logins, then the 1 s pause after the 454
+    assert clock.now - started == pytest.approx(0.05 + 1.0)
 
 
 def test_the_sandbox_still_lets_the_simulator_prove_the_path(world):

@@ -229,7 +229,7 @@ def test_set_secret_reports_the_wait_for_ses_per_installation(
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     [wait] = [blob for blob in blobs if "SesAcceptWaitSeconds" in blob]
     assert wait["installation"] == installation_name(world.secret_id)
-    assert wait["SesAcceptWaitSeconds"] == [1.3]  # 0.5 + 0.75, then 0.05 of span
+    assert wait["SesAcceptWaitSeconds"] == [pytest.approx(1.3)]  # 0.5 + 0.75, then 0.05 of span
 
 
 def test_a_relay_without_auth_plain_is_logged_in_to_with_login(world):
@@ -272,3 +272,48 @@ def test_create_secret_run_again_says_its_version_exists(world, function_logs):
 
     assert records(function_logs, "The pending version already exists; nothing to create")
     assert world.access_key_ids() == keys
+
+
+def test_create_secret_logs_the_key_it_made_and_stored_as_awspending(world, function_logs):
+    token = world.start()
+
+    world.step("createSecret", token)
+
+    new_key = world.version_fields(VersionId=token)["username"]
+    [created] = records(function_logs, "Created access key")
+    assert created["access_key_id"] == new_key
+    [stored] = records(function_logs, "Stored the new credential as AWSPENDING")
+    assert stored["access_key_id"] == new_key
+
+
+def test_every_log_line_of_a_step_names_the_secret_the_step_and_the_version(world, function_logs):
+    token = world.start()
+
+    world.step("createSecret", token)
+
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if line]
+    assert lines
+    keys = ("secret_id", "step", "client_request_token")
+    assert {tuple(line.get(key) for key in keys) for line in lines} == {
+        (world.secret_id, "createSecret", token)
+    }
+
+
+def test_settings_changed_before_test_secret_are_all_named(world):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+    current = world.current()
+    world.edit_current(
+        smtp_port=current["smtp_port"] + 1,
+        send_path_check=not current.get("send_path_check", True),
+    )
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("testSecret", token)
+
+    error = raised.value.error
+    assert isinstance(error, RotationStateError)
+    assert error.cause == (
+        f"The secret's settings were changed after this rotation stored its pending version "
+        f"{token} (smtp_port, send_path_check); that version still holds the old ones."
+    )
