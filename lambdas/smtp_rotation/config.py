@@ -21,7 +21,8 @@ class RotationConfig:
     smtp_timeout: float = 10.0
     """SMTP_TIMEOUT_SECONDS: connect and reply timeout of one SMTP conversation."""
     kion_timeout: float = 15.0
-    """KION_TIMEOUT_SECONDS: read timeout of one Kion request."""
+    """KION_TIMEOUT_SECONDS: read timeout of one Kion request (and its connect timeout, up to
+    5 s)."""
     kion_retries: int = 3
     """KION_RETRIES: retries of a Kion request on connection errors, 429 and 5xx."""
     kion_retry_backoff: float = 0.5

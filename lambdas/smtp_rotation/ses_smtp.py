@@ -131,7 +131,7 @@ def authenticate(session: smtplib.SMTP, username: str, password: str) -> None:
     elif "LOGIN" in offered:
         session.auth("LOGIN", session.auth_login)
     else:
-        raise smtplib.SMTPNotSupportedError("neither AUTH PLAIN nor AUTH LOGIN is offered")
+        raise smtplib.SMTPNotSupportedError  # named by smtp_session, with the endpoint
 
 
 def _describe(error: BaseException) -> str:

@@ -232,6 +232,16 @@ def test_set_secret_reports_the_wait_for_ses_per_installation(
     assert wait["SesAcceptWaitSeconds"] == [pytest.approx(1.3)]  # 0.5 + 0.75, then 0.05 of span
 
 
+def test_ses_offering_plain_and_login_is_logged_in_to_with_plain(world):
+    """One exchange per login, and one attempt only: no second mechanism after a refusal."""
+    world.rotate()
+
+    new_key = world.current()["username"]
+    mechanisms = [a.mechanism for a in world.smtp.auth_attempts if a.access_key_id == new_key]
+    assert mechanisms
+    assert set(mechanisms) == {"PLAIN"}
+
+
 def test_a_relay_without_auth_plain_is_logged_in_to_with_login(world):
     world.smtp.excluded_mechanisms = ("PLAIN",)
 
