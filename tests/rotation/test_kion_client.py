@@ -78,6 +78,32 @@ def test_a_renewed_kion_api_key_is_read_again_after_one_refusal(world) -> None:
     assert statuses[statuses.index(401) + 1] == 200
 
 
+@pytest.mark.usefixtures("warm_cache")
+def test_a_key_renewed_during_set_secret_is_read_again_for_the_change(
+    world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renewed while setSecret waits for SES: the PATCH with the cached key is refused, and the
+    same change goes again with the key read again."""
+    token = world.start()
+    world.step("createSecret", token)
+    renewed: list[str] = []
+
+    def renew_once() -> None:
+        if not renewed:
+            world.kion.api_keys.clear()
+            renewed.append(world.kion.create_api_key()[1])
+            world.put_kion_api_key(renewed[0])
+
+    world.wait_on_virtual_time(token, monkeypatch, at_each_pause=renew_once)
+
+    world.step("setSecret", token)
+
+    assert renewed
+    assert [request.status for request in world.kion.requests_to("PATCH")] == [401, 201]
+    assert world.kion_credential()[0] == world.version_fields(VersionId=token)["username"]
+    assert world.kion_authenticates()
+
+
 def test_a_stored_key_that_kion_refuses_too_fails_after_one_request(world) -> None:
     token = world.start()
     world.step("createSecret", token)
@@ -203,3 +229,10 @@ def test_smtp_settings_of_another_type_are_read_as_unknown(
         {"smtp_username": "AKIAEXAMPLE", setting: value}, "https://kion.example.com"
     )
     assert getattr(settings, setting.removeprefix("smtp_")) == read
+
+
+def test_kions_message_is_quoted_up_to_300_characters(kion: KionStandIn) -> None:
+    kion.foreign_reply = (502, {"status": 502, "message": "x" * 400})
+    with pytest.raises(KionRequestError) as raised:
+        client_of(kion).smtp_settings()
+    assert raised.value.cause.endswith(f"with HTTP 502. Kion said: {'x' * 300}")
