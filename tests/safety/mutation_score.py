@@ -4,29 +4,65 @@ ran, for the whole rotation package and for its step logic.
 Run in the scratch project, after ``mutmut run``: ``python mutation_score.py`` reads
 ``mutmut results --all true``; with ``--survivors`` it prints the surviving mutants' names.
 Timeouts count as killed (the mutant made a test hang, which the test run reports), "no tests"
-as survivors (nothing would notice it).
+as survivors (nothing would notice it). Survivors not listed as equivalent in
+EQUIVALENT_MUTANTS.md (next to this file) are printed by name.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 STEP_LOGIC = ("rotation", "handler", "ses_smtp", "kion")
 KILLED = frozenset({"killed", "timeout", "caught by type check"})
 NOT_RUN = frozenset({"not checked", "skipped", "check was interrupted by user"})
+EQUIVALENT_LIST = Path(__file__).with_name("EQUIVALENT_MUTANTS.md")
 
 
-def outcomes(results: str) -> list[tuple[str, str]]:
-    """(module, status) of every mutant in mutmut's listing."""
+def listed_name(mutmut_name: str) -> str:
+    """mutmut's ``smtp_rotation.kion.xǁKionClientǁ_send__mutmut_5`` as the list writes it:
+    ``kion.KionClient._send__mutmut_5`` (a function: ``ses_smtp.authenticate__mutmut_9``)."""
+    module, _, rest = mutmut_name.removeprefix("smtp_rotation.").partition(".x")
+    function = rest.strip("ǁ").replace("ǁ", ".") if rest.startswith("ǁ") else rest[1:]
+    return f"{module}.{function}"
+
+
+def equivalent_mutants(markdown: str) -> set[str]:
+    """The names in the first column of the list's "Equivalent" table; a name written as
+    ``__mutmut_N`` belongs to the function of the name before it."""
+    section = markdown.partition("## Equivalent")[2].partition("\n## ")[0]
+    names: set[str] = set()
+    for row in section.splitlines():
+        if not row.startswith("| `"):
+            continue
+        function = ""
+        for name in re.findall(r"`([^`]*__mutmut_\d+)`", row.split(" | ")[0]):
+            if name.startswith("__mutmut_"):
+                name = function + name
+            function = name.rpartition("__mutmut_")[0]
+            names.add(name)
+    return names
+
+
+def named(results: str) -> list[tuple[str, str]]:
+    """(name, status) of every mutant in mutmut's listing."""
     listed = []
     for line in results.splitlines():
         name, separator, status = line.strip().rpartition(": ")
         if separator and "__mutmut_" in name:
-            module = name.split(".x")[0].removeprefix("smtp_rotation.")
-            listed.append((module, status.strip()))
+            listed.append((name, status.strip()))
     return listed
+
+
+def outcomes(results: str) -> list[tuple[str, str]]:
+    """(module, status) of every mutant in mutmut's listing."""
+    return [
+        (name.split(".x")[0].removeprefix("smtp_rotation."), status)
+        for name, status in named(results)
+    ]
 
 
 def score(statuses: list[str]) -> str:
@@ -45,9 +81,8 @@ def main(argv: list[str]) -> int:
         timeout=600,
     ).stdout
     if argv == ["--survivors"]:  # the names to run again
-        for line in results.splitlines():
-            name, _, status = line.strip().rpartition(": ")
-            if status.strip() == "survived":
+        for name, status in named(results):
+            if status == "survived":
                 print(name)
         return 0
     listed = outcomes(results)
@@ -62,6 +97,15 @@ def main(argv: list[str]) -> int:
     print(f"  {'step logic':<16}{score(step_logic):>28}   goal >= 95 %")
     print(f"  {'':<16}{f'{ran} of {len(step_logic)} step-logic mutants ran':>28}")
     print(f"  {'all':<16}{score([status for _, status in listed]):>28}")
+    equivalent = equivalent_mutants(EQUIVALENT_LIST.read_text(encoding="utf-8"))
+    unexplained = [
+        name
+        for name, status in named(results)
+        if status == "survived" and listed_name(name) not in equivalent
+    ]
+    print(f"  survivors not listed as equivalent in {EQUIVALENT_LIST.name}: {len(unexplained)}")
+    for name in unexplained:
+        print(f"    {name}")
     return 0
 
 
