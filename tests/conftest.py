@@ -44,6 +44,7 @@ from ses_smtp_rotator.local.rotation_service import (
 )
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
+from smtp_rotation import handler
 from smtp_rotation.handler import lambda_handler
 from smtp_rotation.telemetry import SERVICE
 
@@ -172,3 +173,12 @@ def _command_line_output_holds_no_secret(request: pytest.FixtureRequest) -> Iter
     ledger.gather_secrets_manager()
     leaks = find_leaks(ledger.secrets(), printed)
     assert not leaks, f"invariant 3 broken by the command line: {leaks}"
+
+
+@pytest.fixture
+def warm_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The function keeps the Kion API key it read for an hour, as a warm Lambda would."""
+    monkeypatch.setenv("KION_API_KEY_CACHE_SECONDS", "3600")
+    handler._kion_api_keys.cache_clear()
+    yield
+    handler._kion_api_keys.cache_clear()

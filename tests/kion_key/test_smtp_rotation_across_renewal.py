@@ -3,24 +3,12 @@ once, and retries with the key found there."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from kion_key_world import KeyRenewalWorld
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import RotationStepError
-from smtp_rotation import handler
 from smtp_rotation.errors import KionAuthError
-
-
-@pytest.fixture
-def warm_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The function keeps the Kion API key it read for an hour, as a warm Lambda would."""
-    monkeypatch.setenv("KION_API_KEY_CACHE_SECONDS", "3600")
-    handler._kion_api_keys.cache_clear()
-    yield
-    handler._kion_api_keys.cache_clear()
 
 
 @pytest.mark.usefixtures("warm_cache")

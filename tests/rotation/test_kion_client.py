@@ -4,7 +4,6 @@ replies that are not what Kion's v3 API answers, each named in its own words."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +12,6 @@ import urllib3.util.retry
 
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import RotationStepError
-from smtp_rotation import handler
 from smtp_rotation.errors import KionAuthError, KionConnectionError, KionRequestError
 from smtp_rotation.kion import APP_CONFIG_PATH, KionClient, KionSmtpSettings
 from smtp_rotation.kion_app_api_keys import APP_API_KEYS_PATH, KionKeyClient
@@ -35,15 +33,6 @@ def failed_step(world, step: str, token: str) -> BaseException:
     with pytest.raises(RotationStepError) as raised:
         world.step(step, token)
     return raised.value.error
-
-
-@pytest.fixture
-def warm_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The function keeps the Kion API key it read for an hour, as a warm Lambda would."""
-    monkeypatch.setenv("KION_API_KEY_CACHE_SECONDS", "3600")
-    handler._kion_api_keys.cache_clear()
-    yield
-    handler._kion_api_keys.cache_clear()
 
 
 @pytest.fixture
