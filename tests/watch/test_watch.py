@@ -7,10 +7,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 from watch_world import LIMITS, WatchedWorld, key_secret_value
 
+from smtp_rotation import aws
 from smtp_rotation.health import FAILING, GRACE, HEALTHY, HealthLimits
 from smtp_rotation.watch_handler import lambda_handler
 
@@ -189,3 +191,34 @@ def test_a_kion_key_renewal_left_pending_is_flagged_and_not_started_again(
     [alert] = watched.alerts()
     assert "kion_api_key_renewal" in alert
     assert key_secret_value(watched)["api_key"] not in alert
+
+
+def test_a_kion_key_renewal_the_watch_may_not_age_is_reported_as_unknown(
+    watched: WatchedWorld,
+) -> None:
+    """Without ListSecretVersionIds the age of a renewal that never got a value is unknown: the
+    check says which call AWS refused and what to do, fails nothing and starts nothing."""
+    watched.age_kion_key(16)  # due
+    token = watched.renewal.start()
+    events = aws.client("secretsmanager").meta.events
+
+    def denied(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "ListSecretVersionIds",
+        )
+
+    events.register("before-call.secretsmanager.ListSecretVersionIds", denied, "deny-list")
+    try:
+        report = watched.watch().run(now=watched.kion_now())
+    finally:
+        events.unregister("before-call.secretsmanager.ListSecretVersionIds", unique_id="deny-list")
+
+    [health] = report.checked
+    finding = health.checks["kion_api_key_renewal"]
+    assert finding.ok is None
+    assert "secretsmanager:ListSecretVersionIds" in finding.summary
+    assert finding.fix
+    assert "kion_api_key_renewal" not in health.failing
+    assert not report.renewals_started
+    assert "AWSPENDING" in watched.renewal.stages()[token]
