@@ -487,8 +487,8 @@ class _Handler(BaseHTTPRequestHandler):
         if caller is None:
             raise _Reply(401, "invalid, expired or missing App API key")
         if method in {"PATCH", "POST"}:
-            media_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip()
-            if media_type.lower() != "application/json":
+            media_type = _media_type(self.headers.get("Content-Type") or "")
+            if media_type != "application/json":
                 raise _Reply(415, f"{method} {path} takes application/json, not {media_type!r}")
         elif raw:
             raise _Reply(400, f"{method} {path} takes no request body")
@@ -529,11 +529,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def _media_type(value: str) -> str:
+    """The media type of a ``Content-Type`` value or ``Accept`` range, without parameters, in
+    lower case (media types are case-insensitive)."""
+    return value.split(";", 1)[0].strip().lower()
+
+
 def _accepts_json(accept: str | None) -> bool:
     """Whether an ``Accept`` header (absent: anything) lets the reply be JSON."""
     if accept is None:
         return True
-    ranges = (part.split(";", 1)[0].strip().lower() for part in accept.split(","))
+    ranges = (_media_type(part) for part in accept.split(","))
     return any(media in {"application/json", "application/*", "*/*"} for media in ranges)
 
 

@@ -22,6 +22,11 @@ NOT_RUN = frozenset({"not checked", "skipped", "check was interrupted by user"})
 EQUIVALENT_LIST = Path(__file__).with_name("EQUIVALENT_MUTANTS.md")
 
 
+def module_of(mutmut_name: str) -> str:
+    """``kion`` for ``smtp_rotation.kion.xǁKionClientǁ_send__mutmut_5``."""
+    return mutmut_name.removeprefix("smtp_rotation.").partition(".x")[0]
+
+
 def listed_name(mutmut_name: str) -> str:
     """mutmut's ``smtp_rotation.kion.xǁKionClientǁ_send__mutmut_5`` as the list writes it:
     ``kion.KionClient._send__mutmut_5`` (a function: ``ses_smtp.authenticate__mutmut_9``)."""
@@ -57,14 +62,6 @@ def named(results: str) -> list[tuple[str, str]]:
     return listed
 
 
-def outcomes(results: str) -> list[tuple[str, str]]:
-    """(module, status) of every mutant in mutmut's listing."""
-    return [
-        (name.split(".x")[0].removeprefix("smtp_rotation."), status)
-        for name, status in named(results)
-    ]
-
-
 def score(statuses: list[str]) -> str:
     ran = [status for status in statuses if status not in NOT_RUN]
     killed = sum(status in KILLED for status in ran)
@@ -80,12 +77,13 @@ def main(argv: list[str]) -> int:
         check=True,
         timeout=600,
     ).stdout
+    mutants = named(results)
     if argv == ["--survivors"]:  # the names to run again
-        for name, status in named(results):
+        for name, status in mutants:
             if status == "survived":
                 print(name)
         return 0
-    listed = outcomes(results)
+    listed = [(module_of(name), status) for name, status in mutants]
     by_module: dict[str, list[str]] = {}
     for module, status in listed:
         by_module.setdefault(module, []).append(status)
@@ -100,7 +98,7 @@ def main(argv: list[str]) -> int:
     equivalent = equivalent_mutants(EQUIVALENT_LIST.read_text(encoding="utf-8"))
     unexplained = [
         name
-        for name, status in named(results)
+        for name, status in mutants
         if status == "survived" and listed_name(name) not in equivalent
     ]
     print(f"  survivors not listed as equivalent in {EQUIVALENT_LIST.name}: {len(unexplained)}")
