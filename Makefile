@@ -67,7 +67,7 @@ safety: $(PY_STAMP) $(KION_OPENAPI)
 # tests and goes on with the mutants not yet run (and those of functions that changed);
 # `make mutate-survivors` runs the survivors again (after new tests); `make mutate-clean` starts
 # over. MUTATION_WORKERS: mutants tested at once; MUTANTS: name patterns of mutants to run again
-# whatever their last result, e.g. MUTANTS="smtp_rotation.handler.*".
+# whatever their last result, e.g. MUTANTS="ses_smtp_rotator.functions.smtp_rotation.handler.*".
 MUTATION_DIR := build/mutation
 MUTATION_WORKERS ?= 2
 MUTANTS ?=
@@ -88,10 +88,9 @@ mutate-clean:
 
 mutation-copy: $(PY_STAMP)
 	rm -rf $(MUTATION_DIR)/src $(MUTATION_DIR)/tests
-	mkdir -p $(MUTATION_DIR)/src $(MUTATION_DIR)/tests/unit
-	cp -r lambdas/smtp_rotation $(MUTATION_DIR)/src/
-	cp -r tests/conftest.py tests/rotation_world.py tests/rotation tests/safety $(MUTATION_DIR)/tests/
-	cp tests/unit/test_settings.py tests/unit/test_smtp_password.py $(MUTATION_DIR)/tests/unit/
+	mkdir -p $(MUTATION_DIR)/src $(MUTATION_DIR)/tests
+	cp -r ses_smtp_rotator $(MUTATION_DIR)/src/
+	cp -r tests/conftest.py tests/rotation_world.py tests/functions tests/safety $(MUTATION_DIR)/tests/
 	find $(MUTATION_DIR)/src $(MUTATION_DIR)/tests -name __pycache__ -prune -exec rm -rf {} +
 	cp tests/safety/mutmut.toml $(MUTATION_DIR)/pyproject.toml
 
@@ -102,7 +101,7 @@ else
 	test -x $(VENV312)/bin/python || $(PY312) -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install --quiet $(LAMBDA_RUNTIME_PACKAGES)
 	$(VENV312)/bin/python -m pip install --quiet --no-deps -e .
-	$(VENV312)/bin/python -m pytest -p no:cacheprovider tests/unit tests/rotation tests/kion_key
+	$(VENV312)/bin/python -m pytest -p no:cacheprovider tests/functions
 endif
 
 lint: install synth

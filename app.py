@@ -10,7 +10,7 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra import SesSmtpRotatorStack, load_settings
+from ses_smtp_rotator.cdk import SesSmtpRotatorStack, load_settings
 
 
 def main() -> None:

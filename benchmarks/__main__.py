@@ -67,7 +67,7 @@ def p1_row(runs: int) -> Row:
     handler, boto3_alone = imports.measure(runs)
     ratio = handler / boto3_alone
     return Row(
-        "P1 import smtp_rotation.handler / import boto3",
+        "P1 import ses_smtp_rotator.functions.smtp_rotation.handler / import boto3",
         f"{ratio:.2f}x",
         "≤ 1.5x",
         ratio <= 1.5,

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import urllib3
 
-from smtp_rotation.smtp_password import derive_smtp_password
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 
 APP_CONFIG = "/api/v3/app-config"
 

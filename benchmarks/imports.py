@@ -33,10 +33,12 @@ def import_seconds(module: str) -> float:
 
 
 def measure(runs: int) -> tuple[float, float]:
-    """Median seconds to import ``smtp_rotation.handler`` and ``boto3``, alternating runs."""
-    import_seconds("smtp_rotation.handler")  # warm the file cache and the bytecode
+    """Median seconds to import the rotation's handler and ``boto3``, alternating runs."""
+    import_seconds(
+        "ses_smtp_rotator.functions.smtp_rotation.handler"
+    )  # warm the file cache and the bytecode
     handler, boto3 = [], []
     for _ in range(runs):
-        handler.append(import_seconds("smtp_rotation.handler"))
+        handler.append(import_seconds("ses_smtp_rotator.functions.smtp_rotation.handler"))
         boto3.append(import_seconds("boto3"))
     return statistics.median(handler), statistics.median(boto3)

@@ -108,7 +108,7 @@ class LoopbackWorld:
             secretsmanager=session.client("secretsmanager"),
         )
         with self.function_output():  # the function's log lines go nowhere while it loads
-            from smtp_rotation.handler import lambda_handler
+            from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
         self.service = LocalRotationService(in_process_function(lambda_handler), region=REGION)
         return self
 
@@ -160,6 +160,6 @@ class LoopbackWorld:
 
     def forget_kion_api_key(self) -> None:
         """A function instance whose Kion API key cache has expired (rotations are weeks apart)."""
-        from smtp_rotation import handler
+        from ses_smtp_rotator.functions.smtp_rotation import handler
 
         handler._kion_api_keys.cache_clear()

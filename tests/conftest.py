@@ -36,6 +36,9 @@ os.environ.pop("AWS_PROFILE", None)
 from moto import mock_aws
 from rotation_world import RotationWorld
 
+from ses_smtp_rotator.functions.smtp_rotation import handler
+from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
+from ses_smtp_rotator.functions.telemetry import SERVICE
 from ses_smtp_rotator.local.installation import provision_installation
 from ses_smtp_rotator.local.kion_server import KionStandIn, default_app_config
 from ses_smtp_rotator.local.rotation_service import (
@@ -44,9 +47,6 @@ from ses_smtp_rotator.local.rotation_service import (
 )
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
-from smtp_rotation import handler
-from smtp_rotation.handler import lambda_handler
-from smtp_rotation.telemetry import SERVICE
 
 
 @pytest.fixture

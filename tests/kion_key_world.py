@@ -1,7 +1,8 @@
 """An installation whose Kion API key renews itself, on loopback servers, and what tests observe.
 
 The renewal runs through a :class:`LocalRotationService` around the real ``lambda_handler`` of
-``smtp_rotation.kion_key_handler``, on the installation's Kion API key secret (moto).
+``ses_smtp_rotator.functions.kion_key_renewal.handler``, on the installation's Kion API key
+secret (moto).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from typing import Any
 
 from rotation_world import RotationWorld
 
+from ses_smtp_rotator.functions.kion_key_renewal.handler import lambda_handler as renewal_handler
 from ses_smtp_rotator.local.kion_app_api_keys import AppApiKey
 from ses_smtp_rotator.local.rotation_service import (
     STEPS,
     LocalRotationService,
     in_process_function,
 )
-from smtp_rotation.kion_key_handler import lambda_handler as renewal_handler
 
 
 def renewal_service() -> LocalRotationService:

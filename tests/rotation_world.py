@@ -19,14 +19,14 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 
+from ses_smtp_rotator.functions.services.ses_hosts import ses_smtp_host
+from ses_smtp_rotator.functions.services.ses_smtp import SmtpEndpoint, try_login
+from ses_smtp_rotator.functions.smtp_rotation import handler
+from ses_smtp_rotator.functions.smtp_rotation.steps import Rotation
 from ses_smtp_rotator.local.installation import LocalInstallation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS, LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
-from smtp_rotation import handler
-from smtp_rotation.rotation import Rotation
-from smtp_rotation.ses_endpoint import ses_smtp_host
-from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
 
 
 @dataclass

@@ -13,11 +13,11 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 from rotation_world import RotationWorld
 
+from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.watch.daily_watch import Watch, WatchConfig
+from ses_smtp_rotator.functions.watch.health import HealthCheck, HealthLimits
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.moto_rotation import MotoRotateSecretHook
-from smtp_rotation.config import RotationConfig
-from smtp_rotation.health import HealthCheck, HealthLimits
-from smtp_rotation.watch import Watch, WatchConfig
 
 DEPLOYMENT = "watched"
 PREFIX = "prod/"  # the stand-in names the secrets <name>/ses-smtp-credential

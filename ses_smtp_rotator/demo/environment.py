@@ -21,9 +21,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
-from smtp_rotation.kion_app_api_keys import KionKeyClient
-from smtp_rotation.kion_key_renewal import made_by_renewal_of
-from smtp_rotation.smtp_password import derive_smtp_password
+from ses_smtp_rotator.functions.kion_key_renewal.steps import made_by_renewal_of
+from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 
 from ..local.cloudwatch_logs import MotoLogGroupWriter
 from ..local.kion_server import KionStandIn
@@ -38,12 +38,12 @@ REGION = "us-east-1"
 FUNCTION_NAME = "ses-smtp-rotator-demo"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{FUNCTION_NAME}"
 LOG_GROUP = f"/aws/lambda/{FUNCTION_NAME}"
-HANDLER = "smtp_rotation.handler.lambda_handler"
+HANDLER = "ses_smtp_rotator.functions.smtp_rotation.handler.lambda_handler"
 WATCH_NAME = "ses-smtp-rotator-demo-watch"
-WATCH_HANDLER = "smtp_rotation.watch_handler.lambda_handler"
+WATCH_HANDLER = "ses_smtp_rotator.functions.watch.handler.lambda_handler"
 RENEWAL_NAME = "ses-smtp-rotator-demo-kion-key"
 RENEWAL_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{RENEWAL_NAME}"
-RENEWAL_HANDLER = "smtp_rotation.kion_key_handler.lambda_handler"
+RENEWAL_HANDLER = "ses_smtp_rotator.functions.kion_key_renewal.handler.lambda_handler"
 DEPLOYMENT = "demo"
 DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
 # The key the demo makes in a Kion given by --kion-url, so that the key it was given is never

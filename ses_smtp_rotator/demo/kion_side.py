@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from smtp_rotation.kion import KionClient
+from ses_smtp_rotator.functions.services.kion_settings import KionClient
 
 from ..local.kion_server import KionStandIn
 

@@ -24,13 +24,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from smtp_rotation.errors import RotationError
-from smtp_rotation.kion_app_api_keys import KionKeyClient
-from smtp_rotation.ses_smtp import SmtpEndpoint, try_login
+from ses_smtp_rotator.functions.errors import RotationError
+from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
+from ses_smtp_rotator.functions.services.ses_smtp import SmtpEndpoint, try_login
 
-from .. import rotate_command, status_command
-from ..aws_access import AwsAccess, SetupError, open_aws
-from ..installation_status import gather
+from ..cli.aws_access import AwsAccess, SetupError, open_aws
+from ..cli.commands import rotate as rotate_command
+from ..cli.commands import status as status_command
+from ..cli.installation_status import gather
 from .environment import WATCH_NAME, DemoEnvironment, RemoteKion
 
 EXIT_OK = 0

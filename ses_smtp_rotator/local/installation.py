@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 
-from smtp_rotation.smtp_password import derive_smtp_password
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 
 from .kion_server import KionStandIn
 from .smtp_server import SesSmtpServer

@@ -33,9 +33,9 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from smtp_rotation.regions import default_smtp_host
-from smtp_rotation.ses_endpoint import ses_smtp_host
-from smtp_rotation.smtp_password import derive_smtp_password
+from ses_smtp_rotator.functions.regions import default_smtp_host
+from ses_smtp_rotator.functions.services.ses_hosts import ses_smtp_host
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 
 from .tls import LoopbackCertificates
 

@@ -20,7 +20,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 from moto.secretsmanager.models import secretsmanager_backends
 
-from ses_smtp_rotator import cli
+from ses_smtp_rotator.cli import main as cli
 from ses_smtp_rotator.demo import DemoEnvironment
 from ses_smtp_rotator.demo.environment import FUNCTION_NAME, LOG_GROUP, REGION
 

@@ -11,10 +11,10 @@ from importlib.metadata import version
 import pytest
 from cli_world import assert_no_secret, installation, leave_rotation_pending, run_cli
 
-from ses_smtp_rotator import cli
+from ses_smtp_rotator.cli import main as cli
+from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SETUP, EXIT_USAGE
+from ses_smtp_rotator.cli.fleet import DEPLOYMENT_TAG, INSTALLATION_TAG, STACK_TAG
 from ses_smtp_rotator.demo.environment import FUNCTION_ARN
-from ses_smtp_rotator.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_SETUP, EXIT_USAGE
-from ses_smtp_rotator.fleet import DEPLOYMENT_TAG, INSTALLATION_TAG, STACK_TAG
 
 
 def tag(world, secret_arn: str, name: str, deployment: str, **more: str) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ses_smtp_rotator import exit_codes
-from smtp_rotation import config, errors, settings
+from ses_smtp_rotator.cli import exit_codes
+from ses_smtp_rotator.functions import config, errors
+from ses_smtp_rotator.functions import installation_secret as settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

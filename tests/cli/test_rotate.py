@@ -18,14 +18,14 @@ from cli_world import (
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
-from ses_smtp_rotator.demo.environment import FUNCTION_ARN, REGION
-from ses_smtp_rotator.exit_codes import (
+from ses_smtp_rotator.cli.exit_codes import (
     EXIT_FAILED,
     EXIT_IN_PROGRESS,
     EXIT_OK,
     EXIT_SETUP,
     EXIT_TIMEOUT,
 )
+from ses_smtp_rotator.demo.environment import FUNCTION_ARN, REGION
 
 FAST = ("--poll", "0.1")
 

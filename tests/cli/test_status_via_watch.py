@@ -12,9 +12,9 @@ import boto3
 import pytest
 from cli_world import FUNCTION_ENVIRONMENT, assert_no_secret, installation, run_cli, settle
 
+from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNCHECKED
 from ses_smtp_rotator.demo import DemoEnvironment
 from ses_smtp_rotator.demo.environment import WATCH_NAME
-from ses_smtp_rotator.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNCHECKED
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def secrets_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         )
         return made
 
-    monkeypatch.setattr("ses_smtp_rotator.aws_access.boto3.Session", session)
+    monkeypatch.setattr("ses_smtp_rotator.cli.aws_access.boto3.Session", session)
     return read
 
 

@@ -11,7 +11,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
-from ses_smtp_rotator.exit_codes import (
+from ses_smtp_rotator.cli.exit_codes import (
     EXIT_FAILED,
     EXIT_IN_PROGRESS,
     EXIT_OK,
@@ -20,8 +20,13 @@ from ses_smtp_rotator.exit_codes import (
     EXIT_UNCHECKED,
     worst,
 )
-from ses_smtp_rotator.fleet import DEPLOYMENT_TAG, INSTALLATION_TAG, list_installations, select
-from smtp_rotation.health import FAILED, GRACE, RUNNING, STUCK, classify
+from ses_smtp_rotator.cli.fleet import (
+    DEPLOYMENT_TAG,
+    INSTALLATION_TAG,
+    list_installations,
+    select,
+)
+from ses_smtp_rotator.functions.watch.health import FAILED, GRACE, RUNNING, STUCK, classify
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=300)

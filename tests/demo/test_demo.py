@@ -18,9 +18,9 @@ from typing import IO
 import pytest
 from safety.secret_scan import find_leaks
 
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.tls import LoopbackCertificates
-from smtp_rotation.smtp_password import derive_smtp_password
 
 PORT = re.compile(r"(?:127\.0\.0\.1):(\d+)")
 # Secret access keys are 40 characters of base64, SMTP passwords 44: no such run may be printed.

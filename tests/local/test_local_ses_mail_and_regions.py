@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import urllib3
 
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 from ses_smtp_rotator.local import (
     KionStandIn,
     LoopbackCertificates,
     SesSmtpRegions,
     SesSmtpServer,
 )
-from smtp_rotation.smtp_password import derive_smtp_password
 
 SIMULATOR = "success@simulator.amazonses.com"
 

@@ -15,13 +15,13 @@ import pytest
 from moto.iam.models import iam_backends
 from moto.server import ThreadedMotoServer
 
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 from ses_smtp_rotator.local import (
     LoopbackCertificates,
     SesSmtpServer,
     SilentSmtpServer,
     moto_key_lookup,
 )
-from smtp_rotation.smtp_password import derive_smtp_password
 
 REGION = "us-east-1"
 USER = "kion-smtp"

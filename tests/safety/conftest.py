@@ -20,11 +20,11 @@ from safety_harness import (
 from secret_scan import OutputCapture, SecretLedger, SecretScan
 from xray_capture import CapturedTraces, tracing_on
 
+from ses_smtp_rotator.functions.smtp_rotation.send_proof import SIMULATOR
+from ses_smtp_rotator.functions.telemetry import SERVICE
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer, SilentSmtpServer
-from smtp_rotation.send_proof import SIMULATOR
-from smtp_rotation.telemetry import SERVICE
 
 # Short enough that an SMTP server that never answers costs little real time.
 SMTP_TIMEOUT_SECONDS = "1"

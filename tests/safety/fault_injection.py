@@ -38,9 +38,9 @@ import urllib3
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from urllib3.exceptions import MaxRetryError, ProtocolError
 
+from ses_smtp_rotator.functions.services import aws_clients as aws
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
-from smtp_rotation import aws
 
 AWS_SERVICES = ("iam", "secretsmanager")
 

@@ -54,11 +54,11 @@ from safety_harness import (
     virtual_time,
 )
 
+from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService, in_process_function
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
-from smtp_rotation.handler import lambda_handler
 
 
 @dataclass(frozen=True)

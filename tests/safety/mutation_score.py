@@ -16,21 +16,29 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-STEP_LOGIC = ("rotation", "handler", "ses_smtp", "kion")
+STEP_LOGIC = (
+    "smtp_rotation.steps",
+    "smtp_rotation.handler",
+    "services.ses_smtp",
+    "services.kion_settings",
+)
+PACKAGE = "ses_smtp_rotator.functions."
 KILLED = frozenset({"killed", "timeout", "caught by type check"})
 NOT_RUN = frozenset({"not checked", "skipped", "check was interrupted by user"})
 EQUIVALENT_LIST = Path(__file__).with_name("EQUIVALENT_MUTANTS.md")
 
 
 def module_of(mutmut_name: str) -> str:
-    """``kion`` for ``smtp_rotation.kion.xǁKionClientǁ_send__mutmut_5``."""
-    return mutmut_name.removeprefix("smtp_rotation.").partition(".x")[0]
+    """``services.kion_settings`` for mutmut's
+    ``ses_smtp_rotator.functions.services.kion_settings.xǁKionClientǁ_send__mutmut_5``."""
+    return mutmut_name.removeprefix(PACKAGE).partition(".x")[0]
 
 
 def listed_name(mutmut_name: str) -> str:
-    """mutmut's ``smtp_rotation.kion.xǁKionClientǁ_send__mutmut_5`` as the list writes it:
-    ``kion.KionClient._send__mutmut_5`` (a function: ``ses_smtp.authenticate__mutmut_9``)."""
-    module, _, rest = mutmut_name.removeprefix("smtp_rotation.").partition(".x")
+    """mutmut's ``ses_smtp_rotator.functions.services.kion_settings.xǁKionClientǁ_send__mutmut_5``
+    as the list writes it: ``services.kion_settings.KionClient._send__mutmut_5`` (a function:
+    ``services.ses_smtp.authenticate__mutmut_9``)."""
+    module, _, rest = mutmut_name.removeprefix(PACKAGE).partition(".x")
     function = rest.strip("ǁ").replace("ǁ", ".") if rest.startswith("ǁ") else rest[1:]
     return f"{module}.{function}"
 

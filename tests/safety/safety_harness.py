@@ -27,6 +27,9 @@ from botocore.exceptions import ClientError
 from fault_injection import FaultInjector, LambdaKilled
 from rotation_world import RotationWorld, VirtualClock
 
+from ses_smtp_rotator.functions.errors import RotationError
+from ses_smtp_rotator.functions.smtp_rotation import handler
+from ses_smtp_rotator.functions.smtp_rotation.steps import Rotation
 from ses_smtp_rotator.local.installation import provision_installation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import (
@@ -35,9 +38,6 @@ from ses_smtp_rotator.local.rotation_service import (
     RotationStepError,
 )
 from ses_smtp_rotator.local.smtp_server import KeyRecord, SesSmtpServer
-from smtp_rotation import handler
-from smtp_rotation.errors import RotationError
-from smtp_rotation.rotation import Rotation
 
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
 

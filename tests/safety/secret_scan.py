@@ -28,9 +28,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import IAMBackend, iam_backends
 from moto.secretsmanager.models import secretsmanager_backends
 
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
+from ses_smtp_rotator.functions.telemetry import logger as rotation_logger
 from ses_smtp_rotator.local.kion_server import KionStandIn
-from smtp_rotation.smtp_password import derive_smtp_password
-from smtp_rotation.telemetry import logger as rotation_logger
 
 PIECE = 8  # the length of the shortest piece of a secret that must not appear
 

@@ -32,14 +32,14 @@ from safety_harness import (
     ses_refuses_new_keys,
 )
 
+from ses_smtp_rotator.functions import errors
+from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
+from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
+from ses_smtp_rotator.functions.telemetry import SERVICE
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LambdaContextStub
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer, moto_key_lookup
 from ses_smtp_rotator.local.tls import LoopbackCertificates
-from smtp_rotation import errors
-from smtp_rotation.handler import lambda_handler
-from smtp_rotation.smtp_password import derive_smtp_password
-from smtp_rotation.telemetry import SERVICE
 
 
 @dataclass

@@ -22,11 +22,11 @@ from safety_figures import CONCURRENT
 from safety_harness import STEADY, SafetyRun, abandon
 from secret_scan import OutputCapture
 
-from ses_smtp_rotator import rotate_command
-from ses_smtp_rotator.aws_access import AwsAccess
-from ses_smtp_rotator.exit_codes import EXIT_IN_PROGRESS
+from ses_smtp_rotator.cli.aws_access import AwsAccess
+from ses_smtp_rotator.cli.commands import rotate as rotate_command
+from ses_smtp_rotator.cli.exit_codes import EXIT_IN_PROGRESS
+from ses_smtp_rotator.functions import errors
 from ses_smtp_rotator.local.rotation_service import STEPS, RotationInProgressError
-from smtp_rotation import errors
 
 FUNCTION = "ses-smtp-rotator"
 FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT_ID}:function:{FUNCTION}"

@@ -11,8 +11,8 @@ import pytest
 from fault_injection import KILLED_AFTER, CallSite, Fault
 from safety_harness import ADOPT, STEADY, SafetyRun
 
+from ses_smtp_rotator.functions import errors
 from ses_smtp_rotator.local.rotation_service import RotationStepError
-from smtp_rotation import errors
 
 MOVED_THEN_KILLED = Fault(
     CallSite("finishSecret", "secretsmanager.UpdateSecretVersionStage", 1), KILLED_AFTER

@@ -17,9 +17,9 @@ import pytest
 from fault_injection import CallSite
 from safety_harness import ABANDON, REINVOKE, RESUME, RETRY, STEADY, SafetyRun
 
+from ses_smtp_rotator.functions import errors
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS, RotationStepError
-from smtp_rotation import errors
 
 MASKED_FORMS = ["", "********", "*****", "REDACTED", "*" * 44, None]
 

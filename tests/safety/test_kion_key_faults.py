@@ -40,6 +40,12 @@ from safety_harness import (
     virtual_time,
 )
 
+from ses_smtp_rotator.functions.errors import RotationError
+from ses_smtp_rotator.functions.kion_key_renewal.key_secret import StoredApiKey
+from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyRenewal, key_name
+from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
+from ses_smtp_rotator.functions.smtp_rotation import handler
+from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
 from ses_smtp_rotator.local.kion_app_api_keys import KionExchange
 from ses_smtp_rotator.local.kion_server import KionStandIn, default_app_config
 from ses_smtp_rotator.local.rotation_service import (
@@ -50,12 +56,6 @@ from ses_smtp_rotator.local.rotation_service import (
 )
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
-from smtp_rotation import handler
-from smtp_rotation.errors import RotationError
-from smtp_rotation.handler import lambda_handler
-from smtp_rotation.kion_api_key_secret import StoredApiKey
-from smtp_rotation.kion_app_api_keys import KionKeyClient
-from smtp_rotation.kion_key_renewal import KionKeyRenewal, key_name
 
 # As the suite's conftest sets it for the SMTP rotation's scenarios.
 SMTP_TIMEOUT_SECONDS = "1"

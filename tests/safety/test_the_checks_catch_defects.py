@@ -35,17 +35,17 @@ from safety_harness import (
 )
 from secret_scan import OutputCapture, SecretScan, find_leaks
 
+from ses_smtp_rotator.functions import errors
+from ses_smtp_rotator.functions.installation_secret import InstallationSecret
+from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
+from ses_smtp_rotator.functions.services.kion_settings import APP_CONFIG_PATH, KionClient
+from ses_smtp_rotator.functions.services.ses_smtp import SesAcceptanceWait
+from ses_smtp_rotator.functions.smtp_rotation.send_proof import SendPathProof
+from ses_smtp_rotator.functions.smtp_rotation.steps import Rotation
+from ses_smtp_rotator.functions.telemetry import logger as function_logger
+from ses_smtp_rotator.functions.telemetry import metrics, tracer
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS
-from smtp_rotation import errors
-from smtp_rotation.iam_keys import UserAccessKeys
-from smtp_rotation.kion import APP_CONFIG_PATH, KionClient
-from smtp_rotation.rotation import Rotation
-from smtp_rotation.send_proof import SendPathProof
-from smtp_rotation.ses_smtp import SesAcceptanceWait
-from smtp_rotation.settings import InstallationSecret
-from smtp_rotation.telemetry import logger as function_logger
-from smtp_rotation.telemetry import metrics, tracer
 
 Plant = Callable[[Rotation, InstallationSecret], None]
 CLEAN_ROTATION = clean_trace(STEADY)  # surveyed now: a survey inside a test would unhook its faults

@@ -22,7 +22,8 @@ from aws_xray_sdk.core import xray_recorder
 from aws_xray_sdk.core.context import Context
 from aws_xray_sdk.core.sampling.local.sampler import LocalSampler
 
-from smtp_rotation import handler, telemetry
+from ses_smtp_rotator.functions import telemetry
+from ses_smtp_rotator.functions.smtp_rotation import handler
 
 
 class CapturedTraces:

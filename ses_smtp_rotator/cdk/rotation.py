@@ -1,0 +1,398 @@
+"""``SesSmtpRotation``: rotates the Amazon SES SMTP credential of any number of Kion installations.
+
+The construct puts what every installation shares in its own stack: the rotation function
+(``function.py``), the function that writes installation settings during deploys, the scheduler
+role and schedule group, the network (``network.py``) and the alerts (``alerting.py``). The
+installations themselves (``installation_resources.py``) go into nested stacks
+(``installation_stacks.py``). Policies reach the installations through the deployment's names,
+tag and IAM path (``deployment.py``), so no policy grows with the installations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from . import acknowledgments
+from .alerting import RotationAlerts
+from .dashboard import RotationDashboard
+from .deployment import Deployment
+from .function import (
+    DEFAULT_SES_ACCEPT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    LOG_LEVELS,
+    TIMEOUT_HEADROOM,
+    RotationFunction,
+    SettingsWriter,
+    asset_code,
+    check_function_settings,
+    powertools_layer,
+)
+from .installation import KionInstallation, RotationSchedule, check_installations
+from .installation_resources import InstallationResources, SharedRotation, imported_user_arn
+from .installation_stacks import InstallationStack, group_installations
+from .kion_key_renewal import KionKeyRenewalFunction
+from .network import FunctionNetwork
+from .operator_access import OperatorPolicy, acknowledge_operator_policy
+from .watch import DEFAULT_WATCH_SCHEDULE, InstallationWatch, acknowledge_watch
+
+__all__ = ["LOG_LEVELS", "TIMEOUT_HEADROOM", "InstallationResources", "SesSmtpRotation"]
+
+
+class SesSmtpRotation(Construct):
+    """Rotates the SES SMTP credential of one or more Kion installations.
+
+    Attributes: ``function`` (the rotation function) with its ``role`` and ``log_group``;
+    ``installations`` (name -> InstallationResources: secret, API key secret, SMTP user, settings,
+    rotation, schedule); ``installation_stacks`` (the nested stacks that hold them); ``secrets``
+    (the installation secrets); ``topic`` (the alert topic); ``schedule_group`` and
+    ``scheduler_role``; ``security_group`` (None outside a VPC); ``deployment`` (names, tag and
+    IAM path of this deployment's resources).
+    ``grant_rotate(grantee)`` lets a person or role start a rotation on demand.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        installations: Sequence[KionInstallation],
+        schedule: RotationSchedule | None = None,
+        deployment_name: str | None = None,
+        alarm_email: str | None = None,
+        alarm_topic: sns.ITopic | None = None,
+        encryption_key: kms.IKey | None = None,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        https_egress_cidrs: Sequence[str] = ("0.0.0.0/0",),
+        smtp_egress_cidrs: Sequence[str] = ("0.0.0.0/0",),
+        create_ses_smtp_endpoint: bool = False,
+        create_secrets_manager_endpoint: bool = False,
+        code: lambda_.Code | None = None,
+        runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_12,
+        powertools_layer_arn: str | None = None,
+        ses_accept_timeout: Duration = DEFAULT_SES_ACCEPT_TIMEOUT,
+        timeout: Duration = DEFAULT_TIMEOUT,
+        memory_size: int = 256,
+        log_level: str = "INFO",
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        _check_installations(
+            installations, Stack.of(self).region, ses_smtp_endpoint=create_ses_smtp_endpoint
+        )
+        check_function_settings(
+            log_level=log_level, timeout=timeout, ses_accept_timeout=ses_accept_timeout
+        )
+        if vpc is None and (create_ses_smtp_endpoint or create_secrets_manager_endpoint):
+            raise ValueError("VPC endpoints need a VPC: set vpc (and vpc_subnets).")
+        stack = Stack.of(self)
+        self.deployment = Deployment(deployment_name or stack.stack_name)
+        groups = group_installations(installations)
+
+        network = None
+        if vpc is not None:
+            network = FunctionNetwork(
+                self,
+                "Network",
+                vpc=vpc,
+                vpc_subnets=vpc_subnets,
+                installations=installations,
+                https_egress_cidrs=https_egress_cidrs,
+                smtp_egress_cidrs=smtp_egress_cidrs,
+                create_ses_smtp_endpoint=create_ses_smtp_endpoint,
+                create_secrets_manager_endpoint=create_secrets_manager_endpoint,
+            )
+        self.security_group: ec2.SecurityGroup | None = network.security_group if network else None
+
+        layer = powertools_layer(self, runtime=runtime, layer_arn=powertools_layer_arn)
+        rotation_function = RotationFunction(
+            self,
+            "RotationFunction",
+            code=code or asset_code(),
+            runtime=runtime,
+            layer=layer,
+            ses_accept_timeout=ses_accept_timeout,
+            timeout=timeout,
+            memory_size=memory_size,
+            log_level=log_level,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_group=self.security_group,
+        )
+        self.function = rotation_function.function
+        self.role = rotation_function.role
+        self.log_group = rotation_function.log_group
+        rotation_function.grant_deployment_access(self.deployment)
+        rotation_function.grant_imported(
+            api_key_secret_arns=[
+                i.kion_api_key_secret_arn for i in installations if i.kion_api_key_secret_arn
+            ],
+            user_arns=[
+                arn for i in installations if (arn := imported_user_arn(stack, i)) is not None
+            ],
+        )
+        network_policy = rotation_function.grant_network_interfaces() if vpc else None
+        if encryption_key is not None:
+            rotation_function.grant_key_use(encryption_key)
+        # Secrets Manager may invoke the function for this deployment's installation secrets (one
+        # permission for all: a function's resource policy is limited to 20 KB).
+        self.invoke_permission = lambda_.CfnPermission(
+            self,
+            "SecretsManagerInvoke",
+            action="lambda:InvokeFunction",
+            function_name=self.function.function_arn,
+            principal="secretsmanager.amazonaws.com",
+            source_account=Aws.ACCOUNT_ID,
+            source_arn=self.deployment.installation_secrets_arn(stack),
+        )
+
+        settings_writer = SettingsWriter(
+            self,
+            "SettingsWriter",
+            deployment=self.deployment,
+            # Always the packaged writer: ``code`` replaces the rotation function's code only.
+            code=asset_code(),
+            runtime=runtime,
+            layer=layer,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=encryption_key,
+        )
+
+        self.schedule_group = scheduler.ScheduleGroup(self, "Schedules")
+        self.scheduler_role = self._scheduler_role()
+
+        alerts = RotationAlerts(
+            self,
+            "Alerting",
+            topic=alarm_topic,
+            email=alarm_email,
+            secret_id_prefixes=[
+                self.deployment.secrets_arn_prefix(stack),
+                self.deployment.secret_prefix,
+            ],
+            function=self.function,
+            log_group=self.log_group,
+            schedule_group=self.schedule_group,
+        )
+        self.topic = alerts.topic
+
+        imported_api_key_secret_arns = sorted(
+            {i.kion_api_key_secret_arn for i in installations if i.kion_api_key_secret_arn}
+        )
+        imported_user_arns = sorted(
+            {arn for i in installations if (arn := imported_user_arn(stack, i)) is not None}
+        )
+        key_renewal = KionKeyRenewalFunction(
+            self,
+            "KionKeyRenewal",
+            deployment=self.deployment,
+            # Like the settings writer, always the packaged code (``code`` is the rotation's).
+            code=asset_code(),
+            runtime=runtime,
+            layer=layer,
+            log_level=log_level,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=encryption_key,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_group=self.security_group,
+            imported_api_key_secret_arns=imported_api_key_secret_arns,
+        )
+        self.key_renewal_function = key_renewal.function
+        self.watch = InstallationWatch(
+            self,
+            "Watch",
+            deployment=self.deployment,
+            code=asset_code(),
+            runtime=runtime,
+            layer=layer,
+            rotation_schedule=schedule or RotationSchedule(),
+            rotation_timeout=timeout,
+            renewal_function=key_renewal.function,
+            topic=self.topic,
+            schedule_group=self.schedule_group,
+            watch_schedule=watch_schedule,
+            imported_api_key_secret_arns=imported_api_key_secret_arns,
+            imported_user_arns=imported_user_arns,
+            log_level=log_level,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            encryption_key=encryption_key,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_group=self.security_group,
+        )
+        if network_policy is not None:
+            # In a VPC, Lambda needs these before it creates the functions there.
+            for role, function in (
+                (key_renewal.role, key_renewal.function),
+                (self.watch.role, self.watch.function),
+            ):
+                network_policy.attach_to_role(role)
+                function.node.add_dependency(network_policy)
+        # `ses-smtp-rotator status` finds the watch through the rotation function's settings.
+        self.function.add_environment("WATCH_FUNCTION_NAME", self.watch.function.function_name)
+        self.dashboard = RotationDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{self.deployment.name}-ses-smtp-rotation",
+            functions=[
+                ("rotation", self.function),
+                ("watch", self.watch.function),
+                ("Kion API key renewal", key_renewal.function),
+            ],
+            alarms=[*alerts.alarms, *self.watch.alarms],
+        ).dashboard
+        operators = OperatorPolicy(
+            self,
+            "Operators",
+            deployment=self.deployment,
+            rotation_function=self.function,
+            rotation_log_group=self.log_group,
+            watch_function=self.watch.function,
+            schedule_group=self.schedule_group,
+            imported_api_key_secret_arns=imported_api_key_secret_arns,
+            imported_user_arns=imported_user_arns,
+            encryption_key=encryption_key,
+        )
+        self.operator_policy = operators.policy
+
+        shared = SharedRotation(
+            deployment=self.deployment,
+            function=self.function,
+            settings_writer=settings_writer.function,
+            schedule_group=self.schedule_group,
+            scheduler_role=self.scheduler_role,
+            scheduler_statements=self._scheduler_statements(),
+            schedule=schedule or RotationSchedule(),
+            encryption_key=encryption_key,
+            removal_policy=removal_policy,
+            key_renewal_function=key_renewal.function,
+        )
+        self.installation_stacks: list[InstallationStack] = []
+        self.installations: dict[str, InstallationResources] = {}
+        for index, members in sorted(groups.items()):
+            nested = InstallationStack(
+                self, f"Installations{index:02d}", installations=members, shared=shared
+            )
+            # Attaching rotation makes Secrets Manager invoke the function, which then needs its
+            # permissions; the settings writer needs its own before the first custom resource.
+            nested.node.add_dependency(
+                self.invoke_permission,
+                rotation_function.role,
+                settings_writer.role,
+                key_renewal.invoke_permission,
+                key_renewal.role,
+            )
+            self.installation_stacks.append(nested)
+            self.installations.update(nested.installations)
+        self.secrets: list[secretsmanager.ISecret] = [
+            resources.secret for resources in self.installations.values()
+        ]
+
+        acknowledgments.acknowledge_function(self.role, self.function, network_policy)
+        acknowledgments.acknowledge_runtime(settings_writer.function)
+        acknowledgments.acknowledge_deployment_wildcards(
+            self.deployment, self.role, api_key_secrets=True, users=True
+        )
+        acknowledgments.acknowledge_deployment_wildcards(self.deployment, settings_writer.role)
+        acknowledgments.acknowledge_deployment_wildcards(self.deployment, self.scheduler_role)
+        acknowledgments.acknowledge_installations(self.installations.values())
+        acknowledgments.acknowledge_function(key_renewal.role, key_renewal.function, None)
+        acknowledgments.acknowledge_deployment_wildcards(
+            self.deployment, key_renewal.role, api_key_secrets=True
+        )
+        acknowledge_watch(self.deployment, self.watch)
+        acknowledge_operator_policy(self.deployment, operators)
+
+    def grant_rotate(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` start a rotation of any installation secret of this deployment on
+        demand (``RotateSecret`` needs ``lambda:InvokeFunction`` on the rotation function too)."""
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["secretsmanager:RotateSecret"],
+            resource_arns=[self.deployment.installation_secrets_arn(Stack.of(self))],
+            conditions=self.deployment.tag_condition(),
+        )
+        self.function.grant_invoke(grantee)
+        return grant
+
+    def _scheduler_statements(self) -> tuple[iam.PolicyStatement, ...]:
+        """What the schedules may do: start a rotation of any installation secret of this
+        deployment (``RotateSecret`` invokes the function as its caller)."""
+        return (
+            iam.PolicyStatement(
+                actions=["secretsmanager:RotateSecret"],
+                resources=[self.deployment.installation_secrets_arn(Stack.of(self))],
+                conditions=self.deployment.tag_condition(),
+            ),
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"], resources=[self.function.function_arn]
+            ),
+        )
+
+    def _scheduler_role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": Aws.ACCOUNT_ID,
+                        "aws:SourceArn": self.schedule_group.schedule_group_arn,
+                    }
+                },
+            ),
+            description="Lets EventBridge Scheduler start rotations of the Kion SMTP secrets",
+        )
+        for statement in self._scheduler_statements():
+            role.add_to_principal_policy(statement)
+        return role
+
+
+def _check_installations(
+    installations: Sequence[KionInstallation], region: str, *, ses_smtp_endpoint: bool
+) -> None:
+    """The checks across installations that ``load_settings`` makes for cdk.json, for a team
+    that uses the construct directly. An environment-agnostic stack has no region to hold the
+    installations to, so only the names and IAM users are compared there."""
+    if not installations:
+        raise ValueError("Name at least one Kion installation to rotate.")
+    if not Token.is_unresolved(region):
+        check_installations(installations, region=region, ses_smtp_endpoint=ses_smtp_endpoint)
+        return
+    names: set[str] = set()
+    users: set[str] = set()
+    for installation in installations:
+        if installation.name.lower() in names:
+            raise ValueError(
+                f"Two installations are named {installation.name!r}; names must differ."
+            )
+        names.add(installation.name.lower())
+        user = (installation.iam_user_name or "").lower()
+        if user and user in users:
+            raise ValueError(
+                f"Installation {installation.name} names IAM user {installation.iam_user_name!r}, "
+                "which another installation names too. Fix: give each installation its own "
+                "SES SMTP user (or leave iam_user_name out to let the stack create one), so a "
+                "rotation never deletes a key another installation sends with."
+            )
+        users.add(user)

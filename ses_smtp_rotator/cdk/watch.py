@@ -1,0 +1,321 @@
+"""The daily watch: a function that checks every installation of the deployment, run by
+EventBridge Scheduler, with the alarms that tell when it finds a failing installation, fails
+itself, stops running, or when a Kion API key renewal fails.
+
+Its role reads what the checks read and may start a renewal of the deployment's Kion API key
+secrets (``RotateSecret``, which invokes the renewal function); it changes nothing else. Like the
+rotation function's, its statements reach the deployment by name prefix, tag and IAM path, so the
+policy keeps its size at any number of installations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from ses_smtp_rotator.schedule import ROTATION_MARGIN, schedule_gap
+
+from . import acknowledgments
+from .deployment import Deployment
+from .function import (
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    asset_function,
+    grant_key_use_through_secrets_manager,
+    powertools_environment,
+)
+from .installation import RotationSchedule
+
+# The daily watch: 06:00 UTC, before a working day starts in Europe and the Americas.
+DEFAULT_WATCH_SCHEDULE = "cron(0 6 * * ? *)"
+WATCH_HANDLER = "ses_smtp_rotator.functions.watch.handler.lambda_handler"
+WATCH_TIMEOUT = Duration.minutes(15)
+# What the watch reads of a Kion API key secret: its stages, the key, and the creation date of
+# a renewal's pending version that never got a value.
+_KEY_SECRET_READS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
+)
+
+
+def longest_gap(schedule: RotationSchedule) -> timedelta | None:
+    """The longest time between two runs of ``schedule`` (plus its flexible window); None when it
+    is disabled or its runs cannot be computed."""
+    if not schedule.enabled:
+        return None
+    window = schedule.flexible_window.to_minutes() if schedule.flexible_window else 0
+    return schedule_gap(schedule.expression, schedule.time_zone, window)
+
+
+class InstallationWatch(Construct):
+    """The watch function (``function``) with its ``role``, ``log_group``, ``schedule`` and
+    ``alarms``. ``grant_ask(grantee)`` lets a person ask it about one installation (what
+    ``ses-smtp-rotator status`` does)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: Deployment,
+        code: lambda_.Code,
+        runtime: lambda_.Runtime,
+        layer: lambda_.ILayerVersion,
+        rotation_schedule: RotationSchedule,
+        rotation_timeout: Duration,
+        renewal_function: lambda_.IFunction,
+        topic: sns.ITopic,
+        schedule_group: scheduler.IScheduleGroup,
+        watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
+        imported_api_key_secret_arns: Sequence[str] = (),
+        imported_user_arns: Sequence[str] = (),
+        log_level: str = "INFO",
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        encryption_key: kms.IKey | None = None,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_group: ec2.ISecurityGroup | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        environment = {
+            **powertools_environment(log_level),
+            "DEPLOYMENT_NAME": deployment.name,
+            "INSTALLATION_SECRET_PREFIX": deployment.secret_prefix,
+            "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
+            "ALERT_TOPIC_ARN": topic.topic_arn,
+        }
+        gap = longest_gap(rotation_schedule)
+        if gap is not None:
+            max_age = (gap + ROTATION_MARGIN) / timedelta(days=1)
+            environment["ROTATION_MAX_AGE_DAYS"] = f"{max_age:.3f}".rstrip("0").rstrip(".")
+        self.role, self.log_group, self.function = asset_function(
+            self,
+            role_description="Checks the Kion installations daily and starts Kion API key renewals",
+            description="Daily watch of the Kion installations' SES SMTP credentials",
+            handler=WATCH_HANDLER,
+            code=code,
+            runtime=runtime,
+            layer=layer,
+            timeout=WATCH_TIMEOUT,
+            memory_size=256,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment=environment,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_group=security_group,
+        )
+        self._grant_checks(deployment, stack, imported_api_key_secret_arns, imported_user_arns)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="StartKionApiKeyRenewals",
+                actions=["secretsmanager:RotateSecret"],
+                resources=[deployment.api_key_secrets_arn(stack), *imported_api_key_secret_arns],
+            )
+        )
+        # RotateSecret invokes the renewal function as its caller.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeKionApiKeyRenewal",
+                actions=["lambda:InvokeFunction"],
+                resources=[renewal_function.function_arn],
+            )
+        )
+        topic.grant_publish(self.role)
+        if encryption_key is not None:
+            grant_key_use_through_secrets_manager(self.role, encryption_key)
+
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            description=f"Daily watch of SES SMTP rotation deployment {deployment.name}",
+            schedule=scheduler.ScheduleExpression.expression(watch_schedule, TimeZone.ETC_UTC),
+            schedule_group=schedule_group,
+            target=scheduler_targets.LambdaInvoke(
+                self.function, role=self._scheduler_role(schedule_group), retry_attempts=2
+            ),
+        )
+        self.alarms = self._alarms(topic, renewal_function)
+
+    def _scheduler_role(self, schedule_group: scheduler.IScheduleGroup) -> iam.Role:
+        """The role the schedule invokes the watch with (the target grants it the invoke)."""
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": Stack.of(self).account,
+                        "aws:SourceArn": schedule_group.schedule_group_arn,
+                    }
+                },
+            ),
+            description="Lets EventBridge Scheduler run the daily watch",
+        )
+        return self.scheduler_role
+
+    def grant_ask(self, grantee: iam.IGrantable) -> iam.Grant:
+        return self.function.grant_invoke(grantee)
+
+    def _grant_checks(
+        self,
+        deployment: Deployment,
+        stack: Stack,
+        imported_api_key_secret_arns: Sequence[str],
+        imported_user_arns: Sequence[str],
+    ) -> None:
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FindInstallations",
+                actions=["secretsmanager:ListSecrets"],
+                resources=["*"],
+            )
+        )
+        self.role.add_to_principal_policy(
+            deployment.installation_secrets_statement(
+                stack,
+                actions=[
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:ListSecretVersionIds",
+                ],
+            )
+        )
+        self.role.add_to_principal_policy(
+            deployment.api_key_secrets_statement(stack, actions=list(_KEY_SECRET_READS))
+        )
+        if imported_api_key_secret_arns:
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ImportedKionApiKeySecrets",
+                    actions=list(_KEY_SECRET_READS),
+                    resources=sorted(set(imported_api_key_secret_arns)),
+                )
+            )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="SmtpUserKeys",
+                actions=["iam:ListAccessKeys"],
+                resources=[deployment.users_arn(stack), *sorted(set(imported_user_arns))],
+            )
+        )
+
+    def _alarms(
+        self, topic: sns.ITopic, renewal_function: lambda_.IFunction
+    ) -> list[cloudwatch.Alarm]:
+        day = Duration.days(1)
+        service = {"service": SERVICE_NAME}
+        alarms = [
+            cloudwatch.Alarm(
+                self,
+                "InstallationsFailing",
+                alarm_description=(
+                    "The daily watch found a failing Kion installation. Its message on this "
+                    "topic names the installation, each failing check, its cause and its fix."
+                ),
+                metric=cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name="InstallationsFailing",
+                    dimensions_map=service,
+                    statistic=cloudwatch.Stats.MAXIMUM,
+                    period=day,
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "WatchNotRunning",
+                alarm_description=(
+                    "The daily watch checked no installation for two days: its schedule is "
+                    "disabled or it fails before it checks. See the watch function's log group."
+                ),
+                metric=cloudwatch.Metric(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name="InstallationsChecked",
+                    dimensions_map=service,
+                    statistic=cloudwatch.Stats.SAMPLE_COUNT,
+                    period=day,
+                ),
+                threshold=1,
+                evaluation_periods=2,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "WatchErrors",
+                alarm_description=(
+                    "The daily watch function failed; its log group names the cause."
+                ),
+                metric=self.function.metric_errors(period=day, statistic=cloudwatch.Stats.SUM),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "KionApiKeyRenewalErrors",
+                alarm_description=(
+                    "A Kion API key renewal step failed; the renewal function's log group names "
+                    "the cause and the fix. Secrets Manager retries it; the key it replaces "
+                    "stays AWSCURRENT and keeps working until it expires."
+                ),
+                metric=renewal_function.metric_errors(
+                    period=Duration.hours(1), statistic=cloudwatch.Stats.SUM
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+        action = cloudwatch_actions.SnsAction(topic)
+        for alarm in alarms:
+            alarm.add_alarm_action(action)
+        return alarms
+
+
+def acknowledge_watch(deployment: Deployment, watch: InstallationWatch) -> None:
+    stack = Stack.of(watch)
+    cfn_function = watch.function.node.default_child
+    logical_id = stack.resolve(stack.get_logical_id(cfn_function))
+    acknowledgments.acknowledge(
+        watch.scheduler_role,
+        f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
+        "The schedule's target grants invoking the watch function and its versions; it is "
+        "the only function this role may invoke.",
+    )
+    acknowledgments.acknowledge(
+        watch.role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray active tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) and "
+        "secretsmanager:ListSecrets have no resource-level permissions, so they need Resource *; "
+        "the watch keeps only the secrets with the deployment's name prefix and tag. Every other "
+        "statement of this role names its secrets, users, topic and function.",
+    )
+    acknowledgments.acknowledge_runtime(watch.function)
+    acknowledgments.acknowledge_deployment_wildcards(
+        deployment, watch.role, api_key_secrets=True, users=True
+    )

@@ -1,0 +1,332 @@
+"""``list``, and ``status``/``rotate`` over several installations: ``--all``, names, globs,
+``--deployment``. One summary table (or ``--json``), and the worst exit code of the installations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import queue
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ses_smtp_rotator.cli import fleet_report
+from ses_smtp_rotator.cli.aws_access import SetupError, open_aws
+from ses_smtp_rotator.cli.commands import rotate as rotate_command
+from ses_smtp_rotator.cli.commands import status as status_command
+from ses_smtp_rotator.cli.exit_codes import (
+    EPILOG,
+    EXIT_OK,
+    EXIT_SETUP,
+    HelpFormatter,
+    worst,
+)
+from ses_smtp_rotator.cli.fleet import (
+    DEPLOYMENT_TAG,
+    INSTALLATION_TAG,
+    Installation,
+    is_pattern,
+    list_installations,
+)
+from ses_smtp_rotator.cli.fleet import select as select_installations
+from ses_smtp_rotator.cli.fleet_report import Outcome, Target
+from ses_smtp_rotator.cli.installation_status import gather
+
+DEFAULT_PARALLEL = 4
+# -- the command line ---------------------------------------------------------------------------
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    """The options that select installations, shared by ``status`` and ``rotate``."""
+    group = parser.add_argument_group("several installations")
+    group.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every installation: the secrets tagged {INSTALLATION_TAG} in the region",
+    )
+    group.add_argument(
+        "--deployment",
+        metavar="NAME",
+        help=f"only installations whose secrets carry {DEPLOYMENT_TAG}=NAME or whose stack is "
+        "NAME (aws:cloudformation:stack-name)",
+    )
+    group.add_argument(
+        "--parallel",
+        type=_at_least_one,
+        default=DEFAULT_PARALLEL,
+        metavar="N",
+        help=f"installations worked on at once (default {DEFAULT_PARALLEL})",
+    )
+
+
+def is_fleet(args: argparse.Namespace) -> bool:
+    """Whether the command line names several installations (or asks for the summary form)."""
+    secrets: list[str] = args.secret
+    return (
+        args.all
+        or args.deployment is not None
+        or len(secrets) != 1
+        or any(is_pattern(secret) for secret in secrets)
+        or (args.command == "rotate" and args.json)
+    )
+
+
+def require_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.secret and not args.all and args.deployment is None:
+        parser.error("name a SECRET (name, ARN or glob), or pass --all or --deployment NAME")
+
+
+def register_list(commands: argparse._SubParsersAction, aws: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "list",
+        parents=[aws],
+        help="list the installations of a deployment",
+        description=f"List the installation secrets in the region: the secrets tagged "
+        f"{INSTALLATION_TAG} (the stack tags every installation's resources with its name), "
+        f"without the Kion API key secrets. --deployment NAME keeps those tagged "
+        f"{DEPLOYMENT_TAG}=NAME or made by the stack NAME. Needs secretsmanager:ListSecrets; "
+        "reads no secret value.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--deployment", metavar="NAME", help="a deployment (or stack) name to keep")
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.set_defaults(run=run_list)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    aws = open_aws("", profile=args.profile, region=args.region)
+    installations = _listed(aws, args.deployment)
+    if args.json:
+        print(
+            json.dumps(
+                [fleet_report.installation_document(item) for item in installations], indent=2
+            )
+        )
+        return EXIT_OK
+    rows = [
+        (
+            item.name,
+            item.secret_name,
+            item.deployment or item.stack or "-",
+            fleet_report.date(item.last_rotated),
+        )
+        for item in installations
+    ]
+    fleet_report.table(("INSTALLATION", "SECRET", "DEPLOYMENT", "LAST ROTATION"), rows, sys.stdout)
+    return EXIT_OK
+
+
+def run_status(args: argparse.Namespace) -> int:
+    targets = resolve_targets(args)
+
+    def one(target: Target) -> Outcome:
+        aws = open_aws(target.secret_id, profile=args.profile, region=args.region)
+        status = gather(
+            aws,
+            target.secret_id,
+            check_smtp=args.check_smtp,
+            use_watch=args.use_watch,
+            log_group=args.log_group,
+        )
+        code = status_command.exit_code(status)
+        return Outcome(
+            target, code, fleet_report.status_detail(status), report=status.to_document()
+        )
+
+    outcomes = run_each(targets, one, parallel=args.parallel)
+    code = worst(outcome.exit_code for outcome in outcomes)
+    if args.json:
+        print(
+            json.dumps(
+                fleet_report.fleet_document(outcomes, code, args),
+                indent=2,
+                default=fleet_report.encode_json,
+            )
+        )
+        return code
+    rows = [
+        (
+            outcome.target.name,
+            fleet_report.STATUS_RESULTS.get(outcome.exit_code, str(outcome.exit_code)),
+            str((outcome.report or {}).get("access_key_id") or "-"),
+            fleet_report.age((outcome.report or {}).get("key_age_days")),
+            fleet_report.date((outcome.report or {}).get("last_rotated")),
+            outcome.detail,
+        )
+        for outcome in outcomes
+    ]
+    fleet_report.table(
+        ("INSTALLATION", "RESULT", "KEY", "KEY AGE", "LAST ROTATION", "DETAIL"), rows, sys.stdout
+    )
+    fleet_report.totals(outcomes, code, fleet_report.STATUS_RESULTS, sys.stdout)
+    return code
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    targets = resolve_targets(args)
+    progress = sys.stderr if args.json else sys.stdout
+    lock = threading.Lock()
+
+    def one(target: Target) -> Outcome:
+        aws = open_aws(target.secret_id, profile=args.profile, region=args.region)
+        printed = io.StringIO()
+        code = rotate_command.rotate(
+            aws,
+            target.secret_id,
+            wait=args.wait,
+            timeout=args.timeout,
+            poll=args.poll,
+            log_group=args.log_group,
+            out=printed,
+        )
+        return Outcome(
+            target, code, fleet_report.rotate_detail(printed.getvalue()), output=printed.getvalue()
+        )
+
+    def done(outcome: Outcome) -> None:
+        with lock:
+            result = fleet_report.ROTATE_RESULTS.get(outcome.exit_code, str(outcome.exit_code))
+            print(f"  {outcome.target.name}: {result}  {outcome.detail}", file=progress, flush=True)
+
+    print(
+        f"{'Rotating' if args.wait else 'Starting rotations of'} {len(targets)} installation(s), "
+        f"{min(args.parallel, len(targets))} at a time:",
+        file=progress,
+        flush=True,
+    )
+    outcomes = run_each(targets, one, parallel=args.parallel, on_done=done)
+    code = worst(outcome.exit_code for outcome in outcomes)
+    if args.json:
+        print(
+            json.dumps(
+                fleet_report.fleet_document(outcomes, code, args),
+                indent=2,
+                default=fleet_report.encode_json,
+            )
+        )
+        return code
+    print(file=sys.stdout)
+    rows = [
+        (
+            outcome.target.name,
+            fleet_report.ROTATE_RESULTS.get(outcome.exit_code, str(outcome.exit_code)),
+            outcome.detail,
+        )
+        for outcome in outcomes
+    ]
+    fleet_report.table(("INSTALLATION", "RESULT", "DETAIL"), rows, sys.stdout)
+    fleet_report.totals(outcomes, code, fleet_report.ROTATE_RESULTS, sys.stdout)
+    for outcome in outcomes:
+        if outcome.exit_code not in (EXIT_OK,) and outcome.output.strip():
+            print(f"\n{outcome.target.name}:\n{outcome.output.rstrip()}", file=sys.stdout)
+    return code
+
+
+# -- selection and running ----------------------------------------------------------------------
+
+
+def resolve_targets(args: argparse.Namespace) -> list[Target]:
+    """The installations the command line names. Globs, --all and --deployment list the tagged
+    installation secrets; a plain name or ARN that no listed installation has is used as given.
+    Raises SetupError when nothing is selected or a glob matches nothing."""
+    secrets: list[str] = args.secret
+    listing_needed = args.all or args.deployment is not None or any(map(is_pattern, secrets))
+    if not listing_needed:
+        return [Target(secret, secret) for secret in dict.fromkeys(secrets)]
+    aws = open_aws(next(iter(secrets), ""), profile=args.profile, region=args.region)
+    installations = _listed(aws, args.deployment)
+    chosen, unmatched = select_installations(installations, secrets)
+    globs = [pattern for pattern in unmatched if is_pattern(pattern)]
+    if globs:
+        raise SetupError(
+            f"No installation{_of(args.deployment)} matches {', '.join(map(repr, globs))} "
+            f"in {aws.region}.",
+            "`ses-smtp-rotator list` shows the installation names and secrets a glob can match.",
+        )
+    targets = [Target(item.name, item.secret_arn) for item in chosen]
+    targets += [Target(name, name) for name in unmatched]
+    return targets
+
+
+def run_each(
+    targets: Sequence[Target],
+    work: Callable[[Target], Outcome],
+    *,
+    parallel: int,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """``work`` on every target, ``parallel`` at a time, in daemon threads (so Ctrl-C ends the
+    command at once); outcomes in the targets' order. An error of one target is its outcome."""
+    pending: queue.Queue[int] = queue.Queue()
+    for index in range(len(targets)):
+        pending.put(index)
+    finished: queue.Queue[tuple[int, Outcome]] = queue.Queue()
+
+    def worker() -> None:
+        while True:
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            finished.put((index, _guarded(work, targets[index])))
+
+    for _ in range(min(parallel, len(targets))):
+        threading.Thread(target=worker, daemon=True).start()
+    outcomes: dict[int, Outcome] = {}
+    while len(outcomes) < len(targets):
+        index, outcome = finished.get(timeout=None)
+        outcomes[index] = outcome
+        if on_done is not None:
+            on_done(outcome)
+    return [outcomes[index] for index in range(len(targets))]
+
+
+def _guarded(work: Callable[[Target], Outcome], target: Target) -> Outcome:
+    try:
+        return work(target)
+    except SetupError as error:
+        return Outcome(
+            target, EXIT_SETUP, error.cause, error={"cause": error.cause, "fix": error.fix}
+        )
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        cause = (
+            f"AWS answered {error.operation_name} with {details.get('Code', 'an error')}: "
+            f"{details.get('Message', '')}"
+        )
+        return Outcome(target, EXIT_SETUP, cause, error={"cause": cause, "fix": ""})
+    except BotoCoreError as error:
+        cause = f"the AWS call failed before AWS answered ({type(error).__name__})"
+        return Outcome(target, EXIT_SETUP, cause, error={"cause": cause, "fix": ""})
+
+
+def _listed(aws: Any, deployment: str | None) -> list[Installation]:
+    installations = list_installations(aws.client("secretsmanager"), deployment=deployment)
+    if not installations:
+        raise SetupError(
+            f"No installation secret{_of(deployment)} was found in {aws.region} (secrets tagged "
+            f"{INSTALLATION_TAG}).",
+            "Check --region (the stack's region) and the deployment or stack name; the stack tags "
+            "each installation's secret with its name.",
+        )
+    return installations
+
+
+def _of(deployment: str | None) -> str:
+    return f" of deployment {deployment}" if deployment else ""
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value

@@ -1,0 +1,114 @@
+"""``ses-smtp-rotator``: the operator's command line.
+
+``list``, ``rotate`` and ``status`` work against real AWS (the default credential chain,
+``--profile``, ``--region``) and against the local demo (boto3 honours ``AWS_ENDPOINT_URL``).
+``rotate`` and ``status`` take one installation secret, or several (names, globs, ``--all``,
+``--deployment``) with a summary table. ``derive`` works offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ses_smtp_rotator.cli.aws_access import SetupError
+from ses_smtp_rotator.cli.commands import derive as derive_command
+from ses_smtp_rotator.cli.commands import fleet as fleet_command
+from ses_smtp_rotator.cli.commands import rotate as rotate_command
+from ses_smtp_rotator.cli.commands import set_kion_key as set_kion_key_command
+from ses_smtp_rotator.cli.commands import status as status_command
+from ses_smtp_rotator.cli.exit_codes import (
+    EPILOG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SETUP,
+    EXIT_USAGE,
+    HelpFormatter,
+)
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ses-smtp-rotator",
+        description="Rotate and inspect the Amazon SES SMTP credential of a Kion installation.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    aws_options = argparse.ArgumentParser(add_help=False)
+    aws = aws_options.add_argument_group("AWS")
+    aws.add_argument(
+        "--region",
+        help="the secrets' region (default: from the secret's ARN, then AWS_REGION or the profile)",
+    )
+    aws.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
+    common = argparse.ArgumentParser(add_help=False, parents=[aws_options])
+    common.add_argument(
+        "secret",
+        metavar="SECRET",
+        nargs="*",
+        help="an installation secret's name or ARN; several, or globs matched against "
+        "installation and secret names, act on each and print a summary table",
+    )
+    common.add_argument(
+        "--log-group",
+        metavar="NAME",
+        help="the rotation function's log group (default: from the function's configuration)",
+    )
+    fleet_command.add_selection(common)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    derive_command.register(commands)
+    fleet_command.register_list(commands, aws_options)
+    rotate_command.register(commands, common)
+    status_command.register(commands, common)
+    set_kion_key_command.register(commands)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return version("ses-smtp-rotator")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = args.run
+    if args.command in ("rotate", "status"):
+        fleet_command.require_selection(parser, args)
+        if fleet_command.is_fleet(args):
+            run = {"rotate": fleet_command.run_rotate, "status": fleet_command.run_status}[
+                args.command
+            ]
+    try:
+        return int(run(args))
+    except SetupError as error:
+        print(f"error: {error.cause}\n  Fix: {error.fix}", file=sys.stderr)
+        return EXIT_SETUP
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        print(
+            f"error: AWS answered {error.operation_name} with {details.get('Code', 'an error')}: "
+            f"{details.get('Message', '')}",
+            file=sys.stderr,
+        )
+        return EXIT_SETUP
+    except BotoCoreError as error:
+        print(f"error: the AWS call failed before AWS answered: {error}", file=sys.stderr)
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        print("Interrupted. Whatever was started in AWS goes on.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

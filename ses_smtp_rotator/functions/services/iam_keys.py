@@ -1,0 +1,89 @@
+"""IAM: the access keys of the SES SMTP user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ses_smtp_rotator.functions.errors import InvalidSecretError
+from ses_smtp_rotator.functions.services.aws_clients import aws_call, client, error_code
+
+
+class KeyLimitReachedError(Exception):
+    """The user already has the two access keys IAM allows."""
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    access_key_id: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewAccessKey:
+    """A key just created. Its secret is only ever turned into an SMTP password, never kept."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+class UserAccessKeys:
+    """Lists, creates and deletes the access keys of one IAM user."""
+
+    def __init__(self, user_name: str, iam: Any | None = None) -> None:
+        self.user_name = user_name
+        self._client = iam or client("iam")
+        self._resource = f"IAM user {user_name}"
+
+    def list(self) -> list[AccessKey]:
+        with aws_call("iam:ListAccessKeys", self._resource), self._user_must_exist():
+            response = self._client.list_access_keys(UserName=self.user_name)
+        return [
+            AccessKey(
+                access_key_id=entry["AccessKeyId"],
+                active=entry.get("Status") == "Active",
+                created_at=entry["CreateDate"],
+            )
+            for entry in response.get("AccessKeyMetadata", [])
+        ]
+
+    def create(self) -> NewAccessKey:
+        """Create a key; raise KeyLimitReachedError when the user already has two."""
+        with aws_call("iam:CreateAccessKey", self._resource), self._user_must_exist():
+            try:
+                response = self._client.create_access_key(UserName=self.user_name)
+            except ClientError as error:
+                if error_code(error) == "LimitExceeded":
+                    raise KeyLimitReachedError from None
+                raise
+        key = response["AccessKey"]
+        return NewAccessKey(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def delete(self, access_key_id: str) -> None:
+        """Delete a key; a key that is already gone is fine."""
+        with aws_call("iam:DeleteAccessKey", self._resource):
+            try:
+                self._client.delete_access_key(UserName=self.user_name, AccessKeyId=access_key_id)
+            except ClientError as error:
+                if error_code(error) != "NoSuchEntity":
+                    raise
+
+    @contextmanager
+    def _user_must_exist(self) -> Iterator[None]:
+        """Turn IAM's NoSuchEntity for the user into an error about the secret's iam_user_name."""
+        try:
+            yield
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                raise InvalidSecretError(
+                    "iam_user_name",
+                    f"names IAM user '{self.user_name}', which does not exist",
+                    "Set it to the IAM user whose access keys Kion sends mail with.",
+                ) from None
+            raise

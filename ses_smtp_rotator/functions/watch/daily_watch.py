@@ -1,0 +1,230 @@
+"""The daily watch over one deployment: check every installation, record per-installation
+metrics, alert on what fails (cause and fix), and start a Kion API key renewal when one is due.
+
+It changes nothing else. A Kion key that expired or was revoked cannot be renewed: its check
+fails, and the alert names the command that stores a new key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
+
+from ses_smtp_rotator.functions.errors import RotationError
+from ses_smtp_rotator.functions.installation_metrics import put_installation_metrics
+from ses_smtp_rotator.functions.kion_key_renewal.key_life import renew_after_from_environment
+from ses_smtp_rotator.functions.kion_key_renewal.key_secret import ApiKeySecret
+from ses_smtp_rotator.functions.services.aws_clients import aws_call, client, error_code
+from ses_smtp_rotator.functions.telemetry import logger, metrics
+from ses_smtp_rotator.functions.watch.health import (
+    FAILING,
+    HEALTHY,
+    Finding,
+    HealthCheck,
+    HealthLimits,
+    InstallationHealth,
+)
+
+DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """The watch's settings, from its function's environment (set by the stack)."""
+
+    deployment: str
+    """DEPLOYMENT_NAME: the value of the deployment tag on this deployment's secrets."""
+    secret_prefix: str
+    """INSTALLATION_SECRET_PREFIX: the name prefix of this deployment's installation secrets."""
+    limits: HealthLimits
+    alert_topic_arn: str | None = None
+    """ALERT_TOPIC_ARN: where failing installations are reported."""
+    concurrency: int = 8
+    """WATCH_CONCURRENCY: installations checked at once."""
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> WatchConfig:
+        def positive(name: str, default: float) -> float:
+            raw = environ.get(name, "").strip()
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                value = -1.0
+            if value <= 0:
+                raise ValueError(
+                    f"Environment variable {name} must be a positive number, not {raw!r}. Fix: "
+                    "set it as the stack does, or remove it to use the default."
+                )
+            return value
+
+        max_age_days = environ.get("ROTATION_MAX_AGE_DAYS", "").strip()
+        return cls(
+            deployment=environ.get("DEPLOYMENT_NAME", ""),
+            secret_prefix=environ.get("INSTALLATION_SECRET_PREFIX", ""),
+            limits=HealthLimits(
+                function_timeout=timedelta(
+                    seconds=positive("ROTATION_FUNCTION_TIMEOUT_SECONDS", 300.0)
+                ),
+                rotation_max_age=(
+                    timedelta(days=positive("ROTATION_MAX_AGE_DAYS", 1.0)) if max_age_days else None
+                ),
+                kion_key_renew_after=renew_after_from_environment(environ),
+            ),
+            alert_topic_arn=environ.get("ALERT_TOPIC_ARN") or None,
+            concurrency=max(1, int(positive("WATCH_CONCURRENCY", 8))),
+        )
+
+
+@dataclass
+class WatchReport:
+    """What one run of the watch found and did."""
+
+    checked: list[InstallationHealth] = field(default_factory=list)
+    renewals_started: dict[str, str] = field(default_factory=dict)  # key secret -> version id
+    alerts_sent: int = 0
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "installations": len(self.checked),
+            "healthy": [h.installation for h in self.checked if h.verdict == HEALTHY],
+            "failing": [h.installation for h in self.checked if h.verdict == FAILING],
+            "renewals_started": sorted(self.renewals_started),
+            "alerts_sent": self.alerts_sent,
+        }
+
+
+class Watch:
+    """One run over the deployment's installations."""
+
+    def __init__(
+        self,
+        config: WatchConfig,
+        health_check: HealthCheck,
+        *,
+        secretsmanager: Any | None = None,
+        sns: Any | None = None,
+    ) -> None:
+        self.config = config
+        self.health_check = health_check
+        self._secretsmanager = secretsmanager or client("secretsmanager")
+        self._sns = sns
+        self._renewal_checked: set[str] = set()
+
+    def run(self, *, now: datetime | None = None) -> WatchReport:
+        """Check the installations ``concurrency`` at a time (each waits mostly on Kion and
+        SES), then act on what was found, one installation after the other."""
+        now = now or datetime.now(UTC)
+        report = WatchReport()
+        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+            found = list(
+                pool.map(
+                    lambda secret_arn: self.health_check.check(secret_arn, now=now),
+                    list(self.installation_secrets()),
+                )
+            )
+        for health in found:
+            self._renew_if_due(health, report)
+            _record(health)
+            report.checked.append(health)
+            if health.verdict == FAILING:
+                self._alert(health)
+                report.alerts_sent += 1
+            logger.info(
+                "Installation checked",
+                installation=health.installation,
+                verdict=health.verdict,
+                failing=health.failing,
+                unchecked=health.unchecked,
+            )
+        metrics.add_metric("InstallationsChecked", MetricUnit.Count, len(report.checked))
+        metrics.add_metric(
+            "InstallationsFailing",
+            MetricUnit.Count,
+            sum(1 for health in report.checked if health.verdict == FAILING),
+        )
+        return report
+
+    def installation_secrets(self) -> Iterator[str]:
+        """The ARNs of this deployment's installation secrets: named with its prefix and
+        carrying its tag (the Kion API key secrets have another prefix)."""
+        request: dict[str, Any] = {
+            "Filters": [{"Key": "name", "Values": [self.config.secret_prefix]}],
+            "MaxResults": 100,
+        }
+        while True:
+            with aws_call("secretsmanager:ListSecrets", self.config.secret_prefix):
+                page = self._secretsmanager.list_secrets(**request)
+            for entry in page.get("SecretList", []):
+                tags = {tag.get("Key"): tag.get("Value") for tag in entry.get("Tags", [])}
+                if entry.get("Name", "").startswith(self.config.secret_prefix) and (
+                    tags.get(DEPLOYMENT_TAG) == self.config.deployment
+                ):
+                    yield entry["ARN"]
+            if not page.get("NextToken"):
+                return
+            request["NextToken"] = page["NextToken"]
+
+    def _renew_if_due(self, health: InstallationHealth, report: WatchReport) -> None:
+        """Start the renewal of the installation's Kion API key when it is due (once per key
+        secret and run: installations may share a key)."""
+        key_secret = health.kion_api_key_secret_id
+        finding = health.checks.get("kion_api_key")
+        if not (key_secret and finding and finding.ok and health.kion_api_key_renewal_due):
+            return
+        if key_secret in self._renewal_checked or "kion_api_key_renewal" in health.checks:
+            return  # started for another installation, or one is pending (the check judges it)
+        self._renewal_checked.add(key_secret)
+        try:
+            version_id = ApiKeySecret(key_secret, self._secretsmanager).start_renewal()
+        except ClientError as error:
+            if error_code(error) == "InvalidRequestException":  # a renewal still in progress
+                health.checks["kion_api_key_renewal"] = Finding(
+                    True, "a renewal of the Kion API key is already in progress"
+                )
+                return
+            health.checks["kion_api_key_renewal"] = Finding(
+                False,
+                f"the renewal of the Kion API key could not start ({error_code(error)})",
+                "Check that rotation is attached to the Kion API key secret with the renewal "
+                "function (the stack does this), then wait for the next watch.",
+            )
+            return
+        except RotationError as error:
+            health.checks["kion_api_key_renewal"] = Finding(False, error.cause, error.fix)
+            return
+        report.renewals_started[key_secret] = version_id
+        health.checks["kion_api_key_renewal"] = Finding(
+            True, f"renewal of the Kion API key started (version {version_id})"
+        )
+        logger.info("Kion API key renewal started", installation=health.installation)
+
+    def _alert(self, health: InstallationHealth) -> None:
+        if not self.config.alert_topic_arn:
+            return
+        sns = self._sns or client("sns")
+        with aws_call("sns:Publish", self.config.alert_topic_arn):
+            sns.publish(
+                TopicArn=self.config.alert_topic_arn,
+                Subject=f"Kion installation {health.installation}: failing"[:100],
+                Message=health.alert(),
+            )
+
+
+def _record(health: InstallationHealth) -> None:
+    values: dict[str, tuple[MetricUnit, float]] = {
+        "Healthy": (MetricUnit.Count, 1.0 if health.verdict == HEALTHY else 0.0),
+        "ChecksFailing": (MetricUnit.Count, float(len(health.failing))),
+        "ChecksUnchecked": (MetricUnit.Count, float(len(health.unchecked))),
+    }
+    if health.days_since_rotation is not None:
+        values["DaysSinceRotation"] = (MetricUnit.Count, health.days_since_rotation)
+    if health.kion_api_key_days_left is not None:
+        values["KionApiKeyDaysLeft"] = (MetricUnit.Count, health.kion_api_key_days_left)
+    put_installation_metrics(health.installation, values)

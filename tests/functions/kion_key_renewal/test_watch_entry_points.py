@@ -1,0 +1,68 @@
+"""What the watch calls: the stored key's life (is a renewal due?) and the start of a renewal,
+which runs through Secrets Manager's RotateSecret like any rotation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kion_key_world import KeyRenewalWorld
+
+from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.installation_secret import InstallationSecret
+from ses_smtp_rotator.functions.kion_key_renewal.handler import lambda_handler
+from ses_smtp_rotator.functions.kion_key_renewal.key_life import KeyLife, stored_key_life
+from ses_smtp_rotator.functions.kion_key_renewal.key_secret import ApiKeySecret
+from ses_smtp_rotator.local.kion_server import KionStandIn
+from ses_smtp_rotator.local.moto_rotation import MotoRotateSecretHook
+from ses_smtp_rotator.local.rotation_service import in_process_function
+
+RENEWAL_FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:kion-key-renewal"
+
+
+@pytest.fixture
+def rotate_secret_runs_the_renewal(aws: None) -> Iterator[MotoRotateSecretHook]:
+    """moto's RotateSecret, for the renewal function, runs it as Secrets Manager would."""
+    hook = MotoRotateSecretHook(in_process_function(lambda_handler), RENEWAL_FUNCTION).install()
+    yield hook
+    hook.wait_idle(timeout=30)
+    hook.uninstall()
+
+
+def test_a_key_past_half_its_life_is_due_and_a_started_renewal_replaces_it(
+    renewal: KeyRenewalWorld,
+    kion: KionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    rotate_secret_runs_the_renewal: MotoRotateSecretHook,
+) -> None:
+    kion.app_config["app_api_key_lifespan"] = 14
+    installation = InstallationSecret.parse(
+        json.dumps(renewal.smtp.version_fields(VersionStage="AWSCURRENT"))
+    )
+    created = kion.clock()
+    config = RotationConfig.from_environment()
+
+    def life_at(days: float) -> KeyLife:
+        later = created + days * 86_400
+        monkeypatch.setattr(kion, "clock", lambda: later)
+        moment = datetime.fromtimestamp(later, UTC)
+        return stored_key_life(installation, config, now=moment, renew_after=timedelta(30))
+
+    assert not life_at(6.9).due
+    life = life_at(7.1)
+    assert life.due
+    assert life.days_left == pytest.approx(6.9, abs=0.01)
+
+    old = renewal.current()
+    renewal.secretsmanager.rotate_secret(  # attached without rotating: a configuration check
+        SecretId=renewal.secret_id, RotationLambdaARN=RENEWAL_FUNCTION, RotateImmediately=False
+    )
+    version_id = ApiKeySecret(renewal.secret_id).start_renewal()
+    assert rotate_secret_runs_the_renewal.wait_idle(timeout=30)
+    assert rotate_secret_runs_the_renewal.failures == []
+    assert "AWSCURRENT" in renewal.stages()[version_id]
+    assert renewal.current_works()
+    assert renewal.record(old["api_key_id"]) is None
+    assert not life_at(7.2).due  # the new key's life starts now
