@@ -123,7 +123,7 @@ def test_a_failed_rotation_is_shown_with_its_error_and_what_to_do(rotated, capsy
     assert "rejected the App API key (401)" in output
     assert "the function last touched it" in output
     # Secrets Manager may retry it at any moment: no command to give it up yet.
-    assert "update-secret-version-stage" not in output
+    assert "ses-smtp-rotator abandon" not in output
     assert "Do not give it up yet" in output
     assert_no_secret(output, rotated)
 
@@ -254,7 +254,7 @@ def test_a_rotation_in_progress(rotated, capsys):
     assert code == EXIT_IN_PROGRESS, output
     assert "✓ Pending rotation a rotation is in progress" in output
     assert "the function last touched it" in output
-    assert "update-secret-version-stage" not in output
+    assert "ses-smtp-rotator abandon" not in output
     assert "timeout 300 s (default: lambda:GetFunctionConfiguration" in output
 
 

@@ -12,9 +12,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 from watch_world import LIMITS, WatchedWorld, key_secret_value
 
+from ses_smtp_rotator.functions.quiet_period import GRACE
 from ses_smtp_rotator.functions.services import aws_clients as aws
 from ses_smtp_rotator.functions.watch.handler import lambda_handler
-from ses_smtp_rotator.functions.watch.health import FAILING, GRACE, HEALTHY, HealthLimits
+from ses_smtp_rotator.functions.watch.health import FAILING, HEALTHY, HealthLimits
 
 KEYS = "/api/v3/app-api-key"
 
