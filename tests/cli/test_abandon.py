@@ -132,3 +132,16 @@ def test_abandon_without_yes_and_without_a_terminal_asks_for_it(world, capsys):
         SecretId=installation(world).secret_arn
     )["VersionIdsToStages"]
     assert "AWSPENDING" in stages[version]
+
+
+def test_a_stuck_kion_api_key_renewal_is_given_up_and_may_start_again(world, capsys):
+    key_secret = installation(world).kion_api_key_secret_arn
+    version = leave_rotation_pending(world, made_ago=1000, secret_arn=key_secret)
+
+    code, output = run_cli(capsys, "abandon", installation(world).secret_name, "--yes")
+
+    assert code == EXIT_OK, output
+    assert f"Gave up the Kion API key renewal to version {version}" in output
+    assert "The next renewal may start now" in output
+    stages = world.client("secretsmanager").describe_secret(SecretId=key_secret)
+    assert "AWSPENDING" not in stages["VersionIdsToStages"].get(version, [])

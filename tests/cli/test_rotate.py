@@ -108,7 +108,7 @@ def test_a_rotation_the_function_left_alone_past_its_timeout_is_stuck(world, cap
     assert "has not touched it for 8" in output  # 800 s and counting
     assert "the function's log" in output
     assert "300 s (default: lambda:GetFunctionConfiguration answered" in output
-    assert f"--remove-from-version-id {version}" in output
+    assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
     assert "following it" not in output
 
 
@@ -131,7 +131,8 @@ def test_without_logs_the_pending_versions_age_decides(world, capsys):
 
     assert code == EXIT_FAILED, output
     assert "the pending version's age" in output
-    assert f"--remove-from-version-id {version}" in output
+    assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
+    assert f"version {version}" in output
 
 
 def test_the_functions_configured_timeout_is_used_when_it_can_be_read(world, capsys):
@@ -273,7 +274,7 @@ def test_a_followed_rotation_the_function_stops_touching_is_reported_stuck(world
     assert "createSecret  Step finished" in output  # its history, from its first step
     assert "✗ The function has not touched the rotation for" in output
     assert "1 s (the function's configuration)" in output
-    assert f"--remove-from-version-id {version}" in output
+    assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
 
 
 def test_a_kion_api_key_secret_with_its_renewal_attached_is_not_rotated(world, capsys):

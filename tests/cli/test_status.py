@@ -143,7 +143,7 @@ def test_a_failure_the_function_left_alone_past_its_timeout_can_be_given_up(worl
     assert code == EXIT_FAILED
     assert f"the rotation to version {version} failed in setSecret" in output
     assert "has not touched it for 9" in output
-    assert "--version-stage AWSPENDING --remove-from-version-id" in output
+    assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
 
     # What status says to do works: give the rotation up and rotate again.
     report = json.loads(status(capsys, installation(world).secret_name, "--json")[1])
@@ -170,7 +170,7 @@ def test_a_rotation_left_alone_past_the_function_timeout_is_stuck(rotated, capsy
     assert code == EXIT_FAILED, output
     assert f"the rotation to version {version} is stuck" in output
     assert "timeout 300 s (default: lambda:GetFunctionConfiguration answered" in output
-    assert f"--remove-from-version-id {version}" in output
+    assert f"ses-smtp-rotator abandon {installation(rotated).secret_name}" in output
 
 
 def test_kion_refusing_the_api_key_fails_status(rotated, capsys):

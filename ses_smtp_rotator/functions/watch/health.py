@@ -526,10 +526,9 @@ class HealthCheck:
             timeout=self.limits.function_timeout,
             now=now,
             advice="The renewal function's log names the step that failed and its cause (alarm "
-            "KionApiKeyRenewalErrors). Once fixed, give the renewal up with `aws secretsmanager "
-            f"update-secret-version-stage --secret-id {key_secret_id} --version-stage "
-            f"AWSPENDING --remove-from-version-id {version_id}`: the next watch starts another, "
-            "whose createSecret deletes the key this one made.",
+            "KionApiKeyRenewalErrors). Once fixed, give the renewal up with `ses-smtp-rotator "
+            f"abandon {health.secret_id}`: the next watch starts another, whose createSecret "
+            "deletes the key this one made.",
             subject="renewal of the Kion API key",
         )
 

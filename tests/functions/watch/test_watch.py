@@ -188,7 +188,7 @@ def test_a_kion_key_renewal_left_pending_is_flagged_and_not_started_again(
     assert health.failing == ["kion_api_key_renewal"]
     finding = health.checks["kion_api_key_renewal"]
     assert f"the renewal of the Kion API key to version {token} is stuck" in finding.summary
-    assert f"--remove-from-version-id {token}" in (finding.fix or "")
+    assert f"ses-smtp-rotator abandon {health.secret_id}" in (finding.fix or "")
     [alert] = watched.alerts()
     assert "kion_api_key_renewal" in alert
     assert key_secret_value(watched)["api_key"] not in alert
