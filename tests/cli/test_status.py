@@ -341,3 +341,13 @@ def test_kion_sending_through_another_region_is_a_problem(rotated, capsys):
     ok_code, ok_output = status(capsys, installation(rotated).secret_name)
     assert ok_code == EXIT_OK, ok_output
     assert "✓ Kion's SMTP host" in ok_output
+
+
+def test_aws_region_alone_names_the_region(world, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", REGION)
+
+    code, output = status(capsys, installation(world).secret_name, "--no-watch")
+
+    assert "No AWS region is set" not in output
+    assert code != EXIT_SETUP, output
