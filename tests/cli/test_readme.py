@@ -3,6 +3,7 @@ schema, settings, the errors troubleshooting explains, and every link between th
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -138,3 +139,29 @@ def test_every_function_setting_is_documented():
     assert variables
     documented = page("secrets.md")
     assert not [name for name in variables if f"| `{name}` |" not in documented]
+
+
+def command_line_refusals() -> list[str]:
+    """The opening words of every refusal the command line raises (SetupError, NotFoundError)."""
+    openings = []
+    for path in (ROOT / "ses_smtp_rotator" / "cli").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) in {"SetupError", "NotFoundError"}
+                and node.args
+            ):
+                continue
+            message = node.args[0]
+            parts = message.values if isinstance(message, ast.JoinedStr) else [message]
+            texts = [p.value for p in parts if isinstance(p, ast.Constant)]
+            if texts:  # a message passed on from elsewhere (error.cause) is documented there
+                openings.append(" ".join(max(texts, key=len).split()[:5]))
+    return openings
+
+
+def test_every_refusal_of_the_command_line_is_in_troubleshooting():
+    table = page("troubleshooting.md")
+    openings = command_line_refusals()
+    assert len(openings) >= 10
+    assert not [opening for opening in openings if opening not in table]
