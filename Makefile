@@ -60,7 +60,7 @@ SAFETY_WORKERS ?= auto
 safety: $(PY_STAMP) $(KION_OPENAPI)
 	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
 
-# Mutation testing, not part of `make test` or CI (the README says how long it takes): mutmut
+# Mutation testing, not in `make test` or CI (docs/development.md says how long it takes): mutmut
 # mutates the rotation function's step logic in a scratch copy (build/mutation, its package under
 # src/), runs the rotation and safety tests named in tests/safety/mutmut.toml against each mutant,
 # and prints the score. The scratch copy is kept: a later `make mutate` refreshes the code and

@@ -336,14 +336,14 @@ def test_port_25_needs_the_endpoint_in_the_installations_own_region() -> None:
 # -- the deploy guide's examples ----------------------------------------------------------
 
 
-def readme_installations_example() -> dict[str, Any]:
+def deploy_guide_installations_example() -> dict[str, Any]:
     """The settings of the deploy guide's example with two installations."""
     block = re.search(r"```json\n(\"installations\": \[.*?)\n```", DEPLOY_GUIDE, flags=re.S)
     assert block, "the deploy guide's deploy example is gone"
     return json.loads("{" + block.group(1) + "}")
 
 
-def readme_govcloud_overrides() -> dict[str, Any]:
+def deploy_guide_govcloud_overrides() -> dict[str, Any]:
     """The -c overrides of the deploy guide's GovCloud command."""
     installations = re.search(r"^GOV_INSTALLATIONS='(.*)'$", DEPLOY_GUIDE, flags=re.M)
     command = re.search(r"^make deploy ARGS=\"(.*)\"$", DEPLOY_GUIDE, flags=re.M)
@@ -362,8 +362,8 @@ def readme_govcloud_overrides() -> dict[str, Any]:
     return overrides
 
 
-def test_the_readme_example_synthesizes_as_shown() -> None:
-    example = readme_installations_example()
+def test_the_deploy_guide_example_synthesizes_as_shown() -> None:
+    example = deploy_guide_installations_example()
     settings = load_settings({**cdk_json_context(), **example})
     assert [i.name for i in settings.installations] == ["prod", "eu"]
     app = synthesize(example)
@@ -371,8 +371,8 @@ def test_the_readme_example_synthesizes_as_shown() -> None:
     assert len(app.resources("AWS::Scheduler::Schedule")) == 3  # two rotations and the watch
 
 
-def test_the_readme_govcloud_example_synthesizes_in_its_own_partition() -> None:
-    overrides = readme_govcloud_overrides()
+def test_the_deploy_guide_govcloud_example_synthesizes_in_its_own_partition() -> None:
+    overrides = deploy_guide_govcloud_overrides()
     assert overrides["installations"].startswith("[")  # JSON text, as -c passes it
     settings = load_settings({**cdk_json_context(), **overrides})
     assert settings.region == "us-gov-west-1"
@@ -384,14 +384,14 @@ def test_the_readme_govcloud_example_synthesizes_in_its_own_partition() -> None:
     assert "arn:aws-us-gov:lambda:us-gov-west-1:" in json.dumps(layers)
 
 
-def test_the_readme_govcloud_installation_is_refused_in_a_commercial_stack() -> None:
-    overrides = readme_govcloud_overrides()
+def test_the_deploy_guide_govcloud_installation_is_refused_in_a_commercial_stack() -> None:
+    overrides = deploy_guide_govcloud_overrides()
     message = refusal({**cdk_json_context(), "installations": overrides["installations"]})
     assert "installations[0].sesRegion" in message
     assert "one stack per partition" in message
 
 
-def test_the_readme_message_example_is_the_one_synthesis_gives() -> None:
+def test_the_deploy_guide_message_example_is_the_one_synthesis_gives() -> None:
     quoted = re.search(
         r"`(Setting installations\[2\]\.sesRegion: .*?)\.\.\.`", DEPLOY_GUIDE, flags=re.S
     )
