@@ -1,5 +1,5 @@
 """The README and the documentation site stay true to the code: their commands, exit codes, secret
-schema, settings, the errors troubleshooting explains, and every link between them."""
+schema, function and cdk.json settings, the errors troubleshooting explains, and every link."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ses_smtp_rotator import functions
+from ses_smtp_rotator.cdk import context_settings as cdk_json
 from ses_smtp_rotator.cli import exit_codes
 from ses_smtp_rotator.functions import config, errors
 from ses_smtp_rotator.functions import installation_secret as settings
@@ -165,3 +166,21 @@ def test_every_refusal_of_the_command_line_is_in_troubleshooting():
     openings = command_line_refusals()
     assert len(openings) >= 10
     assert not [opening for opening in openings if opening not in table]
+
+
+def cdk_json_settings() -> list[str]:
+    """Every cdk.json setting the app reads, nested ones by path (rotationSchedule.enabled)."""
+    nested = {"rotationSchedule", "installations", "vpc"}
+    return [
+        *(key for key in cdk_json.SETTING_KEYS if key not in nested),
+        "installations",
+        "vpc",
+        *(f"rotationSchedule.{key}" for key in cdk_json.SCHEDULE_KEYS),
+        *cdk_json.INSTALLATION_KEYS,
+        *cdk_json.VPC_KEYS,
+    ]
+
+
+def test_every_cdk_json_setting_is_in_the_deploy_guide():
+    guide = page("deploying.md")
+    assert not [key for key in cdk_json_settings() if f"| `{key}` |" not in guide]
