@@ -351,3 +351,11 @@ def test_aws_region_alone_names_the_region(world, capsys, monkeypatch):
 
     assert "No AWS region is set" not in output
     assert code != EXIT_SETUP, output
+
+
+def test_json_carries_the_function_timeout_as_a_number(world, capsys):
+    code, output = status(capsys, installation(world).secret_name, "--json", "--no-watch")
+
+    report = json.loads(output)
+    assert report["function_timeout_seconds"] == 300
+    assert code != EXIT_SETUP
