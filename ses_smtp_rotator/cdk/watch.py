@@ -85,7 +85,7 @@ class InstallationWatch(Construct):
         imported_user_arns: Sequence[str] = (),
         log_level: str = "INFO",
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         encryption_key: kms.IKey | None = None,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
