@@ -479,7 +479,12 @@ def _retention(value: Any) -> logs.RetentionDays:
 
 
 def _removal_policy(value: Any) -> RemovalPolicy:
-    policies = {"retain": RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE, "destroy": RemovalPolicy.DESTROY}
+    # retain keeps what a stack delete leaves, yet a rolled-back create removes it (a retry
+    # would otherwise meet its fixed name "already exists").
+    policies = {
+        "retain": RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        "destroy": RemovalPolicy.DESTROY,
+    }
     if value not in policies:
         _refuse("removalPolicy", value, "is not a removal policy", "use retain or destroy")
     return policies[value]
