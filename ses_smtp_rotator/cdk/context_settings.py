@@ -126,7 +126,7 @@ class AppSettings:
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
     ses_accept_timeout: Duration = field(default_factory=lambda: Duration.seconds(120))
     function_timeout: Duration = field(default_factory=lambda: Duration.seconds(300))
-    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
     watch_schedule: str = DEFAULT_WATCH_SCHEDULE
 
 
@@ -479,7 +479,12 @@ def _retention(value: Any) -> logs.RetentionDays:
 
 
 def _removal_policy(value: Any) -> RemovalPolicy:
-    policies = {"retain": RemovalPolicy.RETAIN, "destroy": RemovalPolicy.DESTROY}
+    # retain keeps what a stack delete leaves, yet a rolled-back create removes it (a retry
+    # would otherwise meet its fixed name "already exists").
+    policies = {
+        "retain": RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        "destroy": RemovalPolicy.DESTROY,
+    }
     if value not in policies:
         _refuse("removalPolicy", value, "is not a removal policy", "use retain or destroy")
     return policies[value]

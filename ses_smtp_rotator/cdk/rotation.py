@@ -86,7 +86,7 @@ class SesSmtpRotation(Construct):
         memory_size: int = 256,
         log_level: str = "INFO",
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -174,7 +174,11 @@ class SesSmtpRotation(Construct):
             encryption_key=encryption_key,
         )
 
-        self.schedule_group = scheduler.ScheduleGroup(self, "Schedules")
+        # Named by CDK from its path and kept after a stack delete (CDK's default for a
+        # group), but removed by a rolled-back create so that the next deploy can make it again.
+        self.schedule_group = scheduler.ScheduleGroup(
+            self, "Schedules", removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+        )
         self.scheduler_role = self._scheduler_role()
 
         alerts = RotationAlerts(
