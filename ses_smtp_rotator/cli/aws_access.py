@@ -92,8 +92,8 @@ def asking(action: str, resource: str) -> Iterator[None]:
         if code in _ACCESS_DENIED:
             raise SetupError(
                 f"Your AWS identity may not call {action} on {resource} (AccessDenied).",
-                f"Use a profile or role that is allowed {action} (see the README's security "
-                "model for what the operator role needs).",
+                f"Use a profile or role that is allowed {action} (the docs' Security model page "
+                "says what the operator role needs).",
             ) from None
         if code in _EXPIRED:
             raise SetupError(
