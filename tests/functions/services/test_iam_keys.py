@@ -8,7 +8,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
-from moto import mock_aws
 
 from ses_smtp_rotator.functions.services import aws_clients
 from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
@@ -17,18 +16,31 @@ USER = "ses-smtp-user"
 
 
 @pytest.fixture
-def iam(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        aws_clients.client.cache_clear()
-        aws_clients.single_attempt_client.cache_clear()
-        iam = boto3.client("iam")
-        iam.create_user(UserName=USER)
-        yield iam
-        aws_clients.client.cache_clear()
-        aws_clients.single_attempt_client.cache_clear()
+def iam(aws: None) -> Any:
+    """IAM (moto) with the SES SMTP user. The function's cached clients are left as they are:
+    other tests' fault injectors and warm readers hold them."""
+    iam = boto3.client("iam")
+    iam.create_user(UserName=USER)
+    return iam
+
+
+@pytest.fixture
+def single_attempt_iam() -> Iterator[Any]:
+    """The function's own single-attempt IAM client; handlers a test registers on it are taken
+    off again afterwards, so no other test sees them."""
+    client = aws_clients.single_attempt_client("iam")
+    registered: list[tuple[str, Any]] = []
+    register = client.meta.events.register
+
+    def tracked(event_name: str, handler: Any, *args: Any, **kwargs: Any) -> None:
+        registered.append((event_name, handler))
+        register(event_name, handler, *args, **kwargs)
+
+    client.meta.events.register = tracked
+    yield client
+    client.meta.events.register = register
+    for event_name, handler in registered:
+        client.meta.events.unregister(event_name, handler)
 
 
 def drop_replies(client: Any, count: int) -> list[str]:
@@ -45,9 +57,11 @@ def drop_replies(client: Any, count: int) -> list[str]:
     return made
 
 
-def test_a_lost_reply_leaves_no_orphan_and_returns_a_usable_key(iam: Any) -> None:
+def test_a_lost_reply_leaves_no_orphan_and_returns_a_usable_key(
+    iam: Any, single_attempt_iam: Any
+) -> None:
     keys = UserAccessKeys(USER)
-    orphans = drop_replies(aws_clients.single_attempt_client("iam"), count=1)
+    orphans = drop_replies(single_attempt_iam, count=1)
 
     created = keys.create()
 
@@ -59,9 +73,9 @@ def test_a_lost_reply_leaves_no_orphan_and_returns_a_usable_key(iam: Any) -> Non
     assert created.access_key_id not in orphans
 
 
-def test_the_create_is_never_resent_by_the_sdk(iam: Any) -> None:
+def test_the_create_is_never_resent_by_the_sdk(iam: Any, single_attempt_iam: Any) -> None:
     sent: list[str] = []
-    client = aws_clients.single_attempt_client("iam")
+    client = single_attempt_iam
     client.meta.events.register(
         "before-send.iam.CreateAccessKey", lambda **_: sent.append("CreateAccessKey")
     )
@@ -72,9 +86,9 @@ def test_the_create_is_never_resent_by_the_sdk(iam: Any) -> None:
     assert sent == ["CreateAccessKey", "CreateAccessKey"]  # the lost one, then the new one
 
 
-def test_keys_already_there_are_kept(iam: Any) -> None:
+def test_keys_already_there_are_kept(iam: Any, single_attempt_iam: Any) -> None:
     held = iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
-    drop_replies(aws_clients.single_attempt_client("iam"), count=1)
+    drop_replies(single_attempt_iam, count=1)
 
     created = UserAccessKeys(USER).create()
 
