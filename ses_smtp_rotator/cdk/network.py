@@ -1,5 +1,5 @@
-"""The rotation function's place in a VPC: its security group (HTTPS to Kion and the AWS APIs,
-SMTP to SES) and, optionally, interface endpoints for SES SMTP and Secrets Manager."""
+"""The functions' place in a VPC: their security group (HTTPS to Kion and the AWS APIs, SMTP to
+SES) and, optionally, interface endpoints for SES SMTP, and for Secrets Manager with SQS."""
 
 from __future__ import annotations
 
@@ -76,16 +76,30 @@ class FunctionNetwork(Construct):
                     ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"SMTP to SES ({port})"
                 )
         if create_secrets_manager_endpoint:
-            endpoint = self._interface_endpoint(
+            self._add_api_endpoints()
+
+    def _add_api_endpoints(self) -> None:
+        """Secrets Manager's endpoint, and SQS's for the watch's queue: its scheduled run sends
+        one message per installation from inside the VPC (Lambda polls the queue from outside).
+        Without them both go through the NAT the functions need for IAM anyway. (The
+        descriptions keep the words they had when only the rotation function used them: a new
+        description would replace the endpoint's security group.)"""
+        for construct_id, service, name in (
+            (
                 "SecretsManagerEndpoint",
                 ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-                "Secrets Manager interface endpoint for the rotation function",
+                "Secrets Manager",
+            ),
+            ("SqsEndpoint", ec2.InterfaceVpcEndpointAwsService.SQS, "SQS"),
+        ):
+            endpoint = self._interface_endpoint(
+                construct_id, service, f"{name} interface endpoint for the rotation function"
             )
             self._allow(
                 endpoint,
                 443,
                 "HTTPS from the rotation function",
-                "HTTPS to the Secrets Manager endpoint",
+                f"HTTPS to the {name} endpoint",
             )
 
     def _add_ses_smtp_endpoint(self, region: str, ports: list[int]) -> None:

@@ -42,6 +42,7 @@ from ses_smtp_rotator.functions.telemetry import logger, metrics
 from ses_smtp_rotator.functions.watch.health import (
     FAILING,
     HEALTHY,
+    SES_UNREACHABLE_TAG,
     Finding,
     HealthCheck,
     HealthLimits,
@@ -207,6 +208,7 @@ class Watch:
 
     def _act(self, health: InstallationHealth, report: WatchReport) -> None:
         self._renew_if_due(health, report)
+        self._remember_ses_reach(health)
         _record(health)
         report.checked.append(health)
         if health.verdict == FAILING:
@@ -273,6 +275,34 @@ class Watch:
             True, f"renewal of the Kion API key started (version {version_id})"
         )
         logger.info("Kion API key renewal started", installation=health.installation)
+
+    def _remember_ses_reach(self, health: InstallationHealth) -> None:
+        """Keep the secret's ``SES_UNREACHABLE_TAG`` in step with this check: set on the first
+        day SES SMTP could not be reached (the check stays unchecked), removed once SES answers.
+        A tag rather than a metric lookback: the check already reads it in DescribeSecret, it
+        is written only on the days the state changes, and it lives and dies with the secret."""
+        since, secret_id = health.ses_unreachable_since, health.secret_id
+        try:
+            if health.ses_reached is False and since is None:
+                with aws_call("secretsmanager:TagResource", secret_id):
+                    self._secretsmanager.tag_resource(
+                        SecretId=secret_id,
+                        Tags=[{"Key": SES_UNREACHABLE_TAG, "Value": health.checked_at.isoformat()}],
+                    )
+            elif health.ses_reached and since is not None:
+                with aws_call("secretsmanager:UntagResource", secret_id):
+                    self._secretsmanager.untag_resource(
+                        SecretId=secret_id, TagKeys=[SES_UNREACHABLE_TAG]
+                    )
+        except (ClientError, RotationError) as error:
+            cause = error.cause if isinstance(error, RotationError) else error_code(error)
+            health.checks["ses_reachability"] = Finding(
+                None,
+                f"could not record on the secret whether SES SMTP was reached ({cause}), so an "
+                "SES that stays out of reach is not reported as failing",
+                f"Allow secretsmanager:TagResource and UntagResource of tag {SES_UNREACHABLE_TAG} "
+                "on the installation secrets in the watch's role (the stack does this).",
+            )
 
     def _alert(self, health: InstallationHealth) -> None:
         if not self.config.alert_topic_arn:
