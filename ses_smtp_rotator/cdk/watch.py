@@ -104,6 +104,7 @@ class InstallationWatch(Construct):
             **powertools_environment(log_level),
             "DEPLOYMENT_NAME": deployment.name,
             "INSTALLATION_SECRET_PREFIX": deployment.secret_prefix,
+            "KION_API_KEY_SECRET_PREFIX": deployment.api_key_secret_prefix,
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
             "ALERT_TOPIC_ARN": topic.topic_arn,
         }
