@@ -23,6 +23,7 @@ They share no permissions, throttling, eventual consistency or KMS with the real
 renewal started is not run (Secrets Manager would invoke the renewal function).
 """
 
+# ruff: noqa: N803 (the doubles take boto3's parameter names: SecretId, VersionStage, ...)
 from __future__ import annotations
 
 import contextlib
@@ -195,7 +196,7 @@ class SecretsManagerDouble:
             raise _client_error("ResourceNotFoundException", operation)
         return secret
 
-    def list_secrets(self, *, Filters: list, MaxResults: int, NextToken: str = "0") -> dict:  # noqa: N803
+    def list_secrets(self, *, Filters: list, MaxResults: int, NextToken: str = "0") -> dict:
         self.clock.advance(AWS_CALL)
         prefix = Filters[0]["Values"][0]
         names = sorted(name for name in self.secrets if name.startswith(prefix))
@@ -219,11 +220,13 @@ class SecretsManagerDouble:
             entry["LastRotatedDate"] = secret.last_rotated
         return entry
 
-    def describe_secret(self, *, SecretId: str) -> dict:  # noqa: N803
+    def describe_secret(self, *, SecretId: str) -> dict:
         secret = self._find(SecretId, "DescribeSecret")
         return {**self._listed(secret), "VersionIdsToStages": secret.stages()}
 
-    def get_secret_value(self, *, SecretId: str, VersionStage: str = "", VersionId: str = "") -> dict:  # noqa: N803
+    def get_secret_value(
+        self, *, SecretId: str, VersionStage: str = "", VersionId: str = ""
+    ) -> dict:
         secret = self._find(SecretId, "GetSecretValue")
         stage = VersionStage or (CURRENT if not VersionId else "")
         for version_id, version in secret.versions.items():
@@ -240,7 +243,7 @@ class SecretsManagerDouble:
                 }
         raise _client_error("ResourceNotFoundException", "GetSecretValue")
 
-    def list_secret_version_ids(self, *, SecretId: str) -> dict:  # noqa: N803
+    def list_secret_version_ids(self, *, SecretId: str) -> dict:
         secret = self._find(SecretId, "ListSecretVersionIds")
         return {
             "Versions": [
@@ -249,22 +252,23 @@ class SecretsManagerDouble:
             ]
         }
 
-    def rotate_secret(self, *, SecretId: str) -> dict:  # noqa: N803
+    def rotate_secret(self, *, SecretId: str) -> dict:
         secret = self._find(SecretId, "RotateSecret")
-        if any(PENDING in v["stages"] and CURRENT not in v["stages"] for v in secret.versions.values()):
+        stages = secret.versions.values()
+        if any(PENDING in v["stages"] and CURRENT not in v["stages"] for v in stages):
             raise _client_error("InvalidRequestException", "RotateSecret")
         version_id = f"v{next(self._versions)}"
         secret.versions[version_id] = {"stages": [PENDING], "string": None, "created": _now()}
         self.renewals[secret.name] = self.clock.now
         return {"ARN": secret.arn, "Name": secret.name, "VersionId": version_id}
 
-    def tag_resource(self, *, SecretId: str, Tags: list[dict[str, str]]) -> dict:  # noqa: N803
+    def tag_resource(self, *, SecretId: str, Tags: list[dict[str, str]]) -> dict:
         secret = self._find(SecretId, "TagResource")
         keys = {tag["Key"] for tag in Tags}
         secret.tags = [t for t in secret.tags if t["Key"] not in keys] + list(Tags)
         return {}
 
-    def untag_resource(self, *, SecretId: str, TagKeys: list[str]) -> dict:  # noqa: N803
+    def untag_resource(self, *, SecretId: str, TagKeys: list[str]) -> dict:
         secret = self._find(SecretId, "UntagResource")
         secret.tags = [t for t in secret.tags if t["Key"] not in TagKeys]
         return {}
@@ -275,7 +279,7 @@ class IamDouble:
     clock: VirtualClock
     keys: dict[str, str] = field(default_factory=dict)  # user -> its one Active key's id
 
-    def list_access_keys(self, *, UserName: str) -> dict:  # noqa: N803
+    def list_access_keys(self, *, UserName: str) -> dict:
         self.clock.advance(AWS_CALL)
         if UserName not in self.keys:
             raise _client_error("NoSuchEntity", "ListAccessKeys", 404)
@@ -296,7 +300,7 @@ class SnsDouble:
     clock: VirtualClock
     subjects: list[str] = field(default_factory=list)
 
-    def publish(self, *, TopicArn: str, Subject: str, Message: str) -> dict:  # noqa: N803
+    def publish(self, *, TopicArn: str, Subject: str, Message: str) -> dict:
         self.clock.advance(AWS_CALL)
         self.subjects.append(Subject)
         return {"MessageId": str(len(self.subjects))}
@@ -307,7 +311,7 @@ class SqsDouble:
     clock: VirtualClock
     bodies: list[str] = field(default_factory=list)
 
-    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, str]]) -> dict:  # noqa: N803
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, str]]) -> dict:
         self.clock.advance(AWS_CALL)
         self.bodies.extend(entry["MessageBody"] for entry in Entries)
         return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
@@ -331,7 +335,9 @@ class KionNetwork:
         network = self
 
         class PoolManager:
-            def request(self, method: str, url: str, body: Any = None, headers: Any = None) -> _Response:
+            def request(
+                self, method: str, url: str, body: Any = None, headers: Any = None
+            ) -> _Response:
                 return network.request(method, url, headers or {}, timeout, retries)
 
         return PoolManager()
@@ -342,7 +348,7 @@ class KionNetwork:
         while True:
             if kion.behaviour == UNREACHABLE:  # the connection attempt is dropped
                 self.clock.advance(timeout.connect_timeout)
-                error: Exception = ConnectTimeoutError(None, f"Connection to {parts.hostname} timed out.")
+                error: Exception = ConnectTimeoutError(None, f"{parts.hostname}: timed out")
             elif kion.behaviour == HANGING:  # connected, and no answer ever comes
                 self.clock.advance(AWS_CALL + timeout.read_timeout)
                 error = ReadTimeoutError(None, url, "Read timed out.")
@@ -626,8 +632,6 @@ def _figures(
         invocation_seconds=sum(durations),
         invocations=len(durations),
         watch_hours=finished / 3600,
-        last_due_renewal_minutes=max(
-            (renewals[i.key_secret_name] for i in started), default=0.0
-        )
+        last_due_renewal_minutes=max((renewals[i.key_secret_name] for i in started), default=0.0)
         / 60,
     )
