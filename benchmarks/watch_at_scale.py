@@ -399,13 +399,13 @@ class FleetFigures:
 
     def detail(self) -> str:
         return (
-            f"  ({self.unreachable} Kions unreachable, {self.hanging} hanging; "
+            f"{self.unreachable} Kions unreachable, {self.hanging} hanging; "
             f"{self.invocations} invocations, {self.invocation_seconds:.0f} s = "
             f"{self.gb_seconds:.0f} GB-s at {self.memory_mb} MB; dispatch "
             f"{self.dispatch_seconds:.0f} s; all checked {self.watch_hours:.2f} h after the "
             f"schedule with {self.concurrency} at once; last due renewal started at "
             f"{self.last_due_renewal_minutes:.1f} min; alerts for others {self.alerts_for_others}; "
-            f"dead-lettered {self.dead_lettered})"
+            f"dead-lettered {self.dead_lettered}"
         )
 
 
