@@ -20,7 +20,11 @@ deployed. Only the outside systems are light in-process doubles whose calls cost
 - SES SMTP: a login accepted in ``SES_LOGIN`` seconds.
 
 They share no permissions, throttling, eventual consistency or KMS with the real services; the
-renewal started is not run (Secrets Manager would invoke the renewal function).
+renewal started is not run (Secrets Manager would invoke the renewal function). The simulated
+queue hands messages out exactly in the order sent, where a standard SQS queue does so roughly.
+``watch_one`` measures its budget in real time, which the virtual clock does not move, so the
+simulation cannot cut a check short: it reports the longest invocation instead, which must stay
+under the function's timeout for the figures to hold.
 """
 
 # ruff: noqa: N803 (the doubles take boto3's parameter names: SecretId, VersionStage, ...)

@@ -5,6 +5,7 @@ reported as unchecked with its cause."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from moto.secretsmanager.models import secretsmanager_backends
 from watch_world import DEPLOYMENT, LIMITS, PREFIX, WatchedWorld, key_secret_value
 
 from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.telemetry import SERVICE
 from ses_smtp_rotator.functions.watch import handler
 from ses_smtp_rotator.functions.watch.daily_watch import DEPLOYMENT_TAG, Watch, WatchConfig
 from ses_smtp_rotator.functions.watch.health import HEALTHY, UNCHECKED, HealthCheck
@@ -192,3 +194,26 @@ def test_an_installation_the_watch_cannot_handle_ends_in_the_dead_letter_queue_n
     assert received(deployed_watch) == []  # not dropped, and not delivered a third time:
     [kept] = received(dead_letters)
     assert json.loads(kept["body"])["installation"] == watched.smtp.secret_id
+
+
+def test_a_message_not_handled_is_logged_with_its_installation_and_cause(
+    watched: WatchedWorld, deployed_watch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERT_TOPIC_ARN", watched.topic_arn + "-deleted")
+    handler._config.cache_clear()
+    watched.kion.app_config["smtp_username"] = "AKIAHANDEDITED000000"  # failing: it alerts
+    handler.lambda_handler({"source": "aws.scheduler"}, _Context())
+    [record] = received(deployed_watch)
+    logged: list[logging.LogRecord] = []
+    collector = logging.Handler()
+    collector.emit = logged.append  # type: ignore[method-assign]
+    function_logger = logging.getLogger(SERVICE)
+    function_logger.addHandler(collector)
+    try:
+        handler.lambda_handler({"Records": [record]}, _Context())
+    finally:
+        function_logger.removeHandler(collector)
+    [failure] = [entry for entry in logged if entry.getMessage() == "Watch message not handled"]
+    assert failure.installation == watched.smtp.secret_id  # type: ignore[attr-defined]
+    assert failure.exc_info is not None
+    assert "NotFound" in str(failure.exc_info[1])  # the topic the alert could not reach
