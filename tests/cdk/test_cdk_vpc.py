@@ -140,7 +140,7 @@ def test_no_vpc_resources_without_vpc_settings(default_app: Synthesized) -> None
     assert "VpcConfig" not in function
 
 
-def test_with_private_aws_endpoints_the_watch_reaches_its_queue_through_an_sqs_endpoint(
+def test_an_sqs_endpoint_lets_the_watch_reach_its_queue_from_the_vpc(
     vpc_app: Synthesized,
 ) -> None:
     rotation = vpc_app.stack.rotation
