@@ -17,7 +17,11 @@ deployed. Only the outside systems are light in-process doubles whose calls cost
   connect timeout; a hanging one accepts it and never answers, which costs the read timeout. The
   client's own ``urllib3.Retry`` decides how often each is tried and how long it backs off, so
   the costs follow KION_TIMEOUT_SECONDS, KION_RETRIES and KION_RETRY_BACKOFF_SECONDS.
-- SES SMTP: a login accepted in ``SES_LOGIN`` seconds.
+- SES SMTP: a login accepted in ``SES_LOGIN`` seconds; out of reach, the SMTP timeout passes and
+  the connection error ``services/ses_smtp`` raises comes back.
+
+Over several days (``simulate(days=...)``) a day passing ends the renewals started (no longer
+pending) and moves the watch's own records one day into the past.
 
 They share no permissions, throttling, eventual consistency or KMS with the real services; the
 renewal started is not run (Secrets Manager would invoke the renewal function). The simulated
@@ -49,6 +53,7 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError
 from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 
+from ses_smtp_rotator.functions.errors import SmtpConnectionError
 from ses_smtp_rotator.functions.services import aws_clients, kion_settings
 from ses_smtp_rotator.functions.services.secrets_store import CURRENT, PENDING
 from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
@@ -140,6 +145,7 @@ class Installation:
     kion: SimulatedKion
     renewal_due: bool
     failing: bool  # Kion sends with a key someone typed in by hand
+    ses_reachable: bool = True
 
     @property
     def secret_name(self) -> str:
@@ -369,11 +375,14 @@ class FleetFigures:
     """What one simulated watch found and did."""
 
     installations: int
+    day: int
     unreachable: int
     hanging: int
     due_reachable: int
     renewals_started_due_reachable: int
     failing_reachable: int
+    """Installations whose failure the watch can see: Kion answers and sends with a key typed
+    in by hand, or (from the second day) SES SMTP stays out of reach."""
     alerts_for_failing: int
     alerts_for_others: int
     unchecked_without_reason: int
@@ -384,6 +393,7 @@ class FleetFigures:
     invocations: int
     watch_hours: float  # from the schedule's invocation to the last message handled
     last_due_renewal_minutes: float
+    ses_out_of_reach: int = 0
     function_timeout: float = FUNCTION_TIMEOUT
     memory_mb: int = MEMORY_MB
     concurrency: int = CONCURRENCY
@@ -444,6 +454,7 @@ class Fleet:
         hanging: float = 0.02,
         due: float = 0.3,
         failing: float = 0.05,
+        ses_unreachable: float = 0.0,
         seed: int = 25,
     ) -> None:
         self.clock = VirtualClock()
@@ -457,6 +468,7 @@ class Fleet:
         rng.shuffle(behaviours)
         now = _now()
         self.installations: list[Installation] = []
+        self.by_access_key: dict[str, Installation] = {}
         kions: dict[str, SimulatedKion] = {}
         for number, behaviour in enumerate(behaviours, start=1):
             name = f"kion-{number:05d}"
@@ -471,8 +483,11 @@ class Fleet:
                 api_key_id=number,
                 key_created=key_created,
             )
-            installation = Installation(name, kion, renewal_due, is_failing)
+            installation = Installation(
+                name, kion, renewal_due, is_failing, ses_reachable=rng.random() >= ses_unreachable
+            )
             self.installations.append(installation)
+            self.by_access_key[access_key_id] = installation
             host = f"{name}.kion.example"
             kions[host] = kion
             key_value = json.dumps({"api_key": kion.api_key, "api_key_id": number})
@@ -518,8 +533,14 @@ class Fleet:
             return found
 
         def ses_login(endpoint: Any, username: str, password: str) -> bool:
-            self.clock.advance(SES_LOGIN)
-            return True
+            if self.by_access_key[username].ses_reachable:
+                self.clock.advance(SES_LOGIN)
+                return True
+            self.clock.advance(endpoint.timeout)
+            raise SmtpConnectionError(
+                f"Could not talk to the SMTP server at {endpoint} (timed out).",
+                "Check that the function can reach it.",
+            )
 
         environment = {
             "DEPLOYMENT_NAME": DEPLOYMENT,
@@ -556,19 +577,40 @@ class Fleet:
                 aws_clients.client.cache_clear()
                 handler._config.cache_clear()
 
+    def a_day_passes(self) -> None:
+        """The renewals started have finished, and what the watch recorded happened a day ago."""
+        for secret in self.secretsmanager.secrets.values():
+            for version in secret.versions.values():
+                version["stages"] = [s for s in version["stages"] if s != PENDING]
+            for tag in secret.tags:
+                if tag["Key"] == health.SES_UNREACHABLE_TAG:
+                    since = datetime.fromisoformat(tag["Value"]) - timedelta(days=1)
+                    tag["Value"] = since.isoformat()
+        self.secretsmanager.renewals.clear()
+        self.sns.subjects.clear()
+        self.sqs.bodies.clear()
+
 
 def simulate(
-    count: int, *, tunables: dict[str, str] | None = None, **fleet_options: Any
+    count: int, *, days: int = 1, tunables: dict[str, str] | None = None, **fleet_options: Any
 ) -> FleetFigures:
-    """Run one daily watch over ``count`` installations (``fleet_options``: see ``Fleet``) and
-    return its figures."""
+    """Run the daily watch over ``count`` installations (``fleet_options``: see ``Fleet``) on
+    ``days`` days in a row and return the last day's figures."""
     fleet = Fleet(count, **fleet_options)
+    for day in range(1, days + 1):
+        if day > 1:
+            fleet.a_day_passes()
+        figures = _watch_once(fleet, day, tunables or {})
+    return figures
+
+
+def _watch_once(fleet: Fleet, day: int, tunables: dict[str, str]) -> FleetFigures:
     checked: list[health.InstallationHealth] = []
     clock = fleet.clock
     durations: list[float] = []
     handled_at: dict[str, float] = {}  # key secret -> timeline moment its renewal started
     dead_lettered: list[str] = []
-    with fleet.installed(checked, tunables or {}):
+    with fleet.installed(checked, tunables):
         began = clock.now
         handler.lambda_handler({"source": "aws.scheduler"}, _VirtualContext(clock))
         dispatch = clock.now - began
@@ -595,11 +637,12 @@ def simulate(
                     deliveries.append((body, delivery + 1))
                 else:
                     dead_lettered.append(json.loads(body)["installation"])
-    return _figures(fleet, checked, durations, handled_at, dead_lettered, max(free_at))
+    return _figures(fleet, day, checked, durations, handled_at, dead_lettered, max(free_at))
 
 
 def _figures(
     fleet: Fleet,
+    day: int,
     checked: list[health.InstallationHealth],
     durations: list[float],
     renewals: dict[str, float],
@@ -609,7 +652,11 @@ def _figures(
     installations = fleet.installations
     reachable = [i for i in installations if i.kion.behaviour == REACHABLE]
     due = [i for i in reachable if i.renewal_due]
-    failing = {f"Kion installation {i.name}: failing" for i in reachable if i.failing}
+    failing = {
+        f"Kion installation {i.name}: failing"
+        for i in installations
+        if (i.failing and i.kion.behaviour == REACHABLE) or (day > 1 and not i.ses_reachable)
+    }
     by_name = {h.installation: h for h in checked}
     dead = {name.rsplit(":secret:", 1)[-1].rsplit("-", 1)[0] for name in dead_lettered}
     without_reason = 0
@@ -622,6 +669,7 @@ def _figures(
     started = [i for i in due if i.key_secret_name in renewals]
     return FleetFigures(
         installations=len(installations),
+        day=day,
         unreachable=sum(1 for i in installations if i.kion.behaviour == UNREACHABLE),
         hanging=sum(1 for i in installations if i.kion.behaviour == HANGING),
         due_reachable=len(due),
@@ -638,4 +686,5 @@ def _figures(
         watch_hours=finished / 3600,
         last_due_renewal_minutes=max((renewals[i.key_secret_name] for i in started), default=0.0)
         / 60,
+        ses_out_of_reach=sum(1 for i in installations if not i.ses_reachable),
     )

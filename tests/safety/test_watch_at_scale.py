@@ -67,3 +67,16 @@ def test_the_fleet_is_the_same_on_every_run() -> None:
     ]
     behaviours = [i.kion.behaviour for i in first.installations]
     assert (behaviours.count(UNREACHABLE), behaviours.count(HANGING)) == (20, 4)
+
+
+def test_ses_out_of_reach_is_unchecked_on_the_first_day_and_alerted_on_the_second() -> None:
+    first = simulate(500, days=1, ses_unreachable=0.02)
+    second = simulate(500, days=2, ses_unreachable=0.02)
+    assert first.ses_out_of_reach == second.ses_out_of_reach > 0
+    assert first.alerts_for_others == 0  # no alert for SES out of reach on day 1
+    assert first.alerts_for_failing == first.failing_reachable
+    assert second.failing_reachable > first.failing_reachable  # SES's installations now fail
+    assert second.alerts_for_failing == second.failing_reachable
+    assert second.alerts_for_others == 0
+    assert second.renewals_started_due_reachable == second.due_reachable
+    assert second.unchecked_without_reason == 0
