@@ -569,7 +569,8 @@ def unreachable_ses_finding(summary: str, *, since: datetime | None, now: dateti
     once it has been out of reach since an earlier daily watch."""
     fix = (
         "Check the network path from the function to SES SMTP (security group, VPC endpoint or "
-        "NAT); port 25 works only through the SES SMTP VPC endpoint."
+        "NAT) and the secret's smtp_host and smtp_port; the first watch that reaches SES again "
+        "clears this."
     )
     if since is None or now - since < SES_UNREACHABLE_FAILING_AFTER:
         return Finding(None, summary, fix)
