@@ -26,14 +26,15 @@ pending) and moves the watch's own records one day into the past.
 They share no permissions, throttling, eventual consistency or KMS with the real services; the
 renewal started is not run (Secrets Manager would invoke the renewal function). The simulated
 queue hands messages out exactly in the order sent, where a standard SQS queue does so roughly.
-``watch_one`` measures its budget in real time, which the virtual clock does not move, so the
-simulation cannot cut a check short: it reports the longest invocation instead, which must stay
-under the function's timeout for the figures to hold.
+``watch_one`` waits for its check in a thread pool with the budget as timeout; here the pool runs
+the check at once and gives up, as the real wait would, when the check took longer in virtual
+time than the budget (the clock then reads the moment it gave up).
 """
 
 # ruff: noqa: N803 (the doubles take boto3's parameter names: SecretId, VersionStage, ...)
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import heapq
 import io
@@ -45,6 +46,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
@@ -423,6 +425,41 @@ class FleetFigures:
         )
 
 
+@dataclass
+class _VirtualFuture:
+    clock: VirtualClock
+    began: float
+    took: float
+    value: Any = None
+    error: BaseException | None = None
+
+    def result(self, timeout: float | None = None) -> Any:
+        if timeout is not None and self.took > timeout:
+            self.clock.now = self.began + timeout  # the wait gave up; the check runs on alone
+            raise concurrent.futures.TimeoutError
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class _VirtualPool:
+    """The thread pool ``watch_one`` waits for its check in, on the virtual clock."""
+
+    def __init__(self, clock: VirtualClock, max_workers: int = 1) -> None:
+        self.clock = clock
+
+    def submit(self, check: Any, *args: Any, **kwargs: Any) -> _VirtualFuture:
+        began = self.clock.now
+        try:
+            value = check(*args, **kwargs)
+        except Exception as error:
+            return _VirtualFuture(self.clock, began, self.clock.now - began, error=error)
+        return _VirtualFuture(self.clock, began, self.clock.now - began, value)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing runs on."""
+
+
 class _VirtualContext:
     """The Lambda context: the time left runs on the virtual clock."""
 
@@ -562,6 +599,7 @@ class Fleet:
                 kion_settings, "urllib3", SimpleNamespace(PoolManager=self.network.pool_manager)
             ),
             mock.patch.object(health, "try_login", ses_login),
+            mock.patch.object(daily_watch, "ThreadPoolExecutor", partial(_VirtualPool, self.clock)),
             mock.patch.object(daily_watch.Watch, "watch_one", collecting),
             contextlib.redirect_stdout(io.StringIO()),  # the metrics' EMF records
         ):
@@ -592,20 +630,31 @@ class Fleet:
 
 
 def simulate(
-    count: int, *, days: int = 1, tunables: dict[str, str] | None = None, **fleet_options: Any
+    count: int,
+    *,
+    days: int = 1,
+    tunables: dict[str, str] | None = None,
+    checked: list[health.InstallationHealth] | None = None,
+    **fleet_options: Any,
 ) -> FleetFigures:
     """Run the daily watch over ``count`` installations (``fleet_options``: see ``Fleet``) on
-    ``days`` days in a row and return the last day's figures."""
+    ``days`` days in a row and return the last day's figures; ``checked`` receives what the last
+    day found of each installation."""
     fleet = Fleet(count, **fleet_options)
+    found: list[health.InstallationHealth] = []
     for day in range(1, days + 1):
         if day > 1:
             fleet.a_day_passes()
-        figures = _watch_once(fleet, day, tunables or {})
+        found = []
+        figures = _watch_once(fleet, day, tunables or {}, found)
+    if checked is not None:
+        checked.extend(found)
     return figures
 
 
-def _watch_once(fleet: Fleet, day: int, tunables: dict[str, str]) -> FleetFigures:
-    checked: list[health.InstallationHealth] = []
+def _watch_once(
+    fleet: Fleet, day: int, tunables: dict[str, str], checked: list[health.InstallationHealth]
+) -> FleetFigures:
     clock = fleet.clock
     durations: list[float] = []
     handled_at: dict[str, float] = {}  # key secret -> timeline moment its renewal started

@@ -80,3 +80,22 @@ def test_ses_out_of_reach_is_unchecked_on_the_first_day_and_alerted_on_the_secon
     assert second.alerts_for_others == 0
     assert second.renewals_started_due_reachable == second.due_reachable
     assert second.unchecked_without_reason == 0
+
+
+def test_a_check_longer_than_its_invocation_allows_is_unchecked_with_its_cause() -> None:
+    """With a Kion read timeout of 300 s a hanging Kion costs 2406 s: each such check gives up at
+    its budget (the invocation's 900 s less 30 s kept for acting), its installation reported as
+    unchecked with that cause, and every other installation goes ahead."""
+    checked: list = []
+    figures = simulate(
+        100, unreachable=0.0, hanging=0.1, tunables={"KION_TIMEOUT_SECONDS": "300"}, checked=checked
+    )
+    unfinished = [health for health in checked if "watch" in health.checks]
+    assert len(unfinished) == figures.hanging == 10
+    for health in unfinished:
+        assert health.unchecked == ["watch"]
+        assert "did not finish within 870 s" in health.checks["watch"].summary
+    assert figures.longest_invocation == pytest.approx(870.0, abs=1.0)
+    assert figures.longest_invocation < figures.function_timeout
+    assert figures.renewals_started_due_reachable == figures.due_reachable
+    assert figures.unchecked_without_reason == 0
