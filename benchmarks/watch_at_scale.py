@@ -185,7 +185,7 @@ class SecretsManagerDouble:
         self.clock = clock
         self.secrets: dict[str, _Secret] = {}
         self._by_arn: dict[str, _Secret] = {}
-        self.renewals: dict[str, float] = {}  # key secret name -> virtual time RotateSecret ran
+        self.renewals: list[tuple[str, float]] = []  # (key secret, virtual time RotateSecret ran)
         self._versions = itertools.count(1)
 
     def add(self, name: str, value: str, *, created: datetime, rotated: datetime | None) -> str:
@@ -271,7 +271,7 @@ class SecretsManagerDouble:
             raise _client_error("InvalidRequestException", "RotateSecret")
         version_id = f"v{next(self._versions)}"
         secret.versions[version_id] = {"stages": [PENDING], "string": None, "created": _now()}
-        self.renewals[secret.name] = self.clock.now
+        self.renewals.append((secret.name, self.clock.now))
         return {"ARN": secret.arn, "Name": secret.name, "VersionId": version_id}
 
     def tag_resource(self, *, SecretId: str, Tags: list[dict[str, str]]) -> dict:
@@ -672,14 +672,13 @@ def _watch_once(
             position += 1
             slot = heapq.heappop(free_at)
             began = clock.now
-            renewals_before = dict(fleet.secretsmanager.renewals)
+            renewals_before = len(fleet.secretsmanager.renewals)
             record = {"messageId": f"m{position}", "body": body, "eventSource": "aws:sqs"}
             answer = handler.lambda_handler({"Records": [record]}, _VirtualContext(clock))
             took = clock.now - began
             durations.append(took)
-            for key_secret, moment in fleet.secretsmanager.renewals.items():
-                if key_secret not in renewals_before:
-                    handled_at[key_secret] = slot + (moment - began)
+            for key_secret, moment in fleet.secretsmanager.renewals[renewals_before:]:
+                handled_at[key_secret] = slot + (moment - began)
             heapq.heappush(free_at, slot + took)
             if answer["batchItemFailures"]:
                 if delivery < DELIVERIES:
