@@ -16,6 +16,8 @@ from importlib.metadata import PackageNotFoundError, version
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import SetupError
+from ses_smtp_rotator.cli.commands import adopt as adopt_command
+from ses_smtp_rotator.cli.commands import check as check_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
@@ -69,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     rotate_command.register(commands, common)
     status_command.register(commands, common)
     set_kion_key_command.register(commands)
+    adopt_command.register(commands)
+    check_command.register(commands)
     return parser
 
 
