@@ -1,5 +1,5 @@
-"""Onboarding: what an installation's settings are, found from a hand-configured Kion, and
-whether the first rotation can succeed, checked before anything is deployed.
+"""Onboarding: an installation's settings found from a hand-configured Kion, and whether the first
+rotation can succeed, checked before anything is deployed.
 
 ``adopt`` and ``check`` share it. Each precondition is one :class:`Finding` that passes, fails or
 cannot be told from here, with its cause and fix.
@@ -15,15 +15,20 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNCHECKED
-from ses_smtp_rotator.functions.errors import RotationError
-from ses_smtp_rotator.functions.services.kion_settings import KionClient, KionSmtpSettings
+from ses_smtp_rotator.functions.errors import KionPermissionError, RotationError
+from ses_smtp_rotator.functions.regions import partition_of, ses_regions
+from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
+from ses_smtp_rotator.functions.services.kion_settings import KionSmtpSettings
 from ses_smtp_rotator.functions.services.ses_hosts import SesSmtpHost, ses_smtp_host
+from ses_smtp_rotator.functions.services.ses_smtp import dialled_port
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "cannot tell"
 _MARKS = {PASS: "ok", FAIL: "FAIL", UNKNOWN: "?"}
-# Codes with which AWS (or a double that lacks the call) says the call is not there.
-_NOT_IMPLEMENTED = frozenset({"NotImplemented", "InvalidAction", "UnknownOperationException"})
+_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 IAM_KEY_LIMIT = 2
+DEFAULT_PORT = 587
+# Ports the construct takes as they are (25 is proven on 587: Lambda cannot dial it).
+_KEPT_PORTS = frozenset({465, 2465, 2587})
 
 
 class OnboardingError(RotationError):
@@ -59,18 +64,40 @@ class Adoption:
     def ses_region(self) -> str:
         return self.host.region
 
+    @property
+    def smtp_port(self) -> int:
+        """The port the installation declares: Kion's, except 25 (the function proves on 587)."""
+        port = self.smtp.port or DEFAULT_PORT
+        return port if port in _KEPT_PORTS else DEFAULT_PORT
+
     def reasons(self) -> list[str]:
         """Why each setting is what it is, in the operator's words."""
-        return [
-            f"Kion at {self.kion_url} sends through {self.smtp.host}:{self.smtp.port or 587} "
-            f"as {self.smtp.username}, from {self.smtp.from_address or '(no from address)'}.",
-            f"{self.host.host} is {self.host}, so ses_region is {self.ses_region}.",
-            f"IAM says access key {self.smtp.username} belongs to user {self.iam_user_name}.",
+        port = self.smtp.port or DEFAULT_PORT
+        found = [
+            f"Kion at {self.kion_url} sends through {self.smtp.host}:{port} as "
+            f"{self.smtp.username}, from {self.smtp.from_address or '(no from address)'}.",
+            f"{self.host}: sesRegion {self.ses_region}"
+            + ("" if self.host.kind == "public" else f", smtpHost {self.host.host}")
+            + ".",
+            f"IAM: access key {self.smtp.username} belongs to user {self.iam_user_name}.",
         ]
+        if port != self.smtp_port:
+            found.append(
+                f"Kion uses port {port}; the function proves the credential on "
+                f"{self.smtp_port} (Lambda cannot dial 25) and Kion may keep its port."
+            )
+        return found
 
 
 def ses_host_of(smtp: KionSmtpSettings, kion_url: str) -> SesSmtpHost:
     """The SES SMTP endpoint Kion sends through; an error when Kion is not on SES."""
+    if smtp.enabled is False:
+        raise OnboardingError(
+            f"Kion at {kion_url} has SMTP switched off (smtp_enabled is false), so it sends no "
+            "mail to rotate a credential for.",
+            "Switch SMTP on in Kion (Email and Notifications) with its SES settings, then run "
+            "adopt again.",
+        )
     found = ses_smtp_host(smtp.host or "")
     if found is None:
         raise OnboardingError(
@@ -93,13 +120,15 @@ def owner_of_key(iam: Any, access_key_id: str) -> str:
     try:
         user_name = iam.get_access_key_last_used(AccessKeyId=access_key_id).get("UserName")
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in ("AccessDenied", "AccessDeniedException"):
+        if _aws_code(error) in _ACCESS_DENIED:
             raise OnboardingError(
-                f"IAM refused iam:GetAccessKeyLastUsed on {access_key_id} to these credentials.",
-                "Run adopt with credentials allowed iam:GetAccessKeyLastUsed in the account "
-                "that owns Kion's key, or pass --iam-user-name.",
+                f"IAM refused iam:GetAccessKeyLastUsed on {access_key_id}: these credentials "
+                "may not call it, or the key belongs to another account.",
+                "Run adopt with credentials of the account that owns Kion's SES key, allowed "
+                "iam:GetAccessKeyLastUsed (--profile), or pass --iam-user-name.",
             ) from None
+        if _aws_code(error) != "NoSuchEntity":
+            raise
         user_name = None
     if not user_name:
         raise OnboardingError(
@@ -111,12 +140,10 @@ def owner_of_key(iam: Any, access_key_id: str) -> str:
     return str(user_name)
 
 
-def adopt(kion: KionClient, iam: Any, iam_user_name: str | None = None) -> Adoption:
-    """Read Kion's SMTP settings and derive the installation's settings from them."""
-    smtp = kion.smtp_settings()
-    host = ses_host_of(smtp, kion.kion_url)
-    user = iam_user_name or owner_of_key(iam, smtp.username)
-    return Adoption(kion.kion_url, smtp, host, user)
+def adopt(smtp: KionSmtpSettings, kion_url: str, iam: Any, iam_user_name: str | None) -> Adoption:
+    """The installation's settings from Kion's SMTP settings and IAM."""
+    host = ses_host_of(smtp, kion_url)
+    return Adoption(kion_url, smtp, host, iam_user_name or owner_of_key(iam, smtp.username))
 
 
 def _aws_code(error: ClientError) -> str:
@@ -125,20 +152,16 @@ def _aws_code(error: ClientError) -> str:
 
 def _cannot_ask(name: str, call: str, error: Exception) -> Finding:
     if isinstance(error, ClientError):
-        code = _aws_code(error)
-        if code in _NOT_IMPLEMENTED:
-            why = f"{call} is not answered here ({code})"
-        else:
-            why = f"{call} was refused: {code}"
+        why = f"{call} was refused: {_aws_code(error)}"
     else:
-        why = f"{call} failed before AWS answered: {error}"
+        why = f"{call} failed before AWS answered ({type(error).__name__})"
     return Finding(
-        name, UNKNOWN, why + ".", f"Run check with credentials allowed {call} in the SES account."
+        name, UNKNOWN, why + ".", f"Run the check with credentials allowed {call} (--profile)."
     )
 
 
 def check_ses_account(sesv2: Any, region: str) -> Finding:
-    """SES sending is enabled in ``region``, the account is out of the sandbox and not paused."""
+    """SES sending is enabled in ``region`` and the account is out of the sandbox."""
     name = "SES account"
     try:
         account = sesv2.get_account()
@@ -148,24 +171,29 @@ def check_ses_account(sesv2: Any, region: str) -> Finding:
         return Finding(
             name,
             FAIL,
-            f"sending is paused for the account in {region} (status "
-            f"{account.get('EnforcementStatus', 'unknown')}).",
-            f"Resolve the pause in the SES console of {region} (Account dashboard), then check "
-            "again.",
+            f"sending is paused for the account in {region} (enforcement status "
+            f"{account.get('EnforcementStatus', 'unknown')}): SES refuses every message.",
+            f"Resolve the pause in the SES console of {region} (Account dashboard), or resume "
+            f"sending (aws sesv2 put-account-sending-attributes --sending-enabled --region "
+            f"{region}) if your team paused it.",
         )
     if not account.get("ProductionAccessEnabled", False):
         return Finding(
             name,
             FAIL,
-            f"the account is in the SES sandbox in {region}: Kion may send only to verified "
-            "addresses.",
+            f"the account is in the SES sandbox in {region}: the rotation's proof would pass "
+            "(the mailbox simulator works there) but Kion's mail to unverified recipients is "
+            "refused.",
             f"Request production access for SES in {region} (SES console, Account dashboard).",
         )
     return Finding(name, PASS, f"sending enabled, production access in {region}.")
 
 
-def check_identity(sesv2: Any, region: str, from_address: str | None) -> Finding:
-    """Kion's from-address, or its domain, is a verified SES identity in ``region``."""
+def check_identity(
+    sesv2_in: Callable[[str], Any], region: str, from_address: str | None
+) -> Finding:
+    """Kion's from-address, or its domain, is a verified SES identity in ``region``;
+    ``sesv2_in(region)`` is an SES v2 client of a region."""
     name = "Sender identity"
     if not from_address or "@" not in from_address:
         return Finding(
@@ -174,76 +202,132 @@ def check_identity(sesv2: Any, region: str, from_address: str | None) -> Finding
             f"Kion's from address is {from_address or 'empty'}.",
             "Set Kion's SMTP from address to an address of a verified SES identity.",
         )
-    domain = from_address.rsplit("@", 1)[1]
-    refusals: list[Finding] = []
-    for identity in (from_address, domain):
+    identities = (from_address, from_address.rsplit("@", 1)[1])
+    try:
+        found = _identity(sesv2_in(region), identities)
+    except (ClientError, BotoCoreError) as error:
+        return _cannot_ask(name, "ses:GetEmailIdentity", error)
+    if found is not None and found[1]:
+        return Finding(name, PASS, f"{found[0]} is verified for sending in {region}.")
+    if found is not None:
+        return Finding(
+            name,
+            FAIL,
+            f"{found[0]} is an SES identity in {region} but not verified for sending: SES "
+            f"refuses mail from {from_address}.",
+            f"Finish verifying {found[0]} in SES {region} (its DNS records, or the link SES "
+            "mailed), then check again.",
+        )
+    elsewhere = _verified_elsewhere(sesv2_in, region, identities)
+    if elsewhere:
+        return Finding(
+            name,
+            FAIL,
+            f"neither {from_address} nor {identities[1]} is an SES identity in {region}, the "
+            f"region of Kion's SMTP host, but {elsewhere[1]} is verified in {elsewhere[0]}: SES "
+            "SMTP credentials and identities are bound to a region.",
+            f"Point Kion's SMTP host at email-smtp.{elsewhere[0]}... and run adopt again, or "
+            f"verify {identities[1]} in {region}.",
+        )
+    return Finding(
+        name,
+        FAIL,
+        f"neither {from_address} nor {identities[1]} is an SES identity in {region}: SES refuses "
+        f"mail from {from_address}.",
+        f"Verify {identities[1]} (or {from_address}) in SES {region}, then check again.",
+    )
+
+
+def _identity(sesv2: Any, identities: Iterable[str]) -> tuple[str, bool] | None:
+    """The first of ``identities`` SES knows, and whether it is verified for sending."""
+    for identity in identities:
         try:
             found = sesv2.get_email_identity(EmailIdentity=identity)
         except ClientError as error:
             if _aws_code(error) == "NotFoundException":
                 continue
-            refusals.append(_cannot_ask(name, "ses:GetEmailIdentity", error))
+            raise
+        return identity, bool(found.get("VerifiedForSendingStatus"))
+    return None
+
+
+def _verified_elsewhere(
+    sesv2_in: Callable[[str], Any], region: str, identities: tuple[str, str]
+) -> tuple[str, str] | None:
+    """Another region of the same partition where one of ``identities`` is verified."""
+    partition = partition_of(region)
+    for other in sorted(ses_regions()):
+        if other == region or partition is None or partition_of(other) != partition:
             continue
-        except BotoCoreError as error:
-            return _cannot_ask(name, "ses:GetEmailIdentity", error)
-        if found.get("VerifiedForSendingStatus"):
-            return Finding(name, PASS, f"{identity} is verified for sending in {region}.")
-        return Finding(
-            name,
-            FAIL,
-            f"{identity} is an SES identity in {region} but not verified for sending.",
-            f"Finish verifying {identity} in SES {region} (the DNS records or the link sent).",
-        )
-    if refusals:
-        return refusals[0]
-    return Finding(
-        name,
-        FAIL,
-        f"neither {from_address} nor {domain} is an SES identity in {region}.",
-        f"Verify {domain} (or {from_address}) in SES {region}, or point Kion at the region "
-        "where it is verified.",
-    )
+        try:
+            found = _identity(sesv2_in(other), identities)
+        except (ClientError, BotoCoreError):
+            continue  # a region the account has not opted into
+        if found is not None and found[1]:
+            return other, found[0]
+    return None
 
 
-def check_send_permission(iam: Any, user_arn: str, from_address: str | None) -> Finding:
-    """The IAM user may call ses:SendRawEmail as Kion's sender (policies, boundary, SCPs)."""
+def check_send_permission(
+    iam: Any, region: str, user_name: str, from_address: str | None
+) -> Finding:
+    """The IAM user may call ses:SendRawEmail as Kion's sender (its policies, its permissions
+    boundary and the organization's SCPs, as IAM's policy simulator weighs them)."""
     name = "Send permission"
-    context = (
-        [
-            {
-                "ContextKeyName": "ses:FromAddress",
-                "ContextKeyValues": [from_address],
-                "ContextKeyType": "string",
-            }
-        ]
-        if from_address
-        else []
-    )
+    try:
+        user_arn = str(iam.get_user(UserName=user_name)["User"]["Arn"])
+    except (ClientError, BotoCoreError) as error:
+        return _cannot_ask(name, "iam:GetUser", error)
+    sender = from_address or ""
+    partition, account = user_arn.split(":")[1], user_arn.split(":")[4]
     try:
         result = iam.simulate_principal_policy(
-            PolicySourceArn=user_arn, ActionNames=["ses:SendRawEmail"], ContextEntries=context
+            PolicySourceArn=user_arn,
+            ActionNames=["ses:SendRawEmail"],
+            ResourceArns=[f"arn:{partition}:ses:{region}:{account}:identity/{sender or '*'}"],
+            ContextEntries=[
+                {
+                    "ContextKeyName": "ses:FromAddress",
+                    "ContextKeyValues": [sender],
+                    "ContextKeyType": "string",
+                }
+            ],
         )
     except (ClientError, BotoCoreError) as error:
         return _cannot_ask(name, "iam:SimulatePrincipalPolicy", error)
-    evaluations = result.get("EvaluationResults", [])
-    decision = evaluations[0].get("EvalDecision", "implicitDeny") if evaluations else "none"
+    evaluation = (result.get("EvaluationResults") or [{}])[0]
+    decision = evaluation.get("EvalDecision", "implicitDeny")
     if decision == "allowed":
-        return Finding(name, PASS, f"{user_arn} may call ses:SendRawEmail.")
-    detail = evaluations[0] if evaluations else {}
-    if detail.get("OrganizationsDecisionDetail", {}).get("AllowedByOrganizations") is False:
-        why, fix = "a service control policy denies it", "Ask the organization's admins to allow"
+        return Finding(name, PASS, f"{user_name} may call ses:SendRawEmail from {sender}.")
+    if evaluation.get("OrganizationsDecisionDetail", {}).get("AllowedByOrganizations") is False:
+        why, fix = (
+            "a service control policy of the organization denies it",
+            ("Ask the organization's administrators to let the account use ses:SendRawEmail"),
+        )
     elif (
-        detail.get("PermissionsBoundaryDecisionDetail", {}).get("AllowedByPermissionsBoundary")
+        evaluation.get("PermissionsBoundaryDecisionDetail", {}).get("AllowedByPermissionsBoundary")
         is False
     ):
-        why, fix = "the user's permissions boundary denies it", "Widen the boundary to allow"
+        why, fix = (
+            "the user's permissions boundary does not allow it",
+            ("Widen the user's permissions boundary to allow ses:SendRawEmail"),
+        )
+    elif decision == "explicitDeny":
+        why, fix = "a policy denies it", "Remove the Deny statement for ses:SendRawEmail"
     else:
-        why, fix = f"its policies give {decision}", "Attach a policy allowing"
+        why, fix = (
+            "no policy allows it",
+            (
+                f"Attach a policy allowing ses:SendRawEmail (ses:FromAddress {sender}) to "
+                f"{user_name}"
+            ),
+        )
     return Finding(
         name,
         FAIL,
-        f"{user_arn} may not call ses:SendRawEmail from {from_address or 'its sender'}: {why}.",
-        f"{fix} ses:SendRawEmail for {user_arn} (from {from_address or 'Kion sender'}).",
+        f"{user_name} may not call ses:SendRawEmail from {sender or 'its sender'} ({decision}): "
+        f"{why}. SES would answer Kion's mail with 554 Access denied.",
+        f"{fix}, then check again.",
     )
 
 
@@ -254,58 +338,92 @@ def check_key_room(iam: Any, user_name: str, recorded: Iterable[str]) -> Finding
         keys = iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"]
     except (ClientError, BotoCoreError) as error:
         return _cannot_ask(name, "iam:ListAccessKeys", error)
-    known = set(recorded)
+    known = {key for key in recorded if key}
     others = [key["AccessKeyId"] for key in keys if key["AccessKeyId"] not in known]
-    described = []
-    for key_id in others:
-        try:
-            last = iam.get_access_key_last_used(AccessKeyId=key_id)["AccessKeyLastUsed"]
-            when = last.get("LastUsedDate")
-            described.append(
-                f"{key_id} (last used {when:%Y-%m-%d} by {last.get('ServiceName')})"
-                if when
-                else f"{key_id} (never used)"
-            )
-        except (ClientError, BotoCoreError):
-            described.append(f"{key_id} (last use unknown)")
+    described = [_last_use(iam, key_id) for key_id in others]
     if len(keys) < IAM_KEY_LIMIT:
-        note = f"; not Kion's: {', '.join(described)}" if described else ""
-        return Finding(name, PASS, f"{user_name} has {len(keys)} of {IAM_KEY_LIMIT} keys{note}.")
+        note = (
+            f"; recorded nowhere (possibly another consumer): {', '.join(described)}"
+            if described
+            else ""
+        )
+        return Finding(
+            name, PASS, f"{user_name} has {len(keys)} of {IAM_KEY_LIMIT} access keys{note}."
+        )
     return Finding(
         name,
         FAIL,
-        f"{user_name} already has {len(keys)} keys, so a rotation cannot make a new one; "
+        f"{user_name} already has {len(keys)} access keys, so a rotation cannot make a new one; "
         f"recorded nowhere (possibly another consumer): {', '.join(described) or 'none'}.",
-        f"Find out who uses {', '.join(others) or 'the other key'}, and delete or move it "
-        f"before the first rotation; IAM allows {IAM_KEY_LIMIT} keys per user.",
+        f"Find out who uses {', '.join(others) or 'the other key'}, and delete it or give that "
+        f"consumer its own IAM user before the first rotation (IAM allows {IAM_KEY_LIMIT} keys "
+        "per user).",
     )
 
 
-def check_kion_access(kion: KionClient, app_config: dict[str, Any] | None) -> Finding:
-    """Kion's API key reads the settings; the key can renew itself (creation on, lifespan)."""
-    name = "Kion API key"
-    if app_config is None:
-        try:
-            app_config = kion.app_config()
-        except RotationError as error:
-            return Finding(name, FAIL, error.cause, error.fix)
+def _last_use(iam: Any, access_key_id: str) -> str:
+    try:
+        last = iam.get_access_key_last_used(AccessKeyId=access_key_id)["AccessKeyLastUsed"]
+    except (ClientError, BotoCoreError):
+        return f"{access_key_id} (last use unknown)"
+    when = last.get("LastUsedDate")
+    if not when:
+        return f"{access_key_id} (never used)"
+    return f"{access_key_id} (last used {when:%Y-%m-%d} by {last.get('ServiceName')})"
+
+
+def check_kion_settings_access(kion: KionKeyClient, smtp: KionSmtpSettings) -> Finding:
+    """Kion's API key may read and write the SMTP settings (written back unchanged)."""
+    name = "Kion settings access"
+    try:
+        kion.rewrite_smtp_username(smtp.username)
+    except RotationError as error:
+        return Finding(name, FAIL, error.cause, error.fix)
+    return Finding(
+        name,
+        PASS,
+        "the key reads the SMTP settings and may write them (smtp_username written back "
+        "unchanged).",
+    )
+
+
+def check_kion_key_renewal(
+    kion: KionKeyClient, app_config: dict[str, Any], api_key_id: int | None
+) -> Finding:
+    """The key can renew itself: creation switched on, keys listed, room under the user's limit."""
+    name = "Kion key renewal"
+    lifespan = app_config.get("app_api_key_lifespan")
+    life = f"keys live {lifespan} days" if lifespan else "keys do not expire"
     if app_config.get("app_api_key_creation_enabled") is False:
         return Finding(
             name,
             FAIL,
-            "Kion has App API key creation switched off, so the key cannot renew itself and "
-            "dies at the end of its lifespan.",
+            f"Kion has App API key creation switched off, so the key cannot renew itself ({life}).",
             "Switch on app_api_key_creation_enabled in Kion's settings (App API keys).",
         )
-    lifespan = app_config.get("app_api_key_lifespan")
+    try:
+        keys = kion.list_keys()
+    except KionPermissionError as error:
+        return Finding(name, FAIL, error.cause, error.fix)
+    except RotationError as error:
+        return Finding(name, UNKNOWN, error.cause, error.fix)
     limit = app_config.get("app_api_key_limit")
-    return Finding(
-        name,
-        PASS,
-        f"reads the SMTP settings; keys live {lifespan or 'unlimited'} days, at most "
-        f"{limit or 'unlimited'} per user. Writing the settings (Manage Kion System Settings) "
-        "is proven by the first rotation only: Kion has no dry run.",
-    )
+    own = next((key for key in keys if key.id == api_key_id), None)
+    if own is None or not isinstance(limit, int) or limit <= 0:
+        unknown = "" if own or not limit else "; the key's user is unknown until set-kion-key"
+        return Finding(
+            name, PASS, f"creation on, {life}, at most {limit or 'any number'} per user{unknown}."
+        )
+    held = sum(1 for key in keys if key.user_id == own.user_id)
+    if held >= limit:
+        return Finding(
+            name,
+            FAIL,
+            f"the key's Kion user holds {held} App API keys, Kion's limit is {limit}: a renewal "
+            "makes the new key before deleting the old one and would be refused.",
+            "Delete an App API key of that user in Kion, or raise app_api_key_limit.",
+        )
+    return Finding(name, PASS, f"creation on, {life}; the key's user holds {held} of {limit} keys.")
 
 
 def check_reachable(
@@ -313,24 +431,23 @@ def check_reachable(
     port: int,
     connect: Callable[[tuple[str, int], float], Any] = socket.create_connection,
 ) -> Finding:
-    """Kion's SMTP host answers on its port from here (the function needs the same egress)."""
+    """The SES SMTP host answers on the port the function dials, from here."""
     name = "SES SMTP reachable"
+    egress = (
+        f"The function needs outbound TCP {port} to {host}: in a VPC, a NAT gateway or the SES "
+        "SMTP interface endpoint (vpc.createSesSmtpEndpoint), and 443 to Kion and the AWS APIs."
+    )
     try:
         connect((host, port), 5.0).close()
     except OSError as error:
         return Finding(
             name,
-            FAIL,
-            f"{host}:{port} takes no connection from here: {error}.",
-            f"The rotation function needs outbound TCP {port} to {host}: in a VPC, a NAT "
-            "gateway or the SES SMTP interface endpoint; Lambda cannot use port 25.",
+            UNKNOWN,
+            f"{host}:{port} takes no connection from here ({type(error).__name__}); this "
+            "machine's network may differ from the function's.",
+            egress,
         )
-    return Finding(
-        name,
-        PASS,
-        f"{host}:{port} answers from here; in a VPC the function needs the same egress (NAT "
-        "or the SES SMTP interface endpoint) and to Kion's address.",
-    )
+    return Finding(name, PASS, f"{host}:{port} answers from here. {egress}")
 
 
 def exit_code(findings: Iterable[Finding]) -> int:
@@ -341,28 +458,46 @@ def exit_code(findings: Iterable[Finding]) -> int:
     return EXIT_UNCHECKED if UNKNOWN in verdicts else EXIT_OK
 
 
-def user_arn(iam: Any, user_name: str) -> str:
-    return str(iam.get_user(UserName=user_name)["User"]["Arn"])
-
-
 def preconditions(
-    aws: Any, kion: KionClient, adoption: Adoption, recorded_keys: Iterable[str]
+    aws: Any,
+    kion: KionKeyClient,
+    adoption: Adoption,
+    *,
+    recorded_keys: Iterable[str],
+    api_key_id: int | None,
+    proof_host: str,
+    proof_port: int,
 ) -> list[Finding]:
     """Every precondition of the first rotation, in the order an operator fixes them."""
     region = adoption.ses_region
-    sesv2, iam = aws.client("sesv2", region), aws.client("iam")
+    iam = aws.client("iam")
     from_address = adoption.smtp.from_address
     try:
-        arn = user_arn(iam, adoption.iam_user_name)
-    except (ClientError, BotoCoreError) as error:
-        send = _cannot_ask("Send permission", "iam:GetUser", error)
+        app_config = kion.app_config()
+    except RotationError as error:
+        kion_findings = [Finding("Kion settings access", FAIL, error.cause, error.fix)]
     else:
-        send = check_send_permission(iam, arn, from_address)
+        kion_findings = [
+            check_kion_settings_access(kion, adoption.smtp),
+            check_kion_key_renewal(kion, app_config, api_key_id),
+        ]
     return [
-        check_ses_account(sesv2, region),
-        check_identity(sesv2, region, from_address),
-        send,
+        check_ses_account(aws.client("sesv2", region), region),
+        check_identity(lambda other: aws.client("sesv2", other), region, from_address),
+        check_send_permission(iam, region, adoption.iam_user_name, from_address),
         check_key_room(iam, adoption.iam_user_name, recorded_keys),
-        check_kion_access(kion, None),
-        check_reachable(adoption.host.host, adoption.smtp.port or 587),
+        *kion_findings,
+        check_reachable(proof_host, dialled_port(proof_host, proof_port)),
     ]
+
+
+EXIT_CODES = """exit codes:
+  0    every check passed: the first rotation can succeed
+  1    a check failed (FAIL): the first rotation would fail, or Kion's mail would; or Kion's
+       settings cannot become an installation
+  2    bad command line
+  5    could not ask: AWS credentials, region, permissions, or the secret is missing or not an
+       installation secret
+  6    nothing failed, but some checks could not be made from here (marked ?)
+  130  interrupted (Ctrl-C)
+"""

@@ -33,8 +33,8 @@ from moto.iam.exceptions import NotFoundException as IAMNotFoundException
 from moto.iam.models import iam_backends
 from moto.iam.responses import IamResponse
 from moto.organizations.models import organizations_backends
-from moto.ses.models import ses_backends
 from moto.ses.exceptions import NotFoundException
+from moto.ses.models import ses_backends
 from moto.sesv2.responses import SESV2Response
 
 from .smtp_server import SesSmtpServer

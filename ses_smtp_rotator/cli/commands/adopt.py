@@ -8,16 +8,22 @@ import argparse
 import difflib
 import getpass
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from ses_smtp_rotator.cli import onboarding
-from ses_smtp_rotator.cli.aws_access import open_aws
-from ses_smtp_rotator.cli.exit_codes import EPILOG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, HelpFormatter
+from ses_smtp_rotator.cli.aws_access import asking, open_aws
+from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HelpFormatter
 from ses_smtp_rotator.functions.errors import RotationError
-from ses_smtp_rotator.functions.services.kion_settings import KionClient
+from ses_smtp_rotator.functions.regions import default_smtp_host
+from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
+
+# Where a key refused with 401 came from, for the fix Kion's client prints.
+GIVEN_KEY = "the key given to adopt (create a new one in Kion and give that)"
+INSTALLATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,20 +32,29 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="find an installation's settings from Kion and write them into cdk.json",
         description="Read Kion's SMTP settings, find the IAM user owning the access key Kion "
         "sends with (in the account the AWS credentials reach) and the SES region of Kion's SMTP "
-        "host, and add the installation to cdk.json (a diff is shown and confirmed) or print the "
-        "construct call. The Kion App API key is read from a hidden prompt, or from standard "
-        "input when piped; it is never printed or stored. Needs iam:GetAccessKeyLastUsed; "
-        "--check also needs ses:GetAccount, ses:GetEmailIdentity, iam:GetUser, "
-        "iam:ListAccessKeys and iam:SimulatePrincipalPolicy.",
-        epilog=EPILOG,
+        "host (public, FIPS or VPC endpoint names), and add the installation to cdk.json (merged "
+        "with what is there; a diff is shown and confirmed) or print the construct call. The "
+        "Kion App API key is read from a hidden prompt, or from standard input when piped; it is "
+        "never printed or stored. Needs iam:GetAccessKeyLastUsed; --check also needs "
+        "ses:GetAccount, ses:GetEmailIdentity, iam:GetUser, iam:ListAccessKeys, "
+        "iam:GetAccessKeyLastUsed and iam:SimulatePrincipalPolicy, and writes Kion's "
+        "smtp_username back unchanged to prove the key may write it.",
+        epilog=onboarding.EXIT_CODES,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--kion-url", required=True, metavar="URL", help="Kion's address")
+    parser.add_argument("--kion-url", required=True, metavar="URL", help="Kion's https:// address")
     parser.add_argument(
         "--name", help="the installation's name (default: the first label of Kion's host name)"
     )
     parser.add_argument(
         "--iam-user-name", metavar="USER", help="the IAM user (default: the owner of Kion's key)"
+    )
+    parser.add_argument(
+        "--kion-ca-bundle",
+        type=Path,
+        metavar="PEM",
+        help="a file with the private CA that signed Kion's certificate (also written as "
+        "kionCaBundle)",
     )
     parser.add_argument(
         "--cdk-json", type=Path, default=Path("cdk.json"), help="the file to write (cdk.json)"
@@ -53,39 +68,63 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--check", action="store_true", help="also check every precondition of the first rotation"
     )
     parser.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
-    parser.add_argument("--region", help="the AWS region for IAM (default: the SES region)")
+    parser.add_argument("--region", help="the AWS region to call (default: the SES region)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     kion_url = args.kion_url.rstrip("/")
-    if urlparse(kion_url).scheme not in ("http", "https") or not urlparse(kion_url).hostname:
-        print(
-            f"error: --kion-url {kion_url} is not a web address.\n  Fix: pass https://HOST",
-            file=sys.stderr,
+    parts = urlparse(kion_url)
+    if parts.scheme != "https" or not parts.hostname or parts.path or parts.query:
+        return _usage(
+            f"--kion-url {args.kion_url} is not the https:// address Kion opens at.",
+            "pass https://HOST (no /api, no path), e.g. https://kion.example.com",
         )
-        return EXIT_USAGE
+    name = args.name or parts.hostname.split(".")[0]
+    if not INSTALLATION_NAME.match(name):
+        return _usage(
+            f"the installation name {name!r} is not 1-32 letters, digits or hyphens.",
+            "pass --name, e.g. --name prod",
+        )
+    ca_pem = _read_ca(args.kion_ca_bundle)
+    if ca_pem == "":
+        return _usage(
+            f"--kion-ca-bundle {args.kion_ca_bundle} holds no PEM certificate.",
+            "give the file with the CA certificate (-----BEGIN CERTIFICATE-----) that signed "
+            "Kion's certificate",
+        )
     api_key = read_api_key()
-    if not api_key:
-        print(
-            "error: no Kion App API key given.\n  Fix: type it at the prompt or pipe it in.",
-            file=sys.stderr,
+    if not api_key or any(ch.isspace() for ch in api_key):
+        return _usage(
+            "no Kion App API key given (it must be one word).",
+            "type it at the prompt, or pipe it in: ... | ses-smtp-rotator adopt ...",
         )
-        return EXIT_USAGE
-    kion = KionClient(kion_url, api_key, timeout=15, retries=2, api_key_secret_id="(adopt)")
-    aws = open_aws("", profile=args.profile, region=args.region or "us-east-1")
+    kion = KionKeyClient(
+        kion_url, api_key, ca_pem=ca_pem, timeout=15, retries=2, api_key_secret_id=GIVEN_KEY
+    )
     try:
-        adoption = onboarding.adopt(kion, aws.client("iam"), args.iam_user_name)
+        smtp = kion.smtp_settings()
+        host = onboarding.ses_host_of(smtp, kion_url)
+        aws = open_aws("", profile=args.profile, region=args.region or host.region)
+        with asking("iam:GetAccessKeyLastUsed", f"access key {smtp.username}"):
+            adoption = onboarding.adopt(smtp, kion_url, aws.client("iam"), args.iam_user_name)
     except RotationError as error:
         print(f"error: {error.cause}\n  Fix: {error.fix}", file=sys.stderr)
         return EXIT_FAILED
     for reason in adoption.reasons():
         print(reason)
-    name = args.name or (urlparse(kion_url).hostname or "kion").split(".")[0]
-    entry = cdk_entry(name, adoption)
+    entry = cdk_entry(name, adoption, ca_pem)
     code = EXIT_OK
     if args.check:
-        findings = onboarding.preconditions(aws, kion, adoption, [adoption.smtp.username])
+        findings = onboarding.preconditions(
+            aws,
+            kion,
+            adoption,
+            recorded_keys=[adoption.smtp.username],
+            api_key_id=None,
+            proof_host=adoption.host.host,
+            proof_port=adoption.smtp_port,
+        )
         for finding in findings:
             print("\n".join(finding.lines()))
         code = onboarding.exit_code(findings)
@@ -96,24 +135,43 @@ def run(args: argparse.Namespace) -> int:
     return code if written else EXIT_FAILED
 
 
+def _usage(cause: str, fix: str) -> int:
+    print(f"error: {cause}\n  Fix: {fix}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _read_ca(path: Path | None) -> str | None:
+    """The PEM text of ``path`` (None without one; "" when it holds no certificate)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return text if "-----BEGIN CERTIFICATE-----" in text else ""
+
+
 def read_api_key() -> str:
     if sys.stdin.isatty():
         return getpass.getpass("Kion App API key (hidden): ").strip()
     return sys.stdin.readline().strip()
 
 
-def cdk_entry(name: str, adoption: onboarding.Adoption) -> dict[str, Any]:
-    """The installation as cdk.json declares it (``context.installations[]``)."""
+def cdk_entry(name: str, adoption: onboarding.Adoption, ca_pem: str | None) -> dict[str, Any]:
+    """The installation as cdk.json declares it (``context.installations[]``): the existing user,
+    and the host and port only where they are not the defaults."""
     entry: dict[str, Any] = {
         "name": name,
         "kionUrl": adoption.kion_url,
         "sesRegion": adoption.ses_region,
         "iamUserName": adoption.iam_user_name,
     }
-    if adoption.host.host != f"email-smtp.{adoption.ses_region}.amazonaws.com":
+    if adoption.host.host != default_smtp_host(adoption.ses_region):
         entry["smtpHost"] = adoption.host.host
-    if adoption.smtp.from_address:
-        entry["fromAddress"] = adoption.smtp.from_address
+    if adoption.smtp_port != onboarding.DEFAULT_PORT:
+        entry["smtpPort"] = adoption.smtp_port
+    if ca_pem:
+        entry["kionCaBundle"] = ca_pem
     return entry
 
 
@@ -123,7 +181,8 @@ _CONSTRUCT_NAMES = {
     "sesRegion": "ses_region",
     "iamUserName": "iam_user_name",
     "smtpHost": "smtp_host",
-    "fromAddress": "from_address",
+    "smtpPort": "smtp_port",
+    "kionCaBundle": "kion_ca_bundle",
 }
 
 
@@ -145,6 +204,8 @@ def merged(document: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     installations = result.setdefault("context", {}).setdefault("installations", [])
     for existing in installations:
         if isinstance(existing, dict) and existing.get("name") == entry["name"]:
+            # fromAddress limits a user the stack creates; the adopted user exists already.
+            existing.pop("fromAddress", None)
             existing.update(entry)
             break
     else:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 
 from ses_smtp_rotator.cli import onboarding
-from ses_smtp_rotator.cli.aws_access import asking, open_aws
+from ses_smtp_rotator.cli.aws_access import SetupError, asking, open_aws
 from ses_smtp_rotator.cli.commands.set_kion_key import _installation as installation_of
-from ses_smtp_rotator.cli.exit_codes import EPILOG, EXIT_FAILED, HelpFormatter
+from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, HelpFormatter
 from ses_smtp_rotator.cli.fleet import secret_id_for
+from ses_smtp_rotator.cli.secret_state import CURRENT
 from ses_smtp_rotator.functions.errors import RotationError
-from ses_smtp_rotator.functions.services.kion_settings import KionClient
-from ses_smtp_rotator.functions.services.secrets_store import KionApiKeys
+from ses_smtp_rotator.functions.kion_key_renewal.key_secret import StoredApiKey
+from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 from ses_smtp_rotator.functions.services.ses_hosts import kion_endpoint_verdict
 
 
@@ -20,12 +21,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "check",
         help="check every precondition of an installation's first rotation",
-        description="Check, before a rotation runs, that SES sends in the installation's region "
-        "(out of the sandbox), that Kion's sender is verified, that the IAM user may send as it, "
-        "that the user has room for a new key, that Kion's API key works and can renew itself, "
-        "and that Kion's SMTP host is reachable. Exits 0 when every check passes, 1 when one "
-        "fails, 6 when none fails but some could not be made from here.",
-        epilog=EPILOG,
+        description="Check, before a rotation runs, that Kion sends through an SES endpoint of "
+        "the installation's region, that SES sends there (out of the sandbox), that Kion's "
+        "sender is a verified identity, that the IAM user may send as it, that the user has "
+        "room for a new key, that Kion's API key may read and write the SMTP settings and renew "
+        "itself, and that the SES SMTP host answers on the port the function dials. Each check "
+        "prints ok, FAIL or ? with its cause and fix. Needs secretsmanager:GetSecretValue on "
+        "both secrets, ses:GetAccount, ses:GetEmailIdentity, iam:GetUser, iam:ListAccessKeys, "
+        "iam:GetAccessKeyLastUsed and iam:SimulatePrincipalPolicy; writes Kion's smtp_username "
+        "back unchanged to prove the key may write it.",
+        epilog=onboarding.EXIT_CODES,
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -41,15 +46,26 @@ def run(args: argparse.Namespace) -> int:
     secretsmanager = aws.client("secretsmanager")
     secret_id = secret_id_for(secretsmanager, args.secret)
     _, installation = installation_of(secretsmanager, secret_id)
-    with asking("secretsmanager:GetSecretValue", f"secret {installation.kion_api_key_secret_id}"):
-        api_key = KionApiKeys(0, secretsmanager).api_key(installation.kion_api_key_secret_id)
-    kion = KionClient(
+    key_secret = installation.kion_api_key_secret_id
+    with asking("secretsmanager:GetSecretValue", f"secret {key_secret}"):
+        value = secretsmanager.get_secret_value(SecretId=key_secret, VersionStage=CURRENT)
+    try:
+        stored = StoredApiKey.parse(key_secret, value.get("SecretString"))
+    except RotationError as error:
+        raise SetupError(error.cause, error.fix) from None
+    if not stored.api_key:
+        print(
+            f"[FAIL] Kion API key: {key_secret} holds no Kion App API key yet, so Kion's side "
+            f"cannot be checked.\n       Fix: ses-smtp-rotator set-kion-key {args.secret}"
+        )
+        return EXIT_FAILED
+    kion = KionKeyClient(
         installation.kion_url,
-        api_key,
+        stored.api_key,
         ca_pem=installation.kion_ca_bundle,
         timeout=15,
         retries=2,
-        api_key_secret_id=installation.kion_api_key_secret_id,
+        api_key_secret_id=key_secret,
     )
     try:
         smtp = kion.smtp_settings()
@@ -61,12 +77,22 @@ def run(args: argparse.Namespace) -> int:
     endpoint = onboarding.Finding(
         "Kion's SES endpoint",
         onboarding.PASS if verdict.ok else onboarding.FAIL,
-        verdict.summary,
+        verdict.summary + ("." if verdict.ok else ""),
         verdict.fix,
     )
     adoption = onboarding.Adoption(installation.kion_url, smtp, host, installation.iam_user_name)
-    recorded = [key for key in (installation.username, smtp.username) if key]
-    findings = [endpoint, *onboarding.preconditions(aws, kion, adoption, recorded)]
+    findings = [
+        endpoint,
+        *onboarding.preconditions(
+            aws,
+            kion,
+            adoption,
+            recorded_keys=[installation.username, smtp.username],
+            api_key_id=stored.api_key_id,
+            proof_host=installation.smtp_host,
+            proof_port=installation.smtp_port,
+        ),
+    ]
     for finding in findings:
         print("\n".join(finding.lines()))
     return onboarding.exit_code(findings)

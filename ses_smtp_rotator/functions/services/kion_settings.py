@@ -140,6 +140,11 @@ class KionClient:
         body = {"smtp_username": username, "smtp_password": password}
         self._request("PATCH", APP_CONFIG_PATH, body, redact=(password,))
 
+    def rewrite_smtp_username(self, username: str) -> None:
+        """PATCH ``smtp_username`` with the value Kion holds: proves the key may write the SMTP
+        settings (Kion has no dry run) and changes nothing."""
+        self._request("PATCH", APP_CONFIG_PATH, {"smtp_username": username})
+
     def _request(
         self,
         method: str,
