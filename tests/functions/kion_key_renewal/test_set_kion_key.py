@@ -145,3 +145,22 @@ def test_a_key_is_not_told_apart_when_another_is_used_at_the_same_moment(
     assert found is not None
     assert found.id == mine.id
     assert identify_key(client, sleep=meanwhile_the_colleague_works) is None
+
+
+def test_a_never_rotated_installation_is_told_how_to_start_its_first_rotation(
+    make_world,
+    kion: KionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = make_world(adopt=True)  # just deployed: the secret holds no credential yet
+    monkeypatch.setattr(sys, "stdin", io.StringIO(kion.api_key + "\n"))
+
+    code = cli.main(["set-kion-key", world.secret_id])  # piped: nobody to ask
+
+    output = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert f"Start the first rotation with: ses-smtp-rotator rotate {world.secret_id} --wait" in (
+        output
+    )
+    assert all("AWSPENDING" not in labels for labels in world.stages().values())
