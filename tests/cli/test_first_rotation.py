@@ -29,7 +29,8 @@ def test_set_kion_key_starts_the_first_rotation_and_follows_it(
             SecretId=deployed.secret_arn, VersionStage="AWSCURRENT"
         )["SecretString"]
     )
-    assert current["username"] and current["username"] != deployed.hand_made_key_id
+    assert current["username"]
+    assert current["username"] != deployed.hand_made_key_id
     assert world.kion.smtp_credential()[0] == current["username"]
     code, output = run_cli(capsys, "status", deployed.secret_name)
     assert code == 0, output
