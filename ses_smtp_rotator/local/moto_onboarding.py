@@ -19,6 +19,9 @@ the same process), answering as the API references describe:
   stand-in limits to senders (``SesSmtpServer.from_addresses``) is limited here too.
 - ``GetAccessKeyLastUsed`` of a key no user of the caller's account holds answers
   ``NoSuchEntity``.
+
+A moto server routes ``GetAccount`` once this is installed before its first SES v2 request (the
+server builds each service's routes then); the route stays for the life of the process.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from moto.iam.responses import IamResponse
 from moto.organizations.models import organizations_backends
 from moto.ses.exceptions import NotFoundException
 from moto.ses.models import ses_backends
+from moto.sesv2 import urls as sesv2_urls
 from moto.sesv2.responses import SESV2Response
 
 from .smtp_server import SesSmtpServer
 
+ACCOUNT_PATH = "{0}/v2/email/account$"
 ALLOWED, EXPLICIT_DENY, IMPLICIT_DENY = "allowed", "explicitDeny", "implicitDeny"
 # A new account's SES quotas in the sandbox, and some production quotas.
 SANDBOX_QUOTA = {"Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0}
@@ -68,6 +73,8 @@ class OnboardingCalls:
         for (cls, name), method in methods.items():
             self._saved[(cls, name)] = cls.__dict__.get(name)
             setattr(cls, name, method)
+        # moto's server routes by these paths; its catch-all for /v2/ does not reach this one.
+        sesv2_urls.url_paths.setdefault(ACCOUNT_PATH, SESV2Response.dispatch)
         return self
 
     def uninstall(self) -> None:
