@@ -31,8 +31,13 @@ DEFAULT_PORT = 587
 _KEPT_PORTS = frozenset({465, 2465, 2587})
 
 
-class OnboardingError(RotationError):
+class OnboardingError(Exception):
     """Kion's settings cannot become an installation (the cause and the fix say why)."""
+
+    def __init__(self, cause: str, fix: str) -> None:
+        self.cause = cause
+        self.fix = fix
+        super().__init__(f"{cause} Fix: {fix}")
 
 
 @dataclass(frozen=True)

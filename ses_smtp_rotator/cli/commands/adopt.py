@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         aws = open_aws("", profile=args.profile, region=args.region or host.region)
         with asking("iam:GetAccessKeyLastUsed", f"access key {smtp.username}"):
             adoption = onboarding.adopt(smtp, kion_url, aws.client("iam"), args.iam_user_name)
-    except RotationError as error:
+    except (RotationError, onboarding.OnboardingError) as error:
         print(f"error: {error.cause}\n  Fix: {error.fix}", file=sys.stderr)
         return EXIT_FAILED
     for reason in adoption.reasons():

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         smtp = kion.smtp_settings()
         host = onboarding.ses_host_of(smtp, installation.kion_url)
-    except RotationError as error:
+    except (RotationError, onboarding.OnboardingError) as error:
         print(f"[FAIL] Kion's SMTP settings: {error.cause}\n       Fix: {error.fix}")
         return EXIT_FAILED
     verdict = kion_endpoint_verdict(smtp, installation)
