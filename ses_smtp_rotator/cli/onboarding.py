@@ -378,17 +378,24 @@ def _last_use(iam: Any, access_key_id: str) -> str:
 
 
 def check_kion_settings_access(kion: KionKeyClient, smtp: KionSmtpSettings) -> Finding:
-    """Kion's API key may read and write the SMTP settings (written back unchanged)."""
+    """Kion's API key may read and write the SMTP settings (the sender written back unchanged)."""
     name = "Kion settings access"
+    if not smtp.from_address:
+        return Finding(
+            name,
+            UNKNOWN,
+            "the key reads the SMTP settings; whether it may write them is not tried, since "
+            "Kion has no sender to write back unchanged.",
+            "Set Kion's SMTP from address, then check again.",
+        )
     try:
-        kion.rewrite_smtp_username(smtp.username)
+        kion.rewrite_sender(smtp.from_address)
     except RotationError as error:
         return Finding(name, FAIL, error.cause, error.fix)
     return Finding(
         name,
         PASS,
-        "the key reads the SMTP settings and may write them (smtp_username written back "
-        "unchanged).",
+        "the key reads the SMTP settings and may write them (smtp_from written back unchanged).",
     )
 
 
@@ -415,7 +422,7 @@ def check_kion_key_renewal(
     limit = app_config.get("app_api_key_limit")
     own = next((key for key in keys if key.id == api_key_id), None)
     if own is None or not isinstance(limit, int) or limit <= 0:
-        unknown = "" if own or not limit else "; the key's user is unknown until set-kion-key"
+        unknown = "" if own or not limit else "; which of them is this key's cannot be told"
         return Finding(
             name, PASS, f"creation on, {life}, at most {limit or 'any number'} per user{unknown}."
         )

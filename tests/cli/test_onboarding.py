@@ -225,10 +225,27 @@ def test_adopt_check_passes_every_precondition_it_can_make_from_here(
         "Send permission",
         "Access keys",
         "Kion settings access",
-        "Kion key renewal",
     ):
         assert f"[  ok] {check}:" in output
+    assert (
+        "[  ok] Kion key renewal: creation on, keys live 30 days; the key's user holds 1 of 5"
+        in (output)
+    )
     assert code == 6
+
+
+def test_adopt_check_fails_a_kion_key_whose_user_has_no_room_for_its_renewal(
+    capsys, monkeypatch, onboarding
+):
+    onboarding["world"].kion.app_config["app_api_key_limit"] = 1
+
+    code, output = adopt(capsys, monkeypatch, onboarding, "--check", "--print-construct")
+
+    assert code == 1
+    assert (
+        "[FAIL] Kion key renewal: the key's Kion user holds 1 App API keys, Kion's limit is 1: a "
+        "renewal makes the new key before deleting the old one and would be refused." in output
+    )
 
 
 def check(capsys, setup: dict) -> tuple[int, str]:

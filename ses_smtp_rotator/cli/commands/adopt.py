@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from ses_smtp_rotator.cli import onboarding
 from ses_smtp_rotator.cli.aws_access import asking, open_aws
+from ses_smtp_rotator.cli.commands.set_kion_key import identify_key
 from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HelpFormatter
 from ses_smtp_rotator.functions.errors import RotationError
 from ses_smtp_rotator.functions.regions import default_smtp_host
@@ -38,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "never printed or stored. Needs iam:GetAccessKeyLastUsed; --check also needs "
         "ses:GetAccount, ses:GetEmailIdentity, iam:GetUser, iam:ListAccessKeys, "
         "iam:GetAccessKeyLastUsed and iam:SimulatePrincipalPolicy, and writes Kion's "
-        "smtp_username back unchanged to prove the key may write it.",
+        "sender (smtp_from) back unchanged to prove the key may write it.",
         epilog=onboarding.EXIT_CODES,
         formatter_class=HelpFormatter,
     )
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             kion,
             adoption,
             recorded_keys=[adoption.smtp.username],
-            api_key_id=None,
+            api_key_id=_key_id(kion),
             proof_host=adoption.host.host,
             proof_port=adoption.smtp_port,
         )
@@ -133,6 +134,15 @@ def run(args: argparse.Namespace) -> int:
         return code
     written = write_cdk_json(args.cdk_json, entry, confirm=not args.yes)
     return code if written else EXIT_FAILED
+
+
+def _key_id(kion: KionKeyClient) -> int | None:
+    """The given key's id in Kion, for its user's limit (None when it cannot be told)."""
+    try:
+        found = identify_key(kion)
+    except RotationError:
+        return None  # the renewal check says why Kion's keys cannot be listed
+    return found.id if found else None
 
 
 def _usage(cause: str, fix: str) -> int:

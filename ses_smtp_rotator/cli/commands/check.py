@@ -28,8 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "itself, and that the SES SMTP host answers on the port the function dials. Each check "
         "prints ok, FAIL or ? with its cause and fix. Needs secretsmanager:GetSecretValue on "
         "both secrets, ses:GetAccount, ses:GetEmailIdentity, iam:GetUser, iam:ListAccessKeys, "
-        "iam:GetAccessKeyLastUsed and iam:SimulatePrincipalPolicy; writes Kion's smtp_username "
-        "back unchanged to prove the key may write it.",
+        "iam:GetAccessKeyLastUsed and iam:SimulatePrincipalPolicy; writes Kion's sender "
+        "(smtp_from) back unchanged to prove the key may write it.",
         epilog=onboarding.EXIT_CODES,
         formatter_class=HelpFormatter,
     )
