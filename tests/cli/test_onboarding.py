@@ -257,6 +257,9 @@ def test_check_passes_a_deployed_installation_ready_for_its_first_rotation(capsy
 
     assert code == 0, output
     assert "[  ok] Kion's SES endpoint: Kion sends through email-smtp.us-east-1" in output
+    # The write probe wrote the sender back, never the credential a rotation may be changing.
+    patches = onboarding["world"].kion.requests_to("PATCH")
+    assert [request.fields for request in patches] == [("smtp_from",)]
     assert "[  ok] SES SMTP reachable: 127.0.0.1:" in output
     assert "FAIL" not in output
     assert "[   ?]" not in output
