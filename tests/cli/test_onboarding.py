@@ -15,6 +15,8 @@ import pytest
 from cli_world import run_cli
 
 from ses_smtp_rotator import cdk
+from ses_smtp_rotator.cdk.context_settings import PROD_EXAMPLE
+from ses_smtp_rotator.cli.commands.adopt import SHIPPED_EXAMPLE
 from ses_smtp_rotator.local.moto_onboarding import OnboardingCalls
 
 SEND_POLICY = {
@@ -26,7 +28,7 @@ EXISTING_CDK_JSON = {
     "context": {
         "stackName": "SesSmtpRotator",
         "installations": [
-            {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
+            {"name": "eu", "kionUrl": "https://kion-eu.example.com", "sesRegion": "eu-west-1"}
         ],
     },
 }
@@ -83,6 +85,14 @@ def added_lines(output: str) -> list[str]:
     ]
 
 
+def removed_lines(output: str) -> list[str]:
+    return [
+        line[1:].strip()
+        for line in output.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ]
+
+
 def installations(cdk_json: Path) -> list[dict]:
     return json.loads(cdk_json.read_text())["context"]["installations"]
 
@@ -97,8 +107,8 @@ def test_adopt_writes_the_installation_it_found_into_cdk_json(capsys, monkeypatc
     assert f"access key {access_key_id} belongs to user kion-ses-smtp" in output
     assert "email-smtp.us-east-1.amazonaws.com (SES in us-east-1): sesRegion us-east-1" in output
     assert '"iamUserName": "kion-ses-smtp",' in added_lines(output)  # the diff
-    prod, adopted = installations(onboarding["cdk_json"])
-    assert prod == EXISTING_CDK_JSON["context"]["installations"][0]
+    other, adopted = installations(onboarding["cdk_json"])
+    assert other == EXISTING_CDK_JSON["context"]["installations"][0]
     assert adopted == {
         "name": "kion",
         "kionUrl": world.kion.url,
@@ -117,7 +127,36 @@ def test_adopt_again_merges_into_the_installation_of_that_name(capsys, monkeypat
 
     assert code == 0
     assert '"smtpPort": 465' in added_lines(output)
-    assert [entry["name"] for entry in installations(onboarding["cdk_json"])] == ["prod", "kion"]
+    assert [entry["name"] for entry in installations(onboarding["cdk_json"])] == ["eu", "kion"]
+
+
+def test_adopt_replaces_the_example_installation_cdk_json_ships_with(
+    capsys, monkeypatch, onboarding
+):
+    shipped = {"context": {"installations": [PROD_EXAMPLE]}}
+    onboarding["cdk_json"].write_text(json.dumps(shipped, indent=2) + "\n")
+
+    code, output = adopt(capsys, monkeypatch, onboarding, "--yes")
+
+    assert code == 0
+    assert '"kionUrl": "https://kion.example.com",' in removed_lines(output)
+    assert [entry["name"] for entry in installations(onboarding["cdk_json"])] == ["kion"]
+
+
+def test_the_example_adopt_replaces_is_the_one_cdk_json_ships_with():
+    shipped = json.loads(Path(__file__).parents[2].joinpath("cdk.json").read_text())
+    assert shipped["context"]["installations"] == [PROD_EXAMPLE] == [SHIPPED_EXAMPLE]
+
+
+def test_adopt_refuses_a_cdk_json_it_cannot_read(capsys, monkeypatch, onboarding):
+    onboarding["cdk_json"].unlink()
+
+    code, output = adopt(capsys, monkeypatch, onboarding, "--yes")
+
+    assert code == 1
+    assert "cdk.json cannot be read as JSON (FileNotFoundError" in output
+    assert "Fix: run adopt in the CDK app's directory, pass --cdk-json PATH" in output
+    assert not onboarding["cdk_json"].exists()
 
 
 def test_adopt_writes_nothing_unconfirmed_when_not_at_a_terminal(capsys, monkeypatch, onboarding):

@@ -8,6 +8,7 @@ import argparse
 import difflib
 import getpass
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 
 # Where a key refused with 401 came from, for the fix Kion's client prints.
 GIVEN_KEY = "the key given to adopt (create a new one in Kion and give that)"
+# The installation cdk.json ships with (the construct's PROD_EXAMPLE), which adopt replaces.
+SHIPPED_EXAMPLE = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
 INSTALLATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 
 
@@ -208,10 +211,11 @@ def construct_call(entry: dict[str, Any]) -> str:
 
 
 def merged(document: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-    """``document`` with ``entry`` in its installations: merged into the one of its name, else
-    appended; everything else as it was."""
+    """``document`` with ``entry`` in its installations: merged into the one of its name, in
+    place of the example cdk.json ships with, else appended; everything else as it was."""
     result = json.loads(json.dumps(document))
-    installations = result.setdefault("context", {}).setdefault("installations", [])
+    installations = result["context"].setdefault("installations", [])
+    installations[:] = [existing for existing in installations if existing != SHIPPED_EXAMPLE]
     for existing in installations:
         if isinstance(existing, dict) and existing.get("name") == entry["name"]:
             # fromAddress limits a user the stack creates; the adopted user exists already.
@@ -226,38 +230,44 @@ def merged(document: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
 def write_cdk_json(path: Path, entry: dict[str, Any], *, confirm: bool) -> bool:
     """Merge ``entry`` into ``path``, show the diff, and write it once confirmed."""
     try:
-        before_text = path.read_text(encoding="utf-8") if path.exists() else "{}\n"
+        before_text = path.read_text(encoding="utf-8")
         document = json.loads(before_text)
     except (OSError, ValueError) as error:
-        print(
-            f"error: {path} cannot be read as JSON ({error}).\n  Fix: repair it or pass "
-            "--cdk-json, or use --print-construct.",
-            file=sys.stderr,
+        return _refuse(
+            f"{path} cannot be read as JSON ({type(error).__name__}: {error}).",
+            "run adopt in the CDK app's directory, pass --cdk-json PATH, or use "
+            "--print-construct for an app of your own",
         )
-        return False
-    after_text = json.dumps(merged(document, entry), indent=2) + "\n"
+    context = document.get("context") if isinstance(document, dict) else None
+    if not isinstance(context, dict) or not isinstance(context.get("installations", []), list):
+        return _refuse(
+            f"{path} has no 'context' object with an 'installations' list.",
+            "pass the cdk.json of the ses-smtp-rotator app (--cdk-json), or use --print-construct",
+        )
+    after_text = json.dumps(merged(document, entry), indent=2, ensure_ascii=False) + "\n"
     if after_text == before_text:
         print(f"{path} already declares installation {entry['name']} so.")
         return True
-    sys.stdout.writelines(
-        difflib.unified_diff(
-            before_text.splitlines(keepends=True),
-            after_text.splitlines(keepends=True),
-            str(path),
-            f"{path} (adopted)",
-        )
+    diff = difflib.unified_diff(
+        before_text.splitlines(), after_text.splitlines(), str(path), f"{path} (adopted)", n=2
     )
+    print("\n".join(line.rstrip("\n") for line in diff))
     if confirm:
         if not sys.stdin.isatty():
-            print(
-                f"error: not writing {path} without confirmation.\n  Fix: pass --yes, or run "
-                "at a terminal.",
-                file=sys.stderr,
+            return _refuse(
+                f"not writing {path} without confirmation.", "pass --yes, or run at a terminal."
             )
-            return False
         if input(f"Write {path}? [y/N] ").strip().lower() not in ("y", "yes"):
             print(f"{path} left unchanged.")
             return False
-    path.write_text(after_text, encoding="utf-8")
+    # Written beside it and moved into place: an interrupted write leaves the old file whole.
+    partial = path.with_name(f".{path.name}.adopt")
+    partial.write_text(after_text, encoding="utf-8")
+    os.replace(partial, path)
     print(f"Wrote installation {entry['name']} into {path}.")
     return True
+
+
+def _refuse(cause: str, fix: str) -> bool:
+    print(f"error: {cause}\n  Fix: {fix}", file=sys.stderr)
+    return False
