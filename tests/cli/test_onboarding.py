@@ -446,3 +446,16 @@ def test_check_fails_a_kion_that_cannot_renew_its_key(capsys, onboarding):
 
     assert code == 1
     assert "[FAIL] Kion key renewal: Kion has App API key creation switched off" in output
+
+
+def test_check_before_the_kion_key_is_stored_names_set_kion_key(capsys, onboarding):
+    world = onboarding["world"]
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=world.installation.kion_api_key_secret_id, SecretString='{"api_key": ""}'
+    )
+
+    code, output = check(capsys, onboarding)
+
+    assert code == 1
+    assert "holds no Kion App API key yet, so Kion's side cannot be checked." in output
+    assert f"Fix: ses-smtp-rotator set-kion-key {world.secret_id}" in output
