@@ -248,7 +248,7 @@ def test_adopt_refuses_a_kion_key_kion_rejects(capsys, monkeypatch, onboarding):
 
     assert code == 1
     assert "rejected the App API key (401)" in output
-    assert "Fix: Put a valid, unexpired App API key into the key given to adopt" in output
+    assert "Fix: Put a valid, unexpired App API key into this command's prompt" in output
 
 
 def test_adopt_check_passes_every_precondition_it_can_make_from_here(
@@ -459,3 +459,15 @@ def test_check_before_the_kion_key_is_stored_names_set_kion_key(capsys, onboardi
     assert code == 1
     assert "holds no Kion App API key yet, so Kion's side cannot be checked." in output
     assert f"Fix: ses-smtp-rotator set-kion-key {world.secret_id}" in output
+
+
+def test_check_takes_a_typed_kion_key_when_the_stored_one_may_not_be_read(
+    capsys, monkeypatch, onboarding
+):
+    world = onboarding["world"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(world.kion.api_key + "\n"))
+
+    code, output = run_cli(capsys, "check", world.secret_id, "--kion-key")
+
+    assert code == 0, output
+    assert "[  ok] Kion settings access:" in output

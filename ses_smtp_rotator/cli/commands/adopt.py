@@ -24,7 +24,7 @@ from ses_smtp_rotator.functions.regions import default_smtp_host
 from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 
 # Where a key refused with 401 came from, for the fix Kion's client prints.
-GIVEN_KEY = "the key given to adopt (create a new one in Kion and give that)"
+GIVEN_KEY = "this command's prompt (make a new one in Kion)"
 # The installation cdk.json ships with (the construct's PROD_EXAMPLE), which adopt replaces.
 SHIPPED_EXAMPLE = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
 INSTALLATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")

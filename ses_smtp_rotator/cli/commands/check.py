@@ -4,11 +4,15 @@ first) rotation, each passing, failing or not to be told from here, with its cau
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from typing import Any
 
 from ses_smtp_rotator.cli import onboarding
 from ses_smtp_rotator.cli.aws_access import SetupError, asking, open_aws
+from ses_smtp_rotator.cli.commands.adopt import GIVEN_KEY, read_api_key
 from ses_smtp_rotator.cli.commands.set_kion_key import _installation as installation_of
-from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, HelpFormatter
+from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_USAGE, HelpFormatter
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.secret_state import CURRENT
 from ses_smtp_rotator.functions.errors import RotationError
@@ -36,6 +40,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "secret", metavar="INSTALLATION", help="the installation secret's name or ARN, or its name"
     )
+    parser.add_argument(
+        "--kion-key",
+        action="store_true",
+        help="read the Kion App API key from a hidden prompt (or standard input when piped) "
+        "instead of the installation's Kion API key secret, which the stack's operator policy "
+        "does not let operators read",
+    )
     parser.add_argument("--region", help="the secret's region (default: from its ARN, then AWS)")
     parser.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
     parser.set_defaults(run=run)
@@ -47,12 +58,18 @@ def run(args: argparse.Namespace) -> int:
     secret_id = secret_id_for(secretsmanager, args.secret)
     _, installation = installation_of(secretsmanager, secret_id)
     key_secret = installation.kion_api_key_secret_id
-    with asking("secretsmanager:GetSecretValue", f"secret {key_secret}"):
-        value = secretsmanager.get_secret_value(SecretId=key_secret, VersionStage=CURRENT)
-    try:
-        stored = StoredApiKey.parse(key_secret, value.get("SecretString"))
-    except RotationError as error:
-        raise SetupError(error.cause, error.fix) from None
+    if args.kion_key:
+        typed = read_api_key()
+        if not typed or any(ch.isspace() for ch in typed):
+            print(
+                "error: no Kion App API key given (it must be one word).\n  Fix: type it at "
+                "the prompt, or pipe it in.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        stored, key_secret = StoredApiKey(typed, None, None, {}), GIVEN_KEY
+    else:
+        stored = _stored_key(secretsmanager, key_secret)
     if not stored.api_key:
         print(
             f"[FAIL] Kion API key: {key_secret} holds no Kion App API key yet, so Kion's side "
@@ -87,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             aws,
             kion,
             adoption,
-            recorded_keys=[installation.username, smtp.username],
+            recorded_keys=[smtp.username, *_recorded_keys(secretsmanager, secret_id)],
             api_key_id=stored.api_key_id,
             proof_host=installation.smtp_host,
             proof_port=installation.smtp_port,
@@ -96,3 +113,38 @@ def run(args: argparse.Namespace) -> int:
     for finding in findings:
         print("\n".join(finding.lines()))
     return onboarding.exit_code(findings)
+
+
+def _recorded_keys(secretsmanager: Any, secret_id: str) -> set[str]:
+    """The access keys the installation secret's versions record: the installation's own."""
+    with asking("secretsmanager:ListSecretVersionIds", f"secret {secret_id}"):
+        versions = secretsmanager.list_secret_version_ids(SecretId=secret_id)["Versions"]
+    recorded = set()
+    for version in versions:
+        with asking("secretsmanager:GetSecretValue", f"secret {secret_id}"):
+            value = secretsmanager.get_secret_value(
+                SecretId=secret_id, VersionId=version["VersionId"]
+            )
+        try:
+            fields = json.loads(value.get("SecretString") or "")
+        except ValueError:
+            continue
+        if isinstance(fields, dict):
+            recorded |= {fields.get(name) for name in ("username", "replaces")} - {None, ""}
+    return recorded
+
+
+def _stored_key(secretsmanager: Any, key_secret: str) -> StoredApiKey:
+    """The Kion API key the installation's functions use."""
+    try:
+        with asking("secretsmanager:GetSecretValue", f"secret {key_secret}"):
+            value = secretsmanager.get_secret_value(SecretId=key_secret, VersionStage=CURRENT)
+        return StoredApiKey.parse(key_secret, value.get("SecretString"))
+    except SetupError as error:
+        raise SetupError(
+            error.cause,
+            f"{error.fix} Or pass --kion-key and type the key (the stack's operator policy "
+            "never lets operators read Kion API keys).",
+        ) from None
+    except RotationError as error:
+        raise SetupError(error.cause, error.fix) from None
