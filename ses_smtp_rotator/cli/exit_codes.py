@@ -56,6 +56,18 @@ EPILOG = """exit codes:
   0, 3, 6, 4, 5, 1. A monitor treats 0 and 3 as healthy.
 """
 
+# The exit codes of adopt and check, whose question is whether the first rotation can succeed.
+CHECK_EPILOG = """exit codes:
+  0    every check passed: the first rotation can succeed
+  1    a check failed (FAIL): the first rotation would fail, or Kion's mail would; or Kion's
+       settings cannot become an installation
+  2    bad command line
+  5    could not ask: AWS credentials, region, permissions, or the secret is missing or not an
+       installation secret
+  6    nothing failed, but some checks could not be made from here (marked ?)
+  130  interrupted (Ctrl-C)
+"""
+
 
 def worst(codes: Iterable[int]) -> int:
     """The most severe of ``codes`` (EXIT_OK for none)."""

@@ -501,15 +501,3 @@ def preconditions(
         *kion_findings,
         check_reachable(proof_host, dialled_port(proof_host, proof_port)),
     ]
-
-
-EXIT_CODES = """exit codes:
-  0    every check passed: the first rotation can succeed
-  1    a check failed (FAIL): the first rotation would fail, or Kion's mail would; or Kion's
-       settings cannot become an installation
-  2    bad command line
-  5    could not ask: AWS credentials, region, permissions, or the secret is missing or not an
-       installation secret
-  6    nothing failed, but some checks could not be made from here (marked ?)
-  130  interrupted (Ctrl-C)
-"""

@@ -471,3 +471,10 @@ def test_check_takes_a_typed_kion_key_when_the_stored_one_may_not_be_read(
 
     assert code == 0, output
     assert "[  ok] Kion settings access:" in output
+
+
+def test_adopt_that_cannot_ask_aws_exits_5(capsys, monkeypatch, onboarding):
+    code, output = adopt(capsys, monkeypatch, onboarding, "--yes", "--profile", "no-such-profile")
+
+    assert code == 5
+    assert "error: The AWS profile 'no-such-profile' is not configured." in output

@@ -18,7 +18,13 @@ from urllib.parse import urlparse
 from ses_smtp_rotator.cli import onboarding
 from ses_smtp_rotator.cli.aws_access import asking, open_aws
 from ses_smtp_rotator.cli.commands.set_kion_key import identify_key
-from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HelpFormatter
+from ses_smtp_rotator.cli.exit_codes import (
+    CHECK_EPILOG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    HelpFormatter,
+)
 from ses_smtp_rotator.functions.errors import RotationError
 from ses_smtp_rotator.functions.regions import default_smtp_host
 from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
@@ -43,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "ses:GetAccount, ses:GetEmailIdentity, iam:GetUser, iam:ListAccessKeys, "
         "iam:GetAccessKeyLastUsed and iam:SimulatePrincipalPolicy, and writes Kion's "
         "sender (smtp_from) back unchanged to prove the key may write it.",
-        epilog=onboarding.EXIT_CODES,
+        epilog=CHECK_EPILOG,
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--kion-url", required=True, metavar="URL", help="Kion's https:// address")

@@ -12,7 +12,7 @@ from ses_smtp_rotator.cli import onboarding
 from ses_smtp_rotator.cli.aws_access import SetupError, asking, open_aws
 from ses_smtp_rotator.cli.commands.adopt import GIVEN_KEY, read_api_key
 from ses_smtp_rotator.cli.commands.set_kion_key import _installation as installation_of
-from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_USAGE, HelpFormatter
+from ses_smtp_rotator.cli.exit_codes import CHECK_EPILOG, EXIT_FAILED, EXIT_USAGE, HelpFormatter
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.secret_state import CURRENT
 from ses_smtp_rotator.functions.errors import RotationError
@@ -34,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "both secrets, ses:GetAccount, ses:GetEmailIdentity, iam:GetUser, iam:ListAccessKeys, "
         "iam:GetAccessKeyLastUsed and iam:SimulatePrincipalPolicy; writes Kion's sender "
         "(smtp_from) back unchanged to prove the key may write it.",
-        epilog=onboarding.EXIT_CODES,
+        epilog=CHECK_EPILOG,
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
