@@ -478,3 +478,11 @@ def test_adopt_that_cannot_ask_aws_exits_5(capsys, monkeypatch, onboarding):
 
     assert code == 5
     assert "error: The AWS profile 'no-such-profile' is not configured." in output
+
+
+def test_adopt_without_a_kion_key_is_a_usage_error(capsys, monkeypatch, onboarding):
+    code, output = adopt(capsys, monkeypatch, onboarding, "--yes", api_key="")
+
+    assert code == 2
+    assert "error: no Kion App API key given (it must be one word)." in output
+    assert onboarding["world"].kion.request_log == []

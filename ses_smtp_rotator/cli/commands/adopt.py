@@ -104,11 +104,8 @@ def run(args: argparse.Namespace) -> int:
             "Kion's certificate",
         )
     api_key = read_api_key()
-    if not api_key or any(ch.isspace() for ch in api_key):
-        return _usage(
-            "no Kion App API key given (it must be one word).",
-            "type it at the prompt, or pipe it in: ... | ses-smtp-rotator adopt ...",
-        )
+    if not api_key:
+        return EXIT_USAGE
     kion = KionKeyClient(
         kion_url, api_key, ca_pem=ca_pem, timeout=15, retries=2, api_key_secret_id=GIVEN_KEY
     )
@@ -171,9 +168,19 @@ def _read_ca(path: Path | None) -> str | None:
 
 
 def read_api_key() -> str:
+    """A Kion App API key from a hidden prompt, or standard input when piped; "" (with the error
+    printed) when none, or not one word, was given."""
     if sys.stdin.isatty():
-        return getpass.getpass("Kion App API key (hidden): ").strip()
-    return sys.stdin.readline().strip()
+        api_key = getpass.getpass("Kion App API key (hidden): ").strip()
+    else:
+        api_key = sys.stdin.readline().strip()
+    if api_key and not any(ch.isspace() for ch in api_key):
+        return api_key
+    _usage(
+        "no Kion App API key given (it must be one word).",
+        "type it at the prompt, or pipe it in: ... | ses-smtp-rotator <command> ...",
+    )
+    return ""
 
 
 def cdk_entry(name: str, adoption: onboarding.Adoption, ca_pem: str | None) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from ses_smtp_rotator.cli import onboarding
@@ -60,12 +59,7 @@ def run(args: argparse.Namespace) -> int:
     key_secret = installation.kion_api_key_secret_id
     if args.kion_key:
         typed = read_api_key()
-        if not typed or any(ch.isspace() for ch in typed):
-            print(
-                "error: no Kion App API key given (it must be one word).\n  Fix: type it at "
-                "the prompt, or pipe it in.",
-                file=sys.stderr,
-            )
+        if not typed:
             return EXIT_USAGE
         stored, key_secret = StoredApiKey(typed, None, None, {}), GIVEN_KEY
     else:
