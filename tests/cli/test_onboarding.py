@@ -16,6 +16,7 @@ from cli_world import run_cli
 
 from ses_smtp_rotator import cdk
 from ses_smtp_rotator.cdk.context_settings import PROD_EXAMPLE
+from ses_smtp_rotator.cli import onboarding as onboarding_checks
 from ses_smtp_rotator.cli.commands.adopt import SHIPPED_EXAMPLE
 from ses_smtp_rotator.local.moto_onboarding import OnboardingCalls
 
@@ -486,3 +487,45 @@ def test_adopt_without_a_kion_key_is_a_usage_error(capsys, monkeypatch, onboardi
     assert code == 2
     assert "error: no Kion App API key given (it must be one word)." in output
     assert onboarding["world"].kion.request_log == []
+
+
+def test_the_send_check_names_a_service_control_policy_that_denies_it(onboarding):
+    organizations = boto3.client("organizations")
+    organizations.create_organization(FeatureSet="ALL")
+    member = organizations.create_account(AccountName="mail", Email="mail@example.com")[
+        "CreateAccountStatus"
+    ]["AccountId"]
+    deny_ses = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Deny", "Action": "ses:*", "Resource": "*"}],
+        }
+    )
+    scp = organizations.create_policy(
+        Name="no-ses", Type="SERVICE_CONTROL_POLICY", Description="", Content=deny_ses
+    )["Policy"]["PolicySummary"]["Id"]
+    organizations.attach_policy(PolicyId=scp, TargetId=member)
+    credentials = boto3.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{member}:role/OrganizationAccountAccessRole",
+        RoleSessionName="onboarding",
+    )["Credentials"]
+    iam = boto3.client(
+        "iam",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    iam.create_user(UserName="sender")
+    iam.put_user_policy(
+        UserName="sender", PolicyName="send", PolicyDocument=json.dumps(SEND_POLICY)
+    )
+
+    finding = onboarding_checks.check_send_permission(
+        iam, "us-east-1", "sender", "kion@example.com"
+    )
+
+    assert finding.verdict == onboarding_checks.FAIL
+    assert "(explicitDeny): a service control policy of the organization denies it." in (
+        finding.summary
+    )
+    assert finding.fix.startswith("Ask the organization's administrators")
