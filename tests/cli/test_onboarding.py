@@ -106,6 +106,7 @@ def test_adopt_writes_the_installation_it_found_into_cdk_json(capsys, monkeypatc
 
     assert code == 0
     assert f"access key {access_key_id} belongs to user kion-ses-smtp" in output
+    assert "The user is in AWS account 123456789012, the one these credentials reach." in output
     assert "email-smtp.us-east-1.amazonaws.com (SES in us-east-1): sesRegion us-east-1" in output
     assert '"iamUserName": "kion-ses-smtp",' in added_lines(output)  # the diff
     other, adopted = installations(onboarding["cdk_json"])

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from ses_smtp_rotator.cli import onboarding
 from ses_smtp_rotator.cli.aws_access import asking, open_aws
 from ses_smtp_rotator.cli.commands.set_kion_key import identify_key
@@ -120,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for reason in adoption.reasons():
         print(reason)
+    account = _account(aws)
+    if account:
+        print(f"The user is in AWS account {account}, the one these credentials reach.")
     entry = cdk_entry(name, adoption, ca_pem)
     code = EXIT_OK
     if args.check:
@@ -140,6 +145,14 @@ def run(args: argparse.Namespace) -> int:
         return code
     written = write_cdk_json(args.cdk_json, entry, confirm=not args.yes)
     return code if written else EXIT_FAILED
+
+
+def _account(aws: Any) -> str | None:
+    """The account the credentials act in (None when STS does not say)."""
+    try:
+        return str(aws.client("sts").get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError):
+        return None
 
 
 def _key_id(kion: KionKeyClient) -> int | None:
