@@ -12,6 +12,7 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 from ..cli import main as cli
+from ..cli.commands.adopt import SHIPPED_EXAMPLE
 from ..cli.exit_codes import EXIT_OK, EXIT_UNCHECKED
 from ..local.moto_onboarding import OnboardingCalls
 from .environment import DemoEnvironment
@@ -32,6 +33,9 @@ def show_onboarding(environment: DemoEnvironment, say: Narrate, check: Check) ->
     with OnboardingCalls([smtp]), tempfile.TemporaryDirectory() as folder:
         ca_file, cdk_json = Path(folder, "kion-ca.pem"), Path(folder, "cdk.json")
         ca_file.write_text(kion.ca_pem or "", encoding="utf-8")
+        # As cdk.json ships: adopt puts the installation in place of the example.
+        shipped = {"context": {"installations": [SHIPPED_EXAMPLE]}}
+        cdk_json.write_text(json.dumps(shipped, indent=2) + "\n", encoding="utf-8")
         say(f"ses-smtp-rotator adopt --kion-url {kion.url} --check --yes  (key on stdin)")
         adopt = ["adopt", "--kion-url", kion.url, "--name", installation.name, "--check"]
         files = ["--kion-ca-bundle", str(ca_file), "--cdk-json", str(cdk_json)]
