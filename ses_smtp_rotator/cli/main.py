@@ -3,7 +3,9 @@
 ``list``, ``rotate`` and ``status`` work against real AWS (the default credential chain,
 ``--profile``, ``--region``) and against the local demo (boto3 honours ``AWS_ENDPOINT_URL``).
 ``rotate`` and ``status`` take one installation secret, or several (names, globs, ``--all``,
-``--deployment``) with a summary table. ``derive`` works offline.
+``--deployment``) with a summary table. ``derive`` works offline. ``adopt`` turns a
+hand-configured Kion into an installation in cdk.json and ``check`` checks every precondition of
+an installation's next rotation.
 """
 
 from __future__ import annotations
