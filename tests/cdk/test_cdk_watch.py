@@ -268,6 +268,12 @@ def test_the_operator_policy_never_reads_a_kion_api_key(fleet_app: Synthesized) 
         "lambda:GetFunctionConfiguration",
         "logs:FilterLogEvents",
         "iam:ListAccessKeys",
+        # check: the SMTP users' send permission and keys, SES's account and identities.
+        "iam:GetUser",
+        "iam:GetAccessKeyLastUsed",
+        "iam:SimulatePrincipalPolicy",
+        "ses:GetAccount",
+        "ses:GetEmailIdentity",
         # The deployment's KMS key, through Secrets Manager only.
         "kms:Decrypt",
         "kms:Encrypt",
