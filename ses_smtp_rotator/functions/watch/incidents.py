@@ -85,9 +85,7 @@ class Notice:
     """The incident still open after this notice; None once it is resolved."""
 
 
-def decide(
-    health: InstallationHealth, previous: Incident | None, now: datetime
-) -> Notice | None:
+def decide(health: InstallationHealth, previous: Incident | None, now: datetime) -> Notice | None:
     """The notice ``health`` calls for, given the incident already open; None when nothing is
     to be told (an open incident told less than ``REPEAT_AFTER`` ago, or nothing checked)."""
     if health.verdict == FAILING:
@@ -99,9 +97,11 @@ def decide(
             kind, incident = REPEAT, Incident(checks, previous.opened, now)
         else:
             return None
-        return Notice(kind, _subject(kind, health), failing_message(kind, health, incident), incident)
+        message = failing_message(kind, health, incident)
+        return Notice(kind, _subject(kind, health), message, incident)
     if health.verdict == HEALTHY and previous is not None:
-        return Notice(RESOLVED, _subject(RESOLVED, health), resolved_message(health, previous), None)
+        message = resolved_message(health, previous)
+        return Notice(RESOLVED, _subject(RESOLVED, health), message, None)
     return None
 
 
@@ -174,8 +174,7 @@ def secret_console_url(secret_arn: str) -> str:
         raise ValueError(f"{secret_arn!r} is not a secret ARN")
     host = _CONSOLE_HOSTS.get(arn.partition, _CONSOLE_HOSTS["aws"])
     return (
-        f"https://{host}/secretsmanager/secret?name={quote(arn.name, safe='')}"
-        f"&region={arn.region}"
+        f"https://{host}/secretsmanager/secret?name={quote(arn.name, safe='')}&region={arn.region}"
     )
 
 
