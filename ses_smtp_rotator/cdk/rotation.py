@@ -232,6 +232,7 @@ class SesSmtpRotation(Construct):
         alerts = RotationAlerts(
             self,
             "Alerting",
+            deployment_name=self.deployment.name,
             topic=alarm_topic,
             email=alarm_email,
             secret_id_prefixes=[
