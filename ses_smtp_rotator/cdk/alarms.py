@@ -93,4 +93,3 @@ def deployment_alarm(
         alarm.add_alarm_action(action)
         alarm.add_ok_action(action)
     return alarm
-

@@ -7,8 +7,7 @@ rotation step, which Secrets Manager reports as RotationFailed, and that event p
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Duration
-from aws_cdk import Aws
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
@@ -58,7 +57,9 @@ class RotationAlerts(Construct):
             cause="a rotation step failed; Kion keeps the credential it had.",
             fix=f"the function's log group {log_group.log_group_name} names the step, cause and "
             "fix (ses-smtp-rotator history shows it).",
-            metric=function.metric_errors(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM),
+            metric=function.metric_errors(
+                period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM
+            ),
             paging=False,
         )
         schedule_errors = deployment_alarm(
@@ -144,6 +145,7 @@ class RotationAlerts(Construct):
                 )
             )
         return rule
+
 
 @jsii.implements(events.IRuleTarget)
 class _TopicTarget:

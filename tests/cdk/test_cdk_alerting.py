@@ -81,8 +81,10 @@ def test_the_failure_notice_is_a_json_object_naming_where_what_and_the_command(
 ) -> None:
     rule = only(default_app.resources("AWS::Events::Rule"), "rule")["Properties"]
     template = only(rule["Targets"], "target")["InputTransformer"]["InputTemplate"]
-    text = template if isinstance(template, str) else "".join(
-        part if isinstance(part, str) else "TOKEN" for part in template["Fn::Join"][1]
+    text = (
+        template
+        if isinstance(template, str)
+        else "".join(part if isinstance(part, str) else "TOKEN" for part in template["Fn::Join"][1])
     )
     assert text.lstrip().startswith("{")  # an object, not a quoted string
     for field in ('"account":<account>', '"region":<region>', '"secret":<detail-'):

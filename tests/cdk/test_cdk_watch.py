@@ -194,7 +194,11 @@ def test_alarms_of_the_watch_go_to_the_alert_topic(default_app: Synthesized) -> 
     topic = {"Ref": default_app.logical_id(rotation.topic)}
     default_app.template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
-        {"MetricName": "InstallationsChecked", "Namespace": "SesSmtpRotator", "AlarmActions": [topic]},
+        {
+            "MetricName": "InstallationsChecked",
+            "Namespace": "SesSmtpRotator",
+            "AlarmActions": [topic],
+        },
     )
     default_app.template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
