@@ -19,6 +19,7 @@ from ses_smtp_rotator.cli.aws_access import SetupError
 from ses_smtp_rotator.cli.commands import abandon as abandon_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
+from ses_smtp_rotator.cli.commands import history as history_command
 from ses_smtp_rotator.cli.commands import list as list_command
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.commands import set_kion_key as set_kion_key_command
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     status_command.register(commands, common)
     set_kion_key_command.register(commands)
     abandon_command.register(commands)
+    history_command.register(commands, aws_options)
     return parser
 
 

@@ -16,12 +16,12 @@ from botocore.exceptions import ClientError
 
 from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, open_aws, region_of_arn
 from ses_smtp_rotator.cli.exit_codes import (
-    EPILOG,
     EXIT_FAILED,
     EXIT_IN_PROGRESS,
     EXIT_OK,
     EXIT_TIMEOUT,
     HelpFormatter,
+    epilog_for,
 )
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.function_logs import FunctionLogReader, FunctionLogRecord
@@ -67,7 +67,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "each (--parallel at a time) and print one summary table. Needs "
         "secretsmanager:RotateSecret and lambda:InvokeFunction (and, for --wait, "
         "secretsmanager:DescribeSecret and logs:FilterLogEvents; ListSecrets to select several).",
-        epilog=EPILOG,
+        epilog=epilog_for("rotate"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(

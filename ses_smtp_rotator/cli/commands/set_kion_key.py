@@ -17,7 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ses_smtp_rotator.cli.aws_access import SetupError, asking, open_aws
-from ses_smtp_rotator.cli.exit_codes import EPILOG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, HelpFormatter
+from ses_smtp_rotator.cli.exit_codes import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    HelpFormatter,
+    epilog_for,
+)
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.secret_state import CURRENT, PENDING, read_state
 from ses_smtp_rotator.functions.errors import KionAuthError, RotationError
@@ -38,7 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "standard input when piped; it is never printed. An unfinished renewal of the old key "
         "is cancelled. Needs secretsmanager:GetSecretValue on the installation secret and "
         "DescribeSecret, PutSecretValue and UpdateSecretVersionStage on the Kion API key secret.",
-        epilog=EPILOG,
+        epilog=epilog_for("set-kion-key"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(

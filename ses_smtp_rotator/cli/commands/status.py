@@ -9,12 +9,12 @@ from typing import TextIO
 
 from ses_smtp_rotator.cli.aws_access import open_aws
 from ses_smtp_rotator.cli.exit_codes import (
-    EPILOG,
     EXIT_FAILED,
     EXIT_IN_PROGRESS,
     EXIT_OK,
     EXIT_UNCHECKED,
     HelpFormatter,
+    epilog_for,
 )
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.installation_status import (
@@ -60,7 +60,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "API key secret only without a watch) and ListSecretVersionIds (ListSecrets to select "
         "several); iam:ListAccessKeys, lambda:GetFunctionConfiguration, "
         "scheduler:ListSchedules/GetSchedule and logs:FilterLogEvents add detail when allowed.",
-        epilog=EPILOG,
+        epilog=epilog_for("status"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
