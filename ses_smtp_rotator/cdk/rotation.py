@@ -44,6 +44,7 @@ from .installation_stacks import InstallationStack, group_installations
 from .kion_key_renewal import KionKeyRenewalFunction
 from .network import FunctionNetwork
 from .operator_access import OperatorPolicy, acknowledge_operator_policy
+from .saved_queries import SavedQueries
 from .watch import DEFAULT_WATCH_SCHEDULE, InstallationWatch, acknowledge_watch
 
 __all__ = ["LOG_LEVELS", "TIMEOUT_HEADROOM", "InstallationResources", "SesSmtpRotation"]
@@ -313,6 +314,13 @@ class SesSmtpRotation(Construct):
             ],
             alarms=[*alerts.alarms, *self.watch.alarms],
         ).dashboard
+        SavedQueries(
+            self,
+            "SavedQueries",
+            deployment_name=self.deployment.name,
+            rotation_log_groups=[self.log_group, key_renewal.log_group],
+            watch_log_group=self.watch.log_group,
+        )
         operators = OperatorPolicy(
             self,
             "Operators",
