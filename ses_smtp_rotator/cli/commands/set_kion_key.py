@@ -25,7 +25,7 @@ from ses_smtp_rotator.cli.exit_codes import (
     epilog_for,
 )
 from ses_smtp_rotator.cli.fleet import secret_id_for
-from ses_smtp_rotator.cli.secret_state import CURRENT, PENDING, read_state
+from ses_smtp_rotator.cli.secret_state import CURRENT, PENDING, looks_like_kion_api_key, read_state
 from ses_smtp_rotator.functions.errors import KionAuthError, RotationError
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.services.kion_keys import AppApiKeyInfo, KionKeyClient
@@ -146,6 +146,16 @@ def _key_by_id(kion: KionKeyClient, key_id: int) -> AppApiKeyInfo:
 def _installation(secretsmanager: Any, secret_id: str) -> tuple[str, InstallationSecret]:
     with asking("secretsmanager:GetSecretValue", f"secret {secret_id}"):
         value = secretsmanager.get_secret_value(SecretId=secret_id, VersionStage=CURRENT)
+    if looks_like_kion_api_key(value.get("SecretString")):
+        # Advice about missing settings would damage this secret: it is the key's own.
+        raise SetupError(
+            f"Secret {value.get('Name', secret_id)} is a Kion API key secret, not an "
+            "installation secret.",
+            "Name the installation secret whose kion_api_key_secret_id is this secret (the "
+            "stack output <Name>SecretArn, or `ses-smtp-rotator list`), or the installation's "
+            "name: set-kion-key checks the key against that installation's Kion and stores it "
+            "here itself. Change nothing in this secret by hand.",
+        )
     try:
         return value["ARN"], InstallationSecret.parse(value.get("SecretString"))
     except RotationError as error:
