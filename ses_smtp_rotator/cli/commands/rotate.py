@@ -15,6 +15,7 @@ from typing import TextIO
 from botocore.exceptions import ClientError
 
 from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, open_aws, region_of_arn
+from ses_smtp_rotator.cli.dry_run import dry_run
 from ses_smtp_rotator.cli.exit_codes import (
     EXIT_FAILED,
     EXIT_IN_PROGRESS,
@@ -95,12 +96,26 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="with --wait: seconds between looks at the secret and the logs "
         f"(default {DEFAULT_POLL:.0f})",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing: print what each installation's rotation would do (the key it "
+        "makes, the key it retires, what it proves)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask before rotating several installations (--all, --deployment, globs)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     aws = open_aws(args.secret[0], profile=args.profile, region=args.region)
     secret_id = secret_id_for(aws.client("secretsmanager"), args.secret[0])
+    if args.dry_run:
+        print(dry_run(aws, secret_id))
+        return EXIT_OK
     return rotate(
         aws,
         secret_id,
