@@ -105,6 +105,10 @@ _PER_COMMAND: dict[str, tuple[tuple[int, str], ...]] = {
         (EXIT_IN_PROGRESS, "not yet: the function may still be working on it"),
         (EXIT_SETUP, _SETUP),
     ),
+    "completion": (
+        (EXIT_OK, "the script was printed"),
+        (EXIT_USAGE, "bad command line (an unknown shell)"),
+    ),
     "history": (
         (EXIT_OK, "the history was listed; the latest rotation and renewal did not fail"),
         (EXIT_FAILED, "the latest rotation or Kion API key renewal failed"),

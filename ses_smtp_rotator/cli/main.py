@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import SetupError
 from ses_smtp_rotator.cli.commands import abandon as abandon_command
+from ses_smtp_rotator.cli.commands import completion as completion_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
 from ses_smtp_rotator.cli.commands import history as history_command
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_kion_key_command.register(commands)
     abandon_command.register(commands)
     history_command.register(commands, aws_options)
+    completion_command.register(commands, parser)
     return parser
 
 
