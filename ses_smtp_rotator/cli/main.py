@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import SetupError
+from ses_smtp_rotator.cli.colour import ColourStream, colour_wanted
 from ses_smtp_rotator.cli.commands import abandon as abandon_command
 from ses_smtp_rotator.cli.commands import completion as completion_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
@@ -123,6 +125,25 @@ def _long_options(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with _coloured_on_terminals():
+        return _main(argv)
+
+
+@contextmanager
+def _coloured_on_terminals() -> Iterator[None]:
+    """Standard output and error coloured while each is a terminal that wants colour."""
+    saved = sys.stdout, sys.stderr
+    if colour_wanted(sys.stdout):
+        sys.stdout = ColourStream(sys.stdout)  # type: ignore[assignment]
+    if colour_wanted(sys.stderr):
+        sys.stderr = ColourStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parse(parser, argv)
     run = args.run
