@@ -93,3 +93,20 @@ def test_ctrl_c_while_waiting_says_how_to_follow_again(world, capsys):
     assert "Interrupted. Whatever was started in AWS goes on." in output
     assert f"Follow it again: ses-smtp-rotator rotate {secret} --wait" in output
     assert f"ses-smtp-rotator status {secret}" in output
+
+
+def test_one_unit_style_in_text_and_numbers_as_numbers_in_json(world, capsys):
+    import json
+    import re
+
+    secret = installation(world).secret_name
+    code, output = run_cli(capsys, "rotate", secret, "--wait", *FAST)
+    assert code == 0, output
+    _, output = run_cli(capsys, "status", secret, "--no-watch")
+    spans = re.findall(r"\((\d+ \S+) ago\)", output)
+    assert spans, output
+    assert all(re.fullmatch(r"\d+ (s|min|h|d)", found) for found in spans), spans
+    _, output = run_cli(capsys, "status", secret, "--no-watch", "--json")
+    document = json.loads(output)
+    assert isinstance(document["key_age_days"], float)
+    assert isinstance(document["function_timeout_seconds"], int | float)

@@ -40,6 +40,7 @@ from ses_smtp_rotator.cli.secret_state import (
     read_state,
     require_installation_secret,
 )
+from ses_smtp_rotator.cli.units import span
 from ses_smtp_rotator.functions.quiet_period import is_quiet, quiet_from
 
 DEFAULT_TIMEOUT = 600.0
@@ -236,7 +237,7 @@ def _in_progress(
 def _since(pending: PendingRotation, now: datetime) -> str:
     if pending.started is None:
         return ""
-    return f", started {max((now - pending.started).total_seconds(), 0):.0f} s ago"
+    return f", started {span(max(now - pending.started, timedelta()))} ago"
 
 
 @dataclass

@@ -25,6 +25,7 @@ from ses_smtp_rotator.cli.installation_status import (
     InstallationStatus,
     gather,
 )
+from ses_smtp_rotator.cli.units import span
 
 _LABEL_WIDTH = 19
 _CHECK_TITLES = {
@@ -157,11 +158,4 @@ def _when(moment: datetime | None, now: datetime) -> str:
 
 
 def _span(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
+    return span(delta)
