@@ -376,8 +376,16 @@ def _serve(environment: DemoEnvironment, story: Narrator) -> None:
     story.say()
     story.say("The servers stay up until Ctrl-C. In another shell, try:")
     story.item(f"export {exports}")
-    story.item(f".venv/bin/ses-smtp-rotator status {name} --check-smtp")
-    story.item(f".venv/bin/ses-smtp-rotator rotate {name} --wait --poll 0.5")
+    command = Path(sys.executable).parent / "ses-smtp-rotator"
+    try:
+        command = command.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    story.item(f"{command} list")
+    story.item(f"{command} status --all")
+    story.item(f"{command} status {name} --check-smtp")
+    story.item(f"{command} history {environment.installation.name}")
+    story.item(f"{command} rotate {name} --wait --poll 0.5")
     try:
         while True:
             time.sleep(3600)

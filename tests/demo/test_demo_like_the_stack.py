@@ -59,3 +59,19 @@ def test_history_tells_the_rotations_the_demo_ran(operator, capsys):
     document = json.loads(output)
     rotations = [r for r in document["rotations"] if r["kind"] == "rotation"]
     assert rotations[0]["outcome"] == "finished"
+
+
+def test_make_demo_installs_only_what_the_demo_runs():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    wanted = {
+        line.split("==")[0].split("[")[0].lower()
+        for line in (root / "requirements-demo.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {"moto", "aiosmtpd", "trustme", "boto3", "aws-lambda-powertools"} <= wanted
+    assert not wanted & {"aws-cdk-lib", "cdk-nag", "mutmut", "cfn-lint", "pytest", "ruff"}
+    makefile = (root / "Makefile").read_text()
+    assert "-r requirements-demo.txt" in makefile
+    assert "\t$(DEMO_VENV)/bin/python -m ses_smtp_rotator.demo $(ARGS)" in makefile
