@@ -13,6 +13,7 @@ on Ctrl-C or failure. Exit code 0 only when every check holds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -377,10 +378,8 @@ def _serve(environment: DemoEnvironment, story: Narrator) -> None:
     story.say("The servers stay up until Ctrl-C. In another shell, try:")
     story.item(f"export {exports}")
     command = Path(sys.executable).parent / "ses-smtp-rotator"
-    try:
+    with contextlib.suppress(ValueError):  # outside the working directory: the full path
         command = command.relative_to(Path.cwd())
-    except ValueError:
-        pass
     story.item(f"{command} list")
     story.item(f"{command} status --all")
     story.item(f"{command} status {name} --check-smtp")
