@@ -3,6 +3,9 @@ secret named where an installation is meant, Ctrl-C while following a rotation."
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from cli_world import installation, run_cli, when_printed
 
@@ -96,9 +99,6 @@ def test_ctrl_c_while_waiting_says_how_to_follow_again(world, capsys):
 
 
 def test_one_unit_style_in_text_and_numbers_as_numbers_in_json(world, capsys):
-    import json
-    import re
-
     secret = installation(world).secret_name
     code, output = run_cli(capsys, "rotate", secret, "--wait", *FAST)
     assert code == 0, output
