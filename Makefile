@@ -60,17 +60,20 @@ build: $(PY_STAMP)
 package-check: build
 	PYTHON=$(PYTHON) .ci/package-check
 
-# TEST_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
+# TEST_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process). loadgroup:
+# the tests that read one synthesized CDK app run on one worker (tests/cdk/conftest.py), which
+# synthesizes it once; the other tests go one by one to whichever worker is free.
 TEST_WORKERS ?= auto
+XDIST = -n $(TEST_WORKERS) --dist loadgroup
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest $(XDIST)
 
 # The safety suite alone (also part of `make test`): a fault at every external call of a rotation,
 # bad inputs, concurrent triggers and a secret scan of all output; it ends with its figures.
 # SAFETY_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
 SAFETY_WORKERS ?= auto
 safety: $(PY_STAMP) $(KION_OPENAPI)
-	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
+	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) --dist loadgroup tests/safety
 
 # Mutation testing, not in `make test` or CI (docs/development.md says how long it takes): mutmut
 # mutates the rotation function's step logic in a scratch copy (build/mutation, its package under

@@ -3,6 +3,7 @@ reset before every test."""
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -33,6 +34,7 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
+import moto.core.responses
 from moto import mock_aws
 from rotation_world import RotationWorld
 
@@ -47,6 +49,12 @@ from ses_smtp_rotator.local.rotation_service import (
 )
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
+
+# moto lists a response class's methods (inspect.getmembers) for every request it answers, a few
+# per cent of the suite's time; the list of a class never changes, so it is looked up once.
+moto.core.responses.method_names_from_class = functools.cache(
+    moto.core.responses.method_names_from_class
+)
 
 
 @pytest.fixture
