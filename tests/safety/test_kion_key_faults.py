@@ -42,7 +42,7 @@ from safety_harness import (
 
 from ses_smtp_rotator.functions.errors import RotationError
 from ses_smtp_rotator.functions.kion_key_renewal.key_secret import StoredApiKey
-from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyRenewal, key_name
+from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyRenewal
 from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 from ses_smtp_rotator.functions.smtp_rotation import handler
 from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
@@ -86,7 +86,7 @@ def build_renewal_world(
     [(key_id, api_key)] = list(kion.api_keys.items())
     world.store_key(api_key, key_id)
     if variant == AT_LIMIT:
-        kion.api_keys.issue(key_name(world.secret_name(), "abandoned"))
+        kion.api_keys.issue(world.key_name("abandoned"))
         kion.api_keys.issue("a colleague's script")
         kion.app_config["app_api_key_limit"] = len(kion.api_keys)
     return world

@@ -3,9 +3,8 @@
 - createSecret: delete the keys this installation's renewals made that neither AWSCURRENT nor
   AWSPENDING holds (among them the key of an earlier try of this very step whose reply was lost:
   it carries this version's name), and AWSPREVIOUS's key when a finishSecret stopped before
-  deleting it; then create a key named ``ses-smtp-rotator/<deployment>/<secret name>/<version>`` (the deployment: a
-  digest of the secret's ARN) and store it
-  with its id as AWSPENDING.
+  deleting it; then create a key named for this deployment, the secret and the version
+  (``key_names``) and store it with its id as AWSPENDING.
 - setSecret: nothing; Kion made the key live when it created it.
 - testSecret: read Kion's settings with the new key.
 - finishSecret: check the new key once more, move AWSCURRENT to it, then delete the replaced key
@@ -17,8 +16,6 @@ working key.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -32,6 +29,7 @@ from ses_smtp_rotator.functions.errors import (
 )
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.kion_key_renewal.key_life import expired_key_error
+from ses_smtp_rotator.functions.kion_key_renewal.key_names import key_name, made_by_renewal_of
 from ses_smtp_rotator.functions.kion_key_renewal.key_secret import (
     PREVIOUS,
     SET_KION_KEY,
@@ -43,43 +41,9 @@ from ses_smtp_rotator.functions.services.kion_keys import AppApiKeyInfo, KionKey
 from ses_smtp_rotator.functions.services.secrets_store import InstallationSecrets
 from ses_smtp_rotator.functions.telemetry import logger, metrics
 
-KEY_NAME_PREFIX = "ses-smtp-rotator"
-VERSION_IN_NAME = 8  # characters of the version id in a key's name
-DEPLOYMENT_IN_NAME = 12  # hex characters of the deployment digest in a key's name
-
 
 class KionKeyLimitError(RotationError):
     """Kion refused a new key and the key's user holds no key this renewal may delete."""
-
-
-def deployment_id(secret_arn: str) -> str:
-    """A short digest of the secret's ARN: account, region and name, so one per deployment."""
-    return hashlib.sha256(secret_arn.encode()).hexdigest()[:DEPLOYMENT_IN_NAME]
-
-
-def key_name(identity: SecretIdentity, version_id: str) -> str:
-    """The name of the key a renewal creates: the deployment, the secret and the version."""
-    deployment = deployment_id(identity.arn)
-    return f"{KEY_NAME_PREFIX}/{deployment}/{identity.name}/{version_id[:VERSION_IN_NAME]}"
-
-
-def made_by_renewal_of(identity: SecretIdentity, name: str, token: str) -> bool:
-    """Whether a key named ``name`` was made by a renewal of this very secret.
-
-    Names without the deployment (before 0.2) count only when their version part is one of
-    this secret's versions or this renewal's: another deployment's versions never match.
-    Recognising those names ends in 0.3.
-    """
-    prefix = re.escape(KEY_NAME_PREFIX)
-    version = rf"([^/]{{1,{VERSION_IN_NAME}}})"
-    own = rf"{prefix}/{deployment_id(identity.arn)}/{re.escape(identity.name)}/{version}"
-    if re.fullmatch(own, name):
-        return True
-    legacy = re.fullmatch(rf"{prefix}/{re.escape(identity.name)}/{version}", name)
-    if legacy is None:
-        return False
-    versions = {v[:VERSION_IN_NAME] for v in (*identity.stages, token)}
-    return legacy.group(1) in versions
 
 
 @dataclass
@@ -103,7 +67,7 @@ class KionKeyRenewal:
         except KionAuthError:
             raise expired_key_error(kion.kion_url, self.secret.secret_id) from None
         self._delete_spare_keys(kion, identity, listed)
-        name = key_name(identity, self.token)
+        name = key_name(identity.arn, identity.name, self.token)
         try:
             new_key = kion.create_key(name)
         except KionRequestError as error:
