@@ -93,7 +93,7 @@ class KionKeyRenewal:
     def finish_secret(self, pending: StoredApiKey) -> None:
         identity = self.secret.describe()
         kion = self._kion(pending, identity)
-        if pending.api_key_id is not None and kion.find_key(pending.api_key_id) is None:
+        if not self._kion_has(kion, pending):
             raise RotationStateError(
                 f"Kion no longer has the new key {pending.api_key_id} of this renewal.",
                 "Someone deleted it in Kion; abandon this renewal (remove AWSPENDING from "
@@ -114,6 +114,16 @@ class KionKeyRenewal:
             return
         if kion.delete_key(replaced):
             logger.info("Deleted the replaced Kion API key", api_key_id=replaced)
+
+    @staticmethod
+    def _kion_has(kion: KionKeyClient, pending: StoredApiKey) -> bool:
+        """Whether Kion still has the new key, asked with that key: a 401 says it is gone."""
+        if pending.api_key_id is None:
+            return True
+        try:
+            return kion.find_key(pending.api_key_id) is not None
+        except KionAuthError:
+            return False
 
     def _delete_spare_keys(
         self, kion: KionKeyClient, identity: SecretIdentity, listed: list[AppApiKeyInfo]
