@@ -2,8 +2,10 @@
 rotation, the Kion API key's days left, the SES acceptance wait and failing checks; beside them
 the deployment's alarms and function errors.
 
-Each per-installation graph is one metric search over the ``installation`` dimension, so every
-installation gets its own line and the dashboard's size does not grow with their number.
+Each per-installation graph is one metric search over the ``installation`` dimension within the
+deployment's (``deployment``), so every installation of this deployment gets its own line, another
+stack's installations in the same account and region none, and the dashboard's size does not grow
+with their number.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from .function import METRICS_NAMESPACE, SERVICE_NAME
+from .deployment import Deployment
+from .function import DEPLOYMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_NAME
 
 INSTALLATION_DIMENSION = "installation"
 DAY = Duration.days(1)
@@ -29,11 +32,20 @@ PER_INSTALLATION = (
 )
 
 
-def installation_search(metric_name: str, statistic: str, period: Duration) -> str:
-    """A metric search with one line per installation."""
-    schema = f"{{{METRICS_NAMESPACE},{INSTALLATION_DIMENSION},service}}"
+def dashboard_name(stack_name: str, deployment: Deployment) -> str:
+    """The dashboard's name: the stack's, and the deployment's when it has another name."""
+    names = [stack_name] if deployment.name == stack_name else [stack_name, deployment.name]
+    return "-".join([*names, "ses-smtp-rotation"])
+
+
+def installation_search(
+    metric_name: str, statistic: str, period: Duration, deployment: Deployment
+) -> str:
+    """A metric search with one line per installation of ``deployment``."""
+    schema = f"{{{METRICS_NAMESPACE},{DEPLOYMENT_DIMENSION},{INSTALLATION_DIMENSION},service}}"
     return (
-        f'SEARCH(\'{schema} MetricName="{metric_name}" service="{SERVICE_NAME}"\', '
+        f'SEARCH(\'{schema} MetricName="{metric_name}" service="{SERVICE_NAME}" '
+        f'{DEPLOYMENT_DIMENSION}="{deployment.name}"\', '
         f"'{statistic}', {int(period.to_seconds())})"
     )
 
@@ -47,6 +59,7 @@ class RotationDashboard(Construct):
         construct_id: str,
         *,
         dashboard_name: str,
+        deployment: Deployment,
         functions: Sequence[tuple[str, lambda_.IFunction]],
         alarms: Sequence[cloudwatch.IAlarm],
         period: Duration = DAY,
@@ -66,7 +79,7 @@ class RotationDashboard(Construct):
                 title=title,
                 left=[
                     cloudwatch.MathExpression(
-                        expression=installation_search(metric_name, statistic, period),
+                        expression=installation_search(metric_name, statistic, period, deployment),
                         using_metrics={},
                         label="",
                         period=period,

@@ -29,6 +29,9 @@ ASSET_IGNORED = ("__pycache__", "*.pyc", ".pytest_cache")
 
 SERVICE_NAME = "ses-smtp-rotator"
 METRICS_NAMESPACE = "SesSmtpRotator"
+# The dimension every metric of a deployment carries (its value: the deployment's name), so two
+# stacks in one account and region keep their metrics and alarms apart.
+DEPLOYMENT_DIMENSION = "deployment"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # How long setSecret waits for SES to accept a new key, and the function timeout above it.
 DEFAULT_SES_ACCEPT_TIMEOUT = Duration.seconds(120)
@@ -50,14 +53,20 @@ def check_function_settings(
         )
 
 
-def powertools_environment(log_level: str) -> dict[str, str]:
-    """Powertools' service, metrics namespace and log level, as the functions that rotate and
-    watch share them."""
+def powertools_environment(log_level: str, deployment: Deployment) -> dict[str, str]:
+    """Powertools' service, metrics namespace and log level, and the deployment every metric
+    names (``DEPLOYMENT_NAME``), as the functions that rotate and watch share them."""
     return {
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": log_level,
+        "DEPLOYMENT_NAME": deployment.name,
     }
+
+
+def metric_dimensions(deployment: Deployment) -> dict[str, str]:
+    """The dimensions of a deployment-wide metric the functions publish."""
+    return {"service": SERVICE_NAME, DEPLOYMENT_DIMENSION: deployment.name}
 
 
 @cache
@@ -172,6 +181,7 @@ class RotationFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        deployment: Deployment,
         code: lambda_.Code,
         runtime: lambda_.Runtime,
         layer: lambda_.ILayerVersion,
@@ -198,7 +208,7 @@ class RotationFunction(Construct):
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
-                **powertools_environment(log_level),
+                **powertools_environment(log_level, deployment),
                 "SES_ACCEPT_TIMEOUT_SECONDS": str(int(ses_accept_timeout.to_seconds())),
                 "FUNCTION_TIMEOUT_SECONDS": str(int(timeout.to_seconds())),
             },

@@ -34,9 +34,9 @@ from . import acknowledgments
 from .deployment import Deployment
 from .function import (
     METRICS_NAMESPACE,
-    SERVICE_NAME,
     asset_function,
     grant_key_use_through_secrets_manager,
+    metric_dimensions,
     powertools_environment,
 )
 from .installation import RotationSchedule
@@ -100,8 +100,7 @@ class InstallationWatch(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         environment = {
-            **powertools_environment(log_level),
-            "DEPLOYMENT_NAME": deployment.name,
+            **powertools_environment(log_level, deployment),
             "INSTALLATION_SECRET_PREFIX": deployment.secret_prefix,
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
             "ALERT_TOPIC_ARN": topic.topic_arn,
@@ -159,7 +158,7 @@ class InstallationWatch(Construct):
                 self.function, role=self._scheduler_role(schedule_group), retry_attempts=2
             ),
         )
-        self.alarms = self._alarms(topic, renewal_function)
+        self.alarms = self._alarms(topic, renewal_function, deployment)
 
     def _scheduler_role(self, schedule_group: scheduler.IScheduleGroup) -> iam.Role:
         """The role the schedule invokes the watch with (the target grants it the invoke)."""
@@ -260,10 +259,10 @@ class InstallationWatch(Construct):
         )
 
     def _alarms(
-        self, topic: sns.ITopic, renewal_function: lambda_.IFunction
+        self, topic: sns.ITopic, renewal_function: lambda_.IFunction, deployment: Deployment
     ) -> list[cloudwatch.Alarm]:
         day = Duration.days(1)
-        service = {"service": SERVICE_NAME}
+        dimensions = metric_dimensions(deployment)
         alarms = [
             cloudwatch.Alarm(
                 self,
@@ -275,7 +274,7 @@ class InstallationWatch(Construct):
                 metric=cloudwatch.Metric(
                     namespace=METRICS_NAMESPACE,
                     metric_name="InstallationsFailing",
-                    dimensions_map=service,
+                    dimensions_map=dimensions,
                     statistic=cloudwatch.Stats.MAXIMUM,
                     period=day,
                 ),
@@ -294,7 +293,7 @@ class InstallationWatch(Construct):
                 metric=cloudwatch.Metric(
                     namespace=METRICS_NAMESPACE,
                     metric_name="InstallationsChecked",
-                    dimensions_map=service,
+                    dimensions_map=dimensions,
                     statistic=cloudwatch.Stats.SAMPLE_COUNT,
                     period=day,
                 ),

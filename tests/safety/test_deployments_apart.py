@@ -21,13 +21,13 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from rotation_world import RotationWorld
 from safety_figures import KION_KEY_OTHER_DEPLOYMENT_DELETED
 
+from ses_smtp_rotator.functions.kion_key_renewal.handler import lambda_handler as renewal_handler
 from ses_smtp_rotator.functions.kion_key_renewal.key_names import (
     KEY_NAME_PREFIX,
     VERSION_IN_NAME,
     named_by_deployment,
 )
 from ses_smtp_rotator.local.kion_app_api_keys import KionExchange
-from ses_smtp_rotator.functions.kion_key_renewal.handler import lambda_handler as renewal_handler
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService, in_process_function
 
