@@ -18,6 +18,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from ses_smtp_rotator.functions.regions import write_region_data
+
 from . import powertools
 from .deployment import Deployment
 
@@ -82,6 +84,8 @@ def asset_dir() -> Path:
         ignore=shutil.ignore_patterns(*ASSET_IGNORED),
     )
     (package / "__init__.py").write_text("")
+    # The region data synth validated with, so the function never refuses a region it accepted.
+    write_region_data(package / FUNCTIONS_PACKAGE)
     return staging
 
 
