@@ -1,0 +1,83 @@
+"""What the renewal tells an operator, in its exact words: which key route Kion refused, and a
+refused new key at the limit or for another reason."""
+
+from __future__ import annotations
+
+import pytest
+from kion_key_world import KeyRenewalWorld
+
+from ses_smtp_rotator.functions.errors import KionPermissionError, KionRequestError
+from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError
+from ses_smtp_rotator.local.kion_server import KionStandIn
+from ses_smtp_rotator.local.rotation_service import RotationStepError
+
+REFUSED = (
+    "Kion at {url} refused to {action} for the API key's user (403), or App API key creation is "
+    "switched off."
+)
+PERMISSION_FIX = (
+    "Give the key's user Kion's 'Manage App API Keys' permission and make sure "
+    "app_api_key_creation_enabled is on."
+)
+
+
+def failed_step(renewal: KeyRenewalWorld, token: str, step: str) -> Exception:
+    with pytest.raises(RotationStepError) as failure:
+        renewal.step(step, token)
+    return failure.value.error
+
+
+@pytest.mark.parametrize(
+    ("step", "method", "action"),
+    [
+        ("createSecret", "GET", "list App API keys (GET)"),
+        ("createSecret", "POST", "create App API keys (POST)"),
+        ("finishSecret", "GET", "read App API keys (GET)"),
+        ("finishSecret", "DELETE", "delete App API keys (DELETE)"),
+    ],
+)
+def test_a_refused_key_route_is_named_with_the_permission_it_needs(
+    renewal: KeyRenewalWorld, kion: KionStandIn, step: str, method: str, action: str
+) -> None:
+    token = renewal.start()
+    if step == "finishSecret":
+        renewal.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    kion.fail_requests(403, methods=[method])
+    error = failed_step(renewal, token, step)
+    assert isinstance(error, KionPermissionError)
+    assert error.cause == REFUSED.format(url=kion.url, action=action)
+    assert error.fix == PERMISSION_FIX
+
+
+def test_at_the_limit_the_error_counts_and_names_the_keys_of_the_keys_user_alone(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    kion.app_config["app_api_key_limit"] = 2
+    held = renewal.current()["api_key_id"]
+    script = kion.api_keys.issue("a colleague's script")
+    kion.api_keys.issue("another user's key", user_id=2)
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionKeyLimitError)
+    assert error.cause == (
+        "Kion refused a new App API key: the key's user holds 2 keys, Kion's app_api_key_limit "
+        "is 2, and none of them is a spare key of this installation's renewals (keys: "
+        f"{held} (hand-made), {script.id} (a colleague's script))."
+    )
+    assert error.fix == (
+        "Delete a key of that user that nothing uses in Kion, or raise app_api_key_limit, "
+        "then start the renewal again."
+    )
+
+
+@pytest.mark.parametrize("limit", [5, None], ids=["under-the-limit", "no-limit-set"])
+def test_a_new_key_refused_for_another_reason_passes_kions_answer_on(
+    renewal: KeyRenewalWorld, kion: KionStandIn, limit: int | None
+) -> None:
+    if limit is None:
+        del kion.app_config["app_api_key_limit"]  # Kion shows no limit
+    else:
+        kion.app_config["app_api_key_limit"] = limit
+    kion.fail_requests(400, methods=["POST"], message="name is too long")
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert type(error) is KionRequestError
+    assert "name is too long" in error.cause
