@@ -3,6 +3,9 @@ refused new key at the limit or for another reason."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 from kion_key_world import KeyRenewalWorld
 
@@ -81,3 +84,34 @@ def test_a_new_key_refused_for_another_reason_passes_kions_answer_on(
     error = failed_step(renewal, renewal.start(), "createSecret")
     assert type(error) is KionRequestError
     assert "name is too long" in error.cause
+
+
+def test_a_failed_delete_names_the_request_kion_refused(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    replaced = renewal.current()["api_key_id"]
+    token = renewal.start()
+    renewal.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    kion.fail_requests(500, count=None, methods=["DELETE"])
+    error = failed_step(renewal, token, "finishSecret")
+    assert f"answered DELETE /api/v3/app-api-key/{replaced} with HTTP 500" in error.cause
+
+
+def test_a_replaced_key_already_gone_from_kion_is_not_reported_deleted(
+    renewal: KeyRenewalWorld, kion: KionStandIn, function_logs: io.StringIO
+) -> None:
+    replaced = renewal.current()["api_key_id"]
+    token = renewal.start()
+    renewal.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    kion.revoke_api_key(replaced)  # someone deleted it in Kion meanwhile
+    renewal.step("finishSecret", token)
+    assert "Deleted the replaced Kion API key" not in function_logs.getvalue()
+    assert renewal.current_works()
+
+
+def test_set_secret_says_there_is_nothing_to_set(
+    renewal: KeyRenewalWorld, function_logs: io.StringIO
+) -> None:
+    renewal.renew()
+    logged = [json.loads(line)["message"] for line in function_logs.getvalue().splitlines()]
+    assert "Nothing to set: Kion made the new key live when it created it" in logged
