@@ -30,6 +30,12 @@ def failed_step(renewal: KeyRenewalWorld, token: str, step: str) -> Exception:
     return failure.value.error
 
 
+def logged(function_logs: io.StringIO, message: str) -> list[dict]:
+    """The function's log records with this message."""
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if line]
+    return [line for line in lines if line.get("message") == message]
+
+
 @pytest.mark.parametrize(
     ("step", "method", "action"),
     [
@@ -113,5 +119,42 @@ def test_set_secret_says_there_is_nothing_to_set(
     renewal: KeyRenewalWorld, function_logs: io.StringIO
 ) -> None:
     renewal.renew()
-    logged = [json.loads(line)["message"] for line in function_logs.getvalue().splitlines()]
-    assert "Nothing to set: Kion made the new key live when it created it" in logged
+    assert logged(function_logs, "Nothing to set: Kion made the new key live when it created it")
+
+
+def test_a_renewal_logs_each_key_it_made_moved_and_deleted_and_counts_its_success(
+    renewal: KeyRenewalWorld,
+    kion: KionStandIn,
+    function_logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    replaced = renewal.current()["api_key_id"]
+    spare = kion.api_keys.issue(renewal.key_name("abandoned")).id
+    token = renewal.renew()
+    new = renewal.current()["api_key_id"]
+    [created] = logged(function_logs, "Created a Kion API key")
+    assert (created["api_key_id"], created["key_name"]) == (new, renewal.key_name(token))
+    [stored] = logged(function_logs, "Stored the new Kion API key as AWSPENDING")
+    assert stored["api_key_id"] == new
+    [spare_deleted] = logged(function_logs, "Deleted a spare Kion API key")
+    assert spare_deleted["api_key_id"] == spare
+    [accepted] = logged(function_logs, "Kion accepts the new key")
+    assert accepted["api_key_id"] == new
+    [moved] = logged(function_logs, "AWSCURRENT moved to the new Kion API key")
+    assert moved["api_key_id"] == new
+    [deleted] = logged(function_logs, "Deleted the replaced Kion API key")
+    assert deleted["api_key_id"] == replaced
+    renewed = [line for line in capsys.readouterr().out.splitlines() if "KionApiKeyRenewed" in line]
+    [record] = [json.loads(line) for line in renewed if '"_aws"' in line]
+    [directive] = record["_aws"]["CloudWatchMetrics"]
+    assert directive["Metrics"] == [{"Name": "KionApiKeyRenewed", "Unit": "Count"}]
+    assert record["KionApiKeyRenewed"] in (1, 1.0, [1.0])
+
+
+def test_a_create_secret_run_again_says_the_pending_version_exists(
+    renewal: KeyRenewalWorld, function_logs: io.StringIO
+) -> None:
+    token = renewal.start()
+    renewal.step("createSecret", token)
+    renewal.step("createSecret", token)
+    assert len(logged(function_logs, "The pending version already exists; nothing to create")) == 1
