@@ -95,7 +95,8 @@ class KionKeyRenewal:
         kion = self._kion(pending, identity)
         if not self._kion_has(kion, pending):
             raise RotationStateError(
-                f"Kion no longer has the new key {pending.api_key_id} of this renewal.",
+                f"Kion no longer has the new key {pending.api_key_id} of this renewal, or "
+                "refuses it.",
                 "Someone deleted it in Kion; abandon this renewal (remove AWSPENDING from "
                 f"version {self.token}) and start a new one.",
             )

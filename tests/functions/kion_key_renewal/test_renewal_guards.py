@@ -30,8 +30,13 @@ def test_finish_refuses_a_new_key_deleted_in_kion_meanwhile_and_keeps_the_old_on
         renewal.step("finishSecret", token)
     error = failure.value.error
     assert isinstance(error, RotationStateError)
-    assert f"no longer has the new key {pending['api_key_id']}" in error.cause
-    assert f"remove AWSPENDING from version {token}" in error.fix
+    assert error.cause == (
+        f"Kion no longer has the new key {pending['api_key_id']} of this renewal, or refuses it."
+    )
+    assert error.fix == (
+        "Someone deleted it in Kion; abandon this renewal (remove AWSPENDING from version "
+        f"{token}) and start a new one."
+    )
     assert renewal.current() == before
     assert renewal.current_works()
 
