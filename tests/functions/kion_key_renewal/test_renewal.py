@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 
 import pytest
@@ -102,7 +103,11 @@ def test_a_hand_made_first_key_without_an_id_is_left_to_expire(
     renewal.renew()
     assert renewal.works(hand_made)  # nothing proves which Kion key it is: not deleted
     assert isinstance(renewal.current()["api_key_id"], int)
-    assert "left as it is" in function_logs.getvalue()
+    warnings = [json.loads(line) for line in function_logs.getvalue().splitlines()]
+    assert [w["message"] for w in warnings if w["level"] == "WARNING"] == [
+        "The replaced Kion API key has no recorded id, so it is left as it is: Kion ends it when "
+        "app_api_key_lifespan runs out; delete it in Kion to end it sooner"
+    ]
 
 
 def test_an_expired_key_fails_with_the_command_that_fixes_it(
