@@ -102,3 +102,32 @@ def test_a_key_named_the_old_way_with_a_version_this_secret_never_had_is_left(
     other = kion.api_keys.issue(f"{KEY_NAME_PREFIX}/{renewal.secret_name()}/{version}")
     renewal.renew()
     assert renewal.record(other.id) is not None
+
+
+def test_create_deletes_the_key_a_finish_that_stopped_early_left_on_awsprevious(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    """finishSecret moved AWSCURRENT, then stopped before it deleted the replaced key: the next
+    renewal deletes it (AWSPREVIOUS holds it, nothing else does)."""
+    replaced = renewal.current()["api_key_id"]
+    token = renewal.start()
+    renewal.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    current = next(v for v, s in renewal.stages().items() if "AWSCURRENT" in s)
+    renewal.secretsmanager.update_secret_version_stage(
+        SecretId=renewal.secret_id,
+        VersionStage="AWSCURRENT",
+        MoveToVersionId=token,
+        RemoveFromVersionId=current,
+    )
+    assert renewal.record(replaced) is not None
+    renewal.step("createSecret", renewal.start())
+    assert renewal.record(replaced) is None
+
+
+def test_a_secret_without_awsprevious_renews(renewal: KeyRenewalWorld) -> None:
+    previous = next(v for v, s in renewal.stages().items() if "AWSPREVIOUS" in s)
+    renewal.secretsmanager.update_secret_version_stage(
+        SecretId=renewal.secret_id, VersionStage="AWSPREVIOUS", RemoveFromVersionId=previous
+    )
+    renewal.renew()
+    assert renewal.current_works()

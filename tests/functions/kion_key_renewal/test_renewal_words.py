@@ -89,6 +89,7 @@ def test_a_new_key_refused_for_another_reason_passes_kions_answer_on(
     kion.fail_requests(400, methods=["POST"], message="name is too long")
     error = failed_step(renewal, renewal.start(), "createSecret")
     assert type(error) is KionRequestError
+    assert "answered POST /api/v3/app-api-key with HTTP 400" in error.cause
     assert "name is too long" in error.cause
 
 
