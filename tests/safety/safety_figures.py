@@ -31,6 +31,7 @@ KION_KEY_UNWORKING = "kion_key_unworking"  # moments AWSCURRENT's Kion API key d
 KION_KEY_DELETED_HELD = "kion_key_deleted_held"  # Kion keys deleted while a version held them
 # Kion keys one deployment's renewal deleted that another deployment made or held
 KION_KEY_OTHER_DEPLOYMENT_DELETED = "kion_key_other_deployment_deleted"
+WATCH_AT_SCALE = "watch_at_scale"  # the line of one simulated watch over N installations
 
 
 @dataclass
@@ -42,6 +43,7 @@ class SafetyFigures:
     concurrent: set[str] = field(default_factory=set)
     mismatches: set[str] = field(default_factory=set)
     effective: set[str] = field(default_factory=set)  # fingerprints of effective scenarios
+    watch_at_scale: set[str] = field(default_factory=set)
 
     def add(self, report: pytest.TestReport) -> None:
         """Note a failure in any phase; count the test, and its properties, at its teardown
@@ -62,6 +64,8 @@ class SafetyFigures:
                 self.concurrent.add(str(value))
             elif name == CONFIG_MISMATCH:
                 self.mismatches.add(str(value))
+            elif name == WATCH_AT_SCALE:
+                self.watch_at_scale.add(str(value))
             elif isinstance(value, int):
                 self.totals[name] += value
 
@@ -91,6 +95,8 @@ class SafetyFigures:
             f"{totals[KION_KEY_UNWORKING]}, Kion keys deleted while held "
             f"{totals[KION_KEY_DELETED_HELD]}",
             f"Kion keys of another deployment deleted {totals[KION_KEY_OTHER_DEPLOYMENT_DELETED]}",
+            # "watch at N installations: ...", by N
+            *sorted(self.watch_at_scale, key=lambda line: int(line.split()[2])),
         ]
 
     def print(self, terminal: pytest.TerminalReporter) -> None:
