@@ -86,7 +86,8 @@ safety: $(PY_STAMP) $(KION_OPENAPI)
 MUTATION_DIR := build/mutation
 MUTATION_WORKERS ?= 2
 MUTANTS ?=
-MUTMUT_RUN = time $(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_WORKERS)
+MUTMUT_RUN = time env KION_OPENAPI_SPEC=$(CURDIR)/$(KION_OPENAPI) \
+	$(CURDIR)/$(BIN)/mutmut run --max-children $(MUTATION_WORKERS)
 MUTATION_SCORE = $(CURDIR)/$(BIN)/python $(CURDIR)/tests/safety/mutation_score.py
 
 mutate: mutation-copy
@@ -101,11 +102,12 @@ mutate-survivors: mutation-copy
 mutate-clean:
 	rm -rf $(MUTATION_DIR)
 
-mutation-copy: $(PY_STAMP)
+mutation-copy: $(PY_STAMP) $(KION_OPENAPI)
 	rm -rf $(MUTATION_DIR)/src $(MUTATION_DIR)/tests
 	mkdir -p $(MUTATION_DIR)/src $(MUTATION_DIR)/tests
 	cp -r ses_smtp_rotator $(MUTATION_DIR)/src/
-	cp -r tests/conftest.py tests/rotation_world.py tests/functions tests/safety $(MUTATION_DIR)/tests/
+	cp -r tests/conftest.py tests/*_world.py tests/kion_openapi.py tests/functions tests/local \
+		tests/safety $(MUTATION_DIR)/tests/
 	find $(MUTATION_DIR)/src $(MUTATION_DIR)/tests -name __pycache__ -prune -exec rm -rf {} +
 	cp tests/safety/mutmut.toml $(MUTATION_DIR)/pyproject.toml
 

@@ -14,6 +14,7 @@ from typing import Any
 from rotation_world import RotationWorld
 
 from ses_smtp_rotator.functions.kion_key_renewal.handler import lambda_handler as renewal_handler
+from ses_smtp_rotator.functions.kion_key_renewal.key_names import key_name, named_by_deployment
 from ses_smtp_rotator.local.kion_app_api_keys import AppApiKey
 from ses_smtp_rotator.local.rotation_service import (
     STEPS,
@@ -47,6 +48,11 @@ class KeyRenewalWorld:
 
     def secret_name(self) -> str:
         return self.secretsmanager.describe_secret(SecretId=self.secret_id)["Name"]
+
+    def key_name(self, version_id: str) -> str:
+        """The name this deployment's renewal of ``version_id`` gives its key."""
+        described = self.secretsmanager.describe_secret(SecretId=self.secret_id)
+        return key_name(described["ARN"], described["Name"], version_id)
 
     # -- acting ---------------------------------------------------------------------------
 
@@ -114,5 +120,10 @@ class KeyRenewalWorld:
         return held
 
     def renewal_keys(self) -> list[AppApiKey]:
-        prefix = f"ses-smtp-rotator/{self.secret_name()}/"
-        return [r for r in self.kion.api_keys.records.values() if r.name.startswith(prefix)]
+        """The keys in Kion named by this deployment's renewals."""
+        described = self.secretsmanager.describe_secret(SecretId=self.secret_id)
+        return [
+            record
+            for record in list(self.kion.api_keys.records.values())
+            if named_by_deployment(described["ARN"], described["Name"], record.name)
+        ]

@@ -3,8 +3,10 @@ rotation (days ago), that rotation's outcome, the Kion API key's days left and t
 then their history with the SES acceptance wait and failing checks; beside them the deployment's
 alarms and function errors.
 
-Each per-installation graph is one metric search over the ``installation`` dimension, so every
-installation gets its own line and the dashboard's size does not grow with their number.
+Each per-installation graph is one metric search over the ``installation`` dimension within the
+deployment's (``deployment``), so every installation of this deployment gets its own line, another
+stack's installations in the same account and region none, and the dashboard's size does not grow
+with their number.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from .function import METRICS_NAMESPACE, SERVICE_NAME
+from .deployment import Deployment
+from .function import DEPLOYMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_NAME
 
 INSTALLATION_DIMENSION = "installation"
 DAY = Duration.days(1)
@@ -37,11 +40,20 @@ LATEST_PER_INSTALLATION = (
 )
 
 
-def installation_search(metric_name: str, statistic: str, period: Duration) -> str:
-    """A metric search with one line per installation."""
-    schema = f"{{{METRICS_NAMESPACE},{INSTALLATION_DIMENSION},service}}"
+def dashboard_name(stack_name: str, deployment: Deployment) -> str:
+    """The dashboard's name: the stack's, and the deployment's when it has another name."""
+    names = [stack_name] if deployment.name == stack_name else [stack_name, deployment.name]
+    return "-".join([*names, "ses-smtp-rotation"])
+
+
+def installation_search(
+    metric_name: str, statistic: str, period: Duration, deployment: Deployment
+) -> str:
+    """A metric search with one line per installation of ``deployment``."""
+    schema = f"{{{METRICS_NAMESPACE},{DEPLOYMENT_DIMENSION},{INSTALLATION_DIMENSION},service}}"
     return (
-        f'SEARCH(\'{schema} MetricName="{metric_name}" service="{SERVICE_NAME}"\', '
+        f'SEARCH(\'{schema} MetricName="{metric_name}" service="{SERVICE_NAME}" '
+        f'{DEPLOYMENT_DIMENSION}="{deployment.name}"\', '
         f"'{statistic}', {int(period.to_seconds())})"
     )
 
@@ -55,6 +67,7 @@ class RotationDashboard(Construct):
         construct_id: str,
         *,
         dashboard_name: str,
+        deployment: Deployment,
         functions: Sequence[tuple[str, lambda_.IFunction]],
         alarms: Sequence[cloudwatch.IAlarm],
         period: Duration = DAY,
@@ -75,7 +88,9 @@ class RotationDashboard(Construct):
                     title=title,
                     metrics=[
                         cloudwatch.MathExpression(
-                            expression=installation_search(metric_name, statistic, period),
+                            expression=installation_search(
+                                metric_name, statistic, period, deployment
+                            ),
                             using_metrics={},
                             label="",
                             period=period,
@@ -92,7 +107,7 @@ class RotationDashboard(Construct):
                 title=title,
                 left=[
                     cloudwatch.MathExpression(
-                        expression=installation_search(metric_name, statistic, period),
+                        expression=installation_search(metric_name, statistic, period, deployment),
                         using_metrics={},
                         label="",
                         period=period,

@@ -18,6 +18,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from ses_smtp_rotator.functions.regions import write_region_data
+
 from . import powertools
 from .deployment import Deployment
 
@@ -29,6 +31,9 @@ ASSET_IGNORED = ("__pycache__", "*.pyc", ".pytest_cache")
 
 SERVICE_NAME = "ses-smtp-rotator"
 METRICS_NAMESPACE = "SesSmtpRotator"
+# The dimension every metric of a deployment carries (its value: the deployment's name), so two
+# stacks in one account and region keep their metrics and alarms apart.
+DEPLOYMENT_DIMENSION = "deployment"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # How long setSecret waits for SES to accept a new key, and the function timeout above it.
 DEFAULT_SES_ACCEPT_TIMEOUT = Duration.seconds(120)
@@ -37,14 +42,20 @@ TIMEOUT_HEADROOM = Duration.seconds(60)
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 
-def powertools_environment(log_level: str) -> dict[str, str]:
-    """Powertools' service, metrics namespace and log level, as the functions that rotate and
-    watch share them."""
+def powertools_environment(log_level: str, deployment: Deployment) -> dict[str, str]:
+    """Powertools' service, metrics namespace and log level, and the deployment every metric
+    names (``DEPLOYMENT_NAME``), as the functions that rotate and watch share them."""
     return {
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": log_level,
+        "DEPLOYMENT_NAME": deployment.name,
     }
+
+
+def metric_dimensions(deployment: Deployment) -> dict[str, str]:
+    """The dimensions of a deployment-wide metric the functions publish."""
+    return {"service": SERVICE_NAME, DEPLOYMENT_DIMENSION: deployment.name}
 
 
 @cache
@@ -60,6 +71,8 @@ def asset_dir() -> Path:
         ignore=shutil.ignore_patterns(*ASSET_IGNORED),
     )
     (package / "__init__.py").write_text("")
+    # The region data synth validated with, so the function never refuses a region it accepted.
+    write_region_data(package / FUNCTIONS_PACKAGE)
     return staging
 
 
@@ -159,6 +172,7 @@ class RotationFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        deployment: Deployment,
         code: lambda_.Code,
         runtime: lambda_.Runtime,
         layer: lambda_.ILayerVersion,
@@ -185,7 +199,7 @@ class RotationFunction(Construct):
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
-                **powertools_environment(log_level),
+                **powertools_environment(log_level, deployment),
                 "SES_ACCEPT_TIMEOUT_SECONDS": str(int(ses_accept_timeout.to_seconds())),
                 "FUNCTION_TIMEOUT_SECONDS": str(int(timeout.to_seconds())),
             },

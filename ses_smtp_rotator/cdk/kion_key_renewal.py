@@ -67,7 +67,7 @@ class KionKeyRenewalFunction(Construct):
             timeout=Duration.minutes(2),
             memory_size=256,
             tracing=lambda_.Tracing.ACTIVE,
-            environment=powertools_environment(log_level),
+            environment=powertools_environment(log_level, deployment),
             log_retention=log_retention,
             removal_policy=removal_policy,
             vpc=vpc,

@@ -25,7 +25,7 @@ from constructs import Construct
 
 from . import acknowledgments
 from .alerting import RotationAlerts
-from .dashboard import RotationDashboard
+from .dashboard import RotationDashboard, dashboard_name
 from .deployment import Deployment
 from .function import (
     DEFAULT_SES_ACCEPT_TIMEOUT,
@@ -194,6 +194,7 @@ class SesSmtpRotation(Construct):
         rotation_function = RotationFunction(
             self,
             "RotationFunction",
+            deployment=self.deployment,
             code=code or asset_code(),
             runtime=runtime,
             layer=layer,
@@ -330,7 +331,8 @@ class SesSmtpRotation(Construct):
         self.dashboard = RotationDashboard(
             self,
             "Dashboard",
-            dashboard_name=f"{self.deployment.name}-ses-smtp-rotation",
+            dashboard_name=dashboard_name(stack.stack_name, self.deployment),
+            deployment=self.deployment,
             functions=[
                 ("rotation", self.function),
                 ("watch", self.watch.function),

@@ -35,9 +35,9 @@ from .alarms import deployment_alarm
 from .deployment import Deployment
 from .function import (
     METRICS_NAMESPACE,
-    SERVICE_NAME,
     asset_function,
     grant_key_use_through_secrets_manager,
+    metric_dimensions,
     powertools_environment,
 )
 from .installation import RotationSchedule
@@ -101,8 +101,7 @@ class InstallationWatch(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         environment = {
-            **powertools_environment(log_level),
-            "DEPLOYMENT_NAME": deployment.name,
+            **powertools_environment(log_level, deployment),
             "INSTALLATION_SECRET_PREFIX": deployment.secret_prefix,
             "KION_API_KEY_SECRET_PREFIX": deployment.api_key_secret_prefix,
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
@@ -293,13 +292,13 @@ class InstallationWatch(Construct):
         self, deployment: Deployment, topic: sns.ITopic, renewal_function: lambda_.IFunction
     ) -> list[cloudwatch.Alarm]:
         day = Duration.days(1)
-        service = {"service": SERVICE_NAME}
+        dimensions = metric_dimensions(deployment)
 
         def watch_metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=name,
-                dimensions_map=service,
+                dimensions_map=dimensions,
                 statistic=statistic,
                 period=day,
             )

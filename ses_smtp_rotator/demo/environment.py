@@ -23,7 +23,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 
-from ses_smtp_rotator.functions.kion_key_renewal.steps import made_by_renewal_of
+from ses_smtp_rotator.functions.kion_key_renewal.key_names import named_by_deployment
 from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 
@@ -431,19 +431,23 @@ class DemoEnvironment:
         if not (self.with_watch and self.remote_kion and self.kion and self.moto):
             return
         secret_name = f"{self.installation_name}/kion-api-key"
+        secret_arn = self.installation.kion_api_key_secret_arn if self.installation else ""
         demo_key = f"{DEMO_KEY_NAME}/{self.installation_name}/ses-smtp-credential"
         try:
             keys = self.given_key_client()
             removed = [
                 info.id
                 for info in keys.list_keys()
-                if (info.name == demo_key or made_by_renewal_of(secret_name, info.name))
+                if (
+                    info.name == demo_key or named_by_deployment(secret_arn, secret_name, info.name)
+                )
                 and keys.delete_key(info.id)
             ]
         except Exception as error:
             self.notes.append(
                 f"Could not remove the Kion API keys the demo made ({type(error).__name__}): "
-                f"delete the keys named {demo_key} or ses-smtp-rotator/{secret_name}/... in Kion."
+                f"delete the keys named {demo_key} or ses-smtp-rotator/.../{secret_name}/... in "
+                "Kion."
             )
             return
         if removed:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from ses_smtp_rotator.functions.telemetry import NAMESPACE, SERVICE
+from ses_smtp_rotator.functions.telemetry import NAMESPACE, SERVICE, deployment_dimensions
 
 INSTALLATION_DIMENSION = "installation"
 SMTP_NAME_SEGMENT = "/smtp/"
@@ -32,10 +32,13 @@ def installation_name(secret_id: str) -> str:
 def put_installation_metrics(
     installation: str, values: Mapping[str, tuple[MetricUnit, float]]
 ) -> None:
-    """Emit ``values`` (name -> (unit, value)) with ``installation`` as a dimension."""
+    """Emit ``values`` (name -> (unit, value)) with ``installation`` (and the deployment) as
+    dimensions."""
     if not values:
         return
     recorder = EphemeralMetrics(service=SERVICE, namespace=NAMESPACE)
+    for name, value in deployment_dimensions().items():
+        recorder.add_dimension(name, value)
     recorder.add_dimension(INSTALLATION_DIMENSION, installation)
     for name, (unit, value) in values.items():
         recorder.add_metric(name, unit, value)

@@ -141,6 +141,8 @@ def test_powertools_is_configured_through_the_environment(default_app: Synthesiz
         "POWERTOOLS_SERVICE_NAME": "ses-smtp-rotator",
         "POWERTOOLS_METRICS_NAMESPACE": "SesSmtpRotator",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # The dimension every metric carries, so two stacks in one region keep them apart.
+        "DEPLOYMENT_NAME": "SesSmtpRotator",
         "SES_ACCEPT_TIMEOUT_SECONDS": "120",
         "FUNCTION_TIMEOUT_SECONDS": "300",
         # How `ses-smtp-rotator status` finds the watch to ask about Kion's side.

@@ -29,6 +29,8 @@ KION_KEY_SCENARIO = "kion_key_scenario"  # 1 per fault scenario of the Kion API 
 KION_KEY_CONVERGED = "kion_key_converged"  # 1 when that scenario converged
 KION_KEY_UNWORKING = "kion_key_unworking"  # moments AWSCURRENT's Kion API key did not work
 KION_KEY_DELETED_HELD = "kion_key_deleted_held"  # Kion keys deleted while a version held them
+# Kion keys one deployment's renewal deleted that another deployment made or held
+KION_KEY_OTHER_DEPLOYMENT_DELETED = "kion_key_other_deployment_deleted"
 WATCH_AT_SCALE = "watch_at_scale"  # the line of one simulated watch over N installations
 
 
@@ -92,6 +94,7 @@ class SafetyFigures:
             f"{totals[KION_KEY_CONVERGED]}, moments without a working Kion API key "
             f"{totals[KION_KEY_UNWORKING]}, Kion keys deleted while held "
             f"{totals[KION_KEY_DELETED_HELD]}",
+            f"Kion keys of another deployment deleted {totals[KION_KEY_OTHER_DEPLOYMENT_DELETED]}",
             # "watch at N installations: ...", by N
             *sorted(self.watch_at_scale, key=lambda line: int(line.split()[2])),
         ]

@@ -26,6 +26,7 @@ from moto import mock_aws
 from safety_figures import (
     KION_KEY_CONVERGED,
     KION_KEY_DELETED_HELD,
+    KION_KEY_OTHER_DEPLOYMENT_DELETED,
     KION_KEY_SCENARIO,
     KION_KEY_UNWORKING,
 )
@@ -41,8 +42,9 @@ from safety_harness import (
 )
 
 from ses_smtp_rotator.functions.errors import RotationError
+from ses_smtp_rotator.functions.kion_key_renewal.key_names import key_name
 from ses_smtp_rotator.functions.kion_key_renewal.key_secret import StoredApiKey
-from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyRenewal, key_name
+from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyRenewal
 from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 from ses_smtp_rotator.functions.smtp_rotation import handler
 from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
@@ -61,7 +63,9 @@ from ses_smtp_rotator.local.tls import LoopbackCertificates
 SMTP_TIMEOUT_SECONDS = "1"
 
 KNOWN = "known-id"  # the key was stored with its id (as set-kion-key does)
-AT_LIMIT = "at-limit"  # the user is at app_api_key_limit; a spare key of an earlier renewal
+AT_LIMIT = "at-limit"  # the user is at app_api_key_limit; a spare key of an earlier renewal,
+# and a spare key of another deployment's renewal of a secret with the same name
+NEIGHBOUR = "other-dp"  # the version part (8 characters) of that other deployment's key
 INTERLEAVED = "interleaved"  # an SMTP rotation runs between the renewal's steps
 VARIANTS = (KNOWN, AT_LIMIT, INTERLEAVED)
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
@@ -86,7 +90,11 @@ def build_renewal_world(
     [(key_id, api_key)] = list(kion.api_keys.items())
     world.store_key(api_key, key_id)
     if variant == AT_LIMIT:
-        kion.api_keys.issue(key_name(world.secret_name(), "abandoned"))
+        kion.api_keys.issue(world.key_name("abandoned"))
+        neighbour_arn = world.secret_id.replace(
+            ":secretsmanager:us-east-1:", ":secretsmanager:us-west-2:"
+        )
+        kion.api_keys.issue(key_name(neighbour_arn, world.secret_name(), NEIGHBOUR))
         kion.api_keys.issue("a colleague's script")
         kion.app_config["app_api_key_limit"] = len(kion.api_keys)
     return world
@@ -102,8 +110,14 @@ class RenewalRun:
     steps_invoked: int = 0
     unworking: list[str] = field(default_factory=list)
     deleted_held: list[str] = field(default_factory=list)
+    deleted_of_other: list[str] = field(default_factory=list)
+    neighbours: set[int] = field(init=False)  # keys another deployment's renewal made
     unclear_errors: list[str] = field(default_factory=list)
     failures: list[RotationStepError | LambdaKilled] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        records = self.world.kion.api_keys.records.values()
+        self.neighbours = {r.id for r in list(records) if r.name.endswith(f"/{NEIGHBOUR}")}
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -163,6 +177,7 @@ class RenewalRun:
             self.unworking.append(f"{moment}: Kion refuses AWSCURRENT's key")
         assert not self.unworking, f"AWSCURRENT must authenticate: {self.unworking}"
         assert not self.deleted_held, f"a held key was deleted: {self.deleted_held}"
+        assert not self.deleted_of_other, f"another deployment's key: {self.deleted_of_other}"
 
     def observe(self, exchange: KionExchange) -> None:
         """At the moment Kion deletes a key: does AWSCURRENT or AWSPENDING hold it?"""
@@ -171,6 +186,8 @@ class RenewalRun:
         key_id = int(exchange.target.rsplit("/", 1)[-1])
         if key_id in self.world.held_key_ids():
             self.deleted_held.append(f"Kion key {key_id} deleted while a version held it")
+        if key_id in self.neighbours:
+            self.deleted_of_other.append(f"Kion key {key_id} of another deployment deleted")
 
     def assert_converged(self) -> None:
         world = self.world
@@ -183,7 +200,8 @@ class RenewalRun:
         assert self.renew() is None, f"the next renewal failed: {self.failures[-1]}"
         current_id = world.current()["api_key_id"]
         assert {k.id for k in world.renewal_keys()} == {current_id}
-        foreign = {r.id for r in world.kion.api_keys.records.values() if "colleague" in r.name}
+        colleague = {r.id for r in world.kion.api_keys.records.values() if "colleague" in r.name}
+        foreign = colleague | self.neighbours
         assert set(world.kion.api_keys) == {current_id} | foreign, "a replaced key is left"
 
 
@@ -323,6 +341,7 @@ def test_the_renewal_survives_the_fault(
     finally:
         record_property(KION_KEY_UNWORKING, len(run.unworking))
         record_property(KION_KEY_DELETED_HELD, len(run.deleted_held))
+        record_property(KION_KEY_OTHER_DEPLOYMENT_DELETED, len(run.deleted_of_other))
 
 
 def test_every_kind_of_external_call_of_the_renewal_is_in_the_scenarios() -> None:

@@ -3,8 +3,8 @@
 - createSecret: delete the keys this installation's renewals made that neither AWSCURRENT nor
   AWSPENDING holds (among them the key of an earlier try of this very step whose reply was lost:
   it carries this version's name), and AWSPREVIOUS's key when a finishSecret stopped before
-  deleting it; then create a key named ``ses-smtp-rotator/<secret name>/<version>`` and store it
-  with its id as AWSPENDING.
+  deleting it; then create a key named for this deployment, the secret and the version
+  (``key_names``) and store it with its id as AWSPENDING.
 - setSecret: nothing; Kion made the key live when it created it.
 - testSecret: read Kion's settings with the new key.
 - finishSecret: check the new key once more, move AWSCURRENT to it, then delete the replaced key
@@ -16,7 +16,6 @@ working key.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,6 +29,7 @@ from ses_smtp_rotator.functions.errors import (
 )
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.kion_key_renewal.key_life import expired_key_error
+from ses_smtp_rotator.functions.kion_key_renewal.key_names import key_name, made_by_renewal_of
 from ses_smtp_rotator.functions.kion_key_renewal.key_secret import (
     PREVIOUS,
     SET_KION_KEY,
@@ -41,23 +41,9 @@ from ses_smtp_rotator.functions.services.kion_keys import AppApiKeyInfo, KionKey
 from ses_smtp_rotator.functions.services.secrets_store import InstallationSecrets
 from ses_smtp_rotator.functions.telemetry import logger, metrics
 
-KEY_NAME_PREFIX = "ses-smtp-rotator"
-VERSION_IN_NAME = 8  # characters of the version id in a key's name
-
 
 class KionKeyLimitError(RotationError):
     """Kion refused a new key and the key's user holds no key this renewal may delete."""
-
-
-def key_name(secret_name: str, version_id: str) -> str:
-    """The name of the key a renewal creates: the installation's secret and the version."""
-    return f"{KEY_NAME_PREFIX}/{secret_name}/{version_id[:VERSION_IN_NAME]}"
-
-
-def made_by_renewal_of(secret_name: str, name: str) -> bool:
-    """Whether a key named ``name`` was made by a renewal of the secret ``secret_name``."""
-    pattern = rf"{re.escape(KEY_NAME_PREFIX)}/{re.escape(secret_name)}/[^/]{{1,{VERSION_IN_NAME}}}"
-    return re.fullmatch(pattern, name) is not None
 
 
 @dataclass
@@ -81,7 +67,7 @@ class KionKeyRenewal:
         except KionAuthError:
             raise expired_key_error(kion.kion_url, self.secret.secret_id) from None
         self._delete_spare_keys(kion, identity, listed)
-        name = key_name(identity.name, self.token)
+        name = key_name(identity.arn, identity.name, self.token)
         try:
             new_key = kion.create_key(name)
         except KionRequestError as error:
@@ -107,9 +93,10 @@ class KionKeyRenewal:
     def finish_secret(self, pending: StoredApiKey) -> None:
         identity = self.secret.describe()
         kion = self._kion(pending, identity)
-        if pending.api_key_id is not None and kion.find_key(pending.api_key_id) is None:
+        if not self._kion_has(kion, pending):
             raise RotationStateError(
-                f"Kion no longer has the new key {pending.api_key_id} of this renewal.",
+                f"Kion no longer has the new key {pending.api_key_id} of this renewal, or "
+                "refuses it.",
                 "Someone deleted it in Kion; abandon this renewal (remove AWSPENDING from "
                 f"version {self.token}) and start a new one.",
             )
@@ -129,12 +116,22 @@ class KionKeyRenewal:
         if kion.delete_key(replaced):
             logger.info("Deleted the replaced Kion API key", api_key_id=replaced)
 
+    @staticmethod
+    def _kion_has(kion: KionKeyClient, pending: StoredApiKey) -> bool:
+        """Whether Kion still has the new key, asked with that key: a 401 says it is gone."""
+        if pending.api_key_id is None:
+            return True
+        try:
+            return kion.find_key(pending.api_key_id) is not None
+        except KionAuthError:
+            return False
+
     def _delete_spare_keys(
         self, kion: KionKeyClient, identity: SecretIdentity, listed: list[AppApiKeyInfo]
     ) -> None:
         """Delete the keys this installation's renewals made, and the key a finished renewal
         replaced, that neither AWSCURRENT nor AWSPENDING holds."""
-        spare = {key.id for key in listed if made_by_renewal_of(identity.name, key.name)}
+        spare = {key.id for key in listed if made_by_renewal_of(identity, key.name, self.token)}
         previous = self.secret.labelled(PREVIOUS)
         replaced = previous.stored.api_key_id if previous else None
         if replaced in {key.id for key in listed}:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 
 import pytest
@@ -10,7 +11,7 @@ from kion_key_world import KeyRenewalWorld
 
 from ses_smtp_rotator.functions.errors import RotationStateError
 from ses_smtp_rotator.functions.kion_key_renewal.key_life import KionApiKeyExpiredError
-from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError, key_name
+from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import RotationStepError
 
@@ -27,7 +28,7 @@ def test_a_renewal_creates_a_named_key_stores_it_with_its_id_then_deletes_the_ol
     assert after["installation_secret_id"] == before["installation_secret_id"]
     new = renewal.record(after["api_key_id"])
     assert new is not None
-    assert new.name == key_name(renewal.secret_name(), token)
+    assert new.name == renewal.key_name(token)
     assert renewal.works(after["api_key"])
     assert renewal.record(before["api_key_id"]) is None  # the old key is gone
     assert not renewal.works(before["api_key"])
@@ -47,7 +48,7 @@ def test_a_key_left_by_a_lost_reply_is_found_by_name_and_deleted_before_another_
     renewal: KeyRenewalWorld, kion: KionStandIn
 ) -> None:
     token = renewal.start()
-    orphan = kion.api_keys.issue(key_name(renewal.secret_name(), token))  # Kion made it; no reply
+    orphan = kion.api_keys.issue(renewal.key_name(token))  # Kion made it; no reply
     kion.request_log.clear()
     renewal.run_steps(token)
     assert renewal.record(orphan.id) is None
@@ -67,7 +68,7 @@ def test_at_the_limit_spare_keys_of_earlier_renewals_are_deleted_and_held_ones_k
     renewal: KeyRenewalWorld, kion: KionStandIn
 ) -> None:
     kion.app_config["app_api_key_limit"] = 3
-    abandoned = kion.api_keys.issue(key_name(renewal.secret_name(), "abandoned-rotation"))
+    abandoned = kion.api_keys.issue(renewal.key_name("abandoned-rotation"))
     foreign = kion.api_keys.issue("ses-smtp-rotator/another-installation/12345678")
     held_id = renewal.current()["api_key_id"]
     renewal.renew()
@@ -102,7 +103,11 @@ def test_a_hand_made_first_key_without_an_id_is_left_to_expire(
     renewal.renew()
     assert renewal.works(hand_made)  # nothing proves which Kion key it is: not deleted
     assert isinstance(renewal.current()["api_key_id"], int)
-    assert "left as it is" in function_logs.getvalue()
+    warnings = [json.loads(line) for line in function_logs.getvalue().splitlines()]
+    assert [w["message"] for w in warnings if w["level"] == "WARNING"] == [
+        "The replaced Kion API key has no recorded id, so it is left as it is: Kion ends it when "
+        "app_api_key_lifespan runs out; delete it in Kion to end it sooner"
+    ]
 
 
 def test_an_expired_key_fails_with_the_command_that_fixes_it(

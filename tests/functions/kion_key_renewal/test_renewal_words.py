@@ -1,0 +1,161 @@
+"""What the renewal tells an operator, in its exact words: which key route Kion refused, and a
+refused new key at the limit or for another reason."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from kion_key_world import KeyRenewalWorld
+
+from ses_smtp_rotator.functions.errors import KionPermissionError, KionRequestError
+from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError
+from ses_smtp_rotator.local.kion_server import KionStandIn
+from ses_smtp_rotator.local.rotation_service import RotationStepError
+
+REFUSED = (
+    "Kion at {url} refused to {action} for the API key's user (403), or App API key creation is "
+    "switched off."
+)
+PERMISSION_FIX = (
+    "Give the key's user Kion's 'Manage App API Keys' permission and make sure "
+    "app_api_key_creation_enabled is on."
+)
+
+
+def failed_step(renewal: KeyRenewalWorld, token: str, step: str) -> Exception:
+    with pytest.raises(RotationStepError) as failure:
+        renewal.step(step, token)
+    return failure.value.error
+
+
+def logged(function_logs: io.StringIO, message: str) -> list[dict]:
+    """The function's log records with this message."""
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if line]
+    return [line for line in lines if line.get("message") == message]
+
+
+@pytest.mark.parametrize(
+    ("step", "method", "action"),
+    [
+        ("createSecret", "GET", "list App API keys (GET)"),
+        ("createSecret", "POST", "create App API keys (POST)"),
+        ("finishSecret", "GET", "read App API keys (GET)"),
+        ("finishSecret", "DELETE", "delete App API keys (DELETE)"),
+    ],
+)
+def test_a_refused_key_route_is_named_with_the_permission_it_needs(
+    renewal: KeyRenewalWorld, kion: KionStandIn, step: str, method: str, action: str
+) -> None:
+    token = renewal.start()
+    if step == "finishSecret":
+        renewal.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    kion.fail_requests(403, methods=[method])
+    error = failed_step(renewal, token, step)
+    assert isinstance(error, KionPermissionError)
+    assert error.cause == REFUSED.format(url=kion.url, action=action)
+    assert error.fix == PERMISSION_FIX
+
+
+def test_at_the_limit_the_error_counts_and_names_the_keys_of_the_keys_user_alone(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    kion.app_config["app_api_key_limit"] = 2
+    held = renewal.current()["api_key_id"]
+    script = kion.api_keys.issue("a colleague's script")
+    kion.api_keys.issue("another user's key", user_id=2)
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionKeyLimitError)
+    assert error.cause == (
+        "Kion refused a new App API key: the key's user holds 2 keys, Kion's app_api_key_limit "
+        "is 2, and none of them is a spare key of this installation's renewals (keys: "
+        f"{held} (hand-made), {script.id} (a colleague's script))."
+    )
+    assert error.fix == (
+        "Delete a key of that user that nothing uses in Kion, or raise app_api_key_limit, "
+        "then start the renewal again."
+    )
+
+
+@pytest.mark.parametrize("limit", [5, None], ids=["under-the-limit", "no-limit-set"])
+def test_a_new_key_refused_for_another_reason_passes_kions_answer_on(
+    renewal: KeyRenewalWorld, kion: KionStandIn, limit: int | None
+) -> None:
+    if limit is None:
+        del kion.app_config["app_api_key_limit"]  # Kion shows no limit
+    else:
+        kion.app_config["app_api_key_limit"] = limit
+    kion.fail_requests(400, methods=["POST"], message="name is too long")
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert type(error) is KionRequestError
+    assert "answered POST /api/v3/app-api-key with HTTP 400" in error.cause
+    assert "name is too long" in error.cause
+
+
+def test_a_failed_delete_names_the_request_kion_refused(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    replaced = renewal.current()["api_key_id"]
+    token = renewal.start()
+    renewal.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    kion.fail_requests(500, count=None, methods=["DELETE"])
+    error = failed_step(renewal, token, "finishSecret")
+    assert f"answered DELETE /api/v3/app-api-key/{replaced} with HTTP 500" in error.cause
+
+
+def test_a_replaced_key_already_gone_from_kion_is_not_reported_deleted(
+    renewal: KeyRenewalWorld, kion: KionStandIn, function_logs: io.StringIO
+) -> None:
+    replaced = renewal.current()["api_key_id"]
+    token = renewal.start()
+    renewal.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    kion.revoke_api_key(replaced)  # someone deleted it in Kion meanwhile
+    renewal.step("finishSecret", token)
+    assert "Deleted the replaced Kion API key" not in function_logs.getvalue()
+    assert renewal.current_works()
+
+
+def test_set_secret_says_there_is_nothing_to_set(
+    renewal: KeyRenewalWorld, function_logs: io.StringIO
+) -> None:
+    renewal.renew()
+    assert logged(function_logs, "Nothing to set: Kion made the new key live when it created it")
+
+
+def test_a_renewal_logs_each_key_it_made_moved_and_deleted_and_counts_its_success(
+    renewal: KeyRenewalWorld,
+    kion: KionStandIn,
+    function_logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    replaced = renewal.current()["api_key_id"]
+    spare = kion.api_keys.issue(renewal.key_name("abandoned")).id
+    token = renewal.renew()
+    new = renewal.current()["api_key_id"]
+    [created] = logged(function_logs, "Created a Kion API key")
+    assert (created["api_key_id"], created["key_name"]) == (new, renewal.key_name(token))
+    [stored] = logged(function_logs, "Stored the new Kion API key as AWSPENDING")
+    assert stored["api_key_id"] == new
+    [spare_deleted] = logged(function_logs, "Deleted a spare Kion API key")
+    assert spare_deleted["api_key_id"] == spare
+    [accepted] = logged(function_logs, "Kion accepts the new key")
+    assert accepted["api_key_id"] == new
+    [moved] = logged(function_logs, "AWSCURRENT moved to the new Kion API key")
+    assert moved["api_key_id"] == new
+    [deleted] = logged(function_logs, "Deleted the replaced Kion API key")
+    assert deleted["api_key_id"] == replaced
+    renewed = [line for line in capsys.readouterr().out.splitlines() if "KionApiKeyRenewed" in line]
+    [record] = [json.loads(line) for line in renewed if '"_aws"' in line]
+    [directive] = record["_aws"]["CloudWatchMetrics"]
+    assert directive["Metrics"] == [{"Name": "KionApiKeyRenewed", "Unit": "Count"}]
+    assert record["KionApiKeyRenewed"] in (1, 1.0, [1.0])
+
+
+def test_a_create_secret_run_again_says_the_pending_version_exists(
+    renewal: KeyRenewalWorld, function_logs: io.StringIO
+) -> None:
+    token = renewal.start()
+    renewal.step("createSecret", token)
+    renewal.step("createSecret", token)
+    assert len(logged(function_logs, "The pending version already exists; nothing to create")) == 1
