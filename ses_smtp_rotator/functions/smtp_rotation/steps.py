@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -111,7 +111,7 @@ class Rotation:
         self._acceptance_wait(endpoint, 1).until_accepted(pending.username, pending.password)
 
     def finish_secret(self, pending: InstallationSecret) -> None:
-        """Make the new version AWSCURRENT, then delete the replaced key if nothing uses it."""
+        """Make the new version AWSCURRENT, then deactivate the replaced key if nothing uses it."""
         kion_smtp = self._kion(pending).smtp_settings()
         kion_username = self._require_kion_uses(pending, kion_smtp, check_password=False)
         current = self.secrets.current()
@@ -123,8 +123,8 @@ class Rotation:
 
     def retire_left_behind_key(self, finished: InstallationSecret) -> None:
         """finishSecret again on a version already AWSCURRENT: an earlier attempt moved the label,
-        then stopped before deleting the key it replaced (AWSPREVIOUS's, or on adoption the key
-        Kion held). Delete it now, if it is still there and nothing uses it."""
+        then stopped before retiring the key it replaced (AWSPREVIOUS's, or on adoption the key
+        Kion held). Retire it now, if it is still there and nothing uses it."""
         replaced = self.secrets.previous()
         if replaced is None:
             return
@@ -265,13 +265,35 @@ class Rotation:
     def _retire_replaced_key(
         self, replaced: SecretVersion, pending: InstallationSecret, kion_username: str
     ) -> None:
+        """Deactivate the replaced key (reversible: the rollback window); delete it at once only
+        when the grace window is 0 and this installation made it. An adopted key (the one Kion
+        held on the first rotation) may serve other consumers: it always waits for the watch."""
         # The replaced key is AWSCURRENT's, or on adoption the key Kion held when it began;
         # never any other key of the user, which may serve another consumer.
-        retired = replaced.secret.access_key_id or pending.replaces
-        if retired and retired not in {pending.access_key_id, kion_username}:
-            self._require_stage(CURRENT, before=f"deleting the replaced key {retired}")
-            UserAccessKeys(pending.iam_user_name).delete(retired)
-            logger.info("Deleted the replaced access key", access_key_id=retired)
+        made_here = replaced.secret.access_key_id
+        retired = made_here or pending.replaces
+        if not retired or retired in {pending.access_key_id, kion_username}:
+            return
+        keys = UserAccessKeys(pending.iam_user_name)
+        self._require_stage(CURRENT, before=f"deactivating the replaced key {retired}")
+        if not made_here:
+            last_used = keys.last_used(retired)
+            logger.info(
+                "The adopted key was not made by this product; it is kept Inactive for the "
+                "rollback window, never deleted outright",
+                access_key_id=retired,
+                last_used=last_used.describe(),
+            )
+        keys.deactivate(retired)
+        deletion = self.now() + timedelta(days=self.config.previous_key_grace_days)
+        logger.info(
+            "Deactivated the replaced access key",
+            access_key_id=retired,
+            deletion_after=f"{deletion:%Y-%m-%d %H:%M} UTC",
+        )
+        if made_here and self.config.previous_key_grace_days == 0:
+            keys.delete(retired)
+            logger.info("Deleted the replaced access key (grace window 0)", access_key_id=retired)
 
     def _acceptance_wait(self, endpoint: SmtpEndpoint, logins: int) -> SesAcceptanceWait:
         # The logins' span takes at most half the bound, so that a bound set below the span

@@ -10,7 +10,7 @@ from ses_smtp_rotator.local.rotation_service import STEPS
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer
 
 
-def test_a_rotation_moves_kion_and_awscurrent_to_a_new_key_and_deletes_the_old(world):
+def test_a_rotation_moves_kion_and_awscurrent_to_a_new_key_and_deactivates_the_old(world):
     old_username, old_password = world.kion_credential()
 
     token = world.rotate()
@@ -21,10 +21,16 @@ def test_a_rotation_moves_kion_and_awscurrent_to_a_new_key_and_deletes_the_old(w
     assert world.current()["username"] == new_username
     assert world.current()["password"] == new_password
     assert world.current_version_id() == token
-    assert world.access_key_ids() == {new_username}
+    assert world.access_key_ids() == {new_username, old_username}
+    statuses = {
+        key["AccessKeyId"]: key["Status"]
+        for key in world.iam.list_access_keys(UserName=world.current()["iam_user_name"])[
+            "AccessKeyMetadata"
+        ]
+    }
+    assert statuses == {new_username: "Active", old_username: "Inactive"}
     assert world.kion_authenticates()
     assert not world.authenticates(old_username, old_password)
-    assert world.converged()
 
 
 def test_a_second_rotation_replaces_the_first_ones_key(world):
