@@ -25,11 +25,11 @@ LAMBDA_RUNTIME_PACKAGES := urllib3==1.26.20 boto3==1.44.8 aws-lambda-powertools[
 	moto[server]==5.2.5 aiosmtpd==1.4.6 trustme==1.2.1 pytest==9.2.0 hypothesis==6.155.2 \
 	aws-croniter==2.1.1 openapi-core==0.23.1
 
-.PHONY: install test test-lambda-py312 lint demo synth diff deploy bench safety mutate mutate-survivors mutate-clean mutation-copy clean
+.PHONY: install test test-lambda-py312 lint docs demo synth diff deploy bench safety mutate mutate-survivors mutate-clean mutation-copy clean
 
 install: $(PY_STAMP) $(KION_OPENAPI) $(NODE_STAMP)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(PY_STAMP): requirements.txt requirements-dev.txt requirements-docs.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
@@ -60,7 +60,7 @@ SAFETY_WORKERS ?= auto
 safety: $(PY_STAMP) $(KION_OPENAPI)
 	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
 
-# Mutation testing, not part of `make test` or CI (the README says how long it takes): mutmut
+# Mutation testing, not in `make test` or CI (docs/development.md says how long it takes): mutmut
 # mutates the rotation function's step logic in a scratch copy (build/mutation, its package under
 # src/), runs the rotation and safety tests named in tests/safety/mutmut.toml against each mutant,
 # and prints the score. The scratch copy is kept: a later `make mutate` refreshes the code and
@@ -121,6 +121,11 @@ diff: install
 deploy: install
 	$(CDK_QUIET) $(CDK) deploy --strict $(ARGS)
 
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning, a link or
+# an anchor that does not resolve included. `make docs ARGS=serve` previews it on localhost:8000.
+docs: $(PY_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs $(if $(ARGS),$(ARGS),build --strict --quiet)
+
 # Two real rotations on loopback stand-ins of AWS, SES SMTP and Kion, then a proof of the outcome.
 # Needs Python only. Options go in ARGS, e.g. make demo ARGS="--kion-url https://kion.staging.example"
 demo: $(PY_STAMP)
@@ -132,4 +137,4 @@ bench: $(PY_STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV312) node_modules cdk.out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV312) node_modules cdk.out site .pytest_cache .ruff_cache

@@ -391,7 +391,7 @@ def _fleet_problem(
             f"is in partition {installation.partition}, the stack's region {region} in "
             f"{stack_partition}; a function cannot use secrets, users or SES of another partition",
             f"deploy a second stack in {installation.partition} for it (one stack per "
-            "partition; see the README's GovCloud example)",
+            "partition; see Other partitions in the docs' Deploying page)",
         )
     arn = SECRET_ARN.match(installation.kion_api_key_secret_arn or "")
     if arn and (arn.group("partition"), arn.group("region")) != (stack_partition, region):

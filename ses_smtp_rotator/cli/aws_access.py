@@ -4,6 +4,7 @@ what the person at the keyboard can do."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,7 +70,10 @@ def open_aws(secret_id: str, *, profile: str | None, region: str | None) -> AwsA
             f"The AWS profile '{profile}' is not configured.",
             "Use a profile from ~/.aws/config (aws configure list-profiles) or drop --profile.",
         ) from None
-    chosen = region or region_of_arn(secret_id) or session.region_name
+    # boto3 reads AWS_DEFAULT_REGION; the AWS CLI and Lambda also set AWS_REGION.
+    chosen = (
+        region or region_of_arn(secret_id) or os.environ.get("AWS_REGION") or session.region_name
+    )
     if not chosen:
         raise SetupError(
             "No AWS region is set.",
@@ -92,8 +96,8 @@ def asking(action: str, resource: str) -> Iterator[None]:
         if code in _ACCESS_DENIED:
             raise SetupError(
                 f"Your AWS identity may not call {action} on {resource} (AccessDenied).",
-                f"Use a profile or role that is allowed {action} (see the README's security "
-                "model for what the operator role needs).",
+                f"Use a profile or role that is allowed {action} (the docs' Security model page "
+                "says what the operator role needs).",
             ) from None
         if code in _EXPIRED:
             raise SetupError(

@@ -83,6 +83,8 @@ class InstallationStatus:
     kion_checked_by: str | None = None
     """The watch function that checked Kion's side; None when this machine asked Kion itself."""
     function_timeout: str | None = None
+    """The timeout and where it comes from, in words."""
+    function_timeout_seconds: float | None = None
     pending: PendingRotation | None = None
     checks: dict[str, Check] = field(default_factory=dict)
 
@@ -175,6 +177,7 @@ def gather(
         log_group=log_group,
     )
     status.function_timeout = function.describe_timeout()
+    status.function_timeout_seconds = function.timeout.total_seconds()
     watch = watch_function(function.watch_function) if use_watch else None
     if watch:
         _take_findings(status, _asked_of_watch(aws, watch, state.arn, status))

@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import SetupError
+from ses_smtp_rotator.cli.commands import abandon as abandon_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate_command.register(commands, common)
     status_command.register(commands, common)
     set_kion_key_command.register(commands)
+    abandon_command.register(commands)
     return parser
 
 

@@ -23,7 +23,8 @@ from ses_smtp_rotator.cli.aws_access import AwsAccess, SetupError
 from ses_smtp_rotator.cli.function_logs import FunctionLogReader, FunctionLogRecord
 from ses_smtp_rotator.cli.rotation_function import RotationFunction
 from ses_smtp_rotator.cli.secret_state import SecretState, abandon_command, version_created
-from ses_smtp_rotator.functions.watch.health import FAILED, GRACE, PendingActivity, classify
+from ses_smtp_rotator.functions.quiet_period import quiet_from
+from ses_smtp_rotator.functions.watch.health import FAILED, PendingActivity, classify
 
 # Log records carry the function's clock; read from a little before the version was made.
 _CLOCK_SLACK = timedelta(minutes=5)
@@ -46,7 +47,8 @@ class PendingRotation:
     function_timeout: str
     """The timeout and where it comes from, in words."""
     may_abandon: bool
-    """True when the function has not touched the rotation within its timeout (plus GRACE)."""
+    """True once the function has left the rotation alone for its quiet period (timeout plus
+    GRACE): the moment a new rotation may also delete the key this one made."""
     abandon_after: datetime | None
     access_key_id: str | None = None
     last_error_step: str | None = None
@@ -112,9 +114,9 @@ def assess_pending(
         function_timeout_seconds=timeout.total_seconds(),
         function_timeout=function.describe_timeout() if function else "300 s (default)",
         may_abandon=may_abandon,
-        abandon_after=(last_activity + timeout + GRACE) if last_activity else None,
+        abandon_after=quiet_from(last_activity, timeout) if last_activity else None,
         access_key_id=access_key_id,
-        abandon_command=abandon_command(state, version_id) if may_abandon else None,
+        abandon_command=abandon_command(state) if may_abandon else None,
         logs_unavailable=logs_unavailable,
     )
     if last is not None and last.failed:

@@ -151,12 +151,9 @@ def version_created(secretsmanager: Any, secret_id: str, version_id: str) -> dat
     return None
 
 
-def abandon_command(state: SecretState, version_id: str) -> str:
-    """The AWS CLI command that takes AWSPENDING off an unfinished rotation's version."""
-    return (
-        f"aws secretsmanager update-secret-version-stage --secret-id {state.arn} "
-        f"--version-stage {PENDING} --remove-from-version-id {version_id}"
-    )
+def abandon_command(state: SecretState) -> str:
+    """The command that gives up the secret's unfinished rotation (``abandon``)."""
+    return f"ses-smtp-rotator abandon {state.name}"
 
 
 def as_utc(value: Any) -> datetime | None:

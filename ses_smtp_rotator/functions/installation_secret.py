@@ -22,8 +22,8 @@ REQUIRED_SETTINGS = ("ses_region", "iam_user_name", "kion_url", "kion_api_key_se
 SCHEMA_HINT = (
     "Store a JSON object with the string fields username, password, ses_region, iam_user_name, "
     "kion_url and kion_api_key_secret_id (optional: smtp_host, smtp_port, smtp_tls, "
-    "kion_ca_bundle, smtp_ca_bundle, send_path_check, iam_user_dedicated); see the README's "
-    "secret schema."
+    "kion_ca_bundle, smtp_ca_bundle, send_path_check, iam_user_dedicated); see the docs' page "
+    "The secrets."
 )
 
 

@@ -1,4 +1,4 @@
-"""cdk.json settings: the shipped file and the README's examples load and synthesize, defaults
+"""cdk.json settings: the shipped file and the deploy guide's examples load and synthesize, defaults
 hold, and a wrong setting is refused with its cdk.json key, its value and the fix."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ses_smtp_rotator.cdk import SettingsError, load_settings
 
 PROD = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
 MINIMAL = {"installations": [PROD]}
-README = (PROJECT_ROOT / "README.md").read_text()
+DEPLOY_GUIDE = (PROJECT_ROOT / "docs" / "deploying.md").read_text()
 VPC_WITH_SES_ENDPOINT = {
     "vpcId": "vpc-0123456789abcdef0",
     "subnetIds": ["subnet-0aaa1111"],
@@ -333,37 +333,37 @@ def test_port_25_needs_the_endpoint_in_the_installations_own_region() -> None:
     check_message(refusal(context), "installations[0].smtpPort", "25", "vpc.createSesSmtpEndpoint")
 
 
-# -- the README's examples -------------------------------------------------------------------------
+# -- the deploy guide's examples ----------------------------------------------------------
 
 
-def readme_installations_example() -> dict[str, Any]:
-    """The settings of the README's example with two installations."""
-    block = re.search(r"```json\n(\"installations\": \[.*?)\n```", README, flags=re.S)
-    assert block, "the README's deploy example is gone"
+def deploy_guide_installations_example() -> dict[str, Any]:
+    """The settings of the deploy guide's example with two installations."""
+    block = re.search(r"```json\n(\"installations\": \[.*?)\n```", DEPLOY_GUIDE, flags=re.S)
+    assert block, "the deploy guide's deploy example is gone"
     return json.loads("{" + block.group(1) + "}")
 
 
-def readme_govcloud_overrides() -> dict[str, Any]:
-    """The -c overrides of the README's GovCloud command."""
-    installations = re.search(r"^GOV_INSTALLATIONS='(.*)'$", README, flags=re.M)
-    command = re.search(r"^make deploy ARGS=\"(.*)\"$", README, flags=re.M)
-    assert installations, "the README's GovCloud example is gone"
-    assert command, "the README's GovCloud command is gone"
+def deploy_guide_govcloud_overrides() -> dict[str, Any]:
+    """The -c overrides of the deploy guide's GovCloud command."""
+    installations = re.search(r"^GOV_INSTALLATIONS='(.*)'$", DEPLOY_GUIDE, flags=re.M)
+    command = re.search(r"^make deploy ARGS=\"(.*)\"$", DEPLOY_GUIDE, flags=re.M)
+    assert installations, "the deploy guide's GovCloud example is gone"
+    assert command, "the deploy guide's GovCloud command is gone"
     overrides = dict(re.findall(r"-c (\w+)=([^\s']+)", command.group(1)))
     assert "-c installations='$GOV_INSTALLATIONS'" in command.group(1)
     overrides["installations"] = installations.group(1)  # as -c passes it: JSON text
-    # The README looks the layer up in the account; any version of that layer synthesizes.
+    # The deploy guide looks the layer up in the account; any version of that layer synthesizes.
     layer = (
         "arn:aws-us-gov:lambda:us-gov-west-1:165093116878:layer:"
         "AWSLambdaPowertoolsPythonV3-python312-arm64"
     )
-    assert f"--layer-name {layer} " in README
+    assert f"--layer-name {layer} " in DEPLOY_GUIDE
     overrides["powertoolsLayerArn"] = f"{layer}:1"
     return overrides
 
 
-def test_the_readme_example_synthesizes_as_shown() -> None:
-    example = readme_installations_example()
+def test_the_deploy_guide_example_synthesizes_as_shown() -> None:
+    example = deploy_guide_installations_example()
     settings = load_settings({**cdk_json_context(), **example})
     assert [i.name for i in settings.installations] == ["prod", "eu"]
     app = synthesize(example)
@@ -371,8 +371,8 @@ def test_the_readme_example_synthesizes_as_shown() -> None:
     assert len(app.resources("AWS::Scheduler::Schedule")) == 3  # two rotations and the watch
 
 
-def test_the_readme_govcloud_example_synthesizes_in_its_own_partition() -> None:
-    overrides = readme_govcloud_overrides()
+def test_the_deploy_guide_govcloud_example_synthesizes_in_its_own_partition() -> None:
+    overrides = deploy_guide_govcloud_overrides()
     assert overrides["installations"].startswith("[")  # JSON text, as -c passes it
     settings = load_settings({**cdk_json_context(), **overrides})
     assert settings.region == "us-gov-west-1"
@@ -384,16 +384,18 @@ def test_the_readme_govcloud_example_synthesizes_in_its_own_partition() -> None:
     assert "arn:aws-us-gov:lambda:us-gov-west-1:" in json.dumps(layers)
 
 
-def test_the_readme_govcloud_installation_is_refused_in_a_commercial_stack() -> None:
-    overrides = readme_govcloud_overrides()
+def test_the_deploy_guide_govcloud_installation_is_refused_in_a_commercial_stack() -> None:
+    overrides = deploy_guide_govcloud_overrides()
     message = refusal({**cdk_json_context(), "installations": overrides["installations"]})
     assert "installations[0].sesRegion" in message
     assert "one stack per partition" in message
 
 
-def test_the_readme_message_example_is_the_one_synthesis_gives() -> None:
-    quoted = re.search(r"`(Setting installations\[2\]\.sesRegion: .*?)\.\.\.`", README, flags=re.S)
-    assert quoted, "the README's example message is gone"
+def test_the_deploy_guide_message_example_is_the_one_synthesis_gives() -> None:
+    quoted = re.search(
+        r"`(Setting installations\[2\]\.sesRegion: .*?)\.\.\.`", DEPLOY_GUIDE, flags=re.S
+    )
+    assert quoted, "the deploy guide's example message is gone"
     context = cdk_json_context()
     value = re.search(r"sesRegion: '([^']+)'", quoted.group(1))
     assert value

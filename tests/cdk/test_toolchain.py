@@ -1,5 +1,5 @@
-"""The toolchain the README asks for: a Node.js the pinned CDK command line supports, and `make`
-targets that keep the CLI's and jsii's banners out of the output."""
+"""The toolchain the deploy guide asks for: a Node.js the pinned CDK command line supports, and
+`make` targets that keep the CLI's and jsii's banners out of the output."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from synthesized_app import PROJECT_ROOT
 
-README = (PROJECT_ROOT / "README.md").read_text()
+DEPLOY_GUIDE = (PROJECT_ROOT / "docs" / "deploying.md").read_text()
 BANNER_SWITCHES = (
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20",
     "CDK_DISABLE_VERSION_CHECK=true",
@@ -25,9 +25,9 @@ def pinned_cli_minimum_node() -> int:
     return int(match.group(1))
 
 
-def test_the_readme_names_node_versions_the_pinned_cli_supports() -> None:
-    needs = re.search(r"^- Python 3\.11\+, Node\.js (\d+) or (\d+) and `make`", README, re.M)
-    assert needs, "the README's requirements line is gone"
+def test_the_deploy_guide_names_node_versions_the_pinned_cli_supports() -> None:
+    needs = re.search(r"^- Python 3\.11\+, Node\.js (\d+) or (\d+) and `make`", DEPLOY_GUIDE, re.M)
+    assert needs, "the deploy guide's requirements line is gone"
     versions = [int(version) for version in needs.groups()]
     assert all(version >= pinned_cli_minimum_node() for version in versions)
     # jsii (under aws-cdk-lib) supports only releases before their end of life: 20 is past it.

@@ -108,15 +108,17 @@ def leave_rotation_pending(
     made_ago: float = 0.0,
     records: Sequence[tuple[float, str, str, str]] = (),
     secret_arn: str | None = None,
+    changed: dict[str, str] | None = None,
 ) -> str:
     """A rotation in progress as Secrets Manager leaves one: a pending version (a copy of
-    AWSCURRENT) made ``made_ago`` seconds ago, and the function's log records about it, each
-    ``(seconds ago, level, step, message)``. Returns the pending version id."""
+    AWSCURRENT with the ``changed`` fields) made ``made_ago`` seconds ago, and the function's log
+    records about it, each ``(seconds ago, level, step, message)``. Returns the version id."""
     secretsmanager = demo.client("secretsmanager")
     secret_arn = secret_arn or installation(demo).secret_arn
     current = secretsmanager.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")
+    value = json.loads(current["SecretString"]) | (changed or {})
     version_id = secretsmanager.put_secret_value(
-        SecretId=secret_arn, SecretString=current["SecretString"], VersionStages=["AWSPENDING"]
+        SecretId=secret_arn, SecretString=json.dumps(value), VersionStages=["AWSPENDING"]
     )["VersionId"]
     if made_ago:
         backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID][REGION]

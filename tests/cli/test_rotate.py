@@ -67,7 +67,7 @@ def test_without_wait_it_returns_at_once_and_a_second_rotation_is_refused(world,
         assert f"already in progress: version {token} is AWSPENDING" in output
         assert f"rotate {installation(world).secret_name} --wait" in output
         # The function is working on it: giving it up now would race with it.
-        assert "update-secret-version-stage" not in output
+        assert "ses-smtp-rotator abandon" not in output
         assert "Do not give it up yet" in output
     assert world.hook.wait_idle(timeout=20)
     assert not world.hook.failures
@@ -108,7 +108,7 @@ def test_a_rotation_the_function_left_alone_past_its_timeout_is_stuck(world, cap
     assert "has not touched it for 8" in output  # 800 s and counting
     assert "the function's log" in output
     assert "300 s (default: lambda:GetFunctionConfiguration answered" in output
-    assert f"--remove-from-version-id {version}" in output
+    assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
     assert "following it" not in output
 
 
@@ -120,7 +120,7 @@ def test_the_functions_recent_activity_outweighs_an_old_pending_version(world, c
     code, output = run_cli(capsys, "rotate", installation(world).secret_name)
 
     assert code == EXIT_IN_PROGRESS, output
-    assert "update-secret-version-stage" not in output
+    assert "ses-smtp-rotator abandon" not in output
     assert "Do not give it up yet" in output
 
 
@@ -131,7 +131,8 @@ def test_without_logs_the_pending_versions_age_decides(world, capsys):
 
     assert code == EXIT_FAILED, output
     assert "the pending version's age" in output
-    assert f"--remove-from-version-id {version}" in output
+    assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
+    assert f"version {version}" in output
 
 
 def test_the_functions_configured_timeout_is_used_when_it_can_be_read(world, capsys):
@@ -144,7 +145,7 @@ def test_the_functions_configured_timeout_is_used_when_it_can_be_read(world, cap
 
     assert code == EXIT_IN_PROGRESS, output
     assert "900 s (the function's configuration)" in output
-    assert "update-secret-version-stage" not in output
+    assert "ses-smtp-rotator abandon" not in output
 
 
 def test_a_failure_is_reported_with_the_functions_cause_and_fix(world, capsys):
@@ -157,7 +158,7 @@ def test_a_failure_is_reported_with_the_functions_cause_and_fix(world, capsys):
     assert "403" in output
     assert "Fix: Give the key's user a Kion permission scheme" in output
     # The function touched the rotation a moment ago: no advice to give it up yet.
-    assert "update-secret-version-stage" not in output
+    assert "ses-smtp-rotator abandon" not in output
     assert "follows the retry" in output
     assert "shows the command to give it up" in output
     assert_no_secret(output, world)
@@ -273,7 +274,7 @@ def test_a_followed_rotation_the_function_stops_touching_is_reported_stuck(world
     assert "createSecret  Step finished" in output  # its history, from its first step
     assert "✗ The function has not touched the rotation for" in output
     assert "1 s (the function's configuration)" in output
-    assert f"--remove-from-version-id {version}" in output
+    assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
 
 
 def test_a_kion_api_key_secret_with_its_renewal_attached_is_not_rotated(world, capsys):

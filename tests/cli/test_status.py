@@ -123,7 +123,7 @@ def test_a_failed_rotation_is_shown_with_its_error_and_what_to_do(rotated, capsy
     assert "rejected the App API key (401)" in output
     assert "the function last touched it" in output
     # Secrets Manager may retry it at any moment: no command to give it up yet.
-    assert "update-secret-version-stage" not in output
+    assert "ses-smtp-rotator abandon" not in output
     assert "Do not give it up yet" in output
     assert_no_secret(output, rotated)
 
@@ -143,7 +143,7 @@ def test_a_failure_the_function_left_alone_past_its_timeout_can_be_given_up(worl
     assert code == EXIT_FAILED
     assert f"the rotation to version {version} failed in setSecret" in output
     assert "has not touched it for 9" in output
-    assert "--version-stage AWSPENDING --remove-from-version-id" in output
+    assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
 
     # What status says to do works: give the rotation up and rotate again.
     report = json.loads(status(capsys, installation(world).secret_name, "--json")[1])
@@ -170,7 +170,7 @@ def test_a_rotation_left_alone_past_the_function_timeout_is_stuck(rotated, capsy
     assert code == EXIT_FAILED, output
     assert f"the rotation to version {version} is stuck" in output
     assert "timeout 300 s (default: lambda:GetFunctionConfiguration answered" in output
-    assert f"--remove-from-version-id {version}" in output
+    assert f"ses-smtp-rotator abandon {installation(rotated).secret_name}" in output
 
 
 def test_kion_refusing_the_api_key_fails_status(rotated, capsys):
@@ -254,7 +254,7 @@ def test_a_rotation_in_progress(rotated, capsys):
     assert code == EXIT_IN_PROGRESS, output
     assert "✓ Pending rotation a rotation is in progress" in output
     assert "the function last touched it" in output
-    assert "update-secret-version-stage" not in output
+    assert "ses-smtp-rotator abandon" not in output
     assert "timeout 300 s (default: lambda:GetFunctionConfiguration" in output
 
 
@@ -341,3 +341,21 @@ def test_kion_sending_through_another_region_is_a_problem(rotated, capsys):
     ok_code, ok_output = status(capsys, installation(rotated).secret_name)
     assert ok_code == EXIT_OK, ok_output
     assert "✓ Kion's SMTP host" in ok_output
+
+
+def test_aws_region_alone_names_the_region(world, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", REGION)
+
+    code, output = status(capsys, installation(world).secret_name, "--no-watch")
+
+    assert "No AWS region is set" not in output
+    assert code != EXIT_SETUP, output
+
+
+def test_json_carries_the_function_timeout_as_a_number(world, capsys):
+    code, output = status(capsys, installation(world).secret_name, "--json", "--no-watch")
+
+    report = json.loads(output)
+    assert report["function_timeout_seconds"] == 300
+    assert code != EXIT_SETUP

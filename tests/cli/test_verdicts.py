@@ -26,7 +26,8 @@ from ses_smtp_rotator.cli.fleet import (
     list_installations,
     select,
 )
-from ses_smtp_rotator.functions.watch.health import FAILED, GRACE, RUNNING, STUCK, classify
+from ses_smtp_rotator.functions.quiet_period import GRACE
+from ses_smtp_rotator.functions.watch.health import FAILED, RUNNING, STUCK, classify
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=300)

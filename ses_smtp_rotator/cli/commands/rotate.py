@@ -26,7 +26,6 @@ from ses_smtp_rotator.cli.exit_codes import (
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.function_logs import FunctionLogReader, FunctionLogRecord
 from ses_smtp_rotator.cli.pending_rotation import (
-    GRACE,
     PendingRotation,
     assess_pending,
     give_up_advice,
@@ -40,6 +39,7 @@ from ses_smtp_rotator.cli.secret_state import (
     read_state,
     require_installation_secret,
 )
+from ses_smtp_rotator.functions.quiet_period import is_quiet, quiet_from
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_POLL = 2.0
@@ -309,7 +309,7 @@ class RotationFollower:
         longer than its timeout: no invocation can still be working on it."""
         if self._logs.unavailable:
             return False
-        return datetime.now(UTC) - self._last_activity > self.function.timeout + GRACE
+        return is_quiet(self._last_activity, self.function.timeout, datetime.now(UTC))
 
     # -- outcomes -----------------------------------------------------------------------------
 
@@ -336,7 +336,7 @@ class RotationFollower:
         )
         if failure.fix:
             print(f"  Fix: {failure.fix}", file=self.out)
-        give_up_at = failure.at + self.function.timeout + GRACE
+        give_up_at = quiet_from(failure.at, self.function.timeout)
         print(
             f"  Version {self.token} stays AWSPENDING and Secrets Manager retries the rotation: "
             f"`ses-smtp-rotator rotate {self.state.name} --wait` follows the retry. Fix the "
@@ -352,7 +352,7 @@ class RotationFollower:
         print(
             f"✗ The function has not touched the rotation for {quiet:.0f} s, longer than its "
             f"timeout of {self.function.describe_timeout()}: no invocation is still working on "
-            f"it. Give it up with\n    {abandon_command(self.state, self.token)}\n  and rotate "
+            f"it. Give it up with\n    {abandon_command(self.state)}\n  and rotate "
             "again.",
             file=self.out,
         )

@@ -104,8 +104,8 @@ def _current_fields(secretsmanager: Any, secret_id: str) -> dict[str, Any]:
     if not isinstance(fields, dict):
         raise SettingsWriteError(
             f"The AWSCURRENT value of {secret_id} is not a JSON object, so its credential "
-            "cannot be kept. Fix: store the installation secret as JSON (see the README's secret "
-            "schema), then deploy again."
+            "cannot be kept. Fix: store the installation secret as JSON (see the docs' page The "
+            "secrets), then deploy again."
         )
     return fields
 

@@ -86,7 +86,7 @@ class InstallationSecrets(StagedSecret):
         if version is None:
             raise RotationStateError(
                 f"Secret {self.secret_id} has no AWSCURRENT value.",
-                "Store the installation settings in the secret (see the README's secret schema).",
+                "Store the installation settings in the secret (see the docs' page The secrets).",
             )
         return version
 

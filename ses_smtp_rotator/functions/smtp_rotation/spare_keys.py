@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from ses_smtp_rotator.functions.quiet_period import quiet_period
 from ses_smtp_rotator.functions.services.iam_keys import AccessKey
-
-# Beyond the function's timeout: the pause between one step's end and the next step's start.
-STEP_GAP_MARGIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -41,5 +39,6 @@ class SpareKeyPolicy:
 
 
 def min_spare_age(function_timeout: float) -> float:
-    """A spare key younger than this may still be used by a running step."""
-    return function_timeout + STEP_GAP_MARGIN_SECONDS
+    """A spare key younger than this may still be used by a running step: the same quiet period
+    after which ``status`` offers to give up the rotation that made it."""
+    return quiet_period(timedelta(seconds=function_timeout)).total_seconds()

@@ -26,6 +26,7 @@ from ses_smtp_rotator.functions.errors import (
 from ses_smtp_rotator.functions.installation_metrics import installation_name
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.kion_key_renewal.key_life import KeyLife, stored_key_life
+from ses_smtp_rotator.functions.quiet_period import is_quiet
 from ses_smtp_rotator.functions.services.aws_clients import aws_call, client
 from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
 from ses_smtp_rotator.functions.services.kion_settings import KionClient, KionSmtpSettings
@@ -44,10 +45,6 @@ ROTATE = "ses-smtp-rotator rotate"
 RUNNING = "running"
 FAILED = "failed"
 STUCK = "stuck"
-
-GRACE = timedelta(seconds=30)
-"""Added to the function timeout: the hop from one step's invocation to the next, and clock skew
-between the function's clock and the checker's."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +146,7 @@ def classify(
 ) -> tuple[str, bool]:
     """The rotation's state and whether it may be given up, from when the function last touched
     it (None: unknown, so never abandonable) and whether its last record is an error."""
-    may_abandon = last_activity is not None and now - last_activity > timeout + GRACE
+    may_abandon = last_activity is not None and is_quiet(last_activity, timeout, now)
     if failed:
         return FAILED, may_abandon
     return (STUCK if may_abandon else RUNNING), may_abandon
@@ -166,8 +163,9 @@ def pending_finding(
     subject: str = "rotation",
 ) -> Finding:
     """The judgement of one unfinished rotation, for the watch and for ``status`` alike: in
-    progress while the function touched it within its timeout (plus GRACE), failed when its last
-    record is an error, stuck otherwise. ``advice`` says what to do when it is not running."""
+    progress while the function touched it within its quiet period (``quiet_period``), failed
+    when its last record is an error, stuck otherwise. ``advice`` says what to do when it is not
+    running."""
     state, _ = classify(
         last_activity=activity.last_activity,
         failed=activity.failed,
@@ -528,10 +526,9 @@ class HealthCheck:
             timeout=self.limits.function_timeout,
             now=now,
             advice="The renewal function's log names the step that failed and its cause (alarm "
-            "KionApiKeyRenewalErrors). Once fixed, give the renewal up with `aws secretsmanager "
-            f"update-secret-version-stage --secret-id {key_secret_id} --version-stage "
-            f"AWSPENDING --remove-from-version-id {version_id}`: the next watch starts another, "
-            "whose createSecret deletes the key this one made.",
+            "KionApiKeyRenewalErrors). Once fixed, give the renewal up with `ses-smtp-rotator "
+            f"abandon {health.secret_id}`: the next watch starts another, whose createSecret "
+            "deletes the key this one made.",
             subject="renewal of the Kion API key",
         )
 

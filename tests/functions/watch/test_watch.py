@@ -12,9 +12,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 from watch_world import LIMITS, WatchedWorld, key_secret_value
 
+from ses_smtp_rotator.functions.quiet_period import GRACE
 from ses_smtp_rotator.functions.services import aws_clients as aws
 from ses_smtp_rotator.functions.watch.handler import lambda_handler
-from ses_smtp_rotator.functions.watch.health import FAILING, GRACE, HEALTHY, HealthLimits
+from ses_smtp_rotator.functions.watch.health import FAILING, HEALTHY, HealthLimits
 
 KEYS = "/api/v3/app-api-key"
 
@@ -187,7 +188,7 @@ def test_a_kion_key_renewal_left_pending_is_flagged_and_not_started_again(
     assert health.failing == ["kion_api_key_renewal"]
     finding = health.checks["kion_api_key_renewal"]
     assert f"the renewal of the Kion API key to version {token} is stuck" in finding.summary
-    assert f"--remove-from-version-id {token}" in (finding.fix or "")
+    assert f"ses-smtp-rotator abandon {health.secret_id}" in (finding.fix or "")
     [alert] = watched.alerts()
     assert "kion_api_key_renewal" in alert
     assert key_secret_value(watched)["api_key"] not in alert
