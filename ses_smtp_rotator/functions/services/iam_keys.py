@@ -100,10 +100,15 @@ class UserAccessKeys:
         )
 
     def _set_status(self, access_key_id: str, status: str) -> None:
+        """Set a key's status; a key already gone is left to the caller to notice (no error)."""
         with aws_call("iam:UpdateAccessKey", self._resource):
-            self._client.update_access_key(
-                UserName=self.user_name, AccessKeyId=access_key_id, Status=status
-            )
+            try:
+                self._client.update_access_key(
+                    UserName=self.user_name, AccessKeyId=access_key_id, Status=status
+                )
+            except ClientError as error:
+                if error_code(error) != "NoSuchEntity":
+                    raise
 
     def delete(self, access_key_id: str) -> None:
         """Delete a key; a key that is already gone is fine."""
