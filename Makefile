@@ -25,7 +25,7 @@ LAMBDA_RUNTIME_PACKAGES := urllib3==1.26.20 boto3==1.44.8 aws-lambda-powertools[
 	moto[server]==5.2.5 aiosmtpd==1.4.6 trustme==1.2.1 pytest==9.2.0 hypothesis==6.155.2 \
 	aws-croniter==2.1.1 openapi-core==0.23.1
 
-.PHONY: install test test-lambda-py312 lint docs demo synth diff deploy bench safety mutate mutate-survivors mutate-clean mutation-copy clean
+.PHONY: install build package-check test test-lambda-py312 lint docs demo synth diff deploy bench safety mutate mutate-survivors mutate-clean mutation-copy clean
 
 install: $(PY_STAMP) $(KION_OPENAPI) $(NODE_STAMP)
 
@@ -47,6 +47,16 @@ $(KION_OPENAPI): $(PY_STAMP)
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The wheel and the sdist, in dist/.
+build: $(PY_STAMP)
+	rm -rf dist && mkdir -p build
+	$(BIN)/python -m build --outdir dist . > build/build.log 2>&1 || { cat build/build.log; exit 1; }
+
+# The built wheel installed outside the repository: with [cdk], a small CDK app synthesizes the
+# construct; bare, the command line runs without aws-cdk-lib (.ci/package-check says more).
+package-check: build
+	PYTHON=$(PYTHON) .ci/package-check
 
 # TEST_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
 TEST_WORKERS ?= auto
@@ -137,4 +147,4 @@ bench: $(PY_STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV312) node_modules cdk.out site .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV312) node_modules cdk.out dist site .pytest_cache .ruff_cache

@@ -1,6 +1,27 @@
-"""CDK constructs and the stack that deploy the SES SMTP credential rotation for Kion.
+"""The AWS CDK construct that deploys the SES SMTP credential rotation for Kion installations.
 
-Reuse the construct in another CDK app with ``from infra import SesSmtpRotation, KionInstallation``.
+Install with ``pip install "ses-smtp-rotator[cdk]"`` and use it in any CDK app::
+
+    from ses_smtp_rotator.cdk import Installation, SesSmtpRotation
+
+    SesSmtpRotation(stack, "Rotation", installations=[
+        Installation(name="prod", kion_url="https://kion.example.com", ses_region="us-east-1"),
+    ])
+
+The Lambda code ships inside this package (``ses_smtp_rotator/functions``); the construct stages it
+as the functions' asset, with no build step and no Docker.
+
+Public names:
+
+- ``SesSmtpRotation``: the construct; every setting besides the installations is a keyword
+  argument with a default.
+- ``Installation`` (also ``KionInstallation``): one Kion installation, checked when created.
+- ``RotationSchedule``: when the rotations run.
+- ``InstallationResources``: what the construct made for one installation.
+- ``Deployment``: the names, tag and IAM path of one deployment's resources.
+- ``SesSmtpRotatorStack``, ``AppSettings``, ``VpcPlacement``, ``load_settings``,
+  ``SettingsError``: the repository's app (``app.py``), configured from cdk.json.
+- ``POWERTOOLS_RELEASE``: the Powertools for AWS Lambda release whose layer the functions use.
 """
 
 from .context_settings import AppSettings, SettingsError, VpcPlacement, load_settings
@@ -13,10 +34,13 @@ from .rotation import (
 )
 from .stack import SesSmtpRotatorStack
 
+Installation = KionInstallation
+
 __all__ = [
     "POWERTOOLS_RELEASE",
     "AppSettings",
     "Deployment",
+    "Installation",
     "InstallationResources",
     "KionInstallation",
     "RotationSchedule",

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn
 
 from aws_cdk import Duration, RemovalPolicy
@@ -96,38 +96,59 @@ class SettingsError(ValueError):
     """A setting in cdk.json (or -c on the command line) is missing or wrong."""
 
 
+def construct_prop(*, keyword: str | None = None, **field_options: Any) -> Any:
+    """A setting ``SesSmtpRotation`` takes as it is: the keyword of that name (or ``keyword``)."""
+    return field(metadata={CONSTRUCT_KEYWORD: keyword}, **field_options)
+
+
+CONSTRUCT_KEYWORD = "ses_smtp_rotation_keyword"
+
+
+def construct_props(settings: AppSettings | VpcPlacement) -> dict[str, Any]:
+    """The keyword arguments of ``SesSmtpRotation`` that ``settings`` gives as they are."""
+    return {
+        setting.metadata[CONSTRUCT_KEYWORD] or setting.name: getattr(settings, setting.name)
+        for setting in fields(settings)
+        if CONSTRUCT_KEYWORD in setting.metadata
+    }
+
+
 @dataclass(frozen=True)
 class VpcPlacement:
     """Run the function in these subnets of an existing VPC."""
 
     vpc_id: str
     subnet_ids: tuple[str, ...]
-    https_egress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    smtp_egress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    create_ses_smtp_endpoint: bool = False
-    create_secrets_manager_endpoint: bool = False
+    https_egress_cidrs: tuple[str, ...] = construct_prop(default=("0.0.0.0/0",))
+    smtp_egress_cidrs: tuple[str, ...] = construct_prop(default=("0.0.0.0/0",))
+    create_ses_smtp_endpoint: bool = construct_prop(default=False)
+    create_secrets_manager_endpoint: bool = construct_prop(default=False)
 
 
 @dataclass(frozen=True)
 class AppSettings:
-    """Everything the app deploys, from the CDK context."""
+    """Everything the app deploys, from the CDK context. The fields made with ``construct_prop``
+    go to ``SesSmtpRotation`` as they are (``construct_props``); the stack turns the others into
+    its own settings and constructs (environment, VPC, topic, key)."""
 
-    installations: tuple[KionInstallation, ...]
+    installations: tuple[KionInstallation, ...] = construct_prop()
     stack_name: str = DEFAULT_STACK_NAME
     account: str | None = None
     region: str = DEFAULT_REGION
-    schedule: RotationSchedule = field(default_factory=RotationSchedule)
-    alarm_email: str | None = None
+    schedule: RotationSchedule = construct_prop(default_factory=RotationSchedule)
+    alarm_email: str | None = construct_prop(default=None)
     alarm_topic_arn: str | None = None
     vpc: VpcPlacement | None = None
     kms_key_arn: str | None = None
-    powertools_layer_arn: str | None = None
-    log_level: str = "INFO"
-    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
-    ses_accept_timeout: Duration = field(default_factory=lambda: Duration.seconds(120))
-    function_timeout: Duration = field(default_factory=lambda: Duration.seconds(300))
-    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
-    watch_schedule: str = DEFAULT_WATCH_SCHEDULE
+    powertools_layer_arn: str | None = construct_prop(default=None)
+    log_level: str = construct_prop(default="INFO")
+    log_retention: logs.RetentionDays = construct_prop(default=logs.RetentionDays.ONE_YEAR)
+    ses_accept_timeout: Duration = construct_prop(default_factory=lambda: Duration.seconds(120))
+    function_timeout: Duration = construct_prop(
+        keyword="timeout", default_factory=lambda: Duration.seconds(300)
+    )
+    removal_policy: RemovalPolicy = construct_prop(default=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+    watch_schedule: str = construct_prop(default=DEFAULT_WATCH_SCHEDULE)
 
 
 def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSettings:
@@ -479,7 +500,12 @@ def _retention(value: Any) -> logs.RetentionDays:
 
 
 def _removal_policy(value: Any) -> RemovalPolicy:
-    policies = {"retain": RemovalPolicy.RETAIN, "destroy": RemovalPolicy.DESTROY}
+    # retain keeps what a stack delete leaves, yet a rolled-back create removes it (a retry
+    # would otherwise meet its fixed name "already exists").
+    policies = {
+        "retain": RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+        "destroy": RemovalPolicy.DESTROY,
+    }
     if value not in policies:
         _refuse("removalPolicy", value, "is not a removal policy", "use retain or destroy")
     return policies[value]

@@ -7,6 +7,7 @@ it becomes: a wrong one raises ``PropertyError``, which names the property, its 
 
 from __future__ import annotations
 
+import difflib
 import re
 import ssl
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,8 @@ from ses_smtp_rotator.functions.regions import ses_regions
 from ses_smtp_rotator.schedule import check_expression, next_run
 
 DEFAULT_SMTP_PORT = 587
+# difflib's similarity from which a typed value is taken for a typo of a known one.
+CLOSE_ENOUGH = 0.6
 INSTALLATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 # What ses:FromAddress compares with (a * matches any characters).
 FROM_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -443,32 +446,16 @@ def partition_of(region: str) -> str:
 
 
 def did_you_mean(value: Any, choices: Iterable[str]) -> str:
-    """``"did you mean us-east-1? Otherwise "`` when ``value`` is a typo away from one of
-    ``choices`` (case, a transposition, a wrong or missing character or two), else ``""``."""
+    """``"did you mean us-east-1? Otherwise "`` when ``value`` is close to one of ``choices``
+    (difflib's similarity, case ignored; of equally close ones the first by name), else ``""``."""
     if not isinstance(value, str):
         return ""
     typed = value.lower()
-    ranked = sorted((_typos(typed, choice.lower()), choice) for choice in choices)
-    if ranked and ranked[0][0] <= max(2, len(typed) // 4):
-        return f"did you mean {ranked[0][1]}? Otherwise "
+    closeness = {
+        choice: difflib.SequenceMatcher(None, typed, choice.lower()).ratio()
+        for choice in sorted(choices)
+    }
+    closest = max(closeness, key=closeness.__getitem__, default=None)
+    if closest is not None and closeness[closest] >= CLOSE_ENOUGH:
+        return f"did you mean {closest}? Otherwise "
     return ""
-
-
-def _typos(typed: str, choice: str) -> int:
-    """Edits between two words: insertions, deletions, substitutions and swaps of neighbours."""
-    previous, row = None, list(range(len(choice) + 1))
-    for i, typed_char in enumerate(typed, 1):
-        before, previous, row = previous, row, [i]
-        for j, choice_char in enumerate(choice, 1):
-            cost = min(
-                previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (typed_char != choice_char)
-            )
-            if (
-                before is not None
-                and j > 1
-                and typed_char == choice[j - 2]
-                and typed[i - 2] == choice_char
-            ):
-                cost = min(cost, before[j - 2] + 1)
-            row.append(cost)
-    return row[-1]

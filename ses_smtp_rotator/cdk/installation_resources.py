@@ -127,7 +127,7 @@ def add_installation(
         ]
         # Always kept: Kion keeps sending with the user's key after the stack is gone, and
         # CloudFormation cannot delete a user that has access keys it did not create.
-        created_user.apply_removal_policy(RemovalPolicy.RETAIN)
+        created_user.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
         smtp_user = created_user
         user_name = created_user.user_name
 

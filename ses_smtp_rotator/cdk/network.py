@@ -9,14 +9,17 @@ from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
+from ses_smtp_rotator.functions.services.ses_smtp import dialled_port
+
 from .installation import KionInstallation
 
 
 class FunctionNetwork(Construct):
     """The security group of the rotation function (``security_group``) and the endpoints it uses.
 
-    Egress follows the installations: HTTPS on 443 and every Kion port, SMTP on every installation's
-    port, through the SES SMTP endpoint for installations whose SES region is the stack's.
+    Egress follows the installations: HTTPS on 443 and every Kion port, SMTP on the port the
+    function dials for each installation (``dialled_port``, the function's own decision),
+    through the SES SMTP endpoint for installations whose SES region is the stack's.
     """
 
     def __init__(
@@ -53,7 +56,7 @@ class FunctionNetwork(Construct):
         region = Stack.of(self).region
         local_smtp_ports = sorted(
             {
-                installation.smtp_port
+                dialled_port(installation.resolved_smtp_host, installation.smtp_port)
                 for installation in installations
                 if installation.ses_region == region
             }
@@ -62,7 +65,7 @@ class FunctionNetwork(Construct):
             self._add_ses_smtp_endpoint(region, local_smtp_ports)
         remote_smtp_ports = sorted(
             {
-                installation.smtp_port
+                dialled_port(installation.resolved_smtp_host, installation.smtp_port)
                 for installation in installations
                 if not (create_ses_smtp_endpoint and installation.ses_region == region)
             }

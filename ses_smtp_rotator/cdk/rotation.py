@@ -86,9 +86,57 @@ class SesSmtpRotation(Construct):
         memory_size: int = 256,
         log_level: str = "INFO",
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
     ) -> None:
+        """Deploy the rotation of every installation in ``installations``.
+
+        :param scope: the construct (usually a Stack) to put the rotation in.
+        :param construct_id: its id; it becomes part of every logical id below it.
+        :param installations: the Kion installations to rotate, at least one, names unique.
+        :param schedule: when EventBridge Scheduler starts each installation's rotation.
+            Default: ``RotationSchedule()``, 14:00 UTC on the first Tuesday of every month,
+            within a 15-minute window.
+        :param deployment_name: names this deployment's secrets, users, tag and IAM path, so two
+            deployments in one account keep apart. Default: the stack's name.
+        :param alarm_email: an address subscribed to the alert topic (it must confirm).
+            Default: no subscription.
+        :param alarm_topic: an existing SNS topic for the alerts. Default: the construct creates
+            one.
+        :param encryption_key: a customer managed KMS key for the installation secrets (the
+            rotation function is granted its use). Default: Secrets Manager's AWS managed key.
+        :param vpc: a VPC to run the rotation function in. Default: outside any VPC.
+        :param vpc_subnets: the subnets of ``vpc`` for the function (and endpoints).
+            Default: the VPC's private subnets.
+        :param https_egress_cidrs: where the function may open HTTPS (Kion, AWS APIs), in a VPC.
+            Default: ``("0.0.0.0/0",)``.
+        :param smtp_egress_cidrs: where the function may open SMTP (SES), in a VPC.
+            Default: ``("0.0.0.0/0",)``.
+        :param create_ses_smtp_endpoint: create an SES SMTP interface endpoint in ``vpc`` (the
+            only way to reach port 25). Default: False.
+        :param create_secrets_manager_endpoint: create a Secrets Manager interface endpoint in
+            ``vpc``. Default: False.
+        :param code: the functions' code. Default: the code inside this package
+            (``ses_smtp_rotator/functions``), staged as an asset.
+        :param runtime: the functions' Python runtime (3.11 or 3.12).
+            Default: ``Runtime.PYTHON_3_12``.
+        :param powertools_layer_arn: the Powertools for AWS Lambda layer to use.
+            Default: AWS's public layer of ``POWERTOOLS_RELEASE`` in the stack's region.
+        :param ses_accept_timeout: how long setSecret waits for SES to accept a new SMTP
+            password. Default: 120 seconds.
+        :param timeout: the rotation function's timeout; it must exceed ``ses_accept_timeout``
+            by 60 seconds, at most 15 minutes. Default: 5 minutes.
+        :param memory_size: the rotation function's memory in MiB. Default: 256.
+        :param log_level: the functions' log level: DEBUG, INFO, WARNING or ERROR.
+            Default: ``"INFO"``.
+        :param log_retention: how long the functions' logs are kept.
+            Default: ``RetentionDays.ONE_YEAR``.
+        :param removal_policy: what a stack delete does to the secrets, the users and the
+            log groups (a create that rolls back removes them, so the deploy can be retried).
+            Default: ``RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE``.
+        :param watch_schedule: when the daily watch runs, a recurring expression in UTC.
+            Default: ``"cron(0 6 * * ? *)"`` (06:00 every day).
+        """
         super().__init__(scope, construct_id)
         _check_installations(
             installations, Stack.of(self).region, ses_smtp_endpoint=create_ses_smtp_endpoint
@@ -174,7 +222,11 @@ class SesSmtpRotation(Construct):
             encryption_key=encryption_key,
         )
 
-        self.schedule_group = scheduler.ScheduleGroup(self, "Schedules")
+        # Named by CDK from its path and kept after a stack delete (CDK's default for a
+        # group), but removed by a rolled-back create so that the next deploy can make it again.
+        self.schedule_group = scheduler.ScheduleGroup(
+            self, "Schedules", removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+        )
         self.scheduler_role = self._scheduler_role()
 
         alerts = RotationAlerts(

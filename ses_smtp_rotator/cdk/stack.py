@@ -1,4 +1,8 @@
-"""The ``SesSmtpRotator`` stack: one ``SesSmtpRotation`` configured from the app's settings."""
+"""The ``SesSmtpRotator`` stack: one ``SesSmtpRotation`` configured from the app's settings.
+
+The settings the construct takes as they are pass through ``construct_props``; what needs the
+stack (the VPC and subnets, an existing topic or key by ARN) is made here.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from .context_settings import AppSettings, VpcPlacement
+from .context_settings import AppSettings, VpcPlacement, construct_props
 from .rotation import SesSmtpRotation
 
 
@@ -27,9 +31,10 @@ class SesSmtpRotatorStack(Stack):
         self.rotation = SesSmtpRotation(
             self,
             "Rotation",
-            installations=settings.installations,
-            schedule=settings.schedule,
-            alarm_email=settings.alarm_email,
+            **construct_props(settings),
+            **(construct_props(settings.vpc) if settings.vpc else {}),
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
             alarm_topic=(
                 sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
                 if settings.alarm_topic_arn
@@ -40,21 +45,6 @@ class SesSmtpRotatorStack(Stack):
                 if settings.kms_key_arn
                 else None
             ),
-            vpc=vpc,
-            vpc_subnets=vpc_subnets,
-            https_egress_cidrs=settings.vpc.https_egress_cidrs if settings.vpc else (),
-            smtp_egress_cidrs=settings.vpc.smtp_egress_cidrs if settings.vpc else (),
-            create_ses_smtp_endpoint=bool(settings.vpc and settings.vpc.create_ses_smtp_endpoint),
-            create_secrets_manager_endpoint=bool(
-                settings.vpc and settings.vpc.create_secrets_manager_endpoint
-            ),
-            powertools_layer_arn=settings.powertools_layer_arn,
-            ses_accept_timeout=settings.ses_accept_timeout,
-            timeout=settings.function_timeout,
-            log_level=settings.log_level,
-            log_retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-            watch_schedule=settings.watch_schedule,
         )
         self._outputs()
 

@@ -20,10 +20,12 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from ses_smtp_rotator.schedule import ROTATION_MARGIN, schedule_gap
@@ -43,6 +45,10 @@ from .installation import RotationSchedule
 DEFAULT_WATCH_SCHEDULE = "cron(0 6 * * ? *)"
 WATCH_HANDLER = "ses_smtp_rotator.functions.watch.handler.lambda_handler"
 WATCH_TIMEOUT = Duration.minutes(15)
+WATCH_CONCURRENCY = 8
+"""Installations checked at once: invocations the queue's event source runs in parallel."""
+WATCH_DELIVERIES = 2
+"""How often a message is handled before it is kept in the dead-letter queue."""
 # What the watch reads of a Kion API key secret: its stages, the key, and the creation date of
 # a renewal's pending version that never got a value.
 _KEY_SECRET_READS = (
@@ -85,7 +91,7 @@ class InstallationWatch(Construct):
         imported_user_arns: Sequence[str] = (),
         log_level: str = "INFO",
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         encryption_key: kms.IKey | None = None,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
@@ -122,6 +128,7 @@ class InstallationWatch(Construct):
             vpc_subnets=vpc_subnets,
             security_group=security_group,
         )
+        self._fan_out()
         self._grant_checks(deployment, stack, imported_api_key_secret_arns, imported_user_arns)
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -171,6 +178,40 @@ class InstallationWatch(Construct):
             description="Lets EventBridge Scheduler run the daily watch",
         )
         return self.scheduler_role
+
+    def _fan_out(self) -> None:
+        """The queue the scheduled run sends one message per installation to, consumed by the
+        same function one message per invocation; what cannot be handled after
+        ``WATCH_DELIVERIES`` deliveries is kept in a dead-letter queue (an alarm watches it)."""
+        self.dead_letters = sqs.Queue(
+            self,
+            "Unwatched",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Installations",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # Longer than an invocation, so a message is not delivered again while handled.
+            visibility_timeout=WATCH_TIMEOUT.plus(Duration.minutes(1)),
+            retention_period=Duration.days(1),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=WATCH_DELIVERIES, queue=self.dead_letters
+            ),
+        )
+        self.queue.grant_send_messages(self.role)
+        self.function.add_environment("WATCH_QUEUE_URL", self.queue.queue_url)
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=1,
+                max_concurrency=WATCH_CONCURRENCY,
+                report_batch_item_failures=True,
+            )
+        )
 
     def grant_ask(self, grantee: iam.IGrantable) -> iam.Grant:
         return self.function.grant_invoke(grantee)
@@ -291,6 +332,25 @@ class InstallationWatch(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         ]
+        alarms.append(
+            cloudwatch.Alarm(
+                self,
+                "InstallationsUnwatched",
+                alarm_description=(
+                    "The daily watch could not handle an installation's message after "
+                    f"{WATCH_DELIVERIES} attempts; it is kept in the watch's dead-letter queue "
+                    "(the message names the installation, the watch function's log group the "
+                    "cause). Run ses-smtp-rotator status for that installation."
+                ),
+                metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                    period=Duration.hours(1), statistic=cloudwatch.Stats.MAXIMUM
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )
         action = cloudwatch_actions.SnsAction(topic)
         for alarm in alarms:
             alarm.add_alarm_action(action)

@@ -19,6 +19,7 @@ from ses_smtp_rotator.cli.aws_access import SetupError
 from ses_smtp_rotator.cli.commands import abandon as abandon_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
+from ses_smtp_rotator.cli.commands import list as list_command
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.commands import set_kion_key as set_kion_key_command
 from ses_smtp_rotator.cli.commands import status as status_command
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_command.add_selection(common)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     derive_command.register(commands)
-    fleet_command.register_list(commands, aws_options)
+    list_command.register(commands, aws_options)
     rotate_command.register(commands, common)
     status_command.register(commands, common)
     set_kion_key_command.register(commands)

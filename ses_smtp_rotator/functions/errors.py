@@ -36,6 +36,11 @@ class KeyLimitError(RotationError):
     """The IAM user already has two access keys and neither may be deleted."""
 
 
+class UnrecognisedNewKeysError(RotationError):
+    """After a lost CreateAccessKey reply, more than one unknown access key appeared on the user,
+    so the one this step made (an orphan) cannot be told apart."""
+
+
 class AwsPermissionError(RotationError):
     """An AWS call was refused (AccessDenied) or failed in a way the role or setup must fix."""
 

@@ -114,14 +114,14 @@ def test_secrets_use_the_customer_managed_key_when_one_is_set(
 def test_secrets_and_users_outlive_the_stack_by_default(default_app: Synthesized) -> None:
     for resource_type in ("AWS::SecretsManager::Secret", "AWS::IAM::User"):
         for resource in default_app.resources(resource_type).values():
-            assert resource["DeletionPolicy"] == "Retain"
+            assert resource["DeletionPolicy"] == "RetainExceptOnCreate"
 
 
 def test_smtp_users_are_kept_even_when_the_rest_is_destroyed(fleet_app: Synthesized) -> None:
     for secret in fleet_app.resources("AWS::SecretsManager::Secret").values():
         assert secret["DeletionPolicy"] == "Delete"
     for user in fleet_app.resources("AWS::IAM::User").values():
-        assert user["DeletionPolicy"] == "Retain"
+        assert user["DeletionPolicy"] == "RetainExceptOnCreate"
 
 
 def test_created_smtp_user_lives_under_the_deployment_path_and_may_only_send_raw_email(

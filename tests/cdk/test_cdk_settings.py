@@ -64,7 +64,7 @@ def test_defaults_of_every_optional_setting() -> None:
     assert settings.log_retention == logs.RetentionDays.ONE_YEAR
     assert settings.ses_accept_timeout.to_seconds() == Duration.seconds(120).to_seconds()
     assert settings.function_timeout.to_seconds() == 300
-    assert settings.removal_policy == RemovalPolicy.RETAIN
+    assert settings.removal_policy == RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
     installation = settings.installations[0]
     assert installation.resolved_smtp_host == "email-smtp.us-east-1.amazonaws.com"
     assert installation.smtp_port == 587

@@ -288,3 +288,56 @@ def test_in_a_vpc_the_watch_and_renewal_may_manage_their_network_interfaces(
         properties_of = properties(vpc_app, function)
         assert "VpcConfig" in properties_of
         assert {"Ref": vpc_app.logical_id(function.role)} in roles
+
+
+def test_the_watch_fans_out_one_installation_per_message_through_its_queue(
+    default_app: Synthesized,
+) -> None:
+    watch = default_app.stack.rotation.watch
+    queue_id = default_app.logical_id(watch.queue)
+    function = properties(default_app, watch.function)
+    assert function["Environment"]["Variables"]["WATCH_QUEUE_URL"] == {"Ref": queue_id}
+    default_app.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "FunctionName": {"Ref": default_app.logical_id(watch.function)},
+            "BatchSize": 1,
+            "ScalingConfig": {"MaximumConcurrency": 8},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    queue = properties(default_app, watch.queue)
+    # A message is not seen again while an invocation (15 minutes at most) handles it.
+    assert queue["VisibilityTimeout"] > 900
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [default_app.logical_id(watch.dead_letters), "Arn"]},
+        "maxReceiveCount": 2,
+    }
+    actions = grants(statements_of(default_app, default_app.logical_id(watch.role)))
+    assert "sqs:SendMessage" in actions
+    assert "sqs:ReceiveMessage" in actions
+
+
+def test_an_installation_the_watch_could_not_handle_raises_an_alarm(
+    default_app: Synthesized,
+) -> None:
+    rotation = default_app.stack.rotation
+    default_app.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [
+                {
+                    "Name": "QueueName",
+                    "Value": {
+                        "Fn::GetAtt": [
+                            default_app.logical_id(rotation.watch.dead_letters),
+                            "QueueName",
+                        ]
+                    },
+                }
+            ],
+            "AlarmActions": [{"Ref": default_app.logical_id(rotation.topic)}],
+        },
+    )

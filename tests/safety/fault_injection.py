@@ -223,7 +223,9 @@ class FaultInjector:
             (smtplib.SMTP, "sendmail"): smtplib.SMTP.sendmail,
         }
         self._closed_port = closed_port()
-        clients = [aws.client(service) for service in AWS_SERVICES]
+        clients = [aws.client(service) for service in AWS_SERVICES] + [
+            aws.single_attempt_client("iam")
+        ]
         for client in clients:
             client.meta.events.register("before-call", self._before_aws, unique_id="faults-b")
             client.meta.events.register("after-call", self._after_aws, unique_id="faults-a")

@@ -3,6 +3,7 @@
 - ``derive``: the SES SMTP password for a secret access key.
 - ``rotate``: start a rotation and follow it.
 - ``status``: where an installation's credential stands.
-- ``fleet``: ``list``, and ``rotate``/``status`` over several installations.
+- ``list``: the installations of a deployment.
+- ``fleet``: ``rotate`` and ``status`` over several installations.
 - ``set_kion_key``: store a new Kion App API key.
 """

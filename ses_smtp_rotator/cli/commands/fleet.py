@@ -1,5 +1,5 @@
-"""``list``, and ``status``/``rotate`` over several installations: ``--all``, names, globs,
-``--deployment``. One summary table (or ``--json``), and the worst exit code of the installations.
+"""``status``/``rotate`` over several installations: ``--all``, names, globs, ``--deployment``.
+One summary table (or ``--json``), and the worst exit code of the installations.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from ses_smtp_rotator.cli.aws_access import SetupError, open_aws
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.commands import status as status_command
 from ses_smtp_rotator.cli.exit_codes import (
-    EPILOG,
     EXIT_OK,
     EXIT_SETUP,
-    HelpFormatter,
     worst,
 )
 from ses_smtp_rotator.cli.fleet import (
@@ -79,47 +77,6 @@ def is_fleet(args: argparse.Namespace) -> bool:
 def require_selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not args.secret and not args.all and args.deployment is None:
         parser.error("name a SECRET (name, ARN or glob), or pass --all or --deployment NAME")
-
-
-def register_list(commands: argparse._SubParsersAction, aws: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser(
-        "list",
-        parents=[aws],
-        help="list the installations of a deployment",
-        description=f"List the installation secrets in the region: the secrets tagged "
-        f"{INSTALLATION_TAG} (the stack tags every installation's resources with its name), "
-        f"without the Kion API key secrets. --deployment NAME keeps those tagged "
-        f"{DEPLOYMENT_TAG}=NAME or made by the stack NAME. Needs secretsmanager:ListSecrets; "
-        "reads no secret value.",
-        epilog=EPILOG,
-        formatter_class=HelpFormatter,
-    )
-    parser.add_argument("--deployment", metavar="NAME", help="a deployment (or stack) name to keep")
-    parser.add_argument("--json", action="store_true", help="print JSON for machines")
-    parser.set_defaults(run=run_list)
-
-
-def run_list(args: argparse.Namespace) -> int:
-    aws = open_aws("", profile=args.profile, region=args.region)
-    installations = _listed(aws, args.deployment)
-    if args.json:
-        print(
-            json.dumps(
-                [fleet_report.installation_document(item) for item in installations], indent=2
-            )
-        )
-        return EXIT_OK
-    rows = [
-        (
-            item.name,
-            item.secret_name,
-            item.deployment or item.stack or "-",
-            fleet_report.date(item.last_rotated),
-        )
-        for item in installations
-    ]
-    fleet_report.table(("INSTALLATION", "SECRET", "DEPLOYMENT", "LAST ROTATION"), rows, sys.stdout)
-    return EXIT_OK
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -240,7 +197,7 @@ def resolve_targets(args: argparse.Namespace) -> list[Target]:
     if not listing_needed:
         return [Target(secret, secret) for secret in dict.fromkeys(secrets)]
     aws = open_aws(next(iter(secrets), ""), profile=args.profile, region=args.region)
-    installations = _listed(aws, args.deployment)
+    installations = listed_installations(aws, args.deployment)
     chosen, unmatched = select_installations(installations, secrets)
     globs = [pattern for pattern in unmatched if is_pattern(pattern)]
     if globs:
@@ -306,7 +263,7 @@ def _guarded(work: Callable[[Target], Outcome], target: Target) -> Outcome:
         return Outcome(target, EXIT_SETUP, cause, error={"cause": cause, "fix": ""})
 
 
-def _listed(aws: Any, deployment: str | None) -> list[Installation]:
+def listed_installations(aws: Any, deployment: str | None) -> list[Installation]:
     installations = list_installations(aws.client("secretsmanager"), deployment=deployment)
     if not installations:
         raise SetupError(

@@ -32,6 +32,13 @@ def client(service: str) -> Any:
     return boto3.client(service, config=_CLIENT_CONFIG)
 
 
+@cache
+def single_attempt_client(service: str) -> Any:
+    """A client that sends each request once: for calls that must not be resent when a reply is
+    lost (a resent CreateAccessKey makes a second key)."""
+    return boto3.client(service, config=_CLIENT_CONFIG.merge(Config(retries={"max_attempts": 1})))
+
+
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 

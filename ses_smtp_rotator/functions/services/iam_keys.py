@@ -10,8 +10,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ses_smtp_rotator.functions.errors import InvalidSecretError
-from ses_smtp_rotator.functions.services.aws_clients import aws_call, client, error_code
+from ses_smtp_rotator.functions.errors import (
+    AwsConnectionError,
+    InvalidSecretError,
+    UnrecognisedNewKeysError,
+)
+from ses_smtp_rotator.functions.services.aws_clients import (
+    aws_call,
+    client,
+    error_code,
+    single_attempt_client,
+)
 
 
 class KeyLimitReachedError(Exception):
@@ -50,9 +59,10 @@ class NewAccessKey:
 class UserAccessKeys:
     """Lists, creates, deactivates, reactivates and deletes the access keys of one IAM user."""
 
-    def __init__(self, user_name: str, iam: Any | None = None) -> None:
+    def __init__(self, user_name: str, iam: Any | None = None, iam_once: Any | None = None) -> None:
         self.user_name = user_name
         self._client = iam or client("iam")
+        self._client_once = iam_once or (iam if iam is not None else single_attempt_client("iam"))
         self._resource = f"IAM user {user_name}"
 
     def list(self) -> list[AccessKey]:
@@ -68,10 +78,24 @@ class UserAccessKeys:
         ]
 
     def create(self) -> NewAccessKey:
-        """Create a key; raise KeyLimitReachedError when the user already has two."""
+        """Create a key; raise KeyLimitReachedError when the user already has two.
+
+        CreateAccessKey is sent once, never resent by the SDK. When its reply is lost the key may
+        exist all the same, its secret never seen: the one key that appeared since this call
+        began is deleted and the key created again, so no orphan holds one of the user's two
+        places.
+        """
+        before = {key.access_key_id for key in self.list()}
+        try:
+            return self._create_once()
+        except AwsConnectionError:  # the request may have taken effect all the same
+            self._delete_orphan_since(before)
+        return self._create_once()
+
+    def _create_once(self) -> NewAccessKey:
         with aws_call("iam:CreateAccessKey", self._resource), self._user_must_exist():
             try:
-                response = self._client.create_access_key(UserName=self.user_name)
+                response = self._client_once.create_access_key(UserName=self.user_name)
             except ClientError as error:
                 if error_code(error) == "LimitExceeded":
                     raise KeyLimitReachedError from None
@@ -109,6 +133,19 @@ class UserAccessKeys:
             except ClientError as error:
                 if error_code(error) != "NoSuchEntity":
                     raise
+
+    def _delete_orphan_since(self, before: set[str]) -> None:
+        """Delete the key a lost CreateAccessKey made: the one key not there before it."""
+        appeared = [key for key in self.list() if key.access_key_id not in before]
+        if len(appeared) > 1:
+            raise UnrecognisedNewKeysError(
+                f"{len(appeared)} access keys appeared on {self._resource} while this step's "
+                "CreateAccessKey reply was lost, so the one it made cannot be told apart.",
+                "Delete the access key(s) of this user that no installation secret records "
+                "(compare ListAccessKeys with the secrets' access_key_id), then retry.",
+            )
+        for orphan in appeared:
+            self.delete(orphan.access_key_id)
 
     def delete(self, access_key_id: str) -> None:
         """Delete a key; a key that is already gone is fine."""

@@ -21,6 +21,15 @@ BLOCKED_PORT, LAMBDA_PORT = 25, 587
 _SPAN_SLACK = 0.001
 
 
+def dialled_port(smtp_host: str, smtp_port: int) -> int:
+    """The port the function connects to for an installation's ``smtp_host`` and ``smtp_port``:
+    the configured one, except 587 for an SES host configured on 25. The stack opens its
+    security groups and endpoint rules from this same answer."""
+    if smtp_port == BLOCKED_PORT and ses_smtp_host(smtp_host) is not None:
+        return LAMBDA_PORT
+    return smtp_port
+
+
 @dataclass(frozen=True)
 class SmtpEndpoint:
     host: str
@@ -33,9 +42,8 @@ class SmtpEndpoint:
     def of(cls, secret: InstallationSecret, timeout: float) -> SmtpEndpoint:
         """Where the function proves the credential: the secret's smtp_host and port, except
         that an SES endpoint on port 25 is proven on 587, which Lambda may reach."""
-        port, implicit_tls = secret.smtp_port, secret.implicit_tls
-        if port == BLOCKED_PORT and ses_smtp_host(secret.smtp_host) is not None:
-            port, implicit_tls = LAMBDA_PORT, False
+        port = dialled_port(secret.smtp_host, secret.smtp_port)
+        implicit_tls = secret.implicit_tls if port == secret.smtp_port else False
         return cls(secret.smtp_host, port, implicit_tls, secret.smtp_ca_bundle, timeout)
 
     def __str__(self) -> str:

@@ -1,15 +1,28 @@
 """The daily watch over one deployment: check every installation, record per-installation
 metrics, alert on what fails (cause and fix), and start a Kion API key renewal when one is due.
 
+Deployed, it fans out through an SQS queue: the scheduled run only lists the installations and
+sends one message per installation (``dispatch``); each message is one invocation that checks and
+acts on that installation alone (``watch_one``), on its own time budget, so a Kion that hangs
+delays nobody else. SQS rather than asynchronous self-invocation or a Step Functions Map: the
+queue's event source caps how many installations are checked at once (Kion and SES see a steady
+rate, the account's concurrency is not drained), a message that could not be handled is
+delivered again a bounded number of times and then kept in a dead-letter queue that raises an
+alarm (never dropped), and it needs no state machine. A message delivered twice is harmless: the
+checks change nothing, and a renewal already started is refused by Secrets Manager as in
+progress, which the watch reports as such.
+
 It changes nothing else. A Kion key that expired or was revoked cannot be renewed: its check
 fails, and the alert names the command that stores a new key.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as CheckTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +31,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from ses_smtp_rotator.functions.errors import RotationError
-from ses_smtp_rotator.functions.installation_metrics import put_installation_metrics
+from ses_smtp_rotator.functions.installation_metrics import (
+    installation_name,
+    put_installation_metrics,
+)
 from ses_smtp_rotator.functions.kion_key_renewal.key_life import renew_after_from_environment
 from ses_smtp_rotator.functions.kion_key_renewal.key_secret import ApiKeySecret
 from ses_smtp_rotator.functions.services.aws_clients import aws_call, client, error_code
@@ -47,7 +63,9 @@ class WatchConfig:
     alert_topic_arn: str | None = None
     """ALERT_TOPIC_ARN: where failing installations are reported."""
     concurrency: int = 8
-    """WATCH_CONCURRENCY: installations checked at once."""
+    """WATCH_CONCURRENCY: installations checked at once by ``run``."""
+    queue_url: str | None = None
+    """WATCH_QUEUE_URL: where the scheduled run sends one message per installation."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> WatchConfig:
@@ -79,6 +97,7 @@ class WatchConfig:
             ),
             alert_topic_arn=environ.get("ALERT_TOPIC_ARN") or None,
             concurrency=max(1, int(positive("WATCH_CONCURRENCY", 8))),
+            queue_url=environ.get("WATCH_QUEUE_URL") or None,
         )
 
 
@@ -110,11 +129,13 @@ class Watch:
         *,
         secretsmanager: Any | None = None,
         sns: Any | None = None,
+        sqs: Any | None = None,
     ) -> None:
         self.config = config
         self.health_check = health_check
         self._secretsmanager = secretsmanager or client("secretsmanager")
         self._sns = sns
+        self._sqs = sqs
         self._renewal_checked: set[str] = set()
 
     def run(self, *, now: datetime | None = None) -> WatchReport:
@@ -130,26 +151,74 @@ class Watch:
                 )
             )
         for health in found:
-            self._renew_if_due(health, report)
-            _record(health)
-            report.checked.append(health)
-            if health.verdict == FAILING:
-                self._alert(health)
-                report.alerts_sent += 1
-            logger.info(
-                "Installation checked",
-                installation=health.installation,
-                verdict=health.verdict,
-                failing=health.failing,
-                unchecked=health.unchecked,
-            )
-        metrics.add_metric("InstallationsChecked", MetricUnit.Count, len(report.checked))
-        metrics.add_metric(
-            "InstallationsFailing",
-            MetricUnit.Count,
-            sum(1 for health in report.checked if health.verdict == FAILING),
-        )
+            self._act(health, report)
+        _count(report)
         return report
+
+    def dispatch(self, *, now: datetime | None = None) -> int:
+        """Send one message per installation to the watch's queue; return how many."""
+        if not self.config.queue_url:
+            raise ValueError(
+                "Environment variable WATCH_QUEUE_URL is not set. Fix: deploy the watch with "
+                "the stack, which sets it to its queue."
+            )
+        now = now or datetime.now(UTC)
+        sqs = self._sqs or client("sqs")
+        dispatched = 0
+        batch: list[dict[str, str]] = []
+        for secret_arn in [*self.installation_secrets(), None]:
+            if secret_arn is not None:
+                body = {"installation": secret_arn, "watch_started": now.isoformat()}
+                batch.append({"Id": str(len(batch)), "MessageBody": json.dumps(body)})
+            if batch and (len(batch) == 10 or secret_arn is None):
+                with aws_call("sqs:SendMessageBatch", self.config.queue_url):
+                    answer = sqs.send_message_batch(QueueUrl=self.config.queue_url, Entries=batch)
+                if answer.get("Failed"):
+                    codes = sorted({entry.get("Code", "?") for entry in answer["Failed"]})
+                    raise RuntimeError(
+                        f"SQS refused {len(answer['Failed'])} of the watch's messages "
+                        f"({', '.join(codes)}). Fix: check the watch queue's policy and KMS key; "
+                        "the schedule runs the watch again."
+                    )
+                dispatched += len(batch)
+                batch = []
+        metrics.add_metric("InstallationsDispatched", MetricUnit.Count, dispatched)
+        logger.info("Watch dispatched", installations=dispatched)
+        return dispatched
+
+    def watch_one(
+        self, secret_arn: str, *, budget: timedelta, now: datetime | None = None
+    ) -> InstallationHealth:
+        """Check one installation and act on it (renewal due, metrics, alert). A check that has
+        not finished within ``budget`` is reported as unchecked with that cause."""
+        now = now or datetime.now(UTC)
+        pool = ThreadPoolExecutor(max_workers=1)
+        running = pool.submit(self.health_check.check, secret_arn, now=now)
+        try:
+            health = running.result(timeout=budget.total_seconds())
+        except CheckTimeout:
+            health = unfinished(secret_arn, now, budget)
+        finally:
+            pool.shutdown(wait=False)
+        report = WatchReport()
+        self._act(health, report)
+        _count(report)
+        return health
+
+    def _act(self, health: InstallationHealth, report: WatchReport) -> None:
+        self._renew_if_due(health, report)
+        _record(health)
+        report.checked.append(health)
+        if health.verdict == FAILING:
+            self._alert(health)
+            report.alerts_sent += 1
+        logger.info(
+            "Installation checked",
+            installation=health.installation,
+            verdict=health.verdict,
+            failing=health.failing,
+            unchecked=health.unchecked,
+        )
 
     def installation_secrets(self) -> Iterator[str]:
         """The ARNs of this deployment's installation secrets: named with its prefix and
@@ -215,6 +284,27 @@ class Watch:
                 Subject=f"Kion installation {health.installation}: failing"[:100],
                 Message=health.alert(),
             )
+
+
+def unfinished(secret_arn: str, now: datetime, budget: timedelta) -> InstallationHealth:
+    """The health of an installation whose checks did not finish in time."""
+    health = InstallationHealth(secret_arn, installation_name(secret_arn), now)
+    health.checks["watch"] = Finding(
+        None,
+        f"the checks did not finish within {budget.total_seconds():g} s (Kion or SES did "
+        "not answer in time)",
+        "Run ses-smtp-rotator status for this installation to see which system hangs.",
+    )
+    return health
+
+
+def _count(report: WatchReport) -> None:
+    metrics.add_metric("InstallationsChecked", MetricUnit.Count, len(report.checked))
+    metrics.add_metric(
+        "InstallationsFailing",
+        MetricUnit.Count,
+        sum(1 for health in report.checked if health.verdict == FAILING),
+    )
 
 
 def _record(health: InstallationHealth) -> None:
