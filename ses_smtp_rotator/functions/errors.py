@@ -32,6 +32,15 @@ class RotationStateError(RotationError):
     """The secret's versions are not in the state this rotation step expects."""
 
 
+class RotationInProgressError(RotationStateError):
+    """A rotation of the secret is unfinished (AWSPENDING apart from AWSCURRENT)."""
+
+
+class RollbackRefusedError(RotationError):
+    """A rollback cannot go back to the previous key: it is gone, not this installation's,
+    changed by hand, or its window has passed."""
+
+
 class KeyLimitError(RotationError):
     """The IAM user already has two access keys and neither may be deleted."""
 

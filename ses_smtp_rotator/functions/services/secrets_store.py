@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -17,6 +18,9 @@ from ses_smtp_rotator.functions.services.aws_clients import aws_call, client, er
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
+ROLLBACK = "ROLLBACK"
+"""The label a rollback puts on the version it is restoring, until it has finished: how a
+rollback interrupted anywhere knows, when run again, what it was doing."""
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
 
 
@@ -27,6 +31,7 @@ class SecretVersion:
     version_id: str
     stages: tuple[str, ...]
     secret: InstallationSecret = field(repr=False)
+    created_at: datetime | None = None
 
 
 class StagedSecret:
@@ -48,6 +53,31 @@ class StagedSecret:
             request["RotationToken"] = rotation_token
         with aws_call("secretsmanager:PutSecretValue", self.secret_id):
             self._client.put_secret_value(**request)
+
+    def put_labelled(self, version_id: str, secret_string: str, stage: str) -> None:
+        """Store ``secret_string`` as version ``version_id`` labelled ``stage`` (and nothing
+        else); storing the same value under the same id again changes nothing."""
+        with aws_call("secretsmanager:PutSecretValue", self.secret_id):
+            self._client.put_secret_value(
+                SecretId=self.secret_id,
+                ClientRequestToken=version_id,
+                SecretString=secret_string,
+                VersionStages=[stage],
+            )
+
+    def label(self, version_id: str, stage: str) -> None:
+        """Put the label ``stage`` on ``version_id`` (taking it off any other version)."""
+        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
+            self._client.update_secret_version_stage(
+                SecretId=self.secret_id, VersionStage=stage, MoveToVersionId=version_id
+            )
+
+    def unlabel(self, version_id: str, stage: str) -> None:
+        """Take the label ``stage`` off ``version_id``."""
+        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
+            self._client.update_secret_version_stage(
+                SecretId=self.secret_id, VersionStage=stage, RemoveFromVersionId=version_id
+            )
 
     def make_current(self, version_id: str, current_version_id: str) -> None:
         """Move AWSCURRENT from ``current_version_id`` to ``version_id``."""
@@ -134,6 +164,7 @@ class InstallationSecrets(StagedSecret):
             version_id=response["VersionId"],
             stages=tuple(response.get("VersionStages", ())),
             secret=InstallationSecret.parse(response.get("SecretString")),
+            created_at=response.get("CreatedDate"),
         )
 
 

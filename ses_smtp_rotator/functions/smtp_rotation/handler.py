@@ -1,5 +1,6 @@
 """Entry point of the rotation function: the SMTP credential's steps under Secrets Manager's
-rotation protocol (``functions/rotation_protocol.py``); the steps themselves live in steps.py."""
+rotation protocol (``functions/rotation_protocol.py``); the steps themselves live in steps.py.
+An event ``{"Action": "rollback", ...}`` (from ``ses-smtp-rotator rollback``) runs rollback.py."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.errors import RotationError
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.rotation_protocol import (
     LabelledVersion,
@@ -21,14 +24,22 @@ from ses_smtp_rotator.functions.services.secrets_store import (
     InstallationSecrets,
     KionApiKeys,
 )
+from ses_smtp_rotator.functions.smtp_rotation.rollback import (
+    ROLLBACK_ACTION,
+    Rollback,
+    RollbackRequest,
+)
 from ses_smtp_rotator.functions.smtp_rotation.steps import Rotation
 from ses_smtp_rotator.functions.telemetry import logger, metrics, tracer
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
+    if event.get("Action") == ROLLBACK_ACTION:
+        return tracer().capture_method(roll_back)(RollbackRequest.parse(event))
     _traced_handle()(RotationEvent.parse(event))
+    return None
 
 
 @cache
@@ -40,6 +51,25 @@ def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
     """Run one step of one rotation, after the guard checks."""
     rotation = rotation or _rotation(event)
     run_step(event, protocol_steps(rotation), failure_metric="RotationStepFailed")
+
+
+def roll_back(request: RollbackRequest) -> dict[str, Any]:
+    """Run a rollback; answer what it did, or (for a cause the operator can act on) why it
+    was refused, as a JSON object without secrets."""
+    logger.append_keys(secret_id=request.secret_id, action=ROLLBACK_ACTION)
+    rotation = _rotation(RotationEvent(request.secret_id, "", ROLLBACK_ACTION))
+    try:
+        return Rollback(rotation).run(request).as_dict()
+    except RotationError as error:
+        logger.error(error.cause, error=type(error).__name__, fix=error.fix)
+        metrics.add_metric("RollbackRefused", MetricUnit.Count, 1)
+        return {
+            "outcome": "refused",
+            "installation": request.secret_id,
+            "error": type(error).__name__,
+            "cause": error.cause,
+            "fix": error.fix,
+        }
 
 
 def protocol_steps(rotation: Rotation) -> RotationSteps[InstallationSecret]:

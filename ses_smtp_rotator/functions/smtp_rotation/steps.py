@@ -81,22 +81,32 @@ class Rotation:
         to Kion."""
         self._require_current_settings(pending)
         kion_smtp = self._kion_endpoint(pending)
-        endpoint = SmtpEndpoint.of(pending, self.config.smtp_timeout)
-        wait = self._acceptance_wait(endpoint, self.config.ses_accept_logins)
-        waited = wait.until_accepted(pending.username, pending.password)
-        put_installation_metrics(
-            installation_name(self.secrets.secret_id),
-            {"SesAcceptWaitSeconds": (MetricUnit.Seconds, waited)},
-        )
-        logger.info("SES accepts the new key", access_key_id=pending.username, logins=wait.logins)
-        if pending.send_path_check:
-            proof = SendPathProof(endpoint, pending.ses_region, sleep=self.sleep)
-            proof.send(pending.username, pending.password, kion_smtp.from_address or "")
-            logger.info("SES took a message from Kion's sender", access_key_id=pending.username)
+        self.prove_where_kion_sends(pending, kion_smtp)
         kion = self._kion(pending)
         self._require_stage(PENDING, before="giving Kion the new key")
         kion.set_smtp_credential(pending.username, pending.password)
         logger.info("Kion now sends with the new key", access_key_id=pending.username)
+
+    def prove_where_kion_sends(
+        self, secret: InstallationSecret, kion_smtp: KionSmtpSettings, which: str = "new"
+    ) -> None:
+        """The rule a credential meets before Kion gets it: SES accepts its logins in a row at
+        Kion's host, then (unless send_path_check is off) takes one message from Kion's sender.
+        ``which`` key it is, in the log ("new"; a rollback's "previous")."""
+        endpoint = SmtpEndpoint.of(secret, self.config.smtp_timeout)
+        wait = self._acceptance_wait(endpoint, self.config.ses_accept_logins)
+        waited = wait.until_accepted(secret.username, secret.password)
+        put_installation_metrics(
+            installation_name(self.secrets.secret_id),
+            {"SesAcceptWaitSeconds": (MetricUnit.Seconds, waited)},
+        )
+        logger.info(
+            f"SES accepts the {which} key", access_key_id=secret.username, logins=wait.logins
+        )
+        if secret.send_path_check:
+            proof = SendPathProof(endpoint, secret.ses_region, sleep=self.sleep)
+            proof.send(secret.username, secret.password, kion_smtp.from_address or "")
+            logger.info("SES took a message from Kion's sender", access_key_id=secret.username)
 
     def test_secret(self, pending: InstallationSecret) -> None:
         """Check that Kion holds the new credential and that SES accepts it. Changes nothing."""
