@@ -216,7 +216,11 @@ class Rollback:
             raise self._undone(error, restored, current) from None
         rotation._require_kion_uses(restored, kion.smtp_settings(), check_password=True)
         logger.info("Kion sends with the previous key again", access_key_id=restored.access_key_id)
-        self._require_unchanged(current)
+        stages = self._require_unchanged(current)
+        if PENDING in stages[current.version_id]:
+            # AWSPENDING may stay on the version a rotation made current; moved off it, that
+            # label would read as a rotation in progress (and Secrets Manager refuse the next).
+            self.secrets.unlabel(current.version_id, PENDING)
         self.secrets.make_current(target_id, current.version_id)
         logger.info("AWSCURRENT moved back", access_key_id=restored.access_key_id)
         return self._finish(self.secrets.current())
@@ -300,7 +304,7 @@ class Rollback:
             )
         return previous.secret
 
-    def _require_unchanged(self, current: SecretVersion) -> None:
+    def _require_unchanged(self, current: SecretVersion) -> dict[str, list[str]]:
         """Right before an effect: no rotation started, AWSCURRENT did not move."""
         stages = self.secrets.version_stages()
         _refuse_if_rotating(stages)
@@ -309,6 +313,7 @@ class Rollback:
                 f"AWSCURRENT moved off version {current.version_id} while the rollback ran.",
                 "Something rotated meanwhile: check with ses-smtp-rotator status.",
             )
+        return stages
 
     def _undone(
         self, error: RotationError, restored: InstallationSecret, current: SecretVersion
