@@ -29,6 +29,8 @@ KION_KEY_SCENARIO = "kion_key_scenario"  # 1 per fault scenario of the Kion API 
 KION_KEY_CONVERGED = "kion_key_converged"  # 1 when that scenario converged
 KION_KEY_UNWORKING = "kion_key_unworking"  # moments AWSCURRENT's Kion API key did not work
 KION_KEY_DELETED_HELD = "kion_key_deleted_held"  # Kion keys deleted while a version held them
+ROLLBACK_SCENARIO = "rollback_scenario"  # 1 per fault scenario of the rollback
+ROLLBACK_UNWORKING = "rollback_unworking"  # 1 when a rollback left Kion on a refused credential
 
 
 @dataclass
@@ -80,10 +82,16 @@ class SafetyFigures:
             ("concurrent-trigger cases", len(self.concurrent), ""),
             ("configuration-mismatch kinds", len(self.mismatches), ""),
             ("race scenarios run", totals[RACE], ""),
+            ("rollback scenarios run", totals[ROLLBACK_SCENARIO], "goal >= 50, faults included"),
+            (
+                "rollbacks that left Kion without a working credential",
+                totals[ROLLBACK_UNWORKING],
+                "goal 0",
+            ),
             ("failed tests", len(self.failed), "goal 0"),
         ]
         return [
-            *(f"{name:<42}{value:>7}   {note}".rstrip() for name, value, note in rows),
+            *(f"{name:<54}{value:>7}   {note}".rstrip() for name, value, note in rows),
             f"Kion API key rotation: fault scenarios run {totals[KION_KEY_SCENARIO]}, converged "
             f"{totals[KION_KEY_CONVERGED]}, moments without a working Kion API key "
             f"{totals[KION_KEY_UNWORKING]}, Kion keys deleted while held "
