@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from fault_injection import CallSite, Fault, FaultInjector, LambdaKilled, fault_kinds
 from moto import mock_aws
+from rotation_world import RotationWorld
 from safety_figures import ROLLBACK_SCENARIO, ROLLBACK_UNWORKING
 from safety_harness import (
     EMPTY_TRUST_STORE,
@@ -70,7 +71,7 @@ class RollbackRun:
     from_version_id: str = ""  # AWSCURRENT when the operator asked, as the command passes it
 
     @property
-    def world(self):  # noqa: ANN201 - the suite's RotationWorld
+    def world(self) -> RotationWorld:
         return self.run.world
 
     def prepare(self) -> None:
@@ -102,7 +103,7 @@ class RollbackRun:
                     self.unclear.append(str(answer))
             except LambdaKilled:
                 outcome = "killed"
-            except Exception as error:  # noqa: BLE001 - the rollback must answer, not raise
+            except Exception as error:  # the rollback must answer, never raise
                 outcome = "raised"
                 self.unclear.append(f"{type(error).__name__}: {error}")
         self.outcomes.append(outcome)
@@ -132,10 +133,12 @@ class RollbackRun:
         assert (current["username"], current["password"]) == self.restored
         statuses = key_statuses(world)
         assert statuses == {restored_key: "Active", self.rolled_back_from: "Inactive"}, statuses
-        assert restored_password and world.kion_works_where_it_sends()
+        assert restored_password
+        assert world.kion_works_where_it_sends()
         stages = world.stages()
         assert not [vid for vid, labels in stages.items() if ROLLBACK in labels]
-        assert not [v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels]
+        apart = [v for v, labels in stages.items() if PENDING in labels and CURRENT not in labels]
+        assert not apart, f"AWSPENDING left apart from AWSCURRENT on {apart}"
 
     def assert_unchanged(self) -> None:
         """Refused: Kion and AWSCURRENT on the key rolled back from, the previous one Inactive."""
@@ -145,7 +148,7 @@ class RollbackRun:
         assert key_statuses(world)[self.rolled_back_from] == "Active"
 
 
-def key_statuses(world) -> dict[str, str]:
+def key_statuses(world: RotationWorld) -> dict[str, str]:
     listed = world.iam.list_access_keys(UserName=world.installation.iam_user_name)
     return {key["AccessKeyId"]: key["Status"] for key in listed["AccessKeyMetadata"]}
 
