@@ -20,6 +20,7 @@ from ses_smtp_rotator.cli.commands import abandon as abandon_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
 from ses_smtp_rotator.cli.commands import list as list_command
+from ses_smtp_rotator.cli.commands import rollback as rollback_command
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.commands import set_kion_key as set_kion_key_command
 from ses_smtp_rotator.cli.commands import status as status_command
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     status_command.register(commands, common)
     set_kion_key_command.register(commands)
     abandon_command.register(commands)
+    rollback_command.register(commands)
     return parser
 
 
