@@ -139,10 +139,16 @@ class Rotation:
         replaced = self.secrets.previous()
         if replaced is None:
             return
-        retired = replaced.secret.access_key_id or finished.replaces
+        made_here = replaced.secret.access_key_id
+        retired = made_here or finished.replaces
         if not retired or retired == finished.access_key_id:
             return
-        if retired in {key.access_key_id for key in UserAccessKeys(finished.iam_user_name).list()}:
+        keys = UserAccessKeys(finished.iam_user_name).list()
+        key = next((key for key in keys if key.access_key_id == retired), None)
+        if key is None:
+            return
+        delete_now = made_here and self.config.previous_key_grace_days == 0
+        if key.active or delete_now or retired not in retired_keys(self.secrets.tags()):
             kion_smtp = self._kion(finished).smtp_settings()
             kion_username = self._require_kion_uses(finished, kion_smtp, check_password=False)
             self._retire_replaced_key(replaced, finished, kion_username)
