@@ -107,3 +107,8 @@ class KionEndpointError(RotationError):
 class SesSendRefusedError(RotationError):
     """SES accepted the credential's login but refused the send-path check's message (sender not
     verified, a ses:FromAddress condition, sending paused, throttling)."""
+
+
+class RollbackWindowError(RotationError):
+    """The IAM user has two access keys and the one to make room is a retired key still in its
+    rollback window, which the operator has not ended."""

@@ -107,6 +107,23 @@ class InstallationSecrets(StagedSecret):
                 raise
         return description.get("VersionIdsToStages", {})
 
+    def tags(self) -> dict[str, str]:
+        """The secret's tags (DescribeSecret), by key."""
+        with aws_call("secretsmanager:DescribeSecret", self.secret_id):
+            described = self._client.describe_secret(SecretId=self.secret_id)
+        return {tag["Key"]: tag.get("Value", "") for tag in described.get("Tags", [])}
+
+    def tag(self, key: str, value: str) -> None:
+        """Set one tag on the secret (its other tags stay)."""
+        with aws_call("secretsmanager:TagResource", self.secret_id):
+            self._client.tag_resource(SecretId=self.secret_id, Tags=[{"Key": key, "Value": value}])
+
+    def untag(self, *keys: str) -> None:
+        """Remove tags from the secret; a tag that is not there is fine."""
+        if keys:
+            with aws_call("secretsmanager:UntagResource", self.secret_id):
+                self._client.untag_resource(SecretId=self.secret_id, TagKeys=list(keys))
+
     def version(self, version_id: str) -> SecretVersion | None:
         """The version ``version_id``, or None when it has no value yet."""
         return self._get(VersionId=version_id)
@@ -123,6 +140,16 @@ class InstallationSecrets(StagedSecret):
     def previous(self) -> SecretVersion | None:
         """The AWSPREVIOUS version (the one AWSCURRENT replaced), or None."""
         return self._get(VersionStage=PREVIOUS)
+
+    def labelled_key_ids(self, *stages: str) -> dict[str, str]:
+        """The access key ids held by versions carrying any of ``stages``, each with its labels."""
+        held: dict[str, str] = {}
+        for version_id, labels in self.version_stages().items():
+            wanted = [label for label in labels if label in stages]
+            version = self.version(version_id) if wanted else None
+            if version is not None and version.secret.access_key_id:
+                held[version.secret.access_key_id] = ", ".join(wanted)
+        return held
 
     def find_credential(self, access_key_id: str) -> SecretVersion | None:
         """The newest version whose credential uses ``access_key_id``, labelled or not."""

@@ -11,12 +11,23 @@ from functools import partial
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ses_smtp_rotator.functions.config import RotationConfig
-from ses_smtp_rotator.functions.errors import KeyLimitError, KionStateError, RotationStateError
+from ses_smtp_rotator.functions.errors import (
+    KeyLimitError,
+    KionStateError,
+    RollbackWindowError,
+    RotationStateError,
+)
 from ses_smtp_rotator.functions.installation_metrics import (
     installation_name,
     put_installation_metrics,
 )
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
+from ses_smtp_rotator.functions.retired_keys import (
+    KeyRetirement,
+    RetiredKey,
+    ended_windows,
+    retired_keys,
+)
 from ses_smtp_rotator.functions.services.iam_keys import KeyLimitReachedError, UserAccessKeys
 from ses_smtp_rotator.functions.services.kion_settings import KionClient, KionSmtpSettings
 from ses_smtp_rotator.functions.services.secrets_store import (
@@ -138,10 +149,16 @@ class Rotation:
         replaced = self.secrets.previous()
         if replaced is None:
             return
-        retired = replaced.secret.access_key_id or finished.replaces
+        made_here = replaced.secret.access_key_id
+        retired = made_here or finished.replaces
         if not retired or retired == finished.access_key_id:
             return
-        if retired in {key.access_key_id for key in UserAccessKeys(finished.iam_user_name).list()}:
+        keys = UserAccessKeys(finished.iam_user_name).list()
+        key = next((key for key in keys if key.access_key_id == retired), None)
+        if key is None:
+            return
+        delete_now = made_here and self.config.previous_key_grace_days == 0
+        if key.active or delete_now or retired not in retired_keys(self.secrets.tags()):
             kion_smtp = self._kion(finished).smtp_settings()
             kion_username = self._require_kion_uses(finished, kion_smtp, check_password=False)
             self._retire_replaced_key(replaced, finished, kion_username)
@@ -157,9 +174,14 @@ class Rotation:
         self, current: InstallationSecret, keys: UserAccessKeys
     ) -> tuple[str, str]:
         """The user has two keys: free a spare one that is provably this installation's and old
-        enough, or finish what an abandoned rotation started by keeping the key Kion runs on."""
+        enough (a retired key only once its rollback window has passed, or the operator ended
+        it), or finish what an abandoned rotation started by keeping the key Kion runs on."""
         kion_username = self._kion(current).smtp_settings().username
         in_use = {current.access_key_id, kion_username} - {""}
+        retirement = self._retirement(current)
+        self._retire_left_behind_at_limit(current, retirement, in_use)
+        tags = self.secrets.tags()
+        records, ended = retired_keys(tags), ended_windows(tags)
         all_keys = sorted(keys.list(), key=lambda key: key.created_at)
         spare = [key for key in all_keys if key.access_key_id not in in_use]
         policy = SpareKeyPolicy(
@@ -168,17 +190,32 @@ class Rotation:
             now=self.now(),
             min_age_seconds=min_spare_age(self.config.function_timeout),
         )
-        refusals = {key.access_key_id: policy.refusal(key) for key in spare}
-        deletable = [access_key_id for access_key_id, why in refusals.items() if why is None]
-        if deletable:
-            deleted = deletable[0]
-            self._require_stage(PENDING, before=f"deleting unused access key {deleted}")
-            keys.delete(deleted)
-            logger.info("Deleted unused access key", access_key_id=deleted)
-            try:
-                return _smtp_credential_of_new_key(keys, current.ses_region)
-            except KeyLimitReachedError:
-                raise self._key_limit_error(current, all_keys, kion_username) from None
+        refusals: dict[str, str] = {}
+        for key in spare:
+            if key.active and key.access_key_id not in records:
+                refusal = policy.refusal(key)
+                if refusal is None:
+                    self._require_stage(
+                        PENDING, before=f"deleting unused access key {key.access_key_id}"
+                    )
+                    keys.delete(key.access_key_id)
+                    logger.info("Deleted unused access key", access_key_id=key.access_key_id)
+            else:
+                if policy.refusal(key) is None and key.access_key_id not in records:
+                    retirement.retire(key.access_key_id, adopted=False)  # its window starts now
+                self._require_stage(PENDING, before=f"deleting retired key {key.access_key_id}")
+                refusal = retirement.delete_if_due(
+                    key.access_key_id,
+                    partial(self._kion_username, current),
+                    window_ended=key.access_key_id in ended,
+                    adopted_too=False,
+                )
+            if refusal is None:
+                try:
+                    return _smtp_credential_of_new_key(keys, current.ses_region)
+                except KeyLimitReachedError:
+                    raise self._key_limit_error(current, all_keys, kion_username) from None
+            refusals[key.access_key_id] = refusal
         if kion_username and kion_username != current.access_key_id:
             earlier = self.secrets.find_credential(kion_username)
             # The stored password only works in the region it was derived for.
@@ -188,8 +225,42 @@ class Rotation:
                     access_key_id=kion_username,
                 )
                 return kion_username, earlier.secret.password
-        raise self._key_limit_error(
-            current, all_keys, kion_username, [why for why in refusals.values() if why]
+        fresh = retirement.records()
+        in_window = [
+            fresh[key_id]
+            for key_id in refusals
+            if key_id in fresh
+            and key_id not in ended
+            and self.now() < fresh[key_id].window_ends(retirement.grace)
+        ]
+        if in_window:
+            raise self._rollback_window_error(current, in_window[0])
+        raise self._key_limit_error(current, all_keys, kion_username, list(refusals.values()))
+
+    def _retire_left_behind_at_limit(
+        self, current: InstallationSecret, retirement: KeyRetirement, in_use: set[str]
+    ) -> None:
+        """finishSecret deactivates the key a rotation replaced; when it stopped before that, the
+        key is still Active: retire it now rather than delete it outright."""
+        previous = self.secrets.previous()
+        replaced = (previous.secret.access_key_id if previous else "") or current.replaces
+        if replaced and replaced not in in_use:
+            retirement.retire(replaced, adopted=not (previous and previous.secret.access_key_id))
+
+    def _rollback_window_error(
+        self, current: InstallationSecret, record: RetiredKey
+    ) -> RollbackWindowError:
+        grace = timedelta(days=self.config.previous_key_grace_days)
+        ends = f"{record.window_ends(grace):%Y-%m-%d %H:%M} UTC"
+        name = installation_name(self.secrets.secret_id)
+        who = "adopted key (not made by this product)" if record.adopted else "replaced key"
+        return RollbackWindowError(
+            f"IAM user {current.iam_user_name} already has two access keys: AWSCURRENT's "
+            f"{current.access_key_id} and {record.access_key_id}, the {who} the last rotation "
+            f"deactivated, which stays in its rollback window until {ends}.",
+            f"Either wait: after {ends} the daily watch deletes {record.access_key_id} and the "
+            "next rotation has room. Or end the window now, giving up the way back to "
+            f"{record.access_key_id}: ses-smtp-rotator rotate {name} --end-rollback-window.",
         )
 
     def _key_limit_error(
@@ -284,26 +355,26 @@ class Rotation:
         retired = made_here or pending.replaces
         if not retired or retired in {pending.access_key_id, kion_username}:
             return
-        keys = UserAccessKeys(pending.iam_user_name)
         self._require_stage(CURRENT, before=f"deactivating the replaced key {retired}")
-        if not made_here:
-            last_used = keys.last_used(retired)
-            logger.info(
-                "The adopted key was not made by this product; it is kept Inactive for the "
-                "rollback window, never deleted outright",
-                access_key_id=retired,
-                last_used=last_used.describe(),
-            )
-        keys.deactivate(retired)
-        deletion = self.now() + timedelta(days=self.config.previous_key_grace_days)
-        logger.info(
-            "Deactivated the replaced access key",
-            access_key_id=retired,
-            deletion_after=f"{deletion:%Y-%m-%d %H:%M} UTC",
-        )
+        retirement = self._retirement(pending)
+        if retirement.retire(retired, adopted=not made_here) is None:
+            return
         if made_here and self.config.previous_key_grace_days == 0:
-            keys.delete(retired)
-            logger.info("Deleted the replaced access key (grace window 0)", access_key_id=retired)
+            refusal = retirement.delete_if_due(retired, partial(self._kion_username, pending))
+            if refusal:
+                logger.info("The replaced key is kept", access_key_id=retired, reason=refusal)
+
+    def _retirement(self, secret: InstallationSecret) -> KeyRetirement:
+        return KeyRetirement(
+            self.secrets,
+            UserAccessKeys(secret.iam_user_name),
+            grace=timedelta(days=self.config.previous_key_grace_days),
+            dedicated_user=secret.iam_user_dedicated,
+            now=self.now,
+        )
+
+    def _kion_username(self, secret: InstallationSecret) -> str:
+        return self._kion(secret).smtp_settings().username
 
     def _acceptance_wait(self, endpoint: SmtpEndpoint, logins: int) -> SesAcceptanceWait:
         # The logins' span takes at most half the bound, so that a bound set below the span

@@ -47,6 +47,7 @@ from ses_smtp_rotator.functions.watch.health import (
     HealthLimits,
     InstallationHealth,
 )
+from ses_smtp_rotator.functions.watch.retired_key_deletion import delete_retired_keys
 
 DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
 
@@ -207,6 +208,7 @@ class Watch:
 
     def _act(self, health: InstallationHealth, report: WatchReport) -> None:
         self._renew_if_due(health, report)
+        self._delete_retired_keys(health)
         _record(health)
         report.checked.append(health)
         if health.verdict == FAILING:
@@ -273,6 +275,36 @@ class Watch:
             True, f"renewal of the Kion API key started (version {version_id})"
         )
         logger.info("Kion API key renewal started", installation=health.installation)
+
+    def _delete_retired_keys(self, health: InstallationHealth) -> None:
+        """Delete the installation's retired keys whose rollback window has passed."""
+        if "secret" in health.checks:
+            return  # the secret could not be read: nothing to go by
+        try:
+            outcomes = delete_retired_keys(
+                health.secret_id,
+                self.health_check.config,
+                now=health.checked_at,
+                secretsmanager=self._secretsmanager,
+                iam=self.health_check.iam,
+            )
+        except RotationError as error:
+            health.checks["retired_key_deletion"] = Finding(
+                None, f"retired keys could not be deleted now: {error.cause}", error.fix
+            )
+            return
+        if not outcomes:
+            return
+        deleted = sorted(key_id for key_id, refusal in outcomes.items() if refusal is None)
+        kept = [f"{refusal}" for refusal in outcomes.values() if refusal is not None]
+        health.retired_keys_deleted = deleted
+        health.checks["retired_key_deletion"] = Finding(
+            True,
+            "; ".join(
+                ([f"deleted {', '.join(deleted)} (rollback window passed)"] if deleted else [])
+                + [f"kept: {reason}" for reason in kept]
+            ),
+        )
 
     def _alert(self, health: InstallationHealth) -> None:
         if not self.config.alert_topic_arn:
