@@ -4,14 +4,16 @@ The rotation function does it (invoked with ``{"Action": "rollback", "SecretId":
 operator needs no IAM or Kion access: only ``lambda:InvokeFunction``. In order:
 
 1. refuse unless AWSPREVIOUS holds the key AWSCURRENT's credential replaced, that key is still
-   the user's, Inactive, and inside its window, and no rotation is unfinished;
+   the user's, Inactive, and inside its window (``functions/retired_keys.py`` records when it was
+   deactivated), and no rotation is unfinished;
 2. store the restored credential as a new version labelled ROLLBACK (the record of what this
    rollback is doing; its id follows from the version rolled back from);
 3. reactivate the previous key and prove it where Kion sends, by setSecret's rule;
 4. give it to Kion and read Kion back;
 5. make the ROLLBACK version AWSCURRENT (the rolled-back-from version becomes AWSPREVIOUS);
-6. retire the key rolled back from as finishSecret retires a replaced key (deactivated, with a
-   grace window of its own), and take the ROLLBACK label off.
+6. drop the restored key's retirement record, retire the key rolled back from as finishSecret
+   retires a replaced key (deactivated and recorded, with a grace window of its own), and take
+   the ROLLBACK label off.
 
 Run again after a failure anywhere, it picks up from the ROLLBACK label. A refusal before Kion
 got the previous key deactivates that key again, so Kion and AWSCURRENT keep the key they had.
@@ -33,6 +35,7 @@ from ses_smtp_rotator.functions.errors import (
     RotationStateError,
 )
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
+from ses_smtp_rotator.functions.retired_keys import ended_windows, retired_keys
 from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
 from ses_smtp_rotator.functions.services.secrets_store import (
     CURRENT,
@@ -98,8 +101,7 @@ def rollback_version_id(from_version_id: str) -> str:
 
 
 def window_end(replaced_at: datetime, grace_days: float) -> datetime:
-    """When a key's rollback window ends: ``grace_days`` after the version that replaced it
-    was stored (which is before the key was deactivated, so the window never runs long)."""
+    """When a key's rollback window ends: ``grace_days`` after it was retired."""
     return replaced_at + timedelta(days=grace_days)
 
 
@@ -239,6 +241,9 @@ class Rollback:
         """AWSCURRENT holds the previous key again: retire the key rolled back from, as
         finishSecret retires a replaced key, and take the ROLLBACK label off."""
         rotation = replace(self.rotation, token=restored.version_id)
+        retirement = rotation._retirement(restored.secret)
+        if restored.secret.access_key_id in retirement.records():
+            retirement.forget(restored.secret.access_key_id)  # in service again, not retired
         replaced = self.secrets.previous()
         if replaced is not None and replaced.secret.access_key_id == restored.secret.replaces:
             kion_smtp = rotation._kion(restored.secret).smtp_settings()
@@ -293,8 +298,18 @@ class Rollback:
                 "A password works only in its region: rotate instead of rolling back.",
             )
         grace_days = self.rotation.config.previous_key_grace_days
-        replaced_at = current.created_at or self.rotation.now()
-        ends = window_end(replaced_at, grace_days)
+        tags = self.secrets.tags()
+        if previous_key in ended_windows(tags):
+            raise RollbackRefusedError(
+                f"The rollback window of key {previous_key} was ended by the operator "
+                "(rotate --end-rollback-window); the next rotation may delete it.",
+                "Rotate again if the current key fails.",
+            )
+        record = retired_keys(tags).get(previous_key)
+        # Without a record (a step stopped before writing it) the window counts from when the
+        # current version was stored, which is earlier: the window never runs long.
+        replaced_at = record.deactivated_at if record else current.created_at
+        ends = window_end(replaced_at or self.rotation.now(), grace_days)
         if grace_days <= 0 or self.rotation.now() >= ends:
             raise RollbackRefusedError(
                 f"The rollback window of key {previous_key} ended {ends:%Y-%m-%d %H:%M} UTC "
@@ -340,11 +355,14 @@ class Rollback:
 
     def _report(self, restored: SecretVersion, *, already_done: bool = False) -> RollbackReport:
         grace = timedelta(days=self.rotation.config.previous_key_grace_days)
+        retired = restored.secret.replaces
+        record = retired_keys(self.secrets.tags()).get(retired)
+        retired_at = record.deactivated_at if record else restored.created_at
         return RollbackReport(
             installation=self.secrets.secret_id,
             restored_access_key_id=restored.secret.access_key_id,
-            retired_access_key_id=restored.secret.replaces,
-            retired_deletion_after=(restored.created_at or self.rotation.now()) + grace,
+            retired_access_key_id=retired,
+            retired_deletion_after=(retired_at or self.rotation.now()) + grace,
             version_id=restored.version_id,
             already_done=already_done,
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ses_smtp_rotator.functions.retired_keys import RETIRED_TAG_PREFIX
 from ses_smtp_rotator.functions.services.secrets_store import ROLLBACK
 from ses_smtp_rotator.functions.smtp_rotation import handler
 from ses_smtp_rotator.functions.smtp_rotation.steps import Rotation
@@ -50,6 +51,17 @@ def test_a_rollback_puts_the_previous_key_back_into_kion_and_awscurrent(rotated)
         days=6
     )
     assert not any(ROLLBACK in stages for stages in world.stages().values())
+
+
+def test_the_key_rolled_back_from_is_recorded_as_retired_and_the_restored_one_no_longer(rotated):
+    world, (old_key, _), (new_key, _) = rotated
+
+    roll_back(world)
+
+    tags = world.secretsmanager.describe_secret(SecretId=world.secret_id).get("Tags", [])
+    recorded = {tag["Key"].removeprefix(RETIRED_TAG_PREFIX) for tag in tags}
+    assert new_key in recorded
+    assert old_key not in recorded
 
 
 def test_the_key_rolled_back_from_becomes_the_previous_one_and_can_come_back_too(rotated):
