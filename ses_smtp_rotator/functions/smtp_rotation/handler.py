@@ -24,6 +24,13 @@ from ses_smtp_rotator.functions.services.secrets_store import (
     InstallationSecrets,
     KionApiKeys,
 )
+from ses_smtp_rotator.functions.smtp_rotation.notices import (
+    FAILED,
+    ROLLBACK_REFUSED,
+    ROLLED_BACK,
+    Outcome,
+    announce,
+)
 from ses_smtp_rotator.functions.smtp_rotation.rollback import (
     ROLLBACK_ACTION,
     Rollback,
@@ -50,7 +57,11 @@ def _traced_handle() -> Callable[[RotationEvent], None]:
 def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
     """Run one step of one rotation, after the guard checks."""
     rotation = rotation or _rotation(event)
-    run_step(event, protocol_steps(rotation), failure_metric="RotationStepFailed")
+    try:
+        run_step(event, protocol_steps(rotation), failure_metric="RotationStepFailed")
+    except Exception as error:
+        announce(Outcome(event.secret_id, FAILED, step=event.step, error=type(error).__name__))
+        raise
 
 
 def roll_back(request: RollbackRequest) -> dict[str, Any]:
@@ -59,10 +70,11 @@ def roll_back(request: RollbackRequest) -> dict[str, Any]:
     logger.append_keys(secret_id=request.secret_id, action=ROLLBACK_ACTION)
     rotation = _rotation(RotationEvent(request.secret_id, "", ROLLBACK_ACTION))
     try:
-        return Rollback(rotation).run(request).as_dict()
+        report = Rollback(rotation).run(request)
     except RotationError as error:
         logger.error(error.cause, error=type(error).__name__, fix=error.fix)
         metrics.add_metric("RollbackRefused", MetricUnit.Count, 1)
+        announce(Outcome(request.secret_id, ROLLBACK_REFUSED, error=type(error).__name__))
         return {
             "outcome": "refused",
             "installation": request.secret_id,
@@ -70,6 +82,17 @@ def roll_back(request: RollbackRequest) -> dict[str, Any]:
             "cause": error.cause,
             "fix": error.fix,
         }
+    if not report.already_done:
+        announce(
+            Outcome(
+                request.secret_id,
+                ROLLED_BACK,
+                current_access_key_id=report.restored_access_key_id,
+                deactivated_access_key_id=report.retired_access_key_id,
+                deletion_after=report.retired_deletion_after,
+            )
+        )
+    return report.as_dict()
 
 
 def protocol_steps(rotation: Rotation) -> RotationSteps[InstallationSecret]:

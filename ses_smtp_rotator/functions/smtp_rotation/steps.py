@@ -40,6 +40,7 @@ from ses_smtp_rotator.functions.services.secrets_store import (
 from ses_smtp_rotator.functions.services.ses_hosts import kion_endpoint_verdict
 from ses_smtp_rotator.functions.services.ses_smtp import SesAcceptanceWait, SmtpEndpoint
 from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
+from ses_smtp_rotator.functions.smtp_rotation.notices import SUCCEEDED, Outcome, announce
 from ses_smtp_rotator.functions.smtp_rotation.send_proof import SendPathProof
 from ses_smtp_rotator.functions.smtp_rotation.spare_keys import SpareKeyPolicy, min_spare_age
 from ses_smtp_rotator.functions.telemetry import logger, metrics
@@ -139,8 +140,9 @@ class Rotation:
         self._require_current_settings(pending, current.secret)
         self.secrets.make_current(self.token, current.version_id)
         logger.info("AWSCURRENT moved to the new version", access_key_id=pending.username)
-        self._retire_replaced_key(current, pending, kion_username)
+        retired = self._retire_replaced_key(current, pending, kion_username)
         metrics.add_metric("RotationSucceeded", MetricUnit.Count, 1)
+        self._announce_success(pending, retired)
 
     def retire_left_behind_key(self, finished: InstallationSecret) -> None:
         """finishSecret again on a version already AWSCURRENT: an earlier attempt moved the label,
@@ -161,7 +163,8 @@ class Rotation:
         if key.active or delete_now or retired not in retired_keys(self.secrets.tags()):
             kion_smtp = self._kion(finished).smtp_settings()
             kion_username = self._require_kion_uses(finished, kion_smtp, check_password=False)
-            self._retire_replaced_key(replaced, finished, kion_username)
+            retired_now = self._retire_replaced_key(replaced, finished, kion_username)
+            self._announce_success(finished, retired_now)  # the first attempt stopped short of it
 
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
         keys = UserAccessKeys(current.iam_user_name)
@@ -345,7 +348,7 @@ class Rotation:
 
     def _retire_replaced_key(
         self, replaced: SecretVersion, pending: InstallationSecret, kion_username: str
-    ) -> None:
+    ) -> RetiredKey | None:
         """Deactivate the replaced key (reversible: the rollback window); delete it at once only
         when the grace window is 0 and this installation made it. An adopted key (the one Kion
         held on the first rotation) may serve other consumers: it always waits for the watch."""
@@ -354,15 +357,30 @@ class Rotation:
         made_here = replaced.secret.access_key_id
         retired = made_here or pending.replaces
         if not retired or retired in {pending.access_key_id, kion_username}:
-            return
+            return None
         self._require_stage(CURRENT, before=f"deactivating the replaced key {retired}")
         retirement = self._retirement(pending)
-        if retirement.retire(retired, adopted=not made_here) is None:
-            return
+        record = retirement.retire(retired, adopted=not made_here)
+        if record is None:
+            return None
         if made_here and self.config.previous_key_grace_days == 0:
             refusal = retirement.delete_if_due(retired, partial(self._kion_username, pending))
             if refusal:
                 logger.info("The replaced key is kept", access_key_id=retired, reason=refusal)
+        return record
+
+    def _announce_success(self, finished: InstallationSecret, retired: RetiredKey | None) -> None:
+        """The notice and the event of a rotation that finished (best effort, never raises)."""
+        grace = timedelta(days=self.config.previous_key_grace_days)
+        announce(
+            Outcome(
+                self.secrets.secret_id,
+                SUCCEEDED,
+                current_access_key_id=finished.access_key_id,
+                deactivated_access_key_id=retired.access_key_id if retired else "",
+                deletion_after=retired.window_ends(grace) if retired else None,
+            )
+        )
 
     def _retirement(self, secret: InstallationSecret) -> KeyRetirement:
         return KeyRetirement(
