@@ -77,6 +77,7 @@ SETTING_KEYS = (
     "rotationSchedule",
     "alarmEmail",
     "alarmTopicArn",
+    "notifyTopicArn",
     "vpc",
     "kmsKeyArn",
     "powertoolsLayerArn",
@@ -138,6 +139,7 @@ class AppSettings:
     schedule: RotationSchedule = construct_prop(default_factory=RotationSchedule)
     alarm_email: str | None = construct_prop(default=None)
     alarm_topic_arn: str | None = None
+    notify_topic_arn: str | None = None
     vpc: VpcPlacement | None = None
     kms_key_arn: str | None = None
     powertools_layer_arn: str | None = construct_prop(default=None)
@@ -187,6 +189,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         schedule=_schedule(setting("rotationSchedule", {})),
         alarm_email=_optional_email(setting("alarmEmail")),
         alarm_topic_arn=_optional_arn(setting("alarmTopicArn"), "alarmTopicArn", "sns", region),
+        notify_topic_arn=_optional_arn(setting("notifyTopicArn"), "notifyTopicArn", "sns", region),
         vpc=vpc,
         kms_key_arn=_optional_arn(setting("kmsKeyArn"), "kmsKeyArn", "kms", region),
         powertools_layer_arn=_optional_arn(

@@ -16,7 +16,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
+
+from ses_smtp_rotator.functions.smtp_rotation.notices import (
+    EVENT_BUS_VARIABLE,
+    EVENT_SOURCE,
+    NOTICE_TOPIC_VARIABLE,
+)
 
 from . import powertools
 from .deployment import Deployment
@@ -234,6 +241,24 @@ class RotationFunction(Construct):
                 resources=[deployment.users_arn(stack)],
             )
         )
+
+    def announce_to(self, topic: sns.ITopic) -> None:
+        """Notices to ``topic`` (``functions/smtp_rotation/notices.py``), and the product's
+        events to the account's default event bus, with the product's ``source`` only."""
+        stack = Stack.of(self)
+        topic.grant_publish(self.role)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ProductEvents",
+                actions=["events:PutEvents"],
+                resources=[
+                    f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
+                ],
+                conditions={"StringEquals": {"events:source": EVENT_SOURCE}},
+            )
+        )
+        self.function.add_environment(NOTICE_TOPIC_VARIABLE, topic.topic_arn)
+        self.function.add_environment(EVENT_BUS_VARIABLE, "default")
 
     def grant_imported(self, *, api_key_secret_arns: list[str], user_arns: list[str]) -> None:
         """Existing API key secrets and users named by ARN in the settings, one ARN each."""

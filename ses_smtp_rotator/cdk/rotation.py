@@ -55,9 +55,10 @@ class SesSmtpRotation(Construct):
     Attributes: ``function`` (the rotation function) with its ``role`` and ``log_group``;
     ``installations`` (name -> InstallationResources: secret, API key secret, SMTP user, settings,
     rotation, schedule); ``installation_stacks`` (the nested stacks that hold them); ``secrets``
-    (the installation secrets); ``topic`` (the alert topic); ``schedule_group`` and
-    ``scheduler_role``; ``security_group`` (None outside a VPC); ``deployment`` (names, tag and
-    IAM path of this deployment's resources).
+    (the installation secrets); ``topic`` (the alert topic); ``notify_topic`` (where the
+    notices of successful rotations go: ``notify_topic``, or the alert topic);
+    ``schedule_group`` and ``scheduler_role``; ``security_group`` (None outside a VPC);
+    ``deployment`` (names, tag and IAM path of this deployment's resources).
     ``grant_rotate(grantee)`` lets a person or role start a rotation on demand.
     """
 
@@ -71,6 +72,7 @@ class SesSmtpRotation(Construct):
         deployment_name: str | None = None,
         alarm_email: str | None = None,
         alarm_topic: sns.ITopic | None = None,
+        notify_topic: sns.ITopic | None = None,
         encryption_key: kms.IKey | None = None,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
@@ -103,6 +105,9 @@ class SesSmtpRotation(Construct):
             Default: no subscription.
         :param alarm_topic: an existing SNS topic for the alerts. Default: the construct creates
             one.
+        :param notify_topic: an SNS topic for the notice each successful rotation and rollback
+            publishes (installation, key in use, key deactivated, its deletion date, the
+            rollback command). Default: the alert topic.
         :param encryption_key: a customer managed KMS key for the installation secrets (the
             rotation function is granted its use). Default: Secrets Manager's AWS managed key.
         :param vpc: a VPC to run the rotation function in. Default: outside any VPC.
@@ -243,6 +248,8 @@ class SesSmtpRotation(Construct):
             schedule_group=self.schedule_group,
         )
         self.topic = alerts.topic
+        self.notify_topic: sns.ITopic = notify_topic or alerts.topic
+        rotation_function.announce_to(self.notify_topic)
 
         imported_api_key_secret_arns = sorted(
             {i.kion_api_key_secret_arn for i in installations if i.kion_api_key_secret_arn}

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from synthesized_app import EXISTING_API_KEY_ARN, KMS_KEY_ARN, Synthesized, as_list, statements_of
+from synthesized_app import (
+    EXISTING_API_KEY_ARN,
+    EXISTING_TOPIC_ARN,
+    KMS_KEY_ARN,
+    Synthesized,
+    as_list,
+    statements_of,
+)
 
 
 def normalized(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -75,6 +82,13 @@ def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthes
         expected(["secretsmanager:GetSecretValue"], [EXISTING_API_KEY_ARN]),
         expected(key_actions, [patterns["users"]]),
         expected(key_actions, [user_arn]),
+        # The notices (to the alert topic here: no notifyTopicArn) and the product's events.
+        expected(["sns:Publish"], [EXISTING_TOPIC_ARN]),
+        expected(
+            ["events:PutEvents"],
+            ["arn:aws:events:us-east-1:111122223333:event-bus/default"],
+            {"StringEquals": {"events:source": "ses-smtp-rotator"}},
+        ),
         expected(
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
             [KMS_KEY_ARN],
