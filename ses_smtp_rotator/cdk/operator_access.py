@@ -9,6 +9,9 @@ and nothing that reads a Kion API key.
   its caller), and the function's log group to follow the steps.
 - ``set-kion-key``: store a new key in the Kion API key secrets (write, never read), cancelling a
   renewal in progress.
+- ``rollback``: invoke the rotation function with a rollback event; the function reactivates
+  the previous key, proves it, puts it into Kion and moves AWSCURRENT, so the operator needs no
+  IAM or Kion access (``lambda:InvokeFunction`` on it is granted already).
 """
 
 from __future__ import annotations
