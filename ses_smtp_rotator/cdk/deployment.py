@@ -109,6 +109,19 @@ class Deployment:
             },
         )
 
+    def end_rollback_window_statement(self, stack: Stack) -> iam.PolicyStatement:
+        """The one tag ``rotate --end-rollback-window`` writes on an installation secret, as
+        ``EndRollbackWindow``."""
+        return iam.PolicyStatement(
+            sid="EndRollbackWindow",
+            actions=["secretsmanager:TagResource"],
+            resources=[self.installation_secrets_arn(stack)],
+            conditions={
+                **self.tag_condition(),
+                "ForAllValues:StringEquals": {"aws:TagKeys": [END_WINDOW_TAG]},
+            },
+        )
+
     def api_key_secrets_statement(
         self, stack: Stack, *, actions: Sequence[str]
     ) -> iam.PolicyStatement:
