@@ -87,6 +87,7 @@ SETTING_KEYS = (
     "functionTimeoutSeconds",
     "removalPolicy",
     "watchSchedule",
+    "previousKeyGraceDays",
 )
 # A context key shaped like one of ours (CDK's own keys and feature flags hold ':', '@' or '-').
 SETTING_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
@@ -151,6 +152,7 @@ class AppSettings:
     )
     removal_policy: RemovalPolicy = construct_prop(default=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
     watch_schedule: str = construct_prop(default=DEFAULT_WATCH_SCHEDULE)
+    previous_key_grace: Duration = construct_prop(default_factory=lambda: Duration.days(7))
 
 
 def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSettings:
@@ -210,6 +212,9 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         ),
         removal_policy=_removal_policy(setting("removalPolicy", "retain")),
         watch_schedule=_watch_schedule(setting("watchSchedule", DEFAULT_WATCH_SCHEDULE)),
+        previous_key_grace=Duration.days(
+            _integer(setting("previousKeyGraceDays", 7), "previousKeyGraceDays", 0, 365)
+        ),
     )
     wait = settings.ses_accept_timeout.to_seconds()
     timeout = settings.function_timeout.to_seconds()

@@ -40,6 +40,21 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # How long setSecret waits for SES to accept a new key, and the function timeout above it.
 DEFAULT_SES_ACCEPT_TIMEOUT = Duration.seconds(120)
 DEFAULT_TIMEOUT = Duration.minutes(5)
+DEFAULT_PREVIOUS_KEY_GRACE = Duration.days(7)
+ROTATION_KEY_ACTIONS = [
+    "iam:ListAccessKeys",
+    "iam:CreateAccessKey",
+    "iam:UpdateAccessKey",
+    "iam:GetAccessKeyLastUsed",
+    "iam:DeleteAccessKey",
+]
+
+
+def grace_environment(previous_key_grace: Duration) -> dict[str, str]:
+    """The rollback window, for the rotation function and the watch alike."""
+    return {"PREVIOUS_KEY_GRACE_DAYS": str(int(previous_key_grace.to_days()))}
+
+
 TIMEOUT_HEADROOM = Duration.seconds(60)
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
@@ -184,6 +199,7 @@ class RotationFunction(Construct):
         layer: lambda_.ILayerVersion,
         ses_accept_timeout: Duration,
         timeout: Duration,
+        previous_key_grace: Duration = DEFAULT_PREVIOUS_KEY_GRACE,
         memory_size: int,
         log_level: str,
         log_retention: logs.RetentionDays,
@@ -208,6 +224,7 @@ class RotationFunction(Construct):
                 **powertools_environment(log_level),
                 "SES_ACCEPT_TIMEOUT_SECONDS": str(int(ses_accept_timeout.to_seconds())),
                 "FUNCTION_TIMEOUT_SECONDS": str(int(timeout.to_seconds())),
+                **grace_environment(previous_key_grace),
             },
             log_retention=log_retention,
             removal_policy=removal_policy,
@@ -231,13 +248,14 @@ class RotationFunction(Construct):
                 ],
             )
         )
+        self.role.add_to_principal_policy(deployment.retirement_tags_statement(stack))
         self.role.add_to_principal_policy(
             deployment.api_key_secrets_statement(stack, actions=["secretsmanager:GetSecretValue"])
         )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="SmtpUserKeys",
-                actions=["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey"],
+                actions=ROTATION_KEY_ACTIONS,
                 resources=[deployment.users_arn(stack)],
             )
         )
@@ -274,7 +292,7 @@ class RotationFunction(Construct):
             self.role.add_to_principal_policy(
                 iam.PolicyStatement(
                     sid="ImportedSmtpUserKeys",
-                    actions=["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey"],
+                    actions=ROTATION_KEY_ACTIONS,
                     resources=sorted(set(user_arns)),
                 )
             )

@@ -28,6 +28,7 @@ from .alerting import RotationAlerts
 from .dashboard import RotationDashboard
 from .deployment import Deployment
 from .function import (
+    DEFAULT_PREVIOUS_KEY_GRACE,
     DEFAULT_SES_ACCEPT_TIMEOUT,
     DEFAULT_TIMEOUT,
     LOG_LEVELS,
@@ -90,6 +91,7 @@ class SesSmtpRotation(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
+        previous_key_grace: Duration = DEFAULT_PREVIOUS_KEY_GRACE,
     ) -> None:
         """Deploy the rotation of every installation in ``installations``.
 
@@ -141,6 +143,9 @@ class SesSmtpRotation(Construct):
             Default: ``RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE``.
         :param watch_schedule: when the daily watch runs, a recurring expression in UTC.
             Default: ``"cron(0 6 * * ? *)"`` (06:00 every day).
+        :param previous_key_grace: how long a replaced access key stays Inactive (the rollback
+            window) before it is deleted, in whole days; 0 deletes a key this deployment made
+            at once (an adopted key still waits for the watch). Default: 7 days.
         """
         super().__init__(scope, construct_id)
         _check_installations(
@@ -179,6 +184,7 @@ class SesSmtpRotation(Construct):
             layer=layer,
             ses_accept_timeout=ses_accept_timeout,
             timeout=timeout,
+            previous_key_grace=previous_key_grace,
             memory_size=memory_size,
             log_level=log_level,
             log_retention=log_retention,
@@ -288,6 +294,7 @@ class SesSmtpRotation(Construct):
             topic=self.topic,
             schedule_group=self.schedule_group,
             watch_schedule=watch_schedule,
+            previous_key_grace=previous_key_grace,
             imported_api_key_secret_arns=imported_api_key_secret_arns,
             imported_user_arns=imported_user_arns,
             log_level=log_level,

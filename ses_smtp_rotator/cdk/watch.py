@@ -33,9 +33,11 @@ from ses_smtp_rotator.schedule import ROTATION_MARGIN, schedule_gap
 from . import acknowledgments
 from .deployment import Deployment
 from .function import (
+    DEFAULT_PREVIOUS_KEY_GRACE,
     METRICS_NAMESPACE,
     SERVICE_NAME,
     asset_function,
+    grace_environment,
     grant_key_use_through_secrets_manager,
     powertools_environment,
 )
@@ -87,6 +89,7 @@ class InstallationWatch(Construct):
         topic: sns.ITopic,
         schedule_group: scheduler.IScheduleGroup,
         watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
+        previous_key_grace: Duration = DEFAULT_PREVIOUS_KEY_GRACE,
         imported_api_key_secret_arns: Sequence[str] = (),
         imported_user_arns: Sequence[str] = (),
         log_level: str = "INFO",
@@ -105,6 +108,7 @@ class InstallationWatch(Construct):
             "INSTALLATION_SECRET_PREFIX": deployment.secret_prefix,
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
             "ALERT_TOPIC_ARN": topic.topic_arn,
+            **grace_environment(previous_key_grace),
         }
         gap = longest_gap(rotation_schedule)
         if gap is not None:
@@ -240,6 +244,7 @@ class InstallationWatch(Construct):
                 ],
             )
         )
+        self.role.add_to_principal_policy(deployment.retirement_tags_statement(stack))
         self.role.add_to_principal_policy(
             deployment.api_key_secrets_statement(stack, actions=list(_KEY_SECRET_READS))
         )
@@ -254,7 +259,8 @@ class InstallationWatch(Construct):
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="SmtpUserKeys",
-                actions=["iam:ListAccessKeys"],
+                # Reading keys and last use; deleting the retired ones whose window passed.
+                actions=["iam:ListAccessKeys", "iam:GetAccessKeyLastUsed", "iam:DeleteAccessKey"],
                 resources=[deployment.users_arn(stack), *sorted(set(imported_user_arns))],
             )
         )

@@ -29,6 +29,13 @@ def normalized(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     }
 
 
+RETIREMENT_TAG_CONDITION = {
+    "ForAllValues:StringLike": {
+        "aws:TagKeys": ["ses-smtp-rotator:retired:*", "ses-smtp-rotator:end-rollback-window"]
+    }
+}
+
+
 def ref(logical_id: str) -> dict[str, str]:
     return {"Ref": logical_id}
 
@@ -65,7 +72,13 @@ def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthes
     log_group_id = fleet_app.logical_id(rotation.log_group)
     patterns = deployment_patterns(fleet_app)
     user_arn = "arn:aws:iam::111122223333:user/mail/kion-gov-smtp"
-    key_actions = ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"]
+    key_actions = [
+        "iam:CreateAccessKey",
+        "iam:DeleteAccessKey",
+        "iam:GetAccessKeyLastUsed",
+        "iam:ListAccessKeys",
+        "iam:UpdateAccessKey",
+    ]
     installation_secret_actions = [
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
@@ -78,6 +91,12 @@ def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthes
         expected(["logs:CreateLogStream", "logs:PutLogEvents"], [arn_of(log_group_id)]),
         # Every installation secret of the deployment, by name prefix and tag: one statement.
         expected(installation_secret_actions, [patterns["secrets"]], patterns["tag"]),
+        # Retired-key records only: the deployment tag that scopes every grant stays untouched.
+        expected(
+            ["secretsmanager:TagResource", "secretsmanager:UntagResource"],
+            [patterns["secrets"]],
+            {**patterns["tag"], **RETIREMENT_TAG_CONDITION},
+        ),
         expected(["secretsmanager:GetSecretValue"], [patterns["api_keys"]], patterns["tag"]),
         expected(["secretsmanager:GetSecretValue"], [EXISTING_API_KEY_ARN]),
         expected(key_actions, [patterns["users"]]),

@@ -37,6 +37,7 @@ def test_the_watch_runs_daily_by_scheduler_with_what_its_checks_need(
     assert variables["DEPLOYMENT_NAME"] == "SesSmtpRotator"
     assert variables["INSTALLATION_SECRET_PREFIX"] == "ses-smtp-rotator/SesSmtpRotator/smtp/"
     assert variables["ROTATION_FUNCTION_TIMEOUT_SECONDS"] == "300"
+    assert variables["PREVIOUS_KEY_GRACE_DAYS"] == "7"  # when it deletes retired keys
     # First Tuesday of the month: at most five weeks apart, plus the 15-minute window and the
     # two days' margin.
     assert float(variables["ROTATION_MAX_AGE_DAYS"]) == pytest.approx(37.01, abs=0.01)
@@ -47,7 +48,7 @@ def test_the_watch_runs_daily_by_scheduler_with_what_its_checks_need(
     }
 
 
-def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
+def test_the_watch_role_reads_starts_renewals_and_deletes_retired_keys_but_writes_nothing_else(
     fleet_app: Synthesized,
 ) -> None:
     watch = fleet_app.stack.rotation.watch
@@ -60,6 +61,10 @@ def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
         "secretsmanager:ListSecretVersionIds",
         "secretsmanager:RotateSecret",
         "iam:ListAccessKeys",
+        "iam:GetAccessKeyLastUsed",
+        "iam:DeleteAccessKey",  # a retired key whose rollback window has passed
+        "secretsmanager:TagResource",  # its record, dropped once it is gone
+        "secretsmanager:UntagResource",
         "sns:Publish",
         "lambda:InvokeFunction",
     }
@@ -67,10 +72,14 @@ def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
         "secretsmanager:PutSecretValue",
         "secretsmanager:UpdateSecretVersionStage",
         "iam:CreateAccessKey",
-        "iam:DeleteAccessKey",
         "iam:UpdateAccessKey",
     }
     assert not actions & writes
+    [tagging] = [s for s in statements if "secretsmanager:UntagResource" in as_list(s["Action"])]
+    assert tagging["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"] == [
+        "ses-smtp-rotator:retired:*",
+        "ses-smtp-rotator:end-rollback-window",
+    ]
     [rotate] = [s for s in statements if "secretsmanager:RotateSecret" in as_list(s["Action"])]
     resources = json.dumps(rotate["Resource"])
     assert "kion-api-key/*" in resources

@@ -195,3 +195,25 @@ def test_rotation_over_tls_from_the_first_byte(aws, kion, implicit_tls_smtp, rot
     world.rotate()
 
     assert world.converged()
+
+
+def test_a_grace_window_of_0_deletes_a_key_this_installation_made_at_once(world, monkeypatch):
+    monkeypatch.setenv("PREVIOUS_KEY_GRACE_DAYS", "0")
+    replaced = world.current()["username"]
+
+    world.rotate()
+
+    assert world.key_statuses() == {world.kion_credential()[0]: "Active"}
+    assert replaced not in world.retired_keys()
+    assert world.converged()
+
+
+def test_a_grace_window_of_0_still_keeps_an_adopted_key_for_the_watch(make_world, monkeypatch):
+    monkeypatch.setenv("PREVIOUS_KEY_GRACE_DAYS", "0")
+    world = make_world(adopt=True)
+    hand_made = world.kion_credential()[0]
+
+    world.rotate()
+
+    assert world.key_statuses()[hand_made] == "Inactive"
+    assert world.retired_keys()[hand_made].adopted
