@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from botocore.exceptions import ReadTimeoutError
 
-from ses_smtp_rotator.cli.aws_access import asking, open_aws, region_of_arn
+from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, open_aws, region_of_arn
 from ses_smtp_rotator.cli.exit_codes import (
     EPILOG,
     EXIT_FAILED,
@@ -73,11 +73,18 @@ def run(args: argparse.Namespace) -> int:
     secretsmanager = aws.client("secretsmanager")
     state = read_state(secretsmanager, secret_id_for(secretsmanager, args.secret))
     require_installation_secret(state)
-    assert state.function_arn is not None
-    current_version, current_key = _current(secretsmanager, state)
-    if not args.yes and not _confirmed(state, current_key):
+    if not args.yes and not _confirmed(state, _current(secretsmanager, state)[1]):
         print("Nothing changed.")
         return EXIT_USAGE
+    return roll_back(aws, state)
+
+
+def roll_back(aws: AwsAccess, state: SecretState, out: TextIO | None = None) -> int:
+    """Invoke the rotation function to roll ``state``'s installation back from the AWSCURRENT
+    version it holds now; print what it did to ``out``; return the exit code."""
+    out = out or sys.stdout
+    assert state.function_arn is not None
+    current_version, _ = _current(aws.client("secretsmanager"), state)
     function_region = region_of_arn(state.function_arn)
     function = describe_function(aws.client("lambda", function_region), state.function_arn)
     wait = function.timeout.total_seconds() + _ANSWER_MARGIN_SECONDS
@@ -85,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     event = {"Action": ROLLBACK_EVENT_ACTION, "SecretId": state.arn}
     if current_version:
         event["FromVersionId"] = current_version
-    print(f"Rolling back {state.name} (the rotation function proves the key first) ...")
+    print(f"Rolling back {state.name} (the rotation function proves the key first) ...", file=out)
     try:
         with asking("lambda:InvokeFunction", f"function {state.function_arn}"):
             reply = client.invoke(
@@ -97,11 +104,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"✗ No answer from the rotation function within {wait:.0f} s; it may still be "
             f"rolling back.\n  Next: ses-smtp-rotator rollback {state.name} again (it picks up "
-            "where it stopped, or says it is done)."
+            "where it stopped, or says it is done).",
+            file=out,
         )
         return EXIT_TIMEOUT
     answer = json.loads(reply["Payload"].read() or b"null")
-    return _report(state, reply.get("FunctionError"), answer)
+    return _report(state, reply.get("FunctionError"), answer, out)
 
 
 def _current(secretsmanager: Any, state: SecretState) -> tuple[str, str]:
@@ -126,19 +134,23 @@ def _confirmed(state: SecretState, current_key: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _report(state: SecretState, function_error: str | None, answer: Any) -> int:
+def _report(state: SecretState, function_error: str | None, answer: Any, out: TextIO) -> int:
     if function_error or not isinstance(answer, dict) or "outcome" not in answer:
         error_type = answer.get("errorType", "an error") if isinstance(answer, dict) else "?"
         message = answer.get("errorMessage", "") if isinstance(answer, dict) else ""
         print(
             f"✗ The rotation function failed ({error_type}): {message}\n"
             f"  Its log group (/aws/lambda/{state.function_name}) has the details; run the "
-            "rollback again once the cause is fixed (it picks up where it stopped)."
+            "rollback again once the cause is fixed (it picks up where it stopped).",
+            file=out,
         )
         return EXIT_FAILED
     outcome = answer["outcome"]
     if outcome == "refused":
-        print(f"✗ Rollback refused: {answer.get('cause', '')}\n  Fix: {answer.get('fix', '')}")
+        print(
+            f"✗ Rollback refused: {answer.get('cause', '')}\n  Fix: {answer.get('fix', '')}",
+            file=out,
+        )
         in_progress = answer.get("error") == "RotationInProgressError"
         return EXIT_IN_PROGRESS if in_progress else EXIT_FAILED
     restored = answer.get("restored_access_key_id", "?")
@@ -149,6 +161,7 @@ def _report(state: SecretState, function_error: str | None, answer: Any) -> int:
         f"✓ {done}: Kion and AWSCURRENT of {state.name} use key {restored} again (SES accepted "
         f"it where Kion sends).\n"
         f"  Key {retired} is Inactive; it is deleted after {deletion} UTC. Until then, "
-        f"ses-smtp-rotator rollback {state.name} brings it back."
+        f"ses-smtp-rotator rollback {state.name} brings it back.",
+        file=out,
     )
     return EXIT_OK
