@@ -8,7 +8,6 @@ schedule live with ``KionInstallation`` and ``RotationSchedule``; this module na
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -17,8 +16,6 @@ from typing import Any, NoReturn
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
-
-from ses_smtp_rotator.schedule import check_expression
 
 from .installation import (
     KionInstallation,
@@ -30,7 +27,7 @@ from .installation import (
     shown,
     stack_regions,
 )
-from .rotation import LOG_LEVELS, TIMEOUT_HEADROOM
+from .rotation_checks import check_rotation_props
 from .watch import DEFAULT_WATCH_SCHEDULE
 
 DEFAULT_STACK_NAME = "SesSmtpRotator"
@@ -66,7 +63,18 @@ VPC_KEYS = (
     "smtpEgressCidrs",
     "createSesSmtpEndpoint",
     "createSecretsManagerEndpoint",
+    "createSqsEndpoint",
 )
+# cdk.json key -> SesSmtpRotation property.
+ROTATION_KEYS = {
+    "logLevel": "log_level",
+    "functionTimeoutSeconds": "timeout",
+    "sesAcceptTimeoutSeconds": "ses_accept_timeout",
+    "watchSchedule": "watch_schedule",
+    "alarmEmail": "alarm_email",
+    "vpc.httpsEgressCidrs": "https_egress_cidrs",
+    "vpc.smtpEgressCidrs": "smtp_egress_cidrs",
+}
 # Properties of the construct a check may name, besides an installation's or the schedule's own.
 OTHER_PROPERTIES = {"create_ses_smtp_endpoint": "vpc.createSesSmtpEndpoint"}
 SETTING_KEYS = (
@@ -124,6 +132,7 @@ class VpcPlacement:
     smtp_egress_cidrs: tuple[str, ...] = construct_prop(default=("0.0.0.0/0",))
     create_ses_smtp_endpoint: bool = construct_prop(default=False)
     create_secrets_manager_endpoint: bool = construct_prop(default=False)
+    create_sqs_endpoint: bool = construct_prop(default=False)
 
 
 @dataclass(frozen=True)
@@ -194,7 +203,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         powertools_layer_arn=_optional_arn(
             setting("powertoolsLayerArn"), "powertoolsLayerArn", "lambda", region
         ),
-        log_level=_choice(setting("logLevel", "INFO"), "logLevel", LOG_LEVELS),
+        log_level=_text(setting("logLevel", "INFO"), "logLevel"),
         log_retention=_retention(setting("logRetentionDays", 365)),
         ses_accept_timeout=Duration.seconds(
             _integer(setting("sesAcceptTimeoutSeconds", 120), "sesAcceptTimeoutSeconds", 1)
@@ -208,22 +217,23 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
             )
         ),
         removal_policy=_removal_policy(setting("removalPolicy", "retain")),
-        watch_schedule=_watch_schedule(setting("watchSchedule", DEFAULT_WATCH_SCHEDULE)),
+        watch_schedule=_text(setting("watchSchedule", DEFAULT_WATCH_SCHEDULE), "watchSchedule"),
         previous_key_grace=Duration.days(
             _integer(setting("previousKeyGraceDays", 7), "previousKeyGraceDays", 0, 365)
         ),
     )
-    wait = settings.ses_accept_timeout.to_seconds()
-    timeout = settings.function_timeout.to_seconds()
-    if timeout < wait + TIMEOUT_HEADROOM.to_seconds():
-        _refuse(
-            "functionTimeoutSeconds",
-            timeout,
-            f"does not exceed the SES wait (sesAcceptTimeoutSeconds, {wait}) by "
-            f"{TIMEOUT_HEADROOM.to_seconds()} seconds",
-            f"raise it to {wait + TIMEOUT_HEADROOM.to_seconds()} or more, or lower "
-            "sesAcceptTimeoutSeconds",
+    try:
+        check_rotation_props(
+            log_level=settings.log_level,
+            timeout_seconds=int(settings.function_timeout.to_seconds()),
+            ses_accept_timeout_seconds=int(settings.ses_accept_timeout.to_seconds()),
+            watch_schedule=settings.watch_schedule,
+            alarm_email=settings.alarm_email,
+            https_egress_cidrs=vpc.https_egress_cidrs if vpc else (),
+            smtp_egress_cidrs=vpc.smtp_egress_cidrs if vpc else (),
         )
+    except PropertyError as error:
+        _property_refused(None, error, ROTATION_KEYS)
     return settings
 
 
@@ -292,18 +302,6 @@ def _schedule(raw: Any) -> RotationSchedule:
         _property_refused("rotationSchedule", error, SCHEDULE_KEYS)
 
 
-def _watch_schedule(raw: Any) -> str:
-    expression = _text(raw, "watchSchedule")
-    fix = f"write a recurring expression in UTC, e.g. {DEFAULT_WATCH_SCHEDULE} (daily at 06:00)"
-    try:
-        check_expression(expression)
-    except ValueError as problem:
-        _refuse("watchSchedule", expression, str(problem), fix)
-    if expression.strip().startswith("at("):
-        _refuse("watchSchedule", expression, "runs once; the watch must recur", fix)
-    return expression.strip()
-
-
 def _vpc(raw: Any) -> VpcPlacement | None:
     if raw is None:
         return None
@@ -328,6 +326,7 @@ def _vpc(raw: Any) -> VpcPlacement | None:
         create_secrets_manager_endpoint=_boolean(
             raw.get("createSecretsManagerEndpoint", False), "vpc.createSecretsManagerEndpoint"
         ),
+        create_sqs_endpoint=_boolean(raw.get("createSqsEndpoint", False), "vpc.createSqsEndpoint"),
     )
 
 
@@ -335,14 +334,15 @@ def _refuse(key: str, value: Any, problem: str, fix: str) -> NoReturn:
     raise SettingsError(f"Setting {key}: {shown(value)} {problem}. Fix: {fix}.")
 
 
-def _property_refused(where: str, error: PropertyError, keys: Mapping[str, str]) -> NoReturn:
-    """A check of KionInstallation or RotationSchedule, told in cdk.json's words."""
+def _property_refused(where: str | None, error: PropertyError, keys: Mapping[str, str]) -> NoReturn:
+    """A check of KionInstallation, RotationSchedule or SesSmtpRotation, told in cdk.json's
+    words (``where`` is the object in cdk.json that holds the keys, None at the top)."""
     setting_of = {attribute: key for key, attribute in keys.items()} | OTHER_PROPERTIES
     key = setting_of.get(error.field, error.field)
     words = re.compile(r"\b(" + "|".join(map(re.escape, setting_of)) + r")\b")
     fix = words.sub(lambda match: setting_of[match.group(1)], error.fix)
     problem = words.sub(lambda match: setting_of[match.group(1)], error.problem)
-    _refuse(f"{where}.{key}", error.value, problem, fix.rstrip("."))
+    _refuse(f"{where}.{key}" if where else key, error.value, problem, fix.rstrip("."))
 
 
 def _no_unknown_keys(keys: Iterable[str], known: Iterable[str], where: str | None) -> None:
@@ -378,13 +378,7 @@ def _boolean(value: Any, key: str) -> bool:
 
 
 def _cidrs(value: Any, key: str) -> tuple[str, ...]:
-    cidrs = _text_list(value, f"vpc.{key}", allow_empty=True)
-    for cidr in cidrs:
-        try:
-            ipaddress.IPv4Network(cidr)
-        except ValueError:
-            _refuse(f"vpc.{key}", cidr, "is not an IPv4 CIDR block", "write e.g. 10.0.0.0/16")
-    return cidrs
+    return _text_list(value, f"vpc.{key}", allow_empty=True)
 
 
 def _integer(value: Any, key: str, minimum: int, maximum: int | None = None) -> int:
@@ -393,12 +387,6 @@ def _integer(value: Any, key: str, minimum: int, maximum: int | None = None) -> 
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
         _refuse(key, value, f"is outside {bounds}", f"use a number in {bounds}")
-    return value
-
-
-def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        _refuse(key, value, "is not a choice here", f"use one of {', '.join(choices)}")
     return value
 
 
@@ -445,10 +433,7 @@ def _optional_account(value: Any) -> str | None:
 def _optional_email(value: Any) -> str | None:
     if value in (None, ""):
         return None
-    email = _text(value, "alarmEmail")
-    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
-        _refuse("alarmEmail", email, "is not an e-mail address", "write e.g. ops@example.com")
-    return email
+    return _text(value, "alarmEmail")
 
 
 def _optional_arn(value: Any, key: str, service: str, region: str) -> str | None:

@@ -52,19 +52,6 @@ TIMEOUT_HEADROOM = Duration.seconds(60)
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 
-def check_function_settings(
-    *, log_level: str, timeout: Duration, ses_accept_timeout: Duration
-) -> None:
-    if log_level not in LOG_LEVELS:
-        raise ValueError(f"log_level {log_level!r} must be one of {', '.join(LOG_LEVELS)}.")
-    if timeout.to_seconds() < ses_accept_timeout.to_seconds() + TIMEOUT_HEADROOM.to_seconds():
-        raise ValueError(
-            f"The function timeout ({timeout.to_seconds()} s) must exceed the SES wait "
-            f"({ses_accept_timeout.to_seconds()} s) by at least "
-            f"{TIMEOUT_HEADROOM.to_seconds()} s, or setSecret times out while it waits."
-        )
-
-
 def powertools_environment(log_level: str) -> dict[str, str]:
     """Powertools' service, metrics namespace and log level, as the functions that rotate and
     watch share them."""

@@ -36,15 +36,15 @@ from .function import (
     RotationFunction,
     SettingsWriter,
     asset_code,
-    check_function_settings,
     powertools_layer,
 )
-from .installation import KionInstallation, RotationSchedule, check_installations
+from .installation import KionInstallation, PropertyError, RotationSchedule, check_installations
 from .installation_resources import InstallationResources, SharedRotation, imported_user_arn
 from .installation_stacks import InstallationStack, group_installations
 from .kion_key_renewal import KionKeyRenewalFunction
 from .network import FunctionNetwork
 from .operator_access import OperatorPolicy, acknowledge_operator_policy
+from .rotation_checks import OWNER, check_rotation_props
 from .watch import DEFAULT_WATCH_SCHEDULE, InstallationWatch, acknowledge_watch
 
 __all__ = ["LOG_LEVELS", "TIMEOUT_HEADROOM", "InstallationResources", "SesSmtpRotation"]
@@ -79,6 +79,7 @@ class SesSmtpRotation(Construct):
         smtp_egress_cidrs: Sequence[str] = ("0.0.0.0/0",),
         create_ses_smtp_endpoint: bool = False,
         create_secrets_manager_endpoint: bool = False,
+        create_sqs_endpoint: bool = False,
         code: lambda_.Code | None = None,
         runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_12,
         powertools_layer_arn: str | None = None,
@@ -118,6 +119,9 @@ class SesSmtpRotation(Construct):
             only way to reach port 25). Default: False.
         :param create_secrets_manager_endpoint: create a Secrets Manager interface endpoint in
             ``vpc``. Default: False.
+        :param create_sqs_endpoint: create an SQS interface endpoint in ``vpc``, for the watch's
+            dispatch to its queue; without it the watch reaches SQS through the route the
+            functions need to IAM (a NAT). Default: False.
         :param code: the functions' code. Default: the code inside this package
             (``ses_smtp_rotator/functions``), staged as an asset.
         :param runtime: the functions' Python runtime (3.11 or 3.12).
@@ -146,11 +150,30 @@ class SesSmtpRotation(Construct):
         _check_installations(
             installations, Stack.of(self).region, ses_smtp_endpoint=create_ses_smtp_endpoint
         )
-        check_function_settings(
-            log_level=log_level, timeout=timeout, ses_accept_timeout=ses_accept_timeout
+        check_rotation_props(
+            log_level=log_level,
+            timeout_seconds=int(timeout.to_seconds()),
+            ses_accept_timeout_seconds=int(ses_accept_timeout.to_seconds()),
+            watch_schedule=watch_schedule,
+            alarm_email=alarm_email,
+            https_egress_cidrs=https_egress_cidrs if vpc else (),
+            smtp_egress_cidrs=smtp_egress_cidrs if vpc else (),
+            memory_size=memory_size,
         )
-        if vpc is None and (create_ses_smtp_endpoint or create_secrets_manager_endpoint):
-            raise ValueError("VPC endpoints need a VPC: set vpc (and vpc_subnets).")
+        endpoints = {
+            "create_ses_smtp_endpoint": create_ses_smtp_endpoint,
+            "create_secrets_manager_endpoint": create_secrets_manager_endpoint,
+            "create_sqs_endpoint": create_sqs_endpoint,
+        }
+        asked = [name for name, wanted in endpoints.items() if wanted]
+        if vpc is None and asked:
+            raise PropertyError(
+                OWNER,
+                asked[0],
+                True,
+                "needs a VPC to put the endpoint in",
+                "set vpc (and vpc_subnets), or leave the endpoints out",
+            )
         stack = Stack.of(self)
         self.deployment = Deployment(deployment_name or stack.stack_name)
         groups = group_installations(installations)
@@ -167,6 +190,7 @@ class SesSmtpRotation(Construct):
                 smtp_egress_cidrs=smtp_egress_cidrs,
                 create_ses_smtp_endpoint=create_ses_smtp_endpoint,
                 create_secrets_manager_endpoint=create_secrets_manager_endpoint,
+                create_sqs_endpoint=create_sqs_endpoint,
             )
         self.security_group: ec2.SecurityGroup | None = network.security_group if network else None
 

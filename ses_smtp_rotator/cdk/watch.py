@@ -20,7 +20,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
@@ -28,6 +27,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from ses_smtp_rotator.functions.watch.health import SES_UNREACHABLE_TAG
 from ses_smtp_rotator.schedule import ROTATION_MARGIN, schedule_gap
 
 from . import acknowledgments
@@ -106,6 +106,7 @@ class InstallationWatch(Construct):
             **powertools_environment(log_level),
             "DEPLOYMENT_NAME": deployment.name,
             "INSTALLATION_SECRET_PREFIX": deployment.secret_prefix,
+            "KION_API_KEY_SECRET_PREFIX": deployment.api_key_secret_prefix,
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
             "ALERT_TOPIC_ARN": topic.topic_arn,
             **grace_environment(previous_key_grace),
@@ -208,13 +209,15 @@ class InstallationWatch(Construct):
         )
         self.queue.grant_send_messages(self.role)
         self.function.add_environment("WATCH_QUEUE_URL", self.queue.queue_url)
-        self.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=1,
-                max_concurrency=WATCH_CONCURRENCY,
-                report_batch_item_failures=True,
-            )
+        # A mapping of its own id, not SqsEventSource's: that one derives its logical id from the
+        # queue's path including the stack's construct id, which a team's own app names otherwise.
+        self.queue.grant_consume_messages(self.role)
+        self.function.add_event_source_mapping(
+            "InstallationsQueue",
+            event_source_arn=self.queue.queue_arn,
+            batch_size=1,
+            max_concurrency=WATCH_CONCURRENCY,
+            report_batch_item_failures=True,
         )
 
     def grant_ask(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -245,6 +248,20 @@ class InstallationWatch(Construct):
             )
         )
         self.role.add_to_principal_policy(deployment.retirement_tags_statement(stack))
+        # The one write to an installation secret: the tag that remembers since when SES SMTP
+        # could not be reached (health.SES_UNREACHABLE_TAG), and no other tag.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RememberSesReach",
+                actions=["secretsmanager:TagResource", "secretsmanager:UntagResource"],
+                resources=[deployment.installation_secrets_arn(stack)],
+                conditions={
+                    **deployment.tag_condition(),
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [SES_UNREACHABLE_TAG]},
+                    "Null": {"aws:TagKeys": "false"},
+                },
+            )
+        )
         self.role.add_to_principal_policy(
             deployment.api_key_secrets_statement(stack, actions=list(_KEY_SECRET_READS))
         )
