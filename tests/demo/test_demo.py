@@ -97,7 +97,8 @@ def test_two_rotations_are_proven_and_every_server_stops():
     assert output.count("✓ Rotation finished") == 3
     assert output.count("✓ Kion's SMTP username is the new key") == 3
     assert output.count("✓ SES accepts the credential Kion is configured with") == 3
-    assert output.count("is gone from IAM") == 3
+    assert output.count("is Inactive, kept for its rollback window") == 3
+    assert output.count("Ended the rollback window of") == 2  # rotations 2 and 3 come at once
     assert output.count("✓ AWSCURRENT moved") == 3
     assert "started the renewal of: kion/kion-api-key" in output
     assert "✓ Kion saw POST /api/v3/app-api-key, then DELETE /api/v3/app-api-key/1" in output
