@@ -106,6 +106,7 @@ class Deployment:
             conditions={
                 **self.tag_condition(),
                 "ForAllValues:StringLike": {"aws:TagKeys": list(RETIREMENT_TAG_KEYS)},
+                "Null": {"aws:TagKeys": "false"},  # ForAllValues holds for no keys at all
             },
         )
 
@@ -119,6 +120,7 @@ class Deployment:
             conditions={
                 **self.tag_condition(),
                 "ForAllValues:StringEquals": {"aws:TagKeys": [END_WINDOW_TAG]},
+                "Null": {"aws:TagKeys": "false"},
             },
         )
 

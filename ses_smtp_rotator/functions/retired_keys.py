@@ -135,13 +135,19 @@ class KeyRetirement:
 
     def retire(self, access_key_id: str, *, adopted: bool) -> RetiredKey | None:
         """Deactivate a key and record it; again on a key already retired, nothing changes.
-        None when the key is gone. An Inactive key with no record (deactivated by hand, or a
-        step stopped between the two) is recorded now: its window starts now."""
+        None when the key is gone, or was made Active again after its retirement (someone put
+        it back on purpose: it is left alone). An Inactive key with no record (deactivated by
+        hand, or a step stopped between the two) is recorded now: its window starts now."""
         key = next((k for k in self.keys.list() if k.access_key_id == access_key_id), None)
         if key is None:
             return None
         record = self.records().get(access_key_id)
-        if record is not None and not key.active:
+        if record is not None and key.active:
+            logger.info(
+                "The retired key was made Active again; left alone", access_key_id=access_key_id
+            )
+            return None
+        if record is not None:
             return record
         record = RetiredKey(access_key_id, self.now(), adopted, self._last_used(access_key_id))
         if key.active:

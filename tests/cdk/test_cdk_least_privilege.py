@@ -32,7 +32,8 @@ def normalized(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 RETIREMENT_TAG_CONDITION = {
     "ForAllValues:StringLike": {
         "aws:TagKeys": ["ses-smtp-rotator:retired:*", "ses-smtp-rotator:end-rollback-window"]
-    }
+    },
+    "Null": {"aws:TagKeys": "false"},
 }
 
 

@@ -99,6 +99,7 @@ def test_two_rotations_are_proven_and_every_server_stops():
     assert output.count("✓ SES accepts the credential Kion is configured with") == 3
     # Each replaced key is kept Inactive with its deletion date (three rotations, one rollback).
     assert len(re.findall(r"✓ the replaced key \S+ is Inactive, deleted after \d{4}-", output)) == 4
+    assert output.count("Ended the rollback window of") == 2  # rotations 2 and 3 come at once
     assert output.count("✓ AWSCURRENT moved") == 3
     rollback_at = output.index("Rollback: ses-smtp-rotator rollback")
     assert output.index("Rotation 2:") < rollback_at < output.index("Kion API key renewal:")

@@ -229,10 +229,12 @@ class Rotation:
                 )
                 return kion_username, earlier.secret.password
         fresh = retirement.records()
+        inactive = {key.access_key_id for key in keys.list() if not key.active}
         in_window = [
             fresh[key_id]
             for key_id in refusals
             if key_id in fresh
+            and key_id in inactive
             and key_id not in ended
             and self.now() < fresh[key_id].window_ends(retirement.grace)
         ]

@@ -100,3 +100,21 @@ def test_a_key_from_an_abandoned_rotation_is_not_reused_after_a_region_change(wo
     assert isinstance(raised.value.error, KeyLimitError)
     assert world.access_key_ids() == keys_before
     assert world.kion_authenticates()
+
+
+def test_a_retired_key_someone_reactivated_is_kept_and_named(world):
+    world.rotate()
+    retired = next(iter(world.retired_keys()))
+    world.iam.update_access_key(
+        UserName=world.installation.iam_user_name, AccessKeyId=retired, Status="Active"
+    )
+    world.backdate_retirements()  # even once its window has passed
+    token = world.start()
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("createSecret", token)
+
+    error = raised.value.error
+    assert type(error) is KeyLimitError
+    assert f"{retired} is Active again (reactivated)" in error.cause
+    assert world.key_statuses()[retired] == "Active"
