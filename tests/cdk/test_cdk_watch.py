@@ -76,7 +76,12 @@ def test_the_watch_role_reads_starts_renewals_and_deletes_retired_keys_but_write
         "iam:UpdateAccessKey",
     }
     assert not actions & writes
-    [tagging] = [s for s in statements if s.get("Sid") == "RetiredKeyRecords"]
+    [tagging] = [
+        s
+        for s in statements
+        if "secretsmanager:UntagResource" in as_list(s["Action"])
+        and "ForAllValues:StringLike" in s.get("Condition", {})
+    ]
     assert tagging["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"] == [
         "ses-smtp-rotator:retired:*",
         "ses-smtp-rotator:end-rollback-window",
@@ -103,7 +108,7 @@ def test_the_watch_role_reads_starts_renewals_and_deletes_retired_keys_but_write
         }, key_secrets
 
 
-def test_the_watch_may_write_one_tag_on_the_installation_secrets_and_no_other(
+def test_the_watch_may_write_the_ses_reach_tag_and_no_other_besides_the_retired_key_records(
     fleet_app: Synthesized,
 ) -> None:
     watch = fleet_app.stack.rotation.watch
@@ -114,7 +119,9 @@ def test_the_watch_may_write_one_tag_on_the_installation_secrets_and_no_other(
         if {"secretsmanager:TagResource", "secretsmanager:UntagResource"}
         & set(as_list(s["Action"]))
     ]
-    [statement] = tagging
+    # Two statements: this one, and the retired-key records' (the test above).
+    assert len(tagging) == 2
+    [statement] = [s for s in tagging if "ForAllValues:StringEquals" in s.get("Condition", {})]
     assert set(as_list(statement["Action"])) == {
         "secretsmanager:TagResource",
         "secretsmanager:UntagResource",
@@ -272,6 +279,7 @@ def test_the_operator_policy_never_reads_a_kion_api_key(fleet_app: Synthesized) 
         "secretsmanager:ListSecretVersionIds",
         "secretsmanager:RotateSecret",
         "secretsmanager:PutSecretValue",
+        "secretsmanager:TagResource",  # rotate --end-rollback-window: that one tag only
         "secretsmanager:UpdateSecretVersionStage",
         "lambda:InvokeFunction",
         "lambda:GetFunctionConfiguration",

@@ -25,12 +25,13 @@ def key_statuses(world) -> dict[str, str]:
 def rotate(world, capsys, name: str, *options: str) -> None:
     code, output = run_cli(capsys, "rotate", name, "--wait", "--poll", "0.1", *options)
     assert code == EXIT_OK, output
-    settle(world)
+    world.hook.wait_idle(timeout=30)
 
 
 def test_rollback_puts_the_replaced_key_back_and_says_when_the_other_goes(world, capsys):
     name = installation(world).secret_name
     rotate(world, capsys, name)  # the demo starts by adopting Kion's hand-made key
+    settle(world)  # time passes: the watch deletes the adopted key after its window
     before = current_key(world)
     rotate(world, capsys, name, "--end-rollback-window")  # room for a key besides the current
     rotated_to = current_key(world)
