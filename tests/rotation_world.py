@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 
+from ses_smtp_rotator.functions.retired_keys import RetiredKey, retired_keys
 from ses_smtp_rotator.functions.services.ses_hosts import ses_smtp_host
 from ses_smtp_rotator.functions.services.ses_smtp import SmtpEndpoint, try_login
 from ses_smtp_rotator.functions.smtp_rotation import handler
@@ -139,6 +140,29 @@ class RotationWorld:
         for access_key_id in self.access_key_ids():
             key = backend.access_keys[access_key_id]
             key.create_date = key.create_date - timedelta(seconds=seconds)
+
+    def key_statuses(self) -> dict[str, str]:
+        """Each access key of the user with its IAM status (Active or Inactive)."""
+        listed = self.iam.list_access_keys(UserName=self.installation.iam_user_name)
+        return {key["AccessKeyId"]: key["Status"] for key in listed["AccessKeyMetadata"]}
+
+    def tags(self) -> dict[str, str]:
+        described = self.secretsmanager.describe_secret(SecretId=self.secret_id)
+        return {tag["Key"]: tag["Value"] for tag in described.get("Tags", [])}
+
+    def retired_keys(self) -> dict[str, RetiredKey]:
+        """The retirement records on the installation secret, by access key id."""
+        return retired_keys(self.tags())
+
+    def backdate_retirements(self, days: float = 8) -> None:
+        """Make every retired key look deactivated ``days`` ago (its window passed, by
+        default: the grace window is 7 days)."""
+        for record in self.retired_keys().values():
+            earlier = replace(record, deactivated_at=record.deactivated_at - timedelta(days=days))
+            self.secretsmanager.tag_resource(
+                SecretId=self.secret_id,
+                Tags=[{"Key": earlier.tag_key, "Value": earlier.tag_value()}],
+            )
 
     def put_kion_api_key(self, value: str) -> None:
         self.secretsmanager.put_secret_value(

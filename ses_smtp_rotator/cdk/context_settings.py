@@ -85,6 +85,7 @@ SETTING_KEYS = (
     "rotationSchedule",
     "alarmEmail",
     "alarmTopicArn",
+    "notifyTopicArn",
     "vpc",
     "kmsKeyArn",
     "powertoolsLayerArn",
@@ -94,6 +95,7 @@ SETTING_KEYS = (
     "functionTimeoutSeconds",
     "removalPolicy",
     "watchSchedule",
+    "previousKeyGraceDays",
 )
 DEPLOYMENT_KEY = "deployment"
 DEPLOYMENTS_KEY = "deployments"
@@ -150,6 +152,7 @@ class AppSettings:
     schedule: RotationSchedule = construct_prop(default_factory=RotationSchedule)
     alarm_email: str | None = construct_prop(default=None)
     alarm_topic_arn: str | None = None
+    notify_topic_arn: str | None = None
     vpc: VpcPlacement | None = None
     kms_key_arn: str | None = None
     powertools_layer_arn: str | None = construct_prop(default=None)
@@ -161,6 +164,7 @@ class AppSettings:
     )
     removal_policy: RemovalPolicy = construct_prop(default=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
     watch_schedule: str = construct_prop(default=DEFAULT_WATCH_SCHEDULE)
+    previous_key_grace: Duration = construct_prop(default_factory=lambda: Duration.days(7))
 
 
 def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSettings:
@@ -193,6 +197,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         schedule=_schedule(setting("rotationSchedule", {})),
         alarm_email=_optional_email(setting("alarmEmail")),
         alarm_topic_arn=_optional_arn(setting("alarmTopicArn"), "alarmTopicArn", "sns", region),
+        notify_topic_arn=_optional_arn(setting("notifyTopicArn"), "notifyTopicArn", "sns", region),
         vpc=vpc,
         kms_key_arn=_optional_arn(setting("kmsKeyArn"), "kmsKeyArn", "kms", region),
         powertools_layer_arn=_optional_arn(
@@ -213,6 +218,9 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         ),
         removal_policy=_removal_policy(setting("removalPolicy", "retain")),
         watch_schedule=_text(setting("watchSchedule", DEFAULT_WATCH_SCHEDULE), "watchSchedule"),
+        previous_key_grace=Duration.days(
+            _integer(setting("previousKeyGraceDays", 7), "previousKeyGraceDays", 0, 365)
+        ),
     )
     try:
         check_rotation_props(

@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 
+from ses_smtp_rotator.functions.retired_keys import END_WINDOW_TAG, RETIRED_TAG_PREFIX
+
 PRODUCT = "ses-smtp-rotator"
 DEPLOYMENT_TAG = f"{PRODUCT}:deployment"
 INSTALLATION_TAG = f"{PRODUCT}:installation"
 DEPLOYMENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
+RETIREMENT_TAG_KEYS = (f"{RETIRED_TAG_PREFIX}*", END_WINDOW_TAG)
+"""The tags the rotation function, the watch and ``rotate --end-rollback-window`` write."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,34 @@ class Deployment:
             actions=list(actions),
             resources=[self.installation_secrets_arn(stack)],
             conditions=self.tag_condition(),
+        )
+
+    def retirement_tags_statement(self, stack: Stack) -> iam.PolicyStatement:
+        """Tagging this deployment's installation secrets with retired-key records only (never
+        the deployment tag, which scopes every other grant), as ``RetiredKeyRecords``."""
+        return iam.PolicyStatement(
+            sid="RetiredKeyRecords",
+            actions=["secretsmanager:TagResource", "secretsmanager:UntagResource"],
+            resources=[self.installation_secrets_arn(stack)],
+            conditions={
+                **self.tag_condition(),
+                "ForAllValues:StringLike": {"aws:TagKeys": list(RETIREMENT_TAG_KEYS)},
+                "Null": {"aws:TagKeys": "false"},  # ForAllValues holds for no keys at all
+            },
+        )
+
+    def end_rollback_window_statement(self, stack: Stack) -> iam.PolicyStatement:
+        """The one tag ``rotate --end-rollback-window`` writes on an installation secret, as
+        ``EndRollbackWindow``."""
+        return iam.PolicyStatement(
+            sid="EndRollbackWindow",
+            actions=["secretsmanager:TagResource"],
+            resources=[self.installation_secrets_arn(stack)],
+            conditions={
+                **self.tag_condition(),
+                "ForAllValues:StringEquals": {"aws:TagKeys": [END_WINDOW_TAG]},
+                "Null": {"aws:TagKeys": "false"},
+            },
         )
 
     def api_key_secrets_statement(

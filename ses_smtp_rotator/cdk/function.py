@@ -16,9 +16,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from ses_smtp_rotator.functions.regions import write_region_data
+from ses_smtp_rotator.functions.smtp_rotation.notices import (
+    EVENT_BUS_VARIABLE,
+    EVENT_SOURCE,
+    NOTICE_TOPIC_VARIABLE,
+)
 
 from . import powertools
 from .deployment import Deployment
@@ -38,6 +44,21 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # How long setSecret waits for SES to accept a new key, and the function timeout above it.
 DEFAULT_SES_ACCEPT_TIMEOUT = Duration.seconds(120)
 DEFAULT_TIMEOUT = Duration.minutes(5)
+DEFAULT_PREVIOUS_KEY_GRACE = Duration.days(7)
+ROTATION_KEY_ACTIONS = [
+    "iam:ListAccessKeys",
+    "iam:CreateAccessKey",
+    "iam:UpdateAccessKey",
+    "iam:GetAccessKeyLastUsed",
+    "iam:DeleteAccessKey",
+]
+
+
+def grace_environment(previous_key_grace: Duration) -> dict[str, str]:
+    """The rollback window, for the rotation function and the watch alike."""
+    return {"PREVIOUS_KEY_GRACE_DAYS": str(int(previous_key_grace.to_days()))}
+
+
 TIMEOUT_HEADROOM = Duration.seconds(60)
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
@@ -178,6 +199,7 @@ class RotationFunction(Construct):
         layer: lambda_.ILayerVersion,
         ses_accept_timeout: Duration,
         timeout: Duration,
+        previous_key_grace: Duration = DEFAULT_PREVIOUS_KEY_GRACE,
         memory_size: int,
         log_level: str,
         log_retention: logs.RetentionDays,
@@ -202,6 +224,7 @@ class RotationFunction(Construct):
                 **powertools_environment(log_level, deployment),
                 "SES_ACCEPT_TIMEOUT_SECONDS": str(int(ses_accept_timeout.to_seconds())),
                 "FUNCTION_TIMEOUT_SECONDS": str(int(timeout.to_seconds())),
+                **grace_environment(previous_key_grace),
             },
             log_retention=log_retention,
             removal_policy=removal_policy,
@@ -225,16 +248,35 @@ class RotationFunction(Construct):
                 ],
             )
         )
+        self.role.add_to_principal_policy(deployment.retirement_tags_statement(stack))
         self.role.add_to_principal_policy(
             deployment.api_key_secrets_statement(stack, actions=["secretsmanager:GetSecretValue"])
         )
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="SmtpUserKeys",
-                actions=["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey"],
+                actions=ROTATION_KEY_ACTIONS,
                 resources=[deployment.users_arn(stack)],
             )
         )
+
+    def announce_to(self, topic: sns.ITopic) -> None:
+        """Notices to ``topic`` (``functions/smtp_rotation/notices.py``), and the product's
+        events to the account's default event bus, with the product's ``source`` only."""
+        stack = Stack.of(self)
+        topic.grant_publish(self.role)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ProductEvents",
+                actions=["events:PutEvents"],
+                resources=[
+                    f"arn:{stack.partition}:events:{stack.region}:{stack.account}:event-bus/default"
+                ],
+                conditions={"StringEquals": {"events:source": EVENT_SOURCE}},
+            )
+        )
+        self.function.add_environment(NOTICE_TOPIC_VARIABLE, topic.topic_arn)
+        self.function.add_environment(EVENT_BUS_VARIABLE, "default")
 
     def grant_imported(self, *, api_key_secret_arns: list[str], user_arns: list[str]) -> None:
         """Existing API key secrets and users named by ARN in the settings, one ARN each."""
@@ -250,7 +292,7 @@ class RotationFunction(Construct):
             self.role.add_to_principal_policy(
                 iam.PolicyStatement(
                     sid="ImportedSmtpUserKeys",
-                    actions=["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey"],
+                    actions=ROTATION_KEY_ACTIONS,
                     resources=sorted(set(user_arns)),
                 )
             )

@@ -6,9 +6,13 @@ and nothing that reads a Kion API key.
   function's configuration and log group, the rotation schedules; ask the watch function for
   Kion's side (``lambda:InvokeFunction``), so the Kion API key stays out of the operator's reach.
 - ``rotate``: ``RotateSecret`` on the installation secrets (which invokes the rotation function as
-  its caller), and the function's log group to follow the steps.
+  its caller), and the function's log group to follow the steps; with ``--end-rollback-window``,
+  the one tag that lets the rotation delete a retired key inside its window.
 - ``set-kion-key``: store a new key in the Kion API key secrets (write, never read), cancelling a
   renewal in progress.
+- ``rollback``: invoke the rotation function with a rollback event; the function reactivates
+  the previous key, proves it, puts it into Kion and moves AWSCURRENT, so the operator needs no
+  IAM or Kion access (``lambda:InvokeFunction`` on it is granted already).
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class OperatorPolicy(Construct):
                     "secretsmanager:RotateSecret",
                 ],
             ),
+            deployment.end_rollback_window_statement(stack),
             iam.PolicyStatement(
                 sid="StoreKionApiKeys",
                 actions=[

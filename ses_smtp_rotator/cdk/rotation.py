@@ -28,6 +28,7 @@ from .alerting import RotationAlerts
 from .dashboard import RotationDashboard, dashboard_name
 from .deployment import Deployment
 from .function import (
+    DEFAULT_PREVIOUS_KEY_GRACE,
     DEFAULT_SES_ACCEPT_TIMEOUT,
     DEFAULT_TIMEOUT,
     LOG_LEVELS,
@@ -56,9 +57,10 @@ class SesSmtpRotation(Construct):
     Attributes: ``function`` (the rotation function) with its ``role`` and ``log_group``;
     ``installations`` (name -> InstallationResources: secret, API key secret, SMTP user, settings,
     rotation, schedule); ``installation_stacks`` (the nested stacks that hold them); ``secrets``
-    (the installation secrets); ``topic`` (the alert topic); ``schedule_group`` and
-    ``scheduler_role``; ``security_group`` (None outside a VPC); ``deployment`` (names, tag and
-    IAM path of this deployment's resources).
+    (the installation secrets); ``topic`` (the alert topic); ``notify_topic`` (where the
+    notices of successful rotations go: ``notify_topic``, or the alert topic);
+    ``schedule_group`` and ``scheduler_role``; ``security_group`` (None outside a VPC);
+    ``deployment`` (names, tag and IAM path of this deployment's resources).
     ``grant_rotate(grantee)`` lets a person or role start a rotation on demand.
     """
 
@@ -72,6 +74,7 @@ class SesSmtpRotation(Construct):
         deployment_name: str | None = None,
         alarm_email: str | None = None,
         alarm_topic: sns.ITopic | None = None,
+        notify_topic: sns.ITopic | None = None,
         encryption_key: kms.IKey | None = None,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
@@ -90,6 +93,7 @@ class SesSmtpRotation(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
+        previous_key_grace: Duration = DEFAULT_PREVIOUS_KEY_GRACE,
     ) -> None:
         """Deploy the rotation of every installation in ``installations``.
 
@@ -105,6 +109,9 @@ class SesSmtpRotation(Construct):
             Default: no subscription.
         :param alarm_topic: an existing SNS topic for the alerts. Default: the construct creates
             one.
+        :param notify_topic: an SNS topic for the notice each successful rotation and rollback
+            publishes (installation, key in use, key deactivated, its deletion date, the
+            rollback command). Default: the alert topic.
         :param encryption_key: a customer managed KMS key for the installation secrets (the
             rotation function is granted its use). Default: Secrets Manager's AWS managed key.
         :param vpc: a VPC to run the rotation function in. Default: outside any VPC.
@@ -141,6 +148,9 @@ class SesSmtpRotation(Construct):
             Default: ``RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE``.
         :param watch_schedule: when the daily watch runs, a recurring expression in UTC.
             Default: ``"cron(0 6 * * ? *)"`` (06:00 every day).
+        :param previous_key_grace: how long a replaced access key stays Inactive (the rollback
+            window) before it is deleted, in whole days; 0 deletes a key this deployment made
+            at once (an adopted key still waits for the watch). Default: 7 days.
         """
         super().__init__(scope, construct_id)
         _check_installations(
@@ -200,6 +210,7 @@ class SesSmtpRotation(Construct):
             layer=layer,
             ses_accept_timeout=ses_accept_timeout,
             timeout=timeout,
+            previous_key_grace=previous_key_grace,
             memory_size=memory_size,
             log_level=log_level,
             log_retention=log_retention,
@@ -270,6 +281,8 @@ class SesSmtpRotation(Construct):
             schedule_group=self.schedule_group,
         )
         self.topic = alerts.topic
+        self.notify_topic: sns.ITopic = notify_topic or alerts.topic
+        rotation_function.announce_to(self.notify_topic)
 
         imported_api_key_secret_arns = sorted(
             {i.kion_api_key_secret_arn for i in installations if i.kion_api_key_secret_arn}
@@ -308,6 +321,7 @@ class SesSmtpRotation(Construct):
             topic=self.topic,
             schedule_group=self.schedule_group,
             watch_schedule=watch_schedule,
+            previous_key_grace=previous_key_grace,
             imported_api_key_secret_arns=imported_api_key_secret_arns,
             imported_user_arns=imported_user_arns,
             log_level=log_level,

@@ -40,6 +40,11 @@ class SesSmtpRotatorStack(Stack):
                 if settings.alarm_topic_arn
                 else None
             ),
+            notify_topic=(
+                sns.Topic.from_topic_arn(self, "NotifyTopic", settings.notify_topic_arn)
+                if settings.notify_topic_arn
+                else None
+            ),
             encryption_key=(
                 kms.Key.from_key_arn(self, "EncryptionKey", settings.kms_key_arn)
                 if settings.kms_key_arn

@@ -34,8 +34,10 @@ from . import acknowledgments
 from .alarms import deployment_alarm
 from .deployment import Deployment
 from .function import (
+    DEFAULT_PREVIOUS_KEY_GRACE,
     METRICS_NAMESPACE,
     asset_function,
+    grace_environment,
     grant_key_use_through_secrets_manager,
     metric_dimensions,
     powertools_environment,
@@ -88,6 +90,7 @@ class InstallationWatch(Construct):
         topic: sns.ITopic,
         schedule_group: scheduler.IScheduleGroup,
         watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
+        previous_key_grace: Duration = DEFAULT_PREVIOUS_KEY_GRACE,
         imported_api_key_secret_arns: Sequence[str] = (),
         imported_user_arns: Sequence[str] = (),
         log_level: str = "INFO",
@@ -107,6 +110,7 @@ class InstallationWatch(Construct):
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
             "ALERT_TOPIC_ARN": topic.topic_arn,
             "INCIDENT_PARAMETER_PREFIX": incident_parameter_prefix(deployment.name),
+            **grace_environment(previous_key_grace),
         }
         gap = longest_gap(rotation_schedule)
         if gap is not None:
@@ -255,6 +259,7 @@ class InstallationWatch(Construct):
                 ],
             )
         )
+        self.role.add_to_principal_policy(deployment.retirement_tags_statement(stack))
         # The one write to an installation secret: the tag that remembers since when SES SMTP
         # could not be reached (health.SES_UNREACHABLE_TAG), and no other tag.
         self.role.add_to_principal_policy(
@@ -283,7 +288,8 @@ class InstallationWatch(Construct):
         self.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="SmtpUserKeys",
-                actions=["iam:ListAccessKeys"],
+                # Reading keys and last use; deleting the retired ones whose window passed.
+                actions=["iam:ListAccessKeys", "iam:GetAccessKeyLastUsed", "iam:DeleteAccessKey"],
                 resources=[deployment.users_arn(stack), *sorted(set(imported_user_arns))],
             )
         )

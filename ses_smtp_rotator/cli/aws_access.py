@@ -48,10 +48,25 @@ class AwsAccess:
     session: boto3.Session
     region: str
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        return self.session.client(
-            service, region_name=region or self.region, config=_CLIENT_CONFIG
-        )
+    def client(
+        self,
+        service: str,
+        region: str | None = None,
+        *,
+        read_timeout: float | None = None,
+        attempts: int | None = None,
+    ) -> Any:
+        """A client for ``service``; ``read_timeout`` and ``attempts`` override the defaults
+        (a synchronous Invoke waits as long as the function may run, and is sent once)."""
+        config = _CLIENT_CONFIG
+        if read_timeout is not None or attempts is not None:
+            config = config.merge(
+                Config(
+                    read_timeout=read_timeout or _CLIENT_CONFIG.read_timeout,
+                    retries={"mode": "standard", "max_attempts": attempts or 3},
+                )
+            )
+        return self.session.client(service, region_name=region or self.region, config=config)
 
 
 def region_of_arn(arn: str) -> str | None:

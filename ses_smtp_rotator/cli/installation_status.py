@@ -60,7 +60,7 @@ class AccessKeyInfo:
     access_key_id: str
     created: datetime | None
     active: bool
-    role: str  # "current", "pending", "kion", "unused"
+    role: str  # "current", "pending", "kion", "retired", "unused"
 
 
 @dataclass
@@ -86,6 +86,12 @@ class InstallationStatus:
     """The timeout and where it comes from, in words."""
     function_timeout_seconds: float | None = None
     pending: PendingRotation | None = None
+    current_key_last_used: str | None = None
+    """IAM's last-used record of the AWSCURRENT key: the last signed AWS request, which AWS does
+    not say SES SMTP updates; information, never evidence."""
+    retired_keys: list[dict[str, Any]] = field(default_factory=list)
+    """The deactivated keys (``HealthCheck``): origin, deactivation, deletion date, last use
+    before deactivation."""
     checks: dict[str, Check] = field(default_factory=dict)
 
     @property
@@ -263,6 +269,10 @@ def _take_findings(status: InstallationStatus, document: dict[str, Any]) -> None
             status.checks[name] = Check(finding.get("ok"), finding["summary"], finding.get("fix"))
     days_left = document.get("kion_api_key_days_left")
     status.kion_api_key_days_left = days_left if isinstance(days_left, int | float) else None
+    last_used = document.get("current_key_last_used")
+    status.current_key_last_used = last_used if isinstance(last_used, str) else None
+    retired = document.get("retired_keys")
+    status.retired_keys = [entry for entry in retired or [] if isinstance(entry, dict)]
     username = document.get("kion_username")
     status.kion_username = username if isinstance(username, str) and username else None
 
@@ -337,6 +347,8 @@ def _list_keys(
             role = "pending"
         elif key.access_key_id == status.kion_username:
             role = "kion"
+        elif key.access_key_id in {entry.get("access_key_id") for entry in status.retired_keys}:
+            role = "retired"
         else:
             role = "unused"
         status.access_keys.append(

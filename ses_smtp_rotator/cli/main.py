@@ -29,6 +29,7 @@ from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
 from ses_smtp_rotator.cli.commands import history as history_command
 from ses_smtp_rotator.cli.commands import list as list_command
+from ses_smtp_rotator.cli.commands import rollback as rollback_command
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.commands import set_kion_key as set_kion_key_command
 from ses_smtp_rotator.cli.commands import status as status_command
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_command.register(commands)
     history_command.register(commands, aws_options)
     completion_command.register(commands, parser)
+    rollback_command.register(commands)
     return parser
 
 

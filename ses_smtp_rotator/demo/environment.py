@@ -273,6 +273,8 @@ class DemoEnvironment:
             on_output=writer.write,
         ).start()
         narrate(f"Rotation function             {FUNCTION_NAME} ({HANDLER}, its own process)")
+        # Invoke reaches the rotation function too (``rollback`` invokes it directly).
+        self.invoke_hook = MotoInvokeHook({FUNCTION_NAME: self._invoke}, region=REGION).install()
         if self.with_watch:
             self._start_watch(narrate)
         heading("Setting up a Kion installation the way the CDK stack does")
@@ -309,7 +311,8 @@ class DemoEnvironment:
             },
             on_output=MotoLogGroupWriter(f"/aws/lambda/{WATCH_NAME}", region=REGION).write,
         ).start()
-        self.invoke_hook = MotoInvokeHook({WATCH_NAME: self.watch.invoke}, region=REGION).install()
+        assert self.invoke_hook is not None
+        self.invoke_hook.functions[WATCH_NAME] = self.watch.invoke
         narrate(f"Daily watch                   {WATCH_NAME} ({WATCH_HANDLER})")
 
     def _invoke(self, event: dict[str, Any]) -> Any:

@@ -1,10 +1,14 @@
 """``make demo``: two real rotations of a Kion installation's SES SMTP credential, on loopback,
-then a renewal of Kion's App API key by the daily watch and one more rotation on the new key.
+a rollback, then a renewal of Kion's App API key by the daily watch and one more rotation on the
+new key.
 
 It starts AWS (moto), SES SMTP and Kion stand-ins on free loopback ports, sets an installation up
 the way the CDK stack does (Kion already sending with a hand-made key), then rotates twice with
 ``ses-smtp-rotator rotate --wait`` (Secrets Manager's stand-in invokes the deployed handler once
-per step, in its own process) and proves the outcome of each. Then the Kion API key nears the end
+per step, in its own process) and proves the outcome of each: the replaced key deactivated, with
+the date it will be deleted. The second rotation ends the first one's rollback window (IAM allows
+two keys). ``ses-smtp-rotator rollback`` then puts the first rotation's key back. Then the Kion API
+key nears the end
 of its life, the watch renews it (a new key, then the old one deleted), and a third rotation runs
 on the new key; ``status`` asks the watch for Kion's side. It stops every server it started, also
 on Ctrl-C or failure. Exit code 0 only when every check holds.
@@ -21,18 +25,22 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 from ses_smtp_rotator.functions.errors import RotationError
+from ses_smtp_rotator.functions.retired_keys import retired_keys
 from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 from ses_smtp_rotator.functions.services.ses_smtp import SmtpEndpoint, try_login
 
 from ..cli.aws_access import AwsAccess, SetupError, open_aws
+from ..cli.commands import rollback as rollback_command
 from ..cli.commands import rotate as rotate_command
 from ..cli.commands import status as status_command
 from ..cli.installation_status import gather
+from ..cli.secret_state import read_state
 from .environment import REGION, WATCH_NAME, DemoEnvironment, RemoteKion
 from .onboarding import show_onboarding
 
@@ -130,7 +138,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         story.say()
         if held:
             story.say(
-                f"✓ {args.rotations + 1} rotation(s) and a Kion API key renewal proven in "
+                f"✓ {args.rotations + 1} rotation(s), "
+                + ("a rollback " if args.rotations > 1 else "")
+                + "and a Kion API key renewal proven in "
                 f"{took:.1f} s."
             )
             return EXIT_OK
@@ -155,10 +165,18 @@ def _rotate_and_prove(environment: DemoEnvironment, rotations: int, story: Narra
     assert installation is not None
     aws = open_aws(installation.secret_arn, profile=None, region=None)
     for number in range(1, rotations + 1):
+        # From the second rotation on, IAM's two keys are the current one and the one still in
+        # its rollback window: the operator ends that window to make room.
+        ending = number > 1
         story.say()
-        story.say(f"Rotation {number}: ses-smtp-rotator rotate {installation.secret_name} --wait")
-        if not _rotation(environment, aws, story):
+        story.say(
+            f"Rotation {number}: ses-smtp-rotator rotate {installation.secret_name} --wait"
+            + (" --end-rollback-window" if ending else "")
+        )
+        if not _rotation(environment, aws, story, end_rollback_window=ending):
             return False
+    if rotations > 1 and not _rollback(environment, aws, story):
+        return False
     if not _wrong_region_then_fixed(environment, aws, story):
         return False
     if not _renewal(environment, aws, story):
@@ -166,9 +184,9 @@ def _rotate_and_prove(environment: DemoEnvironment, rotations: int, story: Narra
     story.say()
     story.say(
         f"Rotation {rotations + 1}, on the new Kion API key: ses-smtp-rotator rotate "
-        f"{installation.secret_name} --wait"
+        f"{installation.secret_name} --wait --end-rollback-window"
     )
-    if not _rotation(environment, aws, story):
+    if not _rotation(environment, aws, story, end_rollback_window=True):
         return False
     story.say()
     story.say(f"Status: ses-smtp-rotator status {installation.secret_name} --check-smtp")
@@ -177,7 +195,9 @@ def _rotate_and_prove(environment: DemoEnvironment, rotations: int, story: Narra
     return status_command.exit_code(status) == EXIT_OK
 
 
-def _rotation(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> bool:
+def _rotation(
+    environment: DemoEnvironment, aws: AwsAccess, story: Narrator, *, end_rollback_window: bool
+) -> bool:
     """One rotation through the command line, then the proof of its outcome."""
     assert environment.installation is not None
     assert environment.kion is not None
@@ -188,7 +208,15 @@ def _rotation(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> 
     before_version = _current(secretsmanager, secret_arn)[0]
     replaced_key = environment.kion.smtp_credential()[0]
     attempts_before = len(environment.smtp.auth_attempts)
-    code = rotate_command.rotate(aws, secret_arn, wait=True, timeout=60, poll=0.2, out=story.out)
+    code = rotate_command.rotate(
+        aws,
+        secret_arn,
+        wait=True,
+        timeout=60,
+        poll=0.2,
+        out=story.out,
+        end_rollback_window=end_rollback_window,
+    )
     environment.hook.wait_idle(timeout=30)  # finishSecret's last clean-up, before proving
     refused = sum(
         attempt.outcome == "propagating"
@@ -200,12 +228,7 @@ def _rotation(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> 
         return story.check(False, f"the rotation ended with exit code {code}")
     version, new_key, password = _current(secretsmanager, secret_arn)
     kion_username, kion_password = environment.kion.smtp_credential()
-    keys = {
-        key["AccessKeyId"]
-        for key in aws.client("iam").list_access_keys(
-            UserName=environment.installation.iam_user_name
-        )["AccessKeyMetadata"]
-    }
+    keys = _key_statuses(aws, environment.installation.iam_user_name)
     endpoint = SmtpEndpoint(
         environment.smtp.host, environment.smtp.port, False, environment.smtp.ca_pem, timeout=5
     )
@@ -223,10 +246,7 @@ def _rotation(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> 
             try_login(endpoint, kion_username, login_password or ""),
             "SES accepts the credential Kion is configured with",
         ),
-        story.check(
-            replaced_key not in keys,
-            f"the replaced key {replaced_key} is gone from IAM (left: {', '.join(sorted(keys))})",
-        ),
+        _retired_check(environment, aws, story, replaced_key, keys),
     ]
     return all(results)
 
@@ -266,6 +286,71 @@ def _wrong_region_then_fixed(environment: DemoEnvironment, aws: AwsAccess, story
         else "status is clean again",
     )
     return caught and recovered
+
+
+def _rollback(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> bool:
+    """``ses-smtp-rotator rollback``: the rotation function puts the key the last rotation
+    replaced back into Kion and AWSCURRENT, and retires the key it rolled back from."""
+    installation = environment.installation
+    assert installation is not None
+    assert environment.kion is not None
+    secretsmanager = aws.client("secretsmanager")
+    previous = secretsmanager.get_secret_value(
+        SecretId=installation.secret_arn, VersionStage="AWSPREVIOUS"
+    )
+    previous_key = json.loads(previous["SecretString"])["username"]
+    rolled_back_from = environment.kion.smtp_credential()[0]
+    story.say()
+    story.say(f"Rollback: ses-smtp-rotator rollback {installation.secret_name} --yes")
+    state = read_state(secretsmanager, installation.secret_arn)
+    code = rollback_command.roll_back(aws, state, out=story.out)
+    if code != EXIT_OK:
+        return story.check(False, f"the rollback ended with exit code {code}")
+    current_key = _current(secretsmanager, installation.secret_arn)[1]
+    kion_username = environment.kion.smtp_credential()[0]
+    keys = _key_statuses(aws, installation.iam_user_name)
+    results = [
+        story.check(
+            kion_username == previous_key == current_key,
+            f"Kion and AWSCURRENT are back on {previous_key} (Kion: {kion_username})",
+        ),
+        story.check(keys.get(previous_key) == "Active", f"{previous_key} is Active again"),
+        _retired_check(environment, aws, story, rolled_back_from, keys),
+    ]
+    return all(results)
+
+
+def _retired_check(
+    environment: DemoEnvironment,
+    aws: AwsAccess,
+    story: Narrator,
+    retired_key: str,
+    keys: dict[str, str],
+) -> bool:
+    """The key a rotation (or rollback) replaced is Inactive and recorded, with its deletion
+    date (the end of its rollback window)."""
+    assert environment.installation is not None
+    described = aws.client("secretsmanager").describe_secret(
+        SecretId=environment.installation.secret_arn
+    )
+    records = retired_keys({tag["Key"]: tag["Value"] for tag in described.get("Tags", [])})
+    record = records.get(retired_key)
+    grace_days = float(environment.function_environment.get("PREVIOUS_KEY_GRACE_DAYS", 7))
+    when = (
+        f"deleted after {record.window_ends(timedelta(days=grace_days)):%Y-%m-%d %H:%M} UTC"
+        if record
+        else "no retirement record"
+    )
+    others = ", ".join(f"{key} {status}" for key, status in sorted(keys.items()))
+    return story.check(
+        keys.get(retired_key) == "Inactive" and record is not None,
+        f"the replaced key {retired_key} is Inactive, {when} (IAM: {others})",
+    )
+
+
+def _key_statuses(aws: AwsAccess, user_name: str) -> dict[str, str]:
+    listed = aws.client("iam").list_access_keys(UserName=user_name)["AccessKeyMetadata"]
+    return {key["AccessKeyId"]: key["Status"] for key in listed}
 
 
 def _renewal(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> bool:

@@ -28,6 +28,9 @@ class RotationConfig:
     kion_retry_backoff: float = 0.5
     """KION_RETRY_BACKOFF_SECONDS: the backoff factor of Kion retries: the first retry comes at
     once, the next ones after 2, 4, ... times this."""
+    previous_key_grace_days: float = 7.0
+    """PREVIOUS_KEY_GRACE_DAYS: how long a replaced key stays Inactive (the rollback window)
+    before it is deleted; 0 deletes a key this installation made at once."""
     api_key_cache_seconds: int = 60
     """KION_API_KEY_CACHE_SECONDS: how long a warm function reuses the Kion API key it read."""
 
@@ -52,6 +55,9 @@ class RotationConfig:
             kion_timeout=number("KION_TIMEOUT_SECONDS", cls.kion_timeout),
             kion_retries=int(number("KION_RETRIES", cls.kion_retries)),
             kion_retry_backoff=number("KION_RETRY_BACKOFF_SECONDS", cls.kion_retry_backoff),
+            previous_key_grace_days=max(
+                0.0, number("PREVIOUS_KEY_GRACE_DAYS", cls.previous_key_grace_days)
+            ),
             api_key_cache_seconds=int(
                 number("KION_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds)
             ),

@@ -32,6 +32,15 @@ class RotationStateError(RotationError):
     """The secret's versions are not in the state this rotation step expects."""
 
 
+class RotationInProgressError(RotationStateError):
+    """A rotation of the secret is unfinished (AWSPENDING apart from AWSCURRENT)."""
+
+
+class RollbackRefusedError(RotationError):
+    """A rollback cannot go back to the previous key: it is gone, not this installation's,
+    changed by hand, or its window has passed."""
+
+
 class KeyLimitError(RotationError):
     """The IAM user already has two access keys and neither may be deleted."""
 
@@ -98,3 +107,8 @@ class KionEndpointError(RotationError):
 class SesSendRefusedError(RotationError):
     """SES accepted the credential's login but refused the send-path check's message (sender not
     verified, a ses:FromAddress condition, sending paused, throttling)."""
+
+
+class RollbackWindowError(RotationError):
+    """The IAM user has two access keys and the one to make room is a retired key still in its
+    rollback window, which the operator has not ended."""

@@ -145,6 +145,7 @@ def test_powertools_is_configured_through_the_environment(default_app: Synthesiz
         "DEPLOYMENT_NAME": "SesSmtpRotator",
         "SES_ACCEPT_TIMEOUT_SECONDS": "120",
         "FUNCTION_TIMEOUT_SECONDS": "300",
+        "PREVIOUS_KEY_GRACE_DAYS": "7",  # the rollback window, previousKeyGraceDays
         # How `ses-smtp-rotator status` finds the watch to ask about Kion's side.
         "WATCH_FUNCTION_NAME": {
             "Ref": default_app.logical_id(default_app.stack.rotation.watch.function)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from synthesized_app import EXISTING_API_KEY_ARN, KMS_KEY_ARN, Synthesized, as_list, statements_of
+from synthesized_app import (
+    EXISTING_API_KEY_ARN,
+    EXISTING_TOPIC_ARN,
+    KMS_KEY_ARN,
+    Synthesized,
+    as_list,
+    statements_of,
+)
 
 
 def normalized(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -20,6 +27,14 @@ def normalized(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
         for action in as_list(statement["Action"])
         for resource in as_list(statement["Resource"])
     }
+
+
+RETIREMENT_TAG_CONDITION = {
+    "ForAllValues:StringLike": {
+        "aws:TagKeys": ["ses-smtp-rotator:retired:*", "ses-smtp-rotator:end-rollback-window"]
+    },
+    "Null": {"aws:TagKeys": "false"},
+}
 
 
 def ref(logical_id: str) -> dict[str, str]:
@@ -58,7 +73,13 @@ def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthes
     log_group_id = fleet_app.logical_id(rotation.log_group)
     patterns = deployment_patterns(fleet_app)
     user_arn = "arn:aws:iam::111122223333:user/mail/kion-gov-smtp"
-    key_actions = ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"]
+    key_actions = [
+        "iam:CreateAccessKey",
+        "iam:DeleteAccessKey",
+        "iam:GetAccessKeyLastUsed",
+        "iam:ListAccessKeys",
+        "iam:UpdateAccessKey",
+    ]
     installation_secret_actions = [
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
@@ -71,10 +92,23 @@ def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthes
         expected(["logs:CreateLogStream", "logs:PutLogEvents"], [arn_of(log_group_id)]),
         # Every installation secret of the deployment, by name prefix and tag: one statement.
         expected(installation_secret_actions, [patterns["secrets"]], patterns["tag"]),
+        # Retired-key records only: the deployment tag that scopes every grant stays untouched.
+        expected(
+            ["secretsmanager:TagResource", "secretsmanager:UntagResource"],
+            [patterns["secrets"]],
+            {**patterns["tag"], **RETIREMENT_TAG_CONDITION},
+        ),
         expected(["secretsmanager:GetSecretValue"], [patterns["api_keys"]], patterns["tag"]),
         expected(["secretsmanager:GetSecretValue"], [EXISTING_API_KEY_ARN]),
         expected(key_actions, [patterns["users"]]),
         expected(key_actions, [user_arn]),
+        # The notices (to the alert topic here: no notifyTopicArn) and the product's events.
+        expected(["sns:Publish"], [EXISTING_TOPIC_ARN]),
+        expected(
+            ["events:PutEvents"],
+            ["arn:aws:events:us-east-1:111122223333:event-bus/default"],
+            {"StringEquals": {"events:source": "ses-smtp-rotator"}},
+        ),
         expected(
             ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
             [KMS_KEY_ARN],

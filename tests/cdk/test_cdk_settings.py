@@ -65,12 +65,18 @@ def test_defaults_of_every_optional_setting() -> None:
     assert settings.ses_accept_timeout.to_seconds() == Duration.seconds(120).to_seconds()
     assert settings.function_timeout.to_seconds() == 300
     assert settings.removal_policy == RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+    assert settings.previous_key_grace.to_days() == 7
     installation = settings.installations[0]
     assert installation.resolved_smtp_host == "email-smtp.us-east-1.amazonaws.com"
     assert installation.smtp_port == 587
     assert installation.iam_user_name is None
     assert installation.kion_api_key_secret_arn is None
     assert installation.send_path_check is True
+
+
+def test_a_grace_window_of_0_days_is_taken() -> None:
+    settings = load({**MINIMAL, "previousKeyGraceDays": 0})
+    assert settings.previous_key_grace.to_days() == 0
 
 
 def test_send_path_check_is_read_per_installation() -> None:
@@ -122,6 +128,8 @@ REFUSED = [
     ({"region": "us-east-9"}, "region", "'us-east-9'", "Lambda, Secrets Manager"),
     ({"region": "useast1"}, "region", "'useast1'", "did you mean us-east-1?"),
     ({"account": "1234"}, "account", "'1234'", "12-digit"),
+    ({"previousKeyGraceDays": -1}, "previousKeyGraceDays", "-1", "use a number in 0..365"),
+    ({"previousKeyGraceDays": "7"}, "previousKeyGraceDays", "'7'", "without quotes"),
     ({"stackName": "rotator_1"}, "stackName", "'rotator_1'", "CloudFormation stack name"),
     ({"alarmEmail": "ops"}, "alarmEmail", "'ops'", "not an e-mail address"),
     ({"alarmTopicArn": "platform-alerts"}, "alarmTopicArn", "'platform-alerts'", "sns"),

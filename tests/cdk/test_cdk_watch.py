@@ -38,6 +38,7 @@ def test_the_watch_runs_daily_by_scheduler_with_what_its_checks_need(
     assert variables["DEPLOYMENT_NAME"] == "SesSmtpRotator"
     assert variables["INSTALLATION_SECRET_PREFIX"] == "ses-smtp-rotator/SesSmtpRotator/smtp/"
     assert variables["ROTATION_FUNCTION_TIMEOUT_SECONDS"] == "300"
+    assert variables["PREVIOUS_KEY_GRACE_DAYS"] == "7"  # when it deletes retired keys
     # First Tuesday of the month: at most five weeks apart, plus the 15-minute window and the
     # two days' margin.
     assert float(variables["ROTATION_MAX_AGE_DAYS"]) == pytest.approx(37.01, abs=0.01)
@@ -48,7 +49,7 @@ def test_the_watch_runs_daily_by_scheduler_with_what_its_checks_need(
     }
 
 
-def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
+def test_the_watch_role_reads_starts_renewals_and_deletes_retired_keys_but_writes_nothing_else(
     fleet_app: Synthesized,
 ) -> None:
     watch = fleet_app.stack.rotation.watch
@@ -61,6 +62,10 @@ def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
         "secretsmanager:ListSecretVersionIds",
         "secretsmanager:RotateSecret",
         "iam:ListAccessKeys",
+        "iam:GetAccessKeyLastUsed",
+        "iam:DeleteAccessKey",  # a retired key whose rollback window has passed
+        "secretsmanager:TagResource",  # its record, dropped once it is gone
+        "secretsmanager:UntagResource",
         "sns:Publish",
         "lambda:InvokeFunction",
     }
@@ -68,10 +73,19 @@ def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
         "secretsmanager:PutSecretValue",
         "secretsmanager:UpdateSecretVersionStage",
         "iam:CreateAccessKey",
-        "iam:DeleteAccessKey",
         "iam:UpdateAccessKey",
     }
     assert not actions & writes
+    [tagging] = [
+        s
+        for s in statements
+        if "secretsmanager:UntagResource" in as_list(s["Action"])
+        and "ForAllValues:StringLike" in s.get("Condition", {})
+    ]
+    assert tagging["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"] == [
+        "ses-smtp-rotator:retired:*",
+        "ses-smtp-rotator:end-rollback-window",
+    ]
     [rotate] = [s for s in statements if "secretsmanager:RotateSecret" in as_list(s["Action"])]
     resources = json.dumps(rotate["Resource"])
     assert "kion-api-key/*" in resources
@@ -94,7 +108,7 @@ def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
         }, key_secrets
 
 
-def test_the_watch_may_write_one_tag_on_the_installation_secrets_and_no_other(
+def test_the_watch_may_write_the_ses_reach_tag_and_no_other_besides_the_retired_key_records(
     fleet_app: Synthesized,
 ) -> None:
     watch = fleet_app.stack.rotation.watch
@@ -105,7 +119,9 @@ def test_the_watch_may_write_one_tag_on_the_installation_secrets_and_no_other(
         if {"secretsmanager:TagResource", "secretsmanager:UntagResource"}
         & set(as_list(s["Action"]))
     ]
-    [statement] = tagging
+    # Two statements: this one, and the retired-key records' (the test above).
+    assert len(tagging) == 2
+    [statement] = [s for s in tagging if "ForAllValues:StringEquals" in s.get("Condition", {})]
     assert set(as_list(statement["Action"])) == {
         "secretsmanager:TagResource",
         "secretsmanager:UntagResource",
@@ -266,6 +282,7 @@ def test_the_operator_policy_never_reads_a_kion_api_key(fleet_app: Synthesized) 
         "secretsmanager:ListSecretVersionIds",
         "secretsmanager:RotateSecret",
         "secretsmanager:PutSecretValue",
+        "secretsmanager:TagResource",  # rotate --end-rollback-window: that one tag only
         "secretsmanager:UpdateSecretVersionStage",
         "lambda:InvokeFunction",
         "lambda:GetFunctionConfiguration",

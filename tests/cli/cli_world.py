@@ -23,6 +23,7 @@ from moto.secretsmanager.models import secretsmanager_backends
 from ses_smtp_rotator.cli import main as cli
 from ses_smtp_rotator.demo import DemoEnvironment
 from ses_smtp_rotator.demo.environment import FUNCTION_NAME, LOG_GROUP, REGION
+from ses_smtp_rotator.functions.retired_keys import END_WINDOW_TAG, RETIRED_TAG_PREFIX
 
 # Short waits so that failures are quick; the rotation is retried once, as Secrets Manager does.
 FUNCTION_ENVIRONMENT = {
@@ -63,6 +64,22 @@ def settle(demo: DemoEnvironment) -> None:
     for backend in iam_backends[DEFAULT_ACCOUNT_ID].values():
         for key in backend.access_keys.values():
             key.create_date -= timedelta(hours=1)
+    # ... and past the rollback window: the watch has deleted the keys earlier rotations retired.
+    iam = demo.client("iam")
+    user = installation(demo).iam_user_name
+    tags = secretsmanager.describe_secret(SecretId=secret_arn).get("Tags", [])
+    records = [tag["Key"] for tag in tags if tag["Key"].startswith(RETIRED_TAG_PREFIX)]
+    statuses = {
+        key["AccessKeyId"]: key["Status"]
+        for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    }
+    for record in records:
+        if statuses.get(record.removeprefix(RETIRED_TAG_PREFIX)) == "Inactive":
+            iam.delete_access_key(
+                UserName=user, AccessKeyId=record.removeprefix(RETIRED_TAG_PREFIX)
+            )
+    if records:
+        secretsmanager.untag_resource(SecretId=secret_arn, TagKeys=[*records, END_WINDOW_TAG])
 
 
 def installation(demo: DemoEnvironment) -> Any:

@@ -28,6 +28,7 @@ from ses_smtp_rotator.cli.exit_codes import (
 from ses_smtp_rotator.demo.environment import FUNCTION_ARN, REGION
 
 FAST = ("--poll", "0.1")
+RETIRED = "ses-smtp-rotator:retired:"
 
 
 def current(world) -> tuple[str, str]:
@@ -299,3 +300,54 @@ def test_a_kion_api_key_secret_with_its_renewal_attached_is_not_rotated(world, c
     assert "holds a Kion App API key, not an installation's SMTP credential" in output
     assert f"aws secretsmanager rotate-secret --secret-id {key_secret}" in output
     assert len(secretsmanager.describe_secret(SecretId=key_secret)["VersionIdsToStages"]) == 1
+
+
+def stages(world) -> dict[str, list[str]]:
+    described = world.client("secretsmanager").describe_secret(
+        SecretId=installation(world).secret_arn
+    )
+    return described["VersionIdsToStages"]
+
+
+def test_end_rollback_window_lets_the_rotation_delete_the_key_still_in_its_window(world, capsys):
+    name = installation(world).secret_name
+    iam = world.client("iam")
+    user = json.loads(
+        world.client("secretsmanager").get_secret_value(SecretId=installation(world).secret_arn)[
+            "SecretString"
+        ]
+    )["iam_user_name"]
+    code, output = run_cli(capsys, "rotate", name, "--wait", *FAST)
+    assert code == EXIT_OK, output
+    _, first_key = current(world)
+    tags = world.client("secretsmanager").describe_secret(SecretId=installation(world).secret_arn)
+    [original_key] = [
+        t["Key"].rsplit(":", 1)[1] for t in tags["Tags"] if t["Key"].startswith(RETIRED)
+    ]
+
+    code, output = run_cli(capsys, "rotate", name, "--wait", *FAST)
+    assert code == EXIT_FAILED, output
+    assert f"and {original_key}, the " in output
+    assert "the last rotation deactivated, which stays in its rollback window until" in output
+    assert f"rotate {name} --end-rollback-window" in output
+    assert world.hook.wait_idle(timeout=20)
+    failed = next(v for v, s in stages(world).items() if s == ["AWSPENDING"])
+    world.client("secretsmanager").update_secret_version_stage(  # given up, by hand
+        SecretId=installation(world).secret_arn,
+        VersionStage="AWSPENDING",
+        RemoveFromVersionId=failed,
+    )
+
+    code, output = run_cli(capsys, "rotate", name, "--wait", "--end-rollback-window", *FAST)
+
+    assert code == EXIT_OK, output
+    assert f"Ended the rollback window of {original_key}" in output
+    _, second_key = current(world)
+    statuses = {
+        key["AccessKeyId"]: key["Status"]
+        for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    }
+    assert statuses == {second_key: "Active", first_key: "Inactive"}
+    tags = world.client("secretsmanager").describe_secret(SecretId=installation(world).secret_arn)
+    assert "ses-smtp-rotator:end-rollback-window" not in {t["Key"] for t in tags.get("Tags", [])}
+    assert_no_secret(output, world)

@@ -359,3 +359,27 @@ def test_json_carries_the_function_timeout_as_a_number(world, capsys):
     report = json.loads(output)
     assert report["function_timeout_seconds"] == 300
     assert code != EXIT_SETUP
+
+
+def test_the_replaced_key_is_shown_retired_with_its_last_use_before_deactivation(world, capsys):
+    name = installation(world).secret_name
+    code, output = run_cli(capsys, "rotate", name, "--wait", "--poll", "0.1")
+    assert code == EXIT_OK, output
+    assert world.hook.wait_idle(timeout=10)
+
+    code, output = status(capsys, name, "--json")
+
+    assert code == EXIT_OK, output
+    document = json.loads(output)
+    [retired] = document["retired_keys"]
+    assert retired["origin"] in ("adopted", "made")
+    assert retired["status"] == "Inactive"
+    assert "(read before deactivation)" in retired["last_used_before_deactivation"]
+    roles = {key["access_key_id"]: key["role"] for key in document["access_keys"]}
+    assert roles[retired["access_key_id"]] == "retired"
+    assert document["current_key_last_used"]
+
+    code, output = status(capsys, name)
+    assert f"✓ Retired keys {retired['access_key_id']} (" in output
+    assert "deleted after" in output
+    assert "(information only)" in output

@@ -97,8 +97,14 @@ def test_two_rotations_are_proven_and_every_server_stops():
     assert output.count("✓ Rotation finished") == 3
     assert output.count("✓ Kion's SMTP username is the new key") == 3
     assert output.count("✓ SES accepts the credential Kion is configured with") == 3
-    assert output.count("is gone from IAM") == 3
+    # Each replaced key is kept Inactive with its deletion date (three rotations, one rollback).
+    assert len(re.findall(r"✓ the replaced key \S+ is Inactive, deleted after \d{4}-", output)) == 4
+    assert output.count("Ended the rollback window of") == 2  # rotations 2 and 3 come at once
     assert output.count("✓ AWSCURRENT moved") == 3
+    rollback_at = output.index("Rollback: ses-smtp-rotator rollback")
+    assert output.index("Rotation 2:") < rollback_at < output.index("Kion API key renewal:")
+    assert "✓ Rolled back: Kion and AWSCURRENT" in output
+    assert "✓ Kion and AWSCURRENT are back on" in output
     assert "started the renewal of: kion/kion-api-key" in output
     assert "✓ Kion saw POST /api/v3/app-api-key, then DELETE /api/v3/app-api-key/1" in output
     assert "✓ Kion no longer has the old key 1" in output
@@ -116,7 +122,7 @@ def test_two_rotations_are_proven_and_every_server_stops():
     assert "✓ status is clean again" in output
     assert "✗ Kion's SMTP host" in output[mistake_at:fixed_at]
     assert "✗" not in output[:mistake_at] + output[fixed_at:]
-    assert "✓ 3 rotation(s) and a Kion API key renewal proven" in output
+    assert "✓ 3 rotation(s), a rollback and a Kion API key renewal proven" in output
     assert "Stopped every server the demo started." in output
     assert not SECRET_SHAPED.search(output + result.stderr)
     ports = {int(port) for port in PORT.findall(output)}

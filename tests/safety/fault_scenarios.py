@@ -33,13 +33,16 @@ from fault_injection import (
 )
 from moto import mock_aws
 from safety_figures import (
+    ADOPTED_OUTRIGHT,
     CONVERGED,
+    DELETED_EARLY,
     DELETED_IN_USE,
     FINGERPRINT,
     KION_REFUSED,
     NO_OP,
     SCENARIO,
     STEPS,
+    WATCH_DELETIONS,
 )
 from safety_harness import (
     CONTINUATIONS,
@@ -214,6 +217,9 @@ def run_scenario(
         record(STEPS, run.steps_invoked)
         record(KION_REFUSED, len(run.kion_refused))
         record(DELETED_IN_USE, len(run.deleted_in_use))
+        record(DELETED_EARLY, len(run.deleted_before_window))
+        record(ADOPTED_OUTRIGHT, len(run.adopted_deleted_outright))
+        record(WATCH_DELETIONS, run.watch_deletions)
 
 
 def fingerprint(variant: str, injector: FaultInjector) -> str:

@@ -19,6 +19,10 @@ RECOVERY_ONLY = "recovery_only"  # 1 when a fault struck a call only a recovery 
 CONVERGED = "converged"  # 1 when the scenario ended converged (and the next rotation too)
 KION_REFUSED = "kion_refused"  # moments Kion's configured credential was refused by SES
 DELETED_IN_USE = "deleted_in_use"  # keys deleted while AWSCURRENT, AWSPENDING or Kion held them
+DELETED_EARLY = "deleted_early"  # keys that served Kion deleted before their grace window passed
+ADOPTED_OUTRIGHT = "adopted_outright"  # adopted keys deleted without being retired first
+WATCH_DELETIONS = "watch_deletions"  # retired keys the watch deleted once their window passed
+RETIREMENT_SCENARIO = "retirement_scenario"  # 1 per fault scenario of the watch's delete
 STEPS = "steps"  # step invocations after which the invariants were checked
 LEAKS = "leaks"  # secret pieces found in output (recorded by every safety test)
 BAD_INPUT = "bad_input"  # the kind of bad input a test covered, when it passed
@@ -31,6 +35,8 @@ KION_KEY_UNWORKING = "kion_key_unworking"  # moments AWSCURRENT's Kion API key d
 KION_KEY_DELETED_HELD = "kion_key_deleted_held"  # Kion keys deleted while a version held them
 # Kion keys one deployment's renewal deleted that another deployment made or held
 KION_KEY_OTHER_DEPLOYMENT_DELETED = "kion_key_other_deployment_deleted"
+ROLLBACK_SCENARIO = "rollback_scenario"  # 1 per fault scenario of the rollback
+ROLLBACK_UNWORKING = "rollback_unworking"  # 1 when a rollback left Kion on a refused credential
 WATCH_AT_SCALE = "watch_at_scale"  # the line of one simulated watch over N installations
 
 
@@ -81,15 +87,25 @@ class SafetyFigures:
             ("  step invocations checked", totals[STEPS], ""),
             ("moments Kion held a refused credential", totals[KION_REFUSED], "goal 0"),
             ("keys deleted while in use", totals[DELETED_IN_USE], "goal 0"),
+            ("keys deleted before their grace window", totals[DELETED_EARLY], "goal 0"),
+            ("adopted keys deleted outright", totals[ADOPTED_OUTRIGHT], "goal 0"),
+            ("  retired keys the watch deleted", totals[WATCH_DELETIONS], "after their window"),
+            ("  faults at the watch's delete", totals[RETIREMENT_SCENARIO], ""),
             ("secret leaks", totals[LEAKS], f"goal 0; {self.tests} tests scanned"),
             ("bad-input kinds", len(self.bad_inputs), "goal >= 20"),
             ("concurrent-trigger cases", len(self.concurrent), ""),
             ("configuration-mismatch kinds", len(self.mismatches), ""),
             ("race scenarios run", totals[RACE], ""),
+            ("rollback scenarios run", totals[ROLLBACK_SCENARIO], "goal >= 50, faults included"),
+            (
+                "rollbacks that left Kion without a working credential",
+                totals[ROLLBACK_UNWORKING],
+                "goal 0",
+            ),
             ("failed tests", len(self.failed), "goal 0"),
         ]
         return [
-            *(f"{name:<42}{value:>7}   {note}".rstrip() for name, value, note in rows),
+            *(f"{name:<54}{value:>7}   {note}".rstrip() for name, value, note in rows),
             f"Kion API key rotation: fault scenarios run {totals[KION_KEY_SCENARIO]}, converged "
             f"{totals[KION_KEY_CONVERGED]}, moments without a working Kion API key "
             f"{totals[KION_KEY_UNWORKING]}, Kion keys deleted while held "

@@ -6,10 +6,15 @@ every invocation checks invariant 1 (SES accepts Kion's credential at the SMTP h
 sends through) and invariant 2 (no key was deleted while AWSCURRENT, AWSPENDING or Kion held it,
 nor a key of another consumer; checked at the moment of each delete).
 :meth:`SafetyRun.continue_after` goes on after a failure as Secrets Manager would, and
-:meth:`SafetyRun.assert_converged` checks invariant 4's end state: the installation has exactly
-one key, Kion's, which AWSCURRENT holds and which replaced the key of before; no AWSPENDING is left;
-SES accepts it at Kion's host. (:meth:`SafetyRun.assert_unchanged` is the other acceptable end: a
-rotation that failed and changed nothing.)
+:meth:`SafetyRun.assert_converged` checks invariant 4's end state: Kion, AWSCURRENT and an Active
+key agree, and that key replaced the key of before; the replaced key is Inactive, with its record,
+and no other key of the installation is left; no AWSPENDING is left; SES accepts Kion's key at
+Kion's host; no key of another consumer was touched. Then the rollback window passes, the watch
+deletes the replaced key, and the next rotation must finish too. Every delete is also judged
+against the retirement rules (:meth:`SafetyRun._check_delete`): a key that served Kion deleted
+before its window passed, or an adopted key deleted without being retired first, is counted.
+(:meth:`SafetyRun.assert_unchanged` is the other acceptable end: a rotation that failed and
+changed nothing.)
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from botocore.exceptions import ClientError
 from fault_injection import FaultInjector, LambdaKilled
 from rotation_world import RotationWorld, VirtualClock
 
-from ses_smtp_rotator.functions.errors import RotationError
+from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.errors import RollbackWindowError, RotationError
+from ses_smtp_rotator.functions.retired_keys import ended_windows, retired_keys
 from ses_smtp_rotator.functions.smtp_rotation import handler
 from ses_smtp_rotator.functions.smtp_rotation.steps import Rotation
+from ses_smtp_rotator.functions.watch.retired_key_deletion import delete_retired_keys
 from ses_smtp_rotator.local.installation import provision_installation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import (
@@ -203,6 +211,9 @@ class SafetyRun:
     failures: list[StepFailure] = field(default_factory=list)
     kion_refused: list[str] = field(default_factory=list)
     deleted_in_use: list[str] = field(default_factory=list)
+    deleted_before_window: list[str] = field(default_factory=list)
+    adopted_deleted_outright: list[str] = field(default_factory=list)
+    watch_deletions: int = 0  # retired keys the watch deleted once their window passed
     unclear_errors: list[str] = field(default_factory=list)
     kion_may_start_unconfigured: bool = False  # Kion without SMTP credential until it gets one
     foreign_keys: set[str] = field(default_factory=set)  # keys of the user's other consumers
@@ -211,6 +222,9 @@ class SafetyRun:
     def __post_init__(self) -> None:
         self.injector.on_delete = self._check_delete
         self.before = InstallationState.of(self.world)
+        # Keys that served Kion, which only retirement may remove; the adopted one by name.
+        self.served: set[str] = {self.before.current_username, self.before.kion[0]} - {""}
+        self.adopted = "" if self.before.current_username else self.before.kion[0]
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -253,6 +267,9 @@ class SafetyRun:
         # Time passes before any retry, past the function's timeout: a key the failed step made
         # is then old enough for createSecret to clean up (a younger one it leaves alone).
         self.world.backdate_keys(OPERATOR_WAIT_SECONDS)
+        if isinstance(failure.error, RollbackWindowError):
+            # The operator does as the error says: waits out the window (the watch deletes).
+            self.pass_rollback_window()
         if continuation == REINVOKE:
             return self.run(failure.token, STEPS[STEPS.index(failure.step) :])
         if continuation == RETRY:
@@ -283,14 +300,34 @@ class SafetyRun:
             self.kion_refused.append(f"{moment}: SES refuses Kion's key {username} ({outcome})")
         assert not self.kion_refused, f"invariant 1 broken: {self.kion_refused}"
         assert not self.deleted_in_use, f"invariant 2 broken: {self.deleted_in_use}"
+        assert not self.deleted_before_window, f"deleted early: {self.deleted_before_window}"
+        assert not self.adopted_deleted_outright, f"adopted: {self.adopted_deleted_outright}"
 
     def assert_converged(self) -> None:
-        """Invariant 4's end state, then proof that the next rotation is not stuck."""
+        """Invariant 4's end state; then the window passes and the watch deletes the replaced
+        key; then proof that the next rotation is not stuck."""
         self.assert_rotated("after the run")
+        self.pass_rollback_window()
+        own_keys = self.world.access_key_ids() - self.foreign_keys
+        assert own_keys == {self.world.kion_credential()[0]}, (
+            f"after the window and the watch, the installation's keys are {sorted(own_keys)}"
+        )
         self.before = InstallationState.of(self.world)
+        self.served |= {self.before.current_username}
         failure = self.rotate()
         assert failure is None, f"the next rotation failed at {failure.step}: {failure.error}"
         self.assert_rotated("after one more rotation")
+
+    def pass_rollback_window(self) -> None:
+        """Eight days later: the daily watch deletes the retired keys whose window passed."""
+        self.world.backdate_retirements()
+        retired = set(self.world.retired_keys())
+        with self.injector.invoking("watch"):
+            delete_retired_keys(
+                self.world.secret_id, RotationConfig.from_environment(), now=datetime.now(UTC)
+            )
+        self.watch_deletions += len(retired - self.world.access_key_ids())
+        self.check_invariants("after the watch")
 
     def assert_rotated(self, moment: str) -> None:
         """The rotation finished: the installation's only key is Kion's, AWSCURRENT holds it, it
@@ -299,14 +336,21 @@ class SafetyRun:
         assert before is not None
         current = world.current()
         kion_username, kion_password = world.kion_credential()
-        own_keys = world.access_key_ids() - self.foreign_keys
+        statuses = world.key_statuses()
+        own_keys = set(statuses) - self.foreign_keys
         self._assert_settled(moment)
         assert (current["username"], current["password"]) == (kion_username, kion_password), (
             f"{moment}: Kion uses {kion_username}, AWSCURRENT holds {current['username']}"
         )
-        assert own_keys == {kion_username}, (
-            f"{moment}: the installation's keys are {sorted(own_keys)}, not Kion's alone"
+        assert statuses.get(kion_username) == "Active", f"{moment}: Kion's key is not Active"
+        left = own_keys - {kion_username}
+        assert len(left) <= 1, (
+            f"{moment}: the installation's keys are {sorted(own_keys)}: more than Kion's and "
+            "the one it replaced"
         )
+        for retired in left:
+            assert statuses[retired] == "Inactive", f"{moment}: replaced key {retired} is Active"
+            assert retired in world.retired_keys(), f"{moment}: {retired} has no record"
         assert kion_username != before.replaced_key, (
             f"{moment}: Kion still uses {kion_username}, the key of before the rotation"
         )
@@ -341,6 +385,25 @@ class SafetyRun:
         if held_by:
             holders_text = ", ".join(held_by)
             self.deleted_in_use.append(f"{access_key_id} deleted while {holders_text} held it")
+        self._check_retirement_of(access_key_id)
+
+    def _check_retirement_of(self, access_key_id: str) -> None:
+        """A key that served Kion may go only retired (Inactive, recorded) and once its window
+        passed (or the operator ended it); the adopted key never without being retired."""
+        if access_key_id not in self.served:
+            return  # a spare or orphan key nothing ever used
+        tags = self.world.tags()
+        record = retired_keys(tags).get(access_key_id)
+        status = self.world.key_statuses().get(access_key_id)
+        grace = timedelta(days=RotationConfig.from_environment().previous_key_grace_days)
+        early = record is None or (
+            datetime.now(UTC) < record.window_ends(grace)
+            and access_key_id not in ended_windows(tags)
+        )
+        if early:
+            self.deleted_before_window.append(f"{access_key_id} deleted before its window")
+        if access_key_id == self.adopted and (record is None or status != "Inactive"):
+            self.adopted_deleted_outright.append(f"adopted {access_key_id} deleted outright")
 
     def _username(self, **selector: str) -> str | None:
         try:

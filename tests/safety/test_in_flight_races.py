@@ -69,8 +69,8 @@ def test_t1_resumes_after_the_operator_acted(
         if failure is not None:
             for step in ROTATION_STEPS[ROTATION_STEPS.index(failure.step) + 1 :]:
                 run.invoke(step, t1)
-        rest = run.continue_after(failure or StepFailure("finishSecret", t1, None), ABANDON)
-        assert rest is None, f"the rotation after the race failed at {rest.step}: {rest.error}"
+        # (A rotation refused for the rollback window of T1's replaced key waits it out.)
+        run.finish(failure or StepFailure("finishSecret", t1, None), ABANDON)
         run.assert_converged()
     finally:
         record_property(STEPS, run.steps_invoked)

@@ -1,7 +1,8 @@
-"""finishSecret moves AWSCURRENT first and deletes the replaced key after. When it stops in
-between (killed, or the delete refused), Secrets Manager's next finishSecret finds its version
-already AWSCURRENT: it must still delete the key left behind, and only that key, and only while
-nothing uses it. (The fault matrix reaches these paths too; these tests name each one.)"""
+"""finishSecret moves AWSCURRENT first and retires the replaced key after (deactivates and records
+it). When it stops in between (killed, or the deactivation refused), Secrets Manager's next
+finishSecret finds its version already AWSCURRENT: it must still retire the key left behind, and
+only that key, and only while nothing uses it. (The fault matrix reaches these paths too; these
+tests name each one.)"""
 
 from __future__ import annotations
 
@@ -33,34 +34,56 @@ def stopped_after_the_move(run: SafetyRun) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("variant", [STEADY, ADOPT])
-def test_finish_again_deletes_the_key_left_behind(
+def test_finish_again_retires_the_key_left_behind(
     variant: str, make_run: Callable[[str], SafetyRun]
 ) -> None:
     run = make_run(variant)
     token, replaced = stopped_after_the_move(run)
-    assert replaced in run.world.access_key_ids()
+    assert run.world.key_statuses()[replaced] == "Active"
 
     assert run.invoke("finishSecret", token) is None
 
-    assert replaced not in run.world.access_key_ids()
+    assert run.world.key_statuses()[replaced] == "Inactive"
+    assert run.world.retired_keys()[replaced].adopted == (variant == ADOPT)
     run.assert_converged()
 
 
-def test_finish_again_after_a_refused_delete_deletes_it(
+def test_finish_again_after_a_refused_deactivation_retires_it(
     make_run: Callable[[str], SafetyRun],
 ) -> None:
     run = make_run(STEADY)
     replaced = run.world.current()["username"]
-    run.injector.deny("iam.DeleteAccessKey")
+    run.injector.deny("iam.UpdateAccessKey")
     token = run.world.start()
     failure = run.run(token)
     assert failure is not None
     assert type(failure.error) is errors.AwsPermissionError
+    assert run.world.key_statuses()[replaced] == "Active"
     run.injector.denied.clear()
 
     assert run.invoke("finishSecret", token) is None
 
-    assert replaced not in run.world.access_key_ids()
+    assert run.world.key_statuses()[replaced] == "Inactive"
+    run.assert_converged()
+
+
+def test_finish_again_records_a_key_deactivated_before_its_record_was_written(
+    make_run: Callable[[str], SafetyRun],
+) -> None:
+    """Stopped between UpdateAccessKey and the tag: the key is Inactive with no record; the next
+    finishSecret records it (its window starts then), and it is not deleted meanwhile."""
+    run = make_run(STEADY)
+    replaced = run.world.current()["username"]
+    run.injector.plan = Fault(CallSite("finishSecret", "iam.UpdateAccessKey", 1), KILLED_AFTER)
+    token = run.world.start()
+    failure = run.run(token)
+    assert failure is not None
+    assert replaced not in run.world.retired_keys()
+
+    assert run.invoke("finishSecret", token) is None
+
+    assert run.world.key_statuses()[replaced] == "Inactive"
+    assert replaced in run.world.retired_keys()
     run.assert_converged()
 
 

@@ -172,7 +172,8 @@ def test_at_the_key_limit_the_key_kion_runs_on_is_never_the_spare(
     assert run.rotate() is None
 
     assert run.world.current()["username"] == kion_key
-    assert run.world.access_key_ids() == {kion_key}
+    assert run.world.key_statuses()[kion_key] == "Active"
+    assert set(run.world.key_statuses().values()) == {"Active", "Inactive"}  # the old one retired
 
 
 def test_a_patch_kion_answers_after_the_function_gave_up_never_applies(

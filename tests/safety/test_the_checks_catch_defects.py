@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +37,7 @@ from safety_harness import (
 from secret_scan import OutputCapture, SecretScan, find_leaks
 
 from ses_smtp_rotator.functions import errors
+from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
 from ses_smtp_rotator.functions.services.kion_settings import APP_CONFIG_PATH, KionClient
@@ -44,6 +46,7 @@ from ses_smtp_rotator.functions.smtp_rotation.send_proof import SendPathProof
 from ses_smtp_rotator.functions.smtp_rotation.steps import Rotation
 from ses_smtp_rotator.functions.telemetry import logger as function_logger
 from ses_smtp_rotator.functions.telemetry import metrics, tracer
+from ses_smtp_rotator.functions.watch.retired_key_deletion import delete_retired_keys
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS
 
@@ -237,15 +240,51 @@ def test_a_pending_version_left_behind_is_not_taken_for_converged(
         run.assert_converged()
 
 
-def test_never_deleting_the_replaced_key_is_not_taken_for_converged(
+def test_never_retiring_the_replaced_key_is_not_taken_for_converged(
     make_run: Callable[[str], SafetyRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = make_run(STEADY)
     monkeypatch.setattr(Rotation, "_retire_replaced_key", lambda *args: None)
 
     assert run.rotate() is None
-    with pytest.raises(AssertionError, match=r"the installation's keys are .*, not Kion's alone"):
+    with pytest.raises(AssertionError, match=r"replaced key .* is Active"):
         run.assert_converged()
+
+
+@pytest.mark.parametrize("variant", [STEADY, ADOPT])
+def test_deleting_the_replaced_key_outright_is_counted_as_before_its_window(
+    variant: str, make_run: Callable[[str], SafetyRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What finishSecret did before retirement: delete the key it replaced at once."""
+    run = make_run(variant)
+    replaced = run.before.replaced_key if run.before else ""
+
+    def deletes_at_once(rotation: Rotation, replaced_version: Any, pending: Any, kion: str) -> None:
+        UserAccessKeys(pending.iam_user_name).delete(replaced)
+
+    monkeypatch.setattr(Rotation, "_retire_replaced_key", deletes_at_once)
+
+    with pytest.raises(AssertionError, match="deleted early"):
+        run.rotate()
+    assert run.deleted_before_window == [f"{replaced} deleted before its window"]
+    assert bool(run.adopted_deleted_outright) == (variant == ADOPT)
+
+
+def test_a_watch_that_deletes_inside_the_window_is_counted(
+    make_run: Callable[[str], SafetyRun],
+) -> None:
+    run = make_run(STEADY)
+    assert run.rotate() is None
+    [retired] = run.world.retired_keys()
+
+    with run.injector.invoking("watch"):  # the watch's clock a week ahead of everyone else's
+        delete_retired_keys(
+            run.world.secret_id,
+            RotationConfig.from_environment(),
+            now=datetime.now(UTC) + timedelta(days=8),
+        )
+
+    assert run.deleted_before_window == [f"{retired} deleted before its window"]
 
 
 def test_a_rotation_that_keeps_the_key_of_before_is_not_taken_for_converged(

@@ -6,4 +6,6 @@
 - ``list``: the installations of a deployment.
 - ``fleet``: ``rotate`` and ``status`` over several installations.
 - ``set_kion_key``: store a new Kion App API key.
+- ``abandon``: give up a stuck rotation once that is safe.
+- ``rollback``: go back to the key the last rotation replaced, within its grace window.
 """

@@ -156,6 +156,7 @@ def run_rotate(args: argparse.Namespace) -> int:
             poll=args.poll,
             log_group=args.log_group,
             out=printed,
+            end_rollback_window=args.end_rollback_window,
         )
         return Outcome(
             target, code, fleet_report.rotate_detail(printed.getvalue()), output=printed.getvalue()

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
@@ -42,6 +42,7 @@ from ses_smtp_rotator.cli.secret_state import (
 )
 from ses_smtp_rotator.cli.units import span
 from ses_smtp_rotator.functions.quiet_period import is_quiet, quiet_from
+from ses_smtp_rotator.functions.retired_keys import END_WINDOW_TAG, retired_keys
 
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_POLL = 2.0
@@ -80,6 +81,13 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     )
     parser.add_argument(
         "--json", action="store_true", help="print the summary as JSON (also for one secret)"
+    )
+    parser.add_argument(
+        "--end-rollback-window",
+        action="store_true",
+        help="let the rotation delete the key the last rotation deactivated, before its "
+        "rollback window ends, when the IAM user has no room for a new key (gives up the way "
+        "back to that key; needs secretsmanager:TagResource)",
     )
     parser.add_argument(
         "--timeout",
@@ -124,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         poll=args.poll,
         log_group=args.log_group,
+        end_rollback_window=args.end_rollback_window,
     )
 
 
@@ -136,6 +145,7 @@ def rotate(
     poll: float = DEFAULT_POLL,
     log_group: str | None = None,
     out: TextIO | None = None,
+    end_rollback_window: bool = False,
 ) -> int:
     """Start a rotation of ``secret_id`` and, with ``wait``, follow it; returns an exit code.
 
@@ -150,6 +160,8 @@ def rotate(
         state.function_arn or "",
         log_group=log_group,
     )
+    if end_rollback_window:
+        _end_rollback_window(secretsmanager, state, out)
     if state.pending_version:
         return _in_progress(aws, state, state.pending_version, function, wait, timeout, poll, out)
     started = datetime.now(UTC)
@@ -174,6 +186,26 @@ def rotate(
         return EXIT_OK
     follower = RotationFollower(aws, state, token, started, function=function, out=out)
     return follower.follow(timeout=timeout, poll=poll)
+
+
+def _end_rollback_window(secretsmanager: Any, state: SecretState, out: TextIO) -> None:
+    """Name the retired keys whose window the operator ends, in the one tag the rotation reads
+    (createSecret deletes such a key only when it needs the room, every other condition still
+    holding). Written before the rotation starts, so a retry of it sees the same permission."""
+    retired = sorted(retired_keys(dict(state.tags)))
+    if not retired:
+        print(f"{state.name} has no retired key in a rollback window; rotating as usual.", file=out)
+        return
+    with asking("secretsmanager:TagResource", f"secret {state.name}"):
+        secretsmanager.tag_resource(
+            SecretId=state.arn, Tags=[{"Key": END_WINDOW_TAG, "Value": " ".join(retired)}]
+        )
+    print(
+        f"Ended the rollback window of {', '.join(retired)}: the rotation may delete "
+        f"{'it' if len(retired) == 1 else 'them'} to make room for the new key, and there is no "
+        "way back once deleted.",
+        file=out,
+    )
 
 
 def _in_progress(

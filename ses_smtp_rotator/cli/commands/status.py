@@ -39,6 +39,8 @@ _CHECK_TITLES = {
     "last_rotation": "Rotation age",
     "pending": "Pending rotation",
     "kion_api_key_renewal": "Kion key renewal",
+    "retired_keys": "Retired keys",
+    "retired_key_deletion": "Retired key deletion",
 }
 
 
@@ -126,6 +128,8 @@ def render(status: InstallationStatus, out: TextIO) -> None:
             for key in status.access_keys
         )
         row("IAM user", f"{status.iam_user_name}: {listed}")
+    if status.current_key_last_used:
+        row("Current key's use", f"IAM: {status.current_key_last_used} (information only)")
     row("Last rotation", _when(status.last_rotated, now) if status.last_rotated else "never")
     if status.next_rotation:
         by = f", by schedule {status.schedule}" if status.schedule else ""

@@ -35,6 +35,20 @@ class AccessKey:
 
 
 @dataclass(frozen=True)
+class KeyLastUsed:
+    """IAM's last-used record of a key: when, by which service, in which region."""
+
+    used_at: datetime | None
+    service: str
+    region: str
+
+    def describe(self) -> str:
+        if self.used_at is None:
+            return "never used by a signed AWS request"
+        return f"last used {self.used_at:%Y-%m-%d %H:%M} UTC by {self.service} in {self.region}"
+
+
+@dataclass(frozen=True)
 class NewAccessKey:
     """A key just created. Its secret is only ever turned into an SMTP password, never kept."""
 
@@ -43,7 +57,7 @@ class NewAccessKey:
 
 
 class UserAccessKeys:
-    """Lists, creates and deletes the access keys of one IAM user."""
+    """Lists, creates, deactivates, reactivates and deletes the access keys of one IAM user."""
 
     def __init__(self, user_name: str, iam: Any | None = None, iam_once: Any | None = None) -> None:
         self.user_name = user_name
@@ -88,6 +102,37 @@ class UserAccessKeys:
                 raise
         key = response["AccessKey"]
         return NewAccessKey(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def deactivate(self, access_key_id: str) -> None:
+        """Set a key Inactive: SES refuses its SMTP password until it is made Active again."""
+        self._set_status(access_key_id, "Inactive")
+
+    def reactivate(self, access_key_id: str) -> None:
+        """Set a key Active again: its SMTP password works as before."""
+        self._set_status(access_key_id, "Active")
+
+    def last_used(self, access_key_id: str) -> KeyLastUsed:
+        """IAM's record of the key's last signed request. Information only: AWS does not say
+        that SES SMTP logins or sending update it."""
+        with aws_call("iam:GetAccessKeyLastUsed", self._resource):
+            response = self._client.get_access_key_last_used(AccessKeyId=access_key_id)
+        record = response.get("AccessKeyLastUsed", {})
+        return KeyLastUsed(
+            used_at=record.get("LastUsedDate"),
+            service=record.get("ServiceName", "N/A"),
+            region=record.get("Region", "N/A"),
+        )
+
+    def _set_status(self, access_key_id: str, status: str) -> None:
+        """Set a key's status; a key already gone is left to the caller to notice (no error)."""
+        with aws_call("iam:UpdateAccessKey", self._resource):
+            try:
+                self._client.update_access_key(
+                    UserName=self.user_name, AccessKeyId=access_key_id, Status=status
+                )
+            except ClientError as error:
+                if error_code(error) != "NoSuchEntity":
+                    raise
 
     def _delete_orphan_since(self, before: set[str]) -> None:
         """Delete the key a lost CreateAccessKey made: the one key not there before it."""

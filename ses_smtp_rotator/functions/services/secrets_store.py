@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -17,6 +18,9 @@ from ses_smtp_rotator.functions.services.aws_clients import aws_call, client, er
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
+ROLLBACK = "ROLLBACK"
+"""The label a rollback puts on the version it is restoring, until it has finished: how a
+rollback interrupted anywhere knows, when run again, what it was doing."""
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
 
 
@@ -27,6 +31,7 @@ class SecretVersion:
     version_id: str
     stages: tuple[str, ...]
     secret: InstallationSecret = field(repr=False)
+    created_at: datetime | None = None
 
 
 class StagedSecret:
@@ -48,6 +53,31 @@ class StagedSecret:
             request["RotationToken"] = rotation_token
         with aws_call("secretsmanager:PutSecretValue", self.secret_id):
             self._client.put_secret_value(**request)
+
+    def put_labelled(self, version_id: str, secret_string: str, stage: str) -> None:
+        """Store ``secret_string`` as version ``version_id`` labelled ``stage`` (and nothing
+        else); storing the same value under the same id again changes nothing."""
+        with aws_call("secretsmanager:PutSecretValue", self.secret_id):
+            self._client.put_secret_value(
+                SecretId=self.secret_id,
+                ClientRequestToken=version_id,
+                SecretString=secret_string,
+                VersionStages=[stage],
+            )
+
+    def label(self, version_id: str, stage: str) -> None:
+        """Put the label ``stage`` on ``version_id`` (taking it off any other version)."""
+        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
+            self._client.update_secret_version_stage(
+                SecretId=self.secret_id, VersionStage=stage, MoveToVersionId=version_id
+            )
+
+    def unlabel(self, version_id: str, stage: str) -> None:
+        """Take the label ``stage`` off ``version_id``."""
+        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
+            self._client.update_secret_version_stage(
+                SecretId=self.secret_id, VersionStage=stage, RemoveFromVersionId=version_id
+            )
 
     def make_current(self, version_id: str, current_version_id: str) -> None:
         """Move AWSCURRENT from ``current_version_id`` to ``version_id``."""
@@ -77,6 +107,23 @@ class InstallationSecrets(StagedSecret):
                 raise
         return description.get("VersionIdsToStages", {})
 
+    def tags(self) -> dict[str, str]:
+        """The secret's tags (DescribeSecret), by key."""
+        with aws_call("secretsmanager:DescribeSecret", self.secret_id):
+            described = self._client.describe_secret(SecretId=self.secret_id)
+        return {tag["Key"]: tag.get("Value", "") for tag in described.get("Tags", [])}
+
+    def tag(self, key: str, value: str) -> None:
+        """Set one tag on the secret (its other tags stay)."""
+        with aws_call("secretsmanager:TagResource", self.secret_id):
+            self._client.tag_resource(SecretId=self.secret_id, Tags=[{"Key": key, "Value": value}])
+
+    def untag(self, *keys: str) -> None:
+        """Remove tags from the secret; a tag that is not there is fine."""
+        if keys:
+            with aws_call("secretsmanager:UntagResource", self.secret_id):
+                self._client.untag_resource(SecretId=self.secret_id, TagKeys=list(keys))
+
     def version(self, version_id: str) -> SecretVersion | None:
         """The version ``version_id``, or None when it has no value yet."""
         return self._get(VersionId=version_id)
@@ -93,6 +140,16 @@ class InstallationSecrets(StagedSecret):
     def previous(self) -> SecretVersion | None:
         """The AWSPREVIOUS version (the one AWSCURRENT replaced), or None."""
         return self._get(VersionStage=PREVIOUS)
+
+    def labelled_key_ids(self, *stages: str) -> dict[str, str]:
+        """The access key ids held by versions carrying any of ``stages``, each with its labels."""
+        held: dict[str, str] = {}
+        for version_id, labels in self.version_stages().items():
+            wanted = [label for label in labels if label in stages]
+            version = self.version(version_id) if wanted else None
+            if version is not None and version.secret.access_key_id:
+                held[version.secret.access_key_id] = ", ".join(wanted)
+        return held
 
     def find_credential(self, access_key_id: str) -> SecretVersion | None:
         """The newest version whose credential uses ``access_key_id``, labelled or not."""
@@ -134,6 +191,7 @@ class InstallationSecrets(StagedSecret):
             version_id=response["VersionId"],
             stages=tuple(response.get("VersionStages", ())),
             secret=InstallationSecret.parse(response.get("SecretString")),
+            created_at=response.get("CreatedDate"),
         )
 
 

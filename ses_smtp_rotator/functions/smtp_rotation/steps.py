@@ -5,18 +5,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ses_smtp_rotator.functions.config import RotationConfig
-from ses_smtp_rotator.functions.errors import KeyLimitError, KionStateError, RotationStateError
+from ses_smtp_rotator.functions.errors import (
+    KeyLimitError,
+    KionStateError,
+    RollbackWindowError,
+    RotationStateError,
+)
 from ses_smtp_rotator.functions.installation_metrics import (
     installation_name,
     put_installation_metrics,
 )
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
+from ses_smtp_rotator.functions.retired_keys import (
+    KeyRetirement,
+    RetiredKey,
+    ended_windows,
+    retired_keys,
+)
 from ses_smtp_rotator.functions.services.iam_keys import KeyLimitReachedError, UserAccessKeys
 from ses_smtp_rotator.functions.services.kion_settings import KionClient, KionSmtpSettings
 from ses_smtp_rotator.functions.services.secrets_store import (
@@ -29,6 +40,7 @@ from ses_smtp_rotator.functions.services.secrets_store import (
 from ses_smtp_rotator.functions.services.ses_hosts import kion_endpoint_verdict
 from ses_smtp_rotator.functions.services.ses_smtp import SesAcceptanceWait, SmtpEndpoint
 from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
+from ses_smtp_rotator.functions.smtp_rotation.notices import SUCCEEDED, Outcome, announce
 from ses_smtp_rotator.functions.smtp_rotation.send_proof import SendPathProof
 from ses_smtp_rotator.functions.smtp_rotation.spare_keys import SpareKeyPolicy, min_spare_age
 from ses_smtp_rotator.functions.telemetry import logger, metrics
@@ -81,22 +93,32 @@ class Rotation:
         to Kion."""
         self._require_current_settings(pending)
         kion_smtp = self._kion_endpoint(pending)
-        endpoint = SmtpEndpoint.of(pending, self.config.smtp_timeout)
-        wait = self._acceptance_wait(endpoint, self.config.ses_accept_logins)
-        waited = wait.until_accepted(pending.username, pending.password)
-        put_installation_metrics(
-            installation_name(self.secrets.secret_id),
-            {"SesAcceptWaitSeconds": (MetricUnit.Seconds, waited)},
-        )
-        logger.info("SES accepts the new key", access_key_id=pending.username, logins=wait.logins)
-        if pending.send_path_check:
-            proof = SendPathProof(endpoint, pending.ses_region, sleep=self.sleep)
-            proof.send(pending.username, pending.password, kion_smtp.from_address or "")
-            logger.info("SES took a message from Kion's sender", access_key_id=pending.username)
+        self.prove_where_kion_sends(pending, kion_smtp)
         kion = self._kion(pending)
         self._require_stage(PENDING, before="giving Kion the new key")
         kion.set_smtp_credential(pending.username, pending.password)
         logger.info("Kion now sends with the new key", access_key_id=pending.username)
+
+    def prove_where_kion_sends(
+        self, secret: InstallationSecret, kion_smtp: KionSmtpSettings, which: str = "new"
+    ) -> None:
+        """The rule a credential meets before Kion gets it: SES accepts its logins in a row at
+        Kion's host, then (unless send_path_check is off) takes one message from Kion's sender.
+        ``which`` key it is, in the log ("new"; a rollback's "previous")."""
+        endpoint = SmtpEndpoint.of(secret, self.config.smtp_timeout)
+        wait = self._acceptance_wait(endpoint, self.config.ses_accept_logins)
+        waited = wait.until_accepted(secret.username, secret.password)
+        put_installation_metrics(
+            installation_name(self.secrets.secret_id),
+            {"SesAcceptWaitSeconds": (MetricUnit.Seconds, waited)},
+        )
+        logger.info(
+            f"SES accepts the {which} key", access_key_id=secret.username, logins=wait.logins
+        )
+        if secret.send_path_check:
+            proof = SendPathProof(endpoint, secret.ses_region, sleep=self.sleep)
+            proof.send(secret.username, secret.password, kion_smtp.from_address or "")
+            logger.info("SES took a message from Kion's sender", access_key_id=secret.username)
 
     def test_secret(self, pending: InstallationSecret) -> None:
         """Check that Kion holds the new credential and that SES accepts it. Changes nothing."""
@@ -111,30 +133,38 @@ class Rotation:
         self._acceptance_wait(endpoint, 1).until_accepted(pending.username, pending.password)
 
     def finish_secret(self, pending: InstallationSecret) -> None:
-        """Make the new version AWSCURRENT, then delete the replaced key if nothing uses it."""
+        """Make the new version AWSCURRENT, then deactivate the replaced key if nothing uses it."""
         kion_smtp = self._kion(pending).smtp_settings()
         kion_username = self._require_kion_uses(pending, kion_smtp, check_password=False)
         current = self.secrets.current()
         self._require_current_settings(pending, current.secret)
         self.secrets.make_current(self.token, current.version_id)
         logger.info("AWSCURRENT moved to the new version", access_key_id=pending.username)
-        self._retire_replaced_key(current, pending, kion_username)
+        retired = self._retire_replaced_key(current, pending, kion_username)
         metrics.add_metric("RotationSucceeded", MetricUnit.Count, 1)
+        self._announce_success(pending, retired)
 
     def retire_left_behind_key(self, finished: InstallationSecret) -> None:
         """finishSecret again on a version already AWSCURRENT: an earlier attempt moved the label,
-        then stopped before deleting the key it replaced (AWSPREVIOUS's, or on adoption the key
-        Kion held). Delete it now, if it is still there and nothing uses it."""
+        then stopped before retiring the key it replaced (AWSPREVIOUS's, or on adoption the key
+        Kion held). Retire it now, if it is still there and nothing uses it."""
         replaced = self.secrets.previous()
         if replaced is None:
             return
-        retired = replaced.secret.access_key_id or finished.replaces
+        made_here = replaced.secret.access_key_id
+        retired = made_here or finished.replaces
         if not retired or retired == finished.access_key_id:
             return
-        if retired in {key.access_key_id for key in UserAccessKeys(finished.iam_user_name).list()}:
+        keys = UserAccessKeys(finished.iam_user_name).list()
+        key = next((key for key in keys if key.access_key_id == retired), None)
+        if key is None:
+            return
+        delete_now = made_here and self.config.previous_key_grace_days == 0
+        if key.active or delete_now or retired not in retired_keys(self.secrets.tags()):
             kion_smtp = self._kion(finished).smtp_settings()
             kion_username = self._require_kion_uses(finished, kion_smtp, check_password=False)
-            self._retire_replaced_key(replaced, finished, kion_username)
+            retired_now = self._retire_replaced_key(replaced, finished, kion_username)
+            self._announce_success(finished, retired_now)  # the first attempt stopped short of it
 
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
         keys = UserAccessKeys(current.iam_user_name)
@@ -147,9 +177,14 @@ class Rotation:
         self, current: InstallationSecret, keys: UserAccessKeys
     ) -> tuple[str, str]:
         """The user has two keys: free a spare one that is provably this installation's and old
-        enough, or finish what an abandoned rotation started by keeping the key Kion runs on."""
+        enough (a retired key only once its rollback window has passed, or the operator ended
+        it), or finish what an abandoned rotation started by keeping the key Kion runs on."""
         kion_username = self._kion(current).smtp_settings().username
         in_use = {current.access_key_id, kion_username} - {""}
+        retirement = self._retirement(current)
+        self._retire_left_behind_at_limit(current, retirement, in_use)
+        tags = self.secrets.tags()
+        records, ended = retired_keys(tags), ended_windows(tags)
         all_keys = sorted(keys.list(), key=lambda key: key.created_at)
         spare = [key for key in all_keys if key.access_key_id not in in_use]
         policy = SpareKeyPolicy(
@@ -158,17 +193,32 @@ class Rotation:
             now=self.now(),
             min_age_seconds=min_spare_age(self.config.function_timeout),
         )
-        refusals = {key.access_key_id: policy.refusal(key) for key in spare}
-        deletable = [access_key_id for access_key_id, why in refusals.items() if why is None]
-        if deletable:
-            deleted = deletable[0]
-            self._require_stage(PENDING, before=f"deleting unused access key {deleted}")
-            keys.delete(deleted)
-            logger.info("Deleted unused access key", access_key_id=deleted)
-            try:
-                return _smtp_credential_of_new_key(keys, current.ses_region)
-            except KeyLimitReachedError:
-                raise self._key_limit_error(current, all_keys, kion_username) from None
+        refusals: dict[str, str] = {}
+        for key in spare:
+            if key.active and key.access_key_id not in records:
+                refusal = policy.refusal(key)
+                if refusal is None:
+                    self._require_stage(
+                        PENDING, before=f"deleting unused access key {key.access_key_id}"
+                    )
+                    keys.delete(key.access_key_id)
+                    logger.info("Deleted unused access key", access_key_id=key.access_key_id)
+            else:
+                if policy.refusal(key) is None and key.access_key_id not in records:
+                    retirement.retire(key.access_key_id, adopted=False)  # its window starts now
+                self._require_stage(PENDING, before=f"deleting retired key {key.access_key_id}")
+                refusal = retirement.delete_if_due(
+                    key.access_key_id,
+                    partial(self._kion_username, current),
+                    window_ended=key.access_key_id in ended,
+                    adopted_too=False,
+                )
+            if refusal is None:
+                try:
+                    return _smtp_credential_of_new_key(keys, current.ses_region)
+                except KeyLimitReachedError:
+                    raise self._key_limit_error(current, all_keys, kion_username) from None
+            refusals[key.access_key_id] = refusal
         if kion_username and kion_username != current.access_key_id:
             earlier = self.secrets.find_credential(kion_username)
             # The stored password only works in the region it was derived for.
@@ -178,8 +228,44 @@ class Rotation:
                     access_key_id=kion_username,
                 )
                 return kion_username, earlier.secret.password
-        raise self._key_limit_error(
-            current, all_keys, kion_username, [why for why in refusals.values() if why]
+        fresh = retirement.records()
+        inactive = {key.access_key_id for key in keys.list() if not key.active}
+        in_window = [
+            fresh[key_id]
+            for key_id in refusals
+            if key_id in fresh
+            and key_id in inactive
+            and key_id not in ended
+            and self.now() < fresh[key_id].window_ends(retirement.grace)
+        ]
+        if in_window:
+            raise self._rollback_window_error(current, in_window[0])
+        raise self._key_limit_error(current, all_keys, kion_username, list(refusals.values()))
+
+    def _retire_left_behind_at_limit(
+        self, current: InstallationSecret, retirement: KeyRetirement, in_use: set[str]
+    ) -> None:
+        """finishSecret deactivates the key a rotation replaced; when it stopped before that, the
+        key is still Active: retire it now rather than delete it outright."""
+        previous = self.secrets.previous()
+        replaced = (previous.secret.access_key_id if previous else "") or current.replaces
+        if replaced and replaced not in in_use:
+            retirement.retire(replaced, adopted=not (previous and previous.secret.access_key_id))
+
+    def _rollback_window_error(
+        self, current: InstallationSecret, record: RetiredKey
+    ) -> RollbackWindowError:
+        grace = timedelta(days=self.config.previous_key_grace_days)
+        ends = f"{record.window_ends(grace):%Y-%m-%d %H:%M} UTC"
+        name = installation_name(self.secrets.secret_id)
+        who = "adopted key (not made by this product)" if record.adopted else "replaced key"
+        return RollbackWindowError(
+            f"IAM user {current.iam_user_name} already has two access keys: AWSCURRENT's "
+            f"{current.access_key_id} and {record.access_key_id}, the {who} the last rotation "
+            f"deactivated, which stays in its rollback window until {ends}.",
+            f"Either wait: after {ends} the daily watch deletes {record.access_key_id} and the "
+            "next rotation has room. Or end the window now, giving up the way back to "
+            f"{record.access_key_id}: ses-smtp-rotator rotate {name} --end-rollback-window.",
         )
 
     def _key_limit_error(
@@ -264,14 +350,51 @@ class Rotation:
 
     def _retire_replaced_key(
         self, replaced: SecretVersion, pending: InstallationSecret, kion_username: str
-    ) -> None:
+    ) -> RetiredKey | None:
+        """Deactivate the replaced key (reversible: the rollback window); delete it at once only
+        when the grace window is 0 and this installation made it. An adopted key (the one Kion
+        held on the first rotation) may serve other consumers: it always waits for the watch."""
         # The replaced key is AWSCURRENT's, or on adoption the key Kion held when it began;
         # never any other key of the user, which may serve another consumer.
-        retired = replaced.secret.access_key_id or pending.replaces
-        if retired and retired not in {pending.access_key_id, kion_username}:
-            self._require_stage(CURRENT, before=f"deleting the replaced key {retired}")
-            UserAccessKeys(pending.iam_user_name).delete(retired)
-            logger.info("Deleted the replaced access key", access_key_id=retired)
+        made_here = replaced.secret.access_key_id
+        retired = made_here or pending.replaces
+        if not retired or retired in {pending.access_key_id, kion_username}:
+            return None
+        self._require_stage(CURRENT, before=f"deactivating the replaced key {retired}")
+        retirement = self._retirement(pending)
+        record = retirement.retire(retired, adopted=not made_here)
+        if record is None:
+            return None
+        if made_here and self.config.previous_key_grace_days == 0:
+            refusal = retirement.delete_if_due(retired, partial(self._kion_username, pending))
+            if refusal:
+                logger.info("The replaced key is kept", access_key_id=retired, reason=refusal)
+        return record
+
+    def _announce_success(self, finished: InstallationSecret, retired: RetiredKey | None) -> None:
+        """The notice and the event of a rotation that finished (best effort, never raises)."""
+        grace = timedelta(days=self.config.previous_key_grace_days)
+        announce(
+            Outcome(
+                self.secrets.secret_id,
+                SUCCEEDED,
+                current_access_key_id=finished.access_key_id,
+                deactivated_access_key_id=retired.access_key_id if retired else "",
+                deletion_after=retired.window_ends(grace) if retired else None,
+            )
+        )
+
+    def _retirement(self, secret: InstallationSecret) -> KeyRetirement:
+        return KeyRetirement(
+            self.secrets,
+            UserAccessKeys(secret.iam_user_name),
+            grace=timedelta(days=self.config.previous_key_grace_days),
+            dedicated_user=secret.iam_user_dedicated,
+            now=self.now,
+        )
+
+    def _kion_username(self, secret: InstallationSecret) -> str:
+        return self._kion(secret).smtp_settings().username
 
     def _acceptance_wait(self, endpoint: SmtpEndpoint, logins: int) -> SesAcceptanceWait:
         # The logins' span takes at most half the bound, so that a bound set below the span

@@ -53,6 +53,7 @@ from ses_smtp_rotator.functions.watch.incidents import (
     decide,
     incident_parameter_prefix,
 )
+from ses_smtp_rotator.functions.watch.retired_key_deletion import delete_retired_keys
 
 DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
 
@@ -229,6 +230,7 @@ class Watch:
 
     def _act(self, health: InstallationHealth, report: WatchReport) -> None:
         self._renew_if_due(health, report)
+        self._delete_retired_keys(health)
         self._remember_ses_reach(health)
         _record(health)
         report.checked.append(health)
@@ -322,6 +324,36 @@ class Watch:
             True, f"renewal of the Kion API key started (version {version_id})"
         )
         logger.info("Kion API key renewal started", installation=health.installation)
+
+    def _delete_retired_keys(self, health: InstallationHealth) -> None:
+        """Delete the installation's retired keys whose rollback window has passed."""
+        if "secret" in health.checks:
+            return  # the secret could not be read: nothing to go by
+        try:
+            outcomes = delete_retired_keys(
+                health.secret_id,
+                self.health_check.config,
+                now=health.checked_at,
+                secretsmanager=self._secretsmanager,
+                iam=self.health_check.iam,
+            )
+        except RotationError as error:
+            health.checks["retired_key_deletion"] = Finding(
+                None, f"retired keys could not be deleted now: {error.cause}", error.fix
+            )
+            return
+        if not outcomes:
+            return
+        deleted = sorted(key_id for key_id, refusal in outcomes.items() if refusal is None)
+        kept = [f"{refusal}" for refusal in outcomes.values() if refusal is not None]
+        health.retired_keys_deleted = deleted
+        health.checks["retired_key_deletion"] = Finding(
+            True,
+            "; ".join(
+                ([f"deleted {', '.join(deleted)} (rollback window passed)"] if deleted else [])
+                + [f"kept: {reason}" for reason in kept]
+            ),
+        )
 
     def _remember_ses_reach(self, health: InstallationHealth) -> None:
         """Keep the secret's ``SES_UNREACHABLE_TAG`` in step with this check: set on the first

@@ -27,6 +27,7 @@ from ses_smtp_rotator.functions.installation_metrics import installation_name
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.kion_key_renewal.key_life import KeyLife, stored_key_life
 from ses_smtp_rotator.functions.quiet_period import is_quiet
+from ses_smtp_rotator.functions.retired_keys import retired_keys
 from ses_smtp_rotator.functions.services.aws_clients import aws_call, client
 from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
 from ses_smtp_rotator.functions.services.kion_settings import KionClient, KionSmtpSettings
@@ -96,6 +97,12 @@ class InstallationHealth:
     kion_api_key_days_left: float | None = None
     kion_api_key_renewal_due: bool = False
     kion_api_key_secret_id: str | None = None
+    current_key_last_used: str | None = None
+    """IAM's last-used record of the AWSCURRENT key (information only: see ``_retired``)."""
+    retired_keys: list[dict[str, Any]] = field(default_factory=list)
+    """The installation's deactivated keys: id, origin, when deactivated and deleted, last use
+    before deactivation."""
+    retired_keys_deleted: list[str] = field(default_factory=list)
     ses_unreachable_since: datetime | None = None
     """Since when SES SMTP could not be reached, as the secret's tag recorded it before this
     check (``SES_UNREACHABLE_TAG``)."""
@@ -133,6 +140,8 @@ class InstallationHealth:
             lines.append(f"- {name}: {finding.summary.rstrip('.')}.")
             if finding.fix:
                 lines.append(f"  Fix: {finding.fix}")
+        if "retired_keys" in self.checks:
+            lines.append(f"Retired keys (information): {self.checks['retired_keys'].summary}.")
         return "\n".join(lines)
 
 
@@ -233,7 +242,7 @@ class HealthCheck:
         self.config = config
         self.check_ses = check_ses
         self._secretsmanager = secretsmanager or client("secretsmanager")
-        self._iam = iam or client("iam")
+        self.iam = iam or client("iam")
 
     def check(self, secret_id: str, *, now: datetime | None = None) -> InstallationHealth:
         now = now or datetime.now(UTC)
@@ -255,6 +264,7 @@ class HealthCheck:
             self._kion_sends(current, kion, pending, health)
         self._judge_pending(pending, health, now)
         self._access_key(current, health)
+        self._retired(current, described, health)
         if self.check_ses:
             self._ses_accepts(current, health, now)
         self._last_rotation(described, health, now)
@@ -407,7 +417,7 @@ class HealthCheck:
             health.checks["access_key"] = Finding(True, "no credential yet to look up")
             return
         try:
-            keys = UserAccessKeys(current.iam_user_name, iam=self._iam).list()
+            keys = UserAccessKeys(current.iam_user_name, iam=self.iam).list()
         except (AwsPermissionError, AwsConnectionError) as error:
             health.checks["access_key"] = Finding(
                 None, f"could not list the IAM user's keys: {error.cause}", error.fix
@@ -438,6 +448,47 @@ class HealthCheck:
             health.checks["access_key"] = Finding(
                 True, f"the AWSCURRENT key {current.username} exists and is Active"
             )
+
+    def _retired(
+        self, current: InstallationSecret, described: dict[str, Any], health: InstallationHealth
+    ) -> None:
+        """The deactivated keys and IAM's last-used records, as information. IAM records a key's
+        last signed AWS request; AWS does not say that SES SMTP logins or sending count, and
+        this product's own logins would count alike, so nothing is judged by it."""
+        tags = {tag["Key"]: tag.get("Value", "") for tag in described.get("Tags", [])}
+        records = retired_keys(tags)
+        keys = UserAccessKeys(current.iam_user_name, iam=self.iam)
+        if current.username:
+            try:
+                health.current_key_last_used = keys.last_used(current.username).describe()
+            except (AwsPermissionError, AwsConnectionError):
+                health.current_key_last_used = "unknown (IAM could not be asked)"
+        if not records:
+            return
+        grace = timedelta(days=self.config.previous_key_grace_days)
+        try:
+            status = {key.access_key_id: key.active for key in keys.list()}
+        except RotationError:
+            status = {}
+        lines = []
+        for key_id, record in sorted(records.items()):
+            state = {True: "Active again", False: "Inactive"}.get(status.get(key_id), "gone")
+            health.retired_keys.append(
+                {
+                    "access_key_id": key_id,
+                    "status": state,
+                    "origin": "adopted" if record.adopted else "made",
+                    "deactivated_at": record.deactivated_at.isoformat(),
+                    "deletion_after": record.window_ends(grace).isoformat(),
+                    "last_used_before_deactivation": record.describe_last_use(),
+                }
+            )
+            lines.append(
+                f"{key_id} ({'adopted, not made by this product' if record.adopted else 'made'}"
+                f") {state} since {record.deactivated_at:%Y-%m-%d %H:%M} UTC, deleted after "
+                f"{record.window_ends(grace):%Y-%m-%d %H:%M} UTC; {record.describe_last_use()}"
+            )
+        health.checks["retired_keys"] = Finding(True, "; ".join(lines))
 
     def _ses_accepts(
         self, current: InstallationSecret, health: InstallationHealth, now: datetime

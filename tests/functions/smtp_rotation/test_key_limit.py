@@ -15,7 +15,7 @@ def test_a_provably_unused_spare_key_is_deleted_to_make_room(world):
     world.rotate()
 
     assert spare_id not in world.access_key_ids()
-    assert in_use not in world.access_key_ids()
+    assert world.key_statuses() == {world.kion_credential()[0]: "Active", in_use: "Inactive"}
     assert world.converged()
 
 
@@ -30,7 +30,7 @@ def test_adoption_with_a_spare_key_keeps_the_key_kion_uses_until_it_is_switched(
     assert hand_made in world.access_key_ids()
     world.run_steps(token, ("setSecret", "testSecret", "finishSecret"))
 
-    assert world.access_key_ids() == {world.kion_credential()[0]}
+    assert world.key_statuses() == {world.kion_credential()[0]: "Active", hand_made: "Inactive"}
     assert world.converged()
 
 
@@ -54,6 +54,7 @@ def test_two_keys_in_use_stop_the_rotation_with_both_named(world):
 
 
 def test_a_rotation_abandoned_after_kion_was_switched_is_finished_by_the_next(world):
+    first_key = world.current()["username"]
     abandoned = world.start()
     world.run_steps(abandoned, ("createSecret", "setSecret"))
     kion_key = world.kion_credential()[0]
@@ -66,7 +67,7 @@ def test_a_rotation_abandoned_after_kion_was_switched_is_finished_by_the_next(wo
     world.rotate()
 
     assert world.current()["username"] == kion_key
-    assert world.access_key_ids() == {kion_key}
+    assert world.key_statuses() == {kion_key: "Active", first_key: "Inactive"}
     assert world.converged()
 
 
@@ -99,3 +100,21 @@ def test_a_key_from_an_abandoned_rotation_is_not_reused_after_a_region_change(wo
     assert isinstance(raised.value.error, KeyLimitError)
     assert world.access_key_ids() == keys_before
     assert world.kion_authenticates()
+
+
+def test_a_retired_key_someone_reactivated_is_kept_and_named(world):
+    world.rotate()
+    retired = next(iter(world.retired_keys()))
+    world.iam.update_access_key(
+        UserName=world.installation.iam_user_name, AccessKeyId=retired, Status="Active"
+    )
+    world.backdate_retirements()  # even once its window has passed
+    token = world.start()
+
+    with pytest.raises(RotationStepError) as raised:
+        world.step("createSecret", token)
+
+    error = raised.value.error
+    assert type(error) is KeyLimitError
+    assert f"{retired} is Active again (reactivated)" in error.cause
+    assert world.key_statuses()[retired] == "Active"

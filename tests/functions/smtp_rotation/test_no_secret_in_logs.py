@@ -42,10 +42,11 @@ def test_a_rotation_and_its_failures_log_no_secret(
     token = world.rotate()
     seen |= secret_values(world)
     # A failing rotation too: Kion refuses the API key, so an error and a traceback are logged.
-    world.kion.fail_requests(401, count=None)
-    monkeypatch.setenv("KION_RETRIES", "0")
+    world.backdate_retirements()
     second = world.start()
     world.step("createSecret", second)
+    world.kion.fail_requests(401, count=None)
+    monkeypatch.setenv("KION_RETRIES", "0")
     with pytest.raises(RotationStepError) as raised:
         world.step("setSecret", second)
     failures = [raised.value]

@@ -1,16 +1,18 @@
 """Whole rotations through the deployed handler, step by step as Secrets Manager invokes them."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from rotation_world import RotationWorld
 
+from ses_smtp_rotator.functions.errors import RollbackWindowError
 from ses_smtp_rotator.local.installation import provision_installation
-from ses_smtp_rotator.local.rotation_service import STEPS
+from ses_smtp_rotator.local.rotation_service import STEPS, RotationStepError
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer
 
 
-def test_a_rotation_moves_kion_and_awscurrent_to_a_new_key_and_deletes_the_old(world):
+def test_a_rotation_moves_kion_and_awscurrent_to_a_new_key_and_deactivates_the_old(world):
     old_username, old_password = world.kion_credential()
 
     token = world.rotate()
@@ -21,22 +23,44 @@ def test_a_rotation_moves_kion_and_awscurrent_to_a_new_key_and_deletes_the_old(w
     assert world.current()["username"] == new_username
     assert world.current()["password"] == new_password
     assert world.current_version_id() == token
-    assert world.access_key_ids() == {new_username}
+    assert world.key_statuses() == {new_username: "Active", old_username: "Inactive"}
+    assert not world.retired_keys()[old_username].adopted
     assert world.kion_authenticates()
     assert not world.authenticates(old_username, old_password)
-    assert world.converged()
 
 
 def test_a_second_rotation_replaces_the_first_ones_key(world):
+    original_key = world.kion_credential()[0]
     world.rotate()
     first_key = world.kion_credential()[0]
+    world.backdate_retirements()
 
     world.rotate()
 
     second_key = world.kion_credential()[0]
     assert second_key != first_key
-    assert world.access_key_ids() == {second_key}
+    assert world.key_statuses() == {second_key: "Active", first_key: "Inactive"}
+    assert original_key not in world.retired_keys()
     assert world.converged()
+
+
+def test_a_second_rotation_inside_the_rollback_window_names_the_key_and_both_ways_forward(world):
+    world.rotate()
+    first_key = world.kion_credential()[0]
+    retired = next(iter(world.retired_keys().values()))
+    keys_before = world.key_statuses()
+
+    with pytest.raises(RotationStepError) as refused:
+        world.rotate()
+
+    ends = f"{retired.deactivated_at + timedelta(days=7):%Y-%m-%d %H:%M} UTC"
+    assert isinstance(refused.value.error, RollbackWindowError)
+    assert retired.access_key_id in refused.value.error.cause
+    assert f"until {ends}" in refused.value.error.cause
+    assert "daily watch deletes" in refused.value.error.fix
+    assert "rotate kion/ses-smtp-credential --end-rollback-window" in refused.value.error.fix
+    assert world.key_statuses() == keys_before
+    assert world.kion_credential()[0] == first_key
 
 
 def test_the_first_rotation_adopts_the_key_kion_was_configured_with_by_hand(make_world):
@@ -47,7 +71,8 @@ def test_the_first_rotation_adopts_the_key_kion_was_configured_with_by_hand(make
     world.rotate()
 
     assert world.kion_credential()[0] != hand_made
-    assert hand_made not in world.access_key_ids()
+    assert world.key_statuses()[hand_made] == "Inactive"
+    assert world.retired_keys()[hand_made].adopted
     assert world.converged()
 
 
@@ -58,7 +83,7 @@ def test_every_step_run_twice_gives_the_same_end_state(world):
         world.step(step, token)
         assert world.kion_authenticates()
 
-    assert len(world.access_key_ids()) == 1
+    assert sorted(world.key_statuses().values()) == ["Active", "Inactive"]
     assert world.current_version_id() == token
     assert world.converged()
 
@@ -170,3 +195,25 @@ def test_rotation_over_tls_from_the_first_byte(aws, kion, implicit_tls_smtp, rot
     world.rotate()
 
     assert world.converged()
+
+
+def test_a_grace_window_of_0_deletes_a_key_this_installation_made_at_once(world, monkeypatch):
+    monkeypatch.setenv("PREVIOUS_KEY_GRACE_DAYS", "0")
+    replaced = world.current()["username"]
+
+    world.rotate()
+
+    assert world.key_statuses() == {world.kion_credential()[0]: "Active"}
+    assert replaced not in world.retired_keys()
+    assert world.converged()
+
+
+def test_a_grace_window_of_0_still_keeps_an_adopted_key_for_the_watch(make_world, monkeypatch):
+    monkeypatch.setenv("PREVIOUS_KEY_GRACE_DAYS", "0")
+    world = make_world(adopt=True)
+    hand_made = world.kion_credential()[0]
+
+    world.rotate()
+
+    assert world.key_statuses()[hand_made] == "Inactive"
+    assert world.retired_keys()[hand_made].adopted

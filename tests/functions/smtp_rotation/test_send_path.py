@@ -76,6 +76,7 @@ def test_throttling_is_retried_then_refused(world, at_set_secret):
 
     world.run_steps(at_set_secret, ("testSecret", "finishSecret"))
     world.smtp.throttle_next = 10
+    world.backdate_retirements()
     token = world.start()
     world.step("createSecret", token)
     error = refused_set_secret(world, token)
@@ -108,6 +109,7 @@ def test_the_sandbox_still_lets_the_simulator_prove_the_path(world):
 
 def test_only_the_simulator_ever_receives_mail(world):
     world.rotate()
+    world.backdate_retirements()
     world.rotate()
     assert len(world.smtp.messages) == 2
     assert {m.recipients for m in world.smtp.messages} == {SIMULATOR}

@@ -197,12 +197,12 @@ def test_current_moved_away_while_finish_secret_ran_it_keeps_the_replaced_key(wo
     error = raised.value.error
     assert isinstance(error, RotationStateError)
     assert error.cause.startswith(f"Version {token} is no longer AWSCURRENT (it is ")
-    assert error.cause.endswith(f"); stopped before deleting the replaced key {replaced}.")
-    assert replaced in world.access_key_ids()
+    assert error.cause.endswith(f"); stopped before deactivating the replaced key {replaced}.")
+    assert world.key_statuses()[replaced] == "Active"
 
 
 def test_finish_again_judges_kion_by_its_username_alone(world, on_the_wire):
-    """finishSecret stopped after moving AWSCURRENT; run again, it deletes the key left behind.
+    """finishSecret stopped after moving AWSCURRENT; run again, it retires the key left behind.
     It asks Kion whom it sends as, not its password (testSecret proved that): another password
     in SES form shown by Kion meanwhile does not stop it."""
     replaced = world.current()["username"]
@@ -223,4 +223,5 @@ def test_finish_again_judges_kion_by_its_username_alone(world, on_the_wire):
 
     world.step("finishSecret", token)
 
-    assert replaced not in world.access_key_ids()
+    assert world.key_statuses()[replaced] == "Inactive"
+    assert replaced in world.retired_keys()

@@ -5,6 +5,7 @@ alarms and log searches rely on these names."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ def emitted_metrics(output: str) -> dict[str, tuple[str, float]]:
     return found
 
 
-def test_a_rotation_logs_the_keys_it_moved_and_deleted_and_counts_its_success(
+def test_a_rotation_logs_the_keys_it_moved_and_deactivated_and_counts_its_success(
     world, function_logs, capsys
 ):
     replaced = world.current()["username"]
@@ -46,8 +47,14 @@ def test_a_rotation_logs_the_keys_it_moved_and_deleted_and_counts_its_success(
     new_key = world.current()["username"]
     [moved] = records(function_logs, "AWSCURRENT moved to the new version")
     assert moved["access_key_id"] == new_key
-    [deleted] = records(function_logs, "Deleted the replaced access key")
-    assert deleted["access_key_id"] == replaced
+    [deactivated] = records(function_logs, "Deactivated the replaced access key")
+    assert deactivated["access_key_id"] == replaced
+    retired = world.retired_keys()[replaced]
+    assert deactivated["deletion_after"] == (
+        f"{retired.deactivated_at + timedelta(days=7):%Y-%m-%d %H:%M} UTC"
+    )
+    assert deactivated["last_used"] == retired.describe_last_use()
+    assert not records(function_logs, "Deleted the retired access key")
     assert emitted_metrics(capsys.readouterr().out)["RotationSucceeded"] == ("Count", 1)
 
 
