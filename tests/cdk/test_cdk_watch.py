@@ -103,7 +103,7 @@ def test_the_watch_role_reads_starts_renewals_and_deletes_retired_keys_but_write
         }, key_secrets
 
 
-def test_the_watch_may_write_one_tag_on_the_installation_secrets_and_no_other(
+def test_the_watch_may_write_its_ses_reach_tag_and_the_retired_key_records_and_no_other(
     fleet_app: Synthesized,
 ) -> None:
     watch = fleet_app.stack.rotation.watch
@@ -113,6 +113,7 @@ def test_the_watch_may_write_one_tag_on_the_installation_secrets_and_no_other(
         for s in statements
         if {"secretsmanager:TagResource", "secretsmanager:UntagResource"}
         & set(as_list(s["Action"]))
+        and s.get("Sid") != "RetiredKeyRecords"  # checked with the retired-key deletion
     ]
     [statement] = tagging
     assert set(as_list(statement["Action"])) == {
@@ -277,6 +278,8 @@ def test_the_operator_policy_never_reads_a_kion_api_key(fleet_app: Synthesized) 
         "lambda:GetFunctionConfiguration",
         "logs:FilterLogEvents",
         "iam:ListAccessKeys",
+        # rotate --end-rollback-window: that one tag (EndRollbackWindow), no other.
+        "secretsmanager:TagResource",
         # The deployment's KMS key, through Secrets Manager only.
         "kms:Decrypt",
         "kms:Encrypt",
