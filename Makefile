@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 # Kion's published OpenAPI description (v3.14), which the tests hold the Kion stand-in to. The
 # kion-mcp-server wheel ships it; it is fetched at install time and never committed.
 KION_OPENAPI_WHEEL := kion-mcp-server==0.5.0
@@ -138,8 +140,16 @@ docs: $(PY_STAMP)
 
 # Two real rotations on loopback stand-ins of AWS, SES SMTP and Kion, then a proof of the outcome.
 # Needs Python only. Options go in ARGS, e.g. make demo ARGS="--kion-url https://kion.staging.example"
-demo: $(PY_STAMP)
-	$(BIN)/python -m ses_smtp_rotator.demo $(ARGS)
+# The demo has a virtual environment of its own with only what it runs (requirements-demo.txt),
+# not the development toolchain, so a fresh clone starts it quickly.
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python -m ses_smtp_rotator.demo $(ARGS)
+
+$(DEMO_STAMP): requirements-demo.txt pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --prefer-binary -r requirements-demo.txt
+	$(DEMO_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
 
 # Prints P1-P4 (import time, overhead, propagation wait, calls per rotation) beside their goals.
 # Figures, not tests: it never fails because a machine is slow.
@@ -147,4 +157,4 @@ bench: $(PY_STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV312) node_modules cdk.out dist site .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV312) $(DEMO_VENV) node_modules cdk.out dist site .pytest_cache .ruff_cache

@@ -39,7 +39,12 @@ def _traced_handle() -> Callable[[RotationEvent], None]:
 def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
     """Run one step of one rotation, after the guard checks."""
     rotation = rotation or _rotation(event)
-    run_step(event, protocol_steps(rotation), failure_metric="RotationStepFailed")
+    run_step(
+        event,
+        protocol_steps(rotation),
+        failure_metric="RotationStepFailed",
+        outcome_metric="RotationOutcome",
+    )
 
 
 def protocol_steps(rotation: Rotation) -> RotationSteps[InstallationSecret]:
