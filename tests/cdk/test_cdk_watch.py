@@ -118,6 +118,7 @@ def test_the_watch_may_write_the_ses_reach_tag_and_no_other_besides_the_retired_
         for s in statements
         if {"secretsmanager:TagResource", "secretsmanager:UntagResource"}
         & set(as_list(s["Action"]))
+        and s.get("Sid") != "RetiredKeyRecords"  # checked with the retired-key deletion
     ]
     # Two statements: this one, and the retired-key records' (the test above).
     assert len(tagging) == 2
@@ -294,6 +295,8 @@ def test_the_operator_policy_never_reads_a_kion_api_key(fleet_app: Synthesized) 
         "iam:SimulatePrincipalPolicy",
         "ses:GetAccount",
         "ses:GetEmailIdentity",
+        # rotate --end-rollback-window: that one tag (EndRollbackWindow), no other.
+        "secretsmanager:TagResource",
         # The deployment's KMS key, through Secrets Manager only.
         "kms:Decrypt",
         "kms:Encrypt",

@@ -353,6 +353,7 @@ def test_each_rotation_records_its_outcome_per_installation_for_the_dashboard(wo
     assert per_installation(capsys.readouterr().out, "RotationOutcome") == [
         ("kion/ses-smtp-credential", 1.0)
     ]
+    world.backdate_retirements()  # the first one's replaced key has passed its rollback window
     token = world.start()
     world.run_steps(token, ("createSecret", "setSecret"))
     world.kion.app_config["smtp_username"] = "AKIASOMEONEELSE00000"
