@@ -118,7 +118,6 @@ def test_the_watch_may_write_the_ses_reach_tag_and_no_other_besides_the_retired_
         for s in statements
         if {"secretsmanager:TagResource", "secretsmanager:UntagResource"}
         & set(as_list(s["Action"]))
-        and s.get("Sid") != "RetiredKeyRecords"  # checked with the retired-key deletion
     ]
     # Two statements: this one, and the retired-key records' (the test above).
     assert len(tagging) == 2
