@@ -45,8 +45,12 @@ from ses_smtp_rotator.local.rotation_service import (
     LocalRotationService,
     in_process_function,
 )
+from ses_smtp_rotator.local.secret_labels import install_label_moves
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
+
+# Every moto secret of the suite moves its labels as Secrets Manager does, not as moto 5.x does.
+install_label_moves()
 
 
 @pytest.fixture

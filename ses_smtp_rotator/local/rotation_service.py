@@ -3,7 +3,9 @@
 moto cannot run a rotation function without Docker, and its RotateSecret marks the new, empty
 version AWSCURRENT anyway. This does what the real service does instead: it labels a new version
 id AWSPENDING (with no value yet), then invokes the function once per step, in order, with the
-same event fields, and retries a failed rotation with the same token.
+same event fields, and retries a failed rotation with the same token. Labels move as the real
+service moves them (``secret_labels``): finishSecret's move of AWSCURRENT leaves AWSPENDING on the
+new current version, as Secrets Manager may.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
+
+from .secret_labels import install_label_moves
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 Invoke = Callable[[dict[str, Any]], Any]
@@ -68,6 +72,7 @@ class LocalRotationService:
         account_id: str = DEFAULT_ACCOUNT_ID,
         on_step: Callable[[str, str], None] | None = None,
     ) -> None:
+        install_label_moves()
         self._invoke = invoke
         self._backend = secretsmanager_backends[account_id][region]
         self._on_step = on_step or (lambda step, token: None)
