@@ -320,6 +320,7 @@ class SettingsWriter(Construct):
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                     "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
                 ],
             )
         )

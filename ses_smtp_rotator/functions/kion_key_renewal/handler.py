@@ -57,6 +57,7 @@ def protocol_steps(renewal: KionKeyRenewal) -> RotationSteps[StoredApiKey]:
         set_secret=renewal.set_secret,
         test_secret=renewal.test_secret,
         finish_secret=renewal.finish_secret,
+        release_pending=renewal.secret.release_pending,
         subject="Kion API key secret",
         process="renewal",
     )

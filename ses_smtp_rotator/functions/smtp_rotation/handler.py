@@ -57,6 +57,7 @@ def protocol_steps(rotation: Rotation) -> RotationSteps[InstallationSecret]:
         set_secret=rotation.set_secret,
         test_secret=rotation.test_secret,
         finish_secret=rotation.finish_secret,
+        release_pending=rotation.secrets.release_pending,
         finish_again=rotation.retire_left_behind_key,
     )
 

@@ -145,3 +145,45 @@ def test_a_key_is_not_told_apart_when_another_is_used_at_the_same_moment(
     assert found is not None
     assert found.id == mine.id
     assert identify_key(client, sleep=meanwhile_the_colleague_works) is None
+
+
+def test_renew_set_kion_key_renew_again(
+    renewal: KeyRenewalWorld,
+    kion: KionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    renewal.renew()
+    new = kion.api_keys.issue("made by hand in Kion")
+
+    code, output = set_kion_key(renewal, monkeypatch, capsys, new.key)
+
+    assert code == EXIT_OK, output
+    assert "Cancelled" not in output  # the finished renewal left nothing unfinished
+    assert not any("AWSPENDING" in stages for stages in renewal.stages().values())
+    assert [s for s in renewal.stages().values() if "AWSCURRENT" in s] == [["AWSCURRENT"]]
+    renewal.renew()  # accepted: no AWSPENDING apart from AWSCURRENT
+    assert renewal.record(new.id) is None
+    assert renewal.current_works()
+
+
+def test_set_kion_key_takes_off_the_awspending_a_finished_renewal_left_on_awscurrent(
+    renewal: KeyRenewalWorld,
+    kion: KionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token = renewal.renew()
+    # Secrets Manager may leave it there; an earlier release's finishSecret did not take it off.
+    renewal.secretsmanager.update_secret_version_stage(
+        SecretId=renewal.secret_id, VersionStage="AWSPENDING", MoveToVersionId=token
+    )
+    new = kion.api_keys.issue("made by hand in Kion")
+
+    code, output = set_kion_key(renewal, monkeypatch, capsys, new.key)
+
+    assert code == EXIT_OK, output
+    assert "Cancelled" not in output
+    assert renewal.stages()[token] == ["AWSPREVIOUS"]
+    renewal.renew()
+    assert renewal.current_works()
