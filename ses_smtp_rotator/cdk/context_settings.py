@@ -20,6 +20,7 @@ from aws_cdk import aws_logs as logs
 
 from ses_smtp_rotator.schedule import check_expression
 
+from .function import timeout_shortfall
 from .installation import (
     KionInstallation,
     PropertyError,
@@ -30,7 +31,7 @@ from .installation import (
     shown,
     stack_regions,
 )
-from .rotation import LOG_LEVELS, TIMEOUT_HEADROOM
+from .rotation import LOG_LEVELS
 from .watch import DEFAULT_WATCH_SCHEDULE
 
 DEFAULT_STACK_NAME = "SesSmtpRotator"
@@ -145,7 +146,7 @@ class AppSettings:
     log_retention: logs.RetentionDays = construct_prop(default=logs.RetentionDays.ONE_YEAR)
     ses_accept_timeout: Duration = construct_prop(default_factory=lambda: Duration.seconds(120))
     function_timeout: Duration = construct_prop(
-        keyword="timeout", default_factory=lambda: Duration.seconds(300)
+        keyword="timeout", default_factory=lambda: Duration.seconds(900)
     )
     removal_policy: RemovalPolicy = construct_prop(default=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
     watch_schedule: str = construct_prop(default=DEFAULT_WATCH_SCHEDULE)
@@ -199,7 +200,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         ),
         function_timeout=Duration.seconds(
             _integer(
-                setting("functionTimeoutSeconds", 300),
+                setting("functionTimeoutSeconds", 900),
                 "functionTimeoutSeconds",
                 minimum=1,
                 maximum=900,
@@ -208,17 +209,15 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         removal_policy=_removal_policy(setting("removalPolicy", "retain")),
         watch_schedule=_watch_schedule(setting("watchSchedule", DEFAULT_WATCH_SCHEDULE)),
     )
-    wait = settings.ses_accept_timeout.to_seconds()
     timeout = settings.function_timeout.to_seconds()
-    if timeout < wait + TIMEOUT_HEADROOM.to_seconds():
-        _refuse(
-            "functionTimeoutSeconds",
-            timeout,
-            f"does not exceed the SES wait (sesAcceptTimeoutSeconds, {wait}) by "
-            f"{TIMEOUT_HEADROOM.to_seconds()} seconds",
-            f"raise it to {wait + TIMEOUT_HEADROOM.to_seconds()} or more, or lower "
-            "sesAcceptTimeoutSeconds",
-        )
+    shortfall = timeout_shortfall(
+        timeout,
+        settings.ses_accept_timeout.to_seconds(),
+        timeout_name="functionTimeoutSeconds",
+        wait_name="sesAcceptTimeoutSeconds",
+    )
+    if shortfall:
+        raise SettingsError(f"Setting functionTimeoutSeconds: {shown(timeout)} {shortfall}.")
     return settings
 
 

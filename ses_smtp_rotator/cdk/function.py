@@ -4,6 +4,7 @@ writes installation settings into secrets during deploys. Both serve every insta
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from functools import cache
@@ -18,6 +19,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.time_budget import WorstCase
+
 from . import powertools
 from .deployment import Deployment
 
@@ -30,10 +34,11 @@ ASSET_IGNORED = ("__pycache__", "*.pyc", ".pytest_cache")
 SERVICE_NAME = "ses-smtp-rotator"
 METRICS_NAMESPACE = "SesSmtpRotator"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# How long setSecret waits for SES to accept a new key, and the function timeout above it.
+# How long setSecret waits for SES to accept a new key, and the function timeout above the
+# slowest step's worst case (required_timeout).
 DEFAULT_SES_ACCEPT_TIMEOUT = Duration.seconds(120)
-DEFAULT_TIMEOUT = Duration.minutes(5)
-TIMEOUT_HEADROOM = Duration.seconds(60)
+DEFAULT_TIMEOUT = Duration.minutes(15)
+MAX_TIMEOUT_SECONDS = 900
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 
@@ -42,12 +47,39 @@ def check_function_settings(
 ) -> None:
     if log_level not in LOG_LEVELS:
         raise ValueError(f"log_level {log_level!r} must be one of {', '.join(LOG_LEVELS)}.")
-    if timeout.to_seconds() < ses_accept_timeout.to_seconds() + TIMEOUT_HEADROOM.to_seconds():
-        raise ValueError(
-            f"The function timeout ({timeout.to_seconds()} s) must exceed the SES wait "
-            f"({ses_accept_timeout.to_seconds()} s) by at least "
-            f"{TIMEOUT_HEADROOM.to_seconds()} s, or setSecret times out while it waits."
-        )
+    shortfall = timeout_shortfall(timeout.to_seconds(), ses_accept_timeout.to_seconds())
+    if shortfall:
+        raise ValueError(f"The timeout ({timeout.to_seconds()} s) {shortfall}.")
+
+
+def required_timeout(ses_accept_seconds: float) -> tuple[str, int]:
+    """The slowest rotation step and its worst case in whole seconds, with this SES wait and the
+    function's other timeouts and retries (functions/time_budget.py)."""
+    step, seconds = WorstCase(RotationConfig(ses_accept_timeout=ses_accept_seconds)).slowest_step()
+    return step, math.ceil(seconds)
+
+
+def timeout_shortfall(
+    timeout_seconds: float,
+    ses_accept_seconds: float,
+    *,
+    timeout_name: str = "timeout",
+    wait_name: str = "ses_accept_timeout",
+) -> str | None:
+    """Why a function timeout cannot cover the slowest step, naming the setting to change; None
+    when it can."""
+    step, needed = required_timeout(ses_accept_seconds)
+    if timeout_seconds >= needed:
+        return None
+    why = (
+        f"does not cover {step} at its slowest ({needed} s with {wait_name} "
+        f"{ses_accept_seconds:g} s and the Kion and SMTP timeouts and retries), so a step could "
+        "be cut off mid-way. Fix: "
+    )
+    if needed <= MAX_TIMEOUT_SECONDS:
+        return why + f"raise {timeout_name} to {needed} or more, or lower {wait_name}"
+    lowest = ses_accept_seconds - (needed - MAX_TIMEOUT_SECONDS)
+    return why + f"lower {wait_name} to {max(1, math.floor(lowest))} or less"
 
 
 def powertools_environment(log_level: str) -> dict[str, str]:

@@ -98,3 +98,7 @@ class KionEndpointError(RotationError):
 class SesSendRefusedError(RotationError):
     """SES accepted the credential's login but refused the send-path check's message (sender not
     verified, a ses:FromAddress condition, sending paused, throttling)."""
+
+
+class TimeBudgetError(RotationError):
+    """Too little of the invocation is left to finish an effect: the step stopped before it."""

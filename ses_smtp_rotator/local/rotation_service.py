@@ -41,7 +41,8 @@ class RotationStepError(Exception):
 
 @dataclass
 class LambdaContextStub:
-    """The parts of the Lambda context object the function reads."""
+    """The parts of the Lambda context object the function reads; the time left runs on
+    ``clock`` (a test's virtual clock, or the machine's) from the moment the stub is made."""
 
     function_name: str = "ses-smtp-rotator-local"
     memory_limit_in_mb: int = 256
@@ -49,16 +50,28 @@ class LambdaContextStub:
         f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT_ID}:function:ses-smtp-rotator-local"
     )
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timeout_seconds: float = 300.0
-    _started: float = field(default_factory=time.monotonic)
+    timeout_seconds: float = 900.0
+    clock: Callable[[], float] = time.monotonic
+    _started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
 
     def get_remaining_time_in_millis(self) -> int:
-        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self._started)) * 1000)
+        return int(max(0.0, self.timeout_seconds - (self.clock() - self._started)) * 1000)
 
 
-def in_process_function(handler: Callable[[dict[str, Any], Any], Any]) -> Invoke:
-    """Invoke ``handler`` (the deployed lambda_handler) directly, with a fresh context each time."""
-    return lambda event: handler(event, LambdaContextStub())
+def in_process_function(
+    handler: Callable[[dict[str, Any], Any], Any],
+    *,
+    timeout_seconds: float = 900.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Invoke:
+    """Invoke ``handler`` (the deployed lambda_handler) directly, with a fresh context each time
+    (its time left counted on ``clock`` from ``timeout_seconds``)."""
+    return lambda event: handler(
+        event, LambdaContextStub(timeout_seconds=timeout_seconds, clock=clock)
+    )
 
 
 class LocalRotationService:

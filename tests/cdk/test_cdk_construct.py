@@ -10,6 +10,7 @@ from aws_cdk.assertions import Match, Template
 from synthesized_app import as_list
 
 from ses_smtp_rotator.cdk import KionInstallation, RotationSchedule, SesSmtpRotation
+from ses_smtp_rotator.cdk.function import required_timeout
 
 PROD = KionInstallation(name="prod", kion_url="https://kion.example.com", ses_region="us-east-1")
 INLINE_CODE = lambda_.Code.from_inline("def lambda_handler(event, context):\n    return None\n")
@@ -77,7 +78,8 @@ def test_layer_arn_can_be_given_explicitly() -> None:
         ({"installations": [PROD, PROD]}, "is already the name of installation prod"),
         (
             {"timeout": cdk.Duration.seconds(150)},
-            "must exceed the SES wait",
+            rf"does not cover setSecret at its slowest \({required_timeout(120)[1]} s.*raise "
+            rf"timeout to {required_timeout(120)[1]}",
         ),
         ({"log_level": "VERBOSE"}, "log_level"),
         ({"create_ses_smtp_endpoint": True}, "VPC endpoints need a VPC"),

@@ -28,7 +28,7 @@ from ses_smtp_rotator.functions.telemetry import logger, metrics, tracer
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
-    _traced_handle()(RotationEvent.parse(event))
+    _traced_handle()(RotationEvent.parse(event), time_left_ms=context.get_remaining_time_in_millis)
 
 
 @cache
@@ -36,9 +36,15 @@ def _traced_handle() -> Callable[[RotationEvent], None]:
     return tracer().capture_method(handle)
 
 
-def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
-    """Run one step of one rotation, after the guard checks."""
-    rotation = rotation or _rotation(event)
+def handle(
+    event: RotationEvent,
+    rotation: Rotation | None = None,
+    *,
+    time_left_ms: Callable[[], int] | None = None,
+) -> None:
+    """Run one step of one rotation, after the guard checks; ``time_left_ms`` is the Lambda
+    context's clock, which the step checks before each effect."""
+    rotation = rotation or _rotation(event, time_left_ms)
     run_step(event, protocol_steps(rotation), failure_metric="RotationStepFailed")
 
 
@@ -62,7 +68,7 @@ def protocol_steps(rotation: Rotation) -> RotationSteps[InstallationSecret]:
     )
 
 
-def _rotation(event: RotationEvent) -> Rotation:
+def _rotation(event: RotationEvent, time_left_ms: Callable[[], int] | None) -> Rotation:
     config = RotationConfig.from_environment()
     return Rotation(
         InstallationSecrets(event.secret_id),
@@ -70,6 +76,7 @@ def _rotation(event: RotationEvent) -> Rotation:
         config,
         _kion_api_keys(config.api_key_cache_seconds),
         rotation_token=event.rotation_token,
+        time_left_ms=time_left_ms,
     )
 
 

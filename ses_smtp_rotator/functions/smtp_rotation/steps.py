@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
@@ -32,6 +32,7 @@ from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_passwo
 from ses_smtp_rotator.functions.smtp_rotation.send_proof import SendPathProof
 from ses_smtp_rotator.functions.smtp_rotation.spare_keys import SpareKeyPolicy, min_spare_age
 from ses_smtp_rotator.functions.telemetry import logger, metrics
+from ses_smtp_rotator.functions.time_budget import Effect, TimeBudget, WorstCase
 
 # The settings a step reads from the pending version (everything but the credential).
 SETTINGS = (
@@ -61,6 +62,12 @@ class Rotation:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    time_left_ms: Callable[[], int] | None = None
+    """The invocation's time left (the Lambda context's get_remaining_time_in_millis)."""
+    budget: TimeBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = TimeBudget(self.time_left_ms, WorstCase(self.config))
 
     def create_secret(self) -> None:
         """Create a new access key and store its SMTP password as the AWSPENDING version."""
@@ -95,6 +102,7 @@ class Rotation:
             logger.info("SES took a message from Kion's sender", access_key_id=pending.username)
         kion = self._kion(pending)
         self._require_stage(PENDING, before="giving Kion the new key")
+        self.budget.before(Effect.KION_PATCH)
         kion.set_smtp_credential(pending.username, pending.password)
         logger.info("Kion now sends with the new key", access_key_id=pending.username)
 
@@ -116,6 +124,7 @@ class Rotation:
         kion_username = self._require_kion_uses(pending, kion_smtp, check_password=False)
         current = self.secrets.current()
         self._require_current_settings(pending, current.secret)
+        self.budget.before(Effect.LABEL_MOVE)
         self.secrets.make_current(self.token, current.version_id)
         logger.info("AWSCURRENT moved to the new version", access_key_id=pending.username)
         self._retire_replaced_key(current, pending, kion_username)
@@ -138,6 +147,7 @@ class Rotation:
 
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
         keys = UserAccessKeys(current.iam_user_name)
+        self.budget.before(Effect.KEY_CREATE)
         try:
             return _smtp_credential_of_new_key(keys, current.ses_region)
         except KeyLimitReachedError:
@@ -163,8 +173,10 @@ class Rotation:
         if deletable:
             deleted = deletable[0]
             self._require_stage(PENDING, before=f"deleting unused access key {deleted}")
+            self.budget.before(Effect.KEY_DELETE)
             keys.delete(deleted)
             logger.info("Deleted unused access key", access_key_id=deleted)
+            self.budget.before(Effect.KEY_CREATE)
             try:
                 return _smtp_credential_of_new_key(keys, current.ses_region)
             except KeyLimitReachedError:
@@ -270,6 +282,7 @@ class Rotation:
         retired = replaced.secret.access_key_id or pending.replaces
         if retired and retired not in {pending.access_key_id, kion_username}:
             self._require_stage(CURRENT, before=f"deleting the replaced key {retired}")
+            self.budget.before(Effect.KEY_DELETE)
             UserAccessKeys(pending.iam_user_name).delete(retired)
             logger.info("Deleted the replaced access key", access_key_id=retired)
 
