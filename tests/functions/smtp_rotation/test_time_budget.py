@@ -96,3 +96,37 @@ def test_with_too_little_time_left_set_secret_stops_before_the_patch(slow_world)
     assert "Fix: Raise functionTimeoutSeconds" in str(stopped.value.error)
     assert world.kion_credential() == before
     assert not world.kion.requests_to("PATCH")
+
+
+def step_with_seconds_left(world: RotationWorld, token: str, step: str, seconds: float) -> None:
+    """Invoke ``step`` with exactly ``seconds`` left throughout (a clock that stands still)."""
+    function = in_process_function(lambda_handler, timeout_seconds=seconds, clock=lambda: 0.0)
+    LocalRotationService(function).invoke_step(world.secret_id, token, step)
+
+
+def test_create_secret_makes_no_key_it_could_not_store(world):
+    keys_before = world.access_key_ids()
+    token = world.start()
+
+    with pytest.raises(RotationStepError) as stopped:
+        step_with_seconds_left(world, token, "createSecret", WORST.aws_call())
+
+    assert isinstance(stopped.value.error, TimeBudgetError)
+    assert "Stopped before creating an access key" in str(stopped.value.error)
+    assert world.access_key_ids() == keys_before
+    step_with_seconds_left(world, token, "createSecret", WORST.steps()["createSecret"])
+    assert len(world.access_key_ids()) == 2
+
+
+def test_finish_secret_leaves_awscurrent_where_it_is_without_the_time_to_move_it(world):
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret", "testSecret"))
+    current = world.current_version_id()
+
+    with pytest.raises(RotationStepError) as stopped:
+        step_with_seconds_left(world, token, "finishSecret", WORST.aws_call() - 1)
+
+    assert "Stopped before moving AWSCURRENT" in str(stopped.value.error)
+    assert world.current_version_id() == current
+    step_with_seconds_left(world, token, "finishSecret", WORST.steps()["finishSecret"])
+    assert world.converged()
