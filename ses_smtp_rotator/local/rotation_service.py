@@ -95,14 +95,16 @@ class LocalRotationService:
     def start(self, secret_id: str, token: str | None = None) -> str:
         """Label a new version AWSPENDING, as RotateSecret does before the first step.
 
-        With the token of the rotation still pending, this is a retry and changes nothing.
+        With the token of a version that exists (the rotation still pending, or one whose
+        finishSecret already made it AWSCURRENT), this is a retry of that rotation and changes
+        nothing.
         """
         secret = self._backend.describe_secret(secret_id)
+        if token in secret.versions:
+            return token
         pending = [vid for vid, v in secret.versions.items() if "AWSPENDING" in v["version_stages"]]
         for version_id in pending:
             stages = secret.versions[version_id]["version_stages"]
-            if version_id == token:
-                return token
             if "AWSCURRENT" not in stages:
                 raise RotationInProgressError(
                     f"A previous rotation of {secret_id} isn't complete (version {version_id} is "
