@@ -14,6 +14,8 @@ from synthesized_app import PROJECT_ROOT, Synthesized, only, synthesize
 from ses_smtp_rotator.cdk import POWERTOOLS_RELEASE
 from ses_smtp_rotator.cdk.function import required_timeout
 from ses_smtp_rotator.cdk.powertools import layer_arn
+from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.time_budget import WorstCase
 
 
 def function_of(app: Synthesized) -> dict:
@@ -138,6 +140,13 @@ def test_timeout_covers_the_slowest_step_at_its_worst(
         assert function["Timeout"] >= needed
     assert function_of(default_app)["Timeout"] == 900
     assert function_of(fleet_app)["Environment"]["Variables"]["SES_ACCEPT_TIMEOUT_SECONDS"] == "200"
+
+
+def test_the_renewal_timeout_covers_its_slowest_step_at_its_worst(default_app: Synthesized) -> None:
+    renewal_id = default_app.logical_id(default_app.stack.rotation.key_renewal_function)
+    timeout = default_app.template_json["Resources"][renewal_id]["Properties"]["Timeout"]
+    slowest = max(WorstCase(RotationConfig()).renewal_steps().values())
+    assert slowest <= timeout < slowest + 60
 
 
 def test_powertools_is_configured_through_the_environment(default_app: Synthesized) -> None:
