@@ -142,7 +142,7 @@ def test_a_failure_the_function_left_alone_past_its_timeout_can_be_given_up(worl
 
     assert code == EXIT_FAILED
     assert f"the rotation to version {version} failed in setSecret" in output
-    assert "has not touched it for 9" in output
+    assert "has not touched it for 19" in output
     assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
 
     # What status says to do works: give the rotation up and rotate again.
