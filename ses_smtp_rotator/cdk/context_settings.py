@@ -8,7 +8,6 @@ schedule live with ``KionInstallation`` and ``RotationSchedule``; this module na
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -18,9 +17,6 @@ from typing import Any, NoReturn
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-from ses_smtp_rotator.schedule import check_expression
-
-from .function import timeout_shortfall
 from .installation import (
     KionInstallation,
     PropertyError,
@@ -31,7 +27,7 @@ from .installation import (
     shown,
     stack_regions,
 )
-from .rotation import LOG_LEVELS
+from .rotation_checks import check_rotation_props
 from .watch import DEFAULT_WATCH_SCHEDULE
 
 DEFAULT_STACK_NAME = "SesSmtpRotator"
@@ -68,6 +64,16 @@ VPC_KEYS = (
     "createSesSmtpEndpoint",
     "createSecretsManagerEndpoint",
 )
+# cdk.json key -> SesSmtpRotation property.
+ROTATION_KEYS = {
+    "logLevel": "log_level",
+    "functionTimeoutSeconds": "timeout",
+    "sesAcceptTimeoutSeconds": "ses_accept_timeout",
+    "watchSchedule": "watch_schedule",
+    "alarmEmail": "alarm_email",
+    "vpc.httpsEgressCidrs": "https_egress_cidrs",
+    "vpc.smtpEgressCidrs": "smtp_egress_cidrs",
+}
 # Properties of the construct a check may name, besides an installation's or the schedule's own.
 OTHER_PROPERTIES = {"create_ses_smtp_endpoint": "vpc.createSesSmtpEndpoint"}
 SETTING_KEYS = (
@@ -193,7 +199,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         powertools_layer_arn=_optional_arn(
             setting("powertoolsLayerArn"), "powertoolsLayerArn", "lambda", region
         ),
-        log_level=_choice(setting("logLevel", "INFO"), "logLevel", LOG_LEVELS),
+        log_level=_text(setting("logLevel", "INFO"), "logLevel"),
         log_retention=_retention(setting("logRetentionDays", 365)),
         ses_accept_timeout=Duration.seconds(
             _integer(setting("sesAcceptTimeoutSeconds", 120), "sesAcceptTimeoutSeconds", 1)
@@ -207,17 +213,20 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
             )
         ),
         removal_policy=_removal_policy(setting("removalPolicy", "retain")),
-        watch_schedule=_watch_schedule(setting("watchSchedule", DEFAULT_WATCH_SCHEDULE)),
+        watch_schedule=_text(setting("watchSchedule", DEFAULT_WATCH_SCHEDULE), "watchSchedule"),
     )
-    timeout = settings.function_timeout.to_seconds()
-    shortfall = timeout_shortfall(
-        timeout,
-        settings.ses_accept_timeout.to_seconds(),
-        timeout_name="functionTimeoutSeconds",
-        wait_name="sesAcceptTimeoutSeconds",
-    )
-    if shortfall:
-        raise SettingsError(f"Setting functionTimeoutSeconds: {shown(timeout)} {shortfall}.")
+    try:
+        check_rotation_props(
+            log_level=settings.log_level,
+            timeout_seconds=int(settings.function_timeout.to_seconds()),
+            ses_accept_timeout_seconds=int(settings.ses_accept_timeout.to_seconds()),
+            watch_schedule=settings.watch_schedule,
+            alarm_email=settings.alarm_email,
+            https_egress_cidrs=vpc.https_egress_cidrs if vpc else (),
+            smtp_egress_cidrs=vpc.smtp_egress_cidrs if vpc else (),
+        )
+    except PropertyError as error:
+        _property_refused(None, error, ROTATION_KEYS)
     return settings
 
 
@@ -286,18 +295,6 @@ def _schedule(raw: Any) -> RotationSchedule:
         _property_refused("rotationSchedule", error, SCHEDULE_KEYS)
 
 
-def _watch_schedule(raw: Any) -> str:
-    expression = _text(raw, "watchSchedule")
-    fix = f"write a recurring expression in UTC, e.g. {DEFAULT_WATCH_SCHEDULE} (daily at 06:00)"
-    try:
-        check_expression(expression)
-    except ValueError as problem:
-        _refuse("watchSchedule", expression, str(problem), fix)
-    if expression.strip().startswith("at("):
-        _refuse("watchSchedule", expression, "runs once; the watch must recur", fix)
-    return expression.strip()
-
-
 def _vpc(raw: Any) -> VpcPlacement | None:
     if raw is None:
         return None
@@ -329,14 +326,15 @@ def _refuse(key: str, value: Any, problem: str, fix: str) -> NoReturn:
     raise SettingsError(f"Setting {key}: {shown(value)} {problem}. Fix: {fix}.")
 
 
-def _property_refused(where: str, error: PropertyError, keys: Mapping[str, str]) -> NoReturn:
-    """A check of KionInstallation or RotationSchedule, told in cdk.json's words."""
+def _property_refused(where: str | None, error: PropertyError, keys: Mapping[str, str]) -> NoReturn:
+    """A check of KionInstallation, RotationSchedule or SesSmtpRotation, told in cdk.json's
+    words (``where`` is the object in cdk.json that holds the keys, None at the top)."""
     setting_of = {attribute: key for key, attribute in keys.items()} | OTHER_PROPERTIES
     key = setting_of.get(error.field, error.field)
     words = re.compile(r"\b(" + "|".join(map(re.escape, setting_of)) + r")\b")
     fix = words.sub(lambda match: setting_of[match.group(1)], error.fix)
     problem = words.sub(lambda match: setting_of[match.group(1)], error.problem)
-    _refuse(f"{where}.{key}", error.value, problem, fix.rstrip("."))
+    _refuse(f"{where}.{key}" if where else key, error.value, problem, fix.rstrip("."))
 
 
 def _no_unknown_keys(keys: Iterable[str], known: Iterable[str], where: str | None) -> None:
@@ -372,13 +370,7 @@ def _boolean(value: Any, key: str) -> bool:
 
 
 def _cidrs(value: Any, key: str) -> tuple[str, ...]:
-    cidrs = _text_list(value, f"vpc.{key}", allow_empty=True)
-    for cidr in cidrs:
-        try:
-            ipaddress.IPv4Network(cidr)
-        except ValueError:
-            _refuse(f"vpc.{key}", cidr, "is not an IPv4 CIDR block", "write e.g. 10.0.0.0/16")
-    return cidrs
+    return _text_list(value, f"vpc.{key}", allow_empty=True)
 
 
 def _integer(value: Any, key: str, minimum: int, maximum: int | None = None) -> int:
@@ -387,12 +379,6 @@ def _integer(value: Any, key: str, minimum: int, maximum: int | None = None) -> 
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
         _refuse(key, value, f"is outside {bounds}", f"use a number in {bounds}")
-    return value
-
-
-def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        _refuse(key, value, "is not a choice here", f"use one of {', '.join(choices)}")
     return value
 
 
@@ -439,10 +425,7 @@ def _optional_account(value: Any) -> str | None:
 def _optional_email(value: Any) -> str | None:
     if value in (None, ""):
         return None
-    email = _text(value, "alarmEmail")
-    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
-        _refuse("alarmEmail", email, "is not an e-mail address", "write e.g. ops@example.com")
-    return email
+    return _text(value, "alarmEmail")
 
 
 def _optional_arn(value: Any, key: str, service: str, region: str) -> str | None:

@@ -38,18 +38,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # slowest step's worst case (required_timeout).
 DEFAULT_SES_ACCEPT_TIMEOUT = Duration.seconds(120)
 DEFAULT_TIMEOUT = Duration.minutes(15)
-MAX_TIMEOUT_SECONDS = 900
 ARCHITECTURE = lambda_.Architecture.ARM_64
-
-
-def check_function_settings(
-    *, log_level: str, timeout: Duration, ses_accept_timeout: Duration
-) -> None:
-    if log_level not in LOG_LEVELS:
-        raise ValueError(f"log_level {log_level!r} must be one of {', '.join(LOG_LEVELS)}.")
-    shortfall = timeout_shortfall(timeout.to_seconds(), ses_accept_timeout.to_seconds())
-    if shortfall:
-        raise ValueError(f"The timeout ({timeout.to_seconds()} s) {shortfall}.")
 
 
 def required_timeout(ses_accept_seconds: float) -> tuple[str, int]:
@@ -57,29 +46,6 @@ def required_timeout(ses_accept_seconds: float) -> tuple[str, int]:
     function's other timeouts and retries (functions/time_budget.py)."""
     step, seconds = WorstCase(RotationConfig(ses_accept_timeout=ses_accept_seconds)).slowest_step()
     return step, math.ceil(seconds)
-
-
-def timeout_shortfall(
-    timeout_seconds: float,
-    ses_accept_seconds: float,
-    *,
-    timeout_name: str = "timeout",
-    wait_name: str = "ses_accept_timeout",
-) -> str | None:
-    """Why a function timeout cannot cover the slowest step, naming the setting to change; None
-    when it can."""
-    step, needed = required_timeout(ses_accept_seconds)
-    if timeout_seconds >= needed:
-        return None
-    why = (
-        f"does not cover {step} at its slowest ({needed} s with {wait_name} "
-        f"{ses_accept_seconds:g} s and the Kion and SMTP timeouts and retries), so a step could "
-        "be cut off mid-way. Fix: "
-    )
-    if needed <= MAX_TIMEOUT_SECONDS:
-        return why + f"raise {timeout_name} to {needed} or more, or lower {wait_name}"
-    lowest = ses_accept_seconds - (needed - MAX_TIMEOUT_SECONDS)
-    return why + f"lower {wait_name} to {max(1, math.floor(lowest))} or less"
 
 
 def powertools_environment(log_level: str) -> dict[str, str]:

@@ -34,16 +34,16 @@ from .function import (
     RotationFunction,
     SettingsWriter,
     asset_code,
-    check_function_settings,
     powertools_layer,
     required_timeout,
 )
-from .installation import KionInstallation, RotationSchedule, check_installations
+from .installation import KionInstallation, PropertyError, RotationSchedule, check_installations
 from .installation_resources import InstallationResources, SharedRotation, imported_user_arn
 from .installation_stacks import InstallationStack, group_installations
 from .kion_key_renewal import KionKeyRenewalFunction
 from .network import FunctionNetwork
 from .operator_access import OperatorPolicy, acknowledge_operator_policy
+from .rotation_checks import OWNER, check_rotation_props
 from .watch import DEFAULT_WATCH_SCHEDULE, InstallationWatch, acknowledge_watch
 
 __all__ = ["LOG_LEVELS", "InstallationResources", "SesSmtpRotation", "required_timeout"]
@@ -142,11 +142,26 @@ class SesSmtpRotation(Construct):
         _check_installations(
             installations, Stack.of(self).region, ses_smtp_endpoint=create_ses_smtp_endpoint
         )
-        check_function_settings(
-            log_level=log_level, timeout=timeout, ses_accept_timeout=ses_accept_timeout
+        check_rotation_props(
+            log_level=log_level,
+            timeout_seconds=int(timeout.to_seconds()),
+            ses_accept_timeout_seconds=int(ses_accept_timeout.to_seconds()),
+            watch_schedule=watch_schedule,
+            alarm_email=alarm_email,
+            https_egress_cidrs=https_egress_cidrs if vpc else (),
+            smtp_egress_cidrs=smtp_egress_cidrs if vpc else (),
+            memory_size=memory_size,
         )
         if vpc is None and (create_ses_smtp_endpoint or create_secrets_manager_endpoint):
-            raise ValueError("VPC endpoints need a VPC: set vpc (and vpc_subnets).")
+            raise PropertyError(
+                OWNER,
+                "create_ses_smtp_endpoint"
+                if create_ses_smtp_endpoint
+                else "create_secrets_manager_endpoint",
+                True,
+                "needs a VPC to put the endpoint in",
+                "set vpc (and vpc_subnets), or leave the endpoints out",
+            )
         stack = Stack.of(self)
         self.deployment = Deployment(deployment_name or stack.stack_name)
         groups = group_installations(installations)

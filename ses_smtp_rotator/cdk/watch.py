@@ -20,7 +20,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
@@ -204,13 +203,15 @@ class InstallationWatch(Construct):
         )
         self.queue.grant_send_messages(self.role)
         self.function.add_environment("WATCH_QUEUE_URL", self.queue.queue_url)
-        self.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue,
-                batch_size=1,
-                max_concurrency=WATCH_CONCURRENCY,
-                report_batch_item_failures=True,
-            )
+        # A mapping of its own id, not SqsEventSource's: that one derives its logical id from the
+        # queue's path including the stack's construct id, which a team's own app names otherwise.
+        self.queue.grant_consume_messages(self.role)
+        self.function.add_event_source_mapping(
+            "InstallationsQueue",
+            event_source_arn=self.queue.queue_arn,
+            batch_size=1,
+            max_concurrency=WATCH_CONCURRENCY,
+            report_batch_item_failures=True,
         )
 
     def grant_ask(self, grantee: iam.IGrantable) -> iam.Grant:

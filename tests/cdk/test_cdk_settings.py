@@ -145,7 +145,7 @@ REFUSED = [
         {"functionTimeoutSeconds": 130},
         "functionTimeoutSeconds",
         "130",
-        f"raise functionTimeoutSeconds to {required_timeout(120)[1]} or more",
+        f"raise it to {required_timeout(120)[1]} or more, or lower sesAcceptTimeoutSeconds",
     ),
     (
         {"sesAcceptTimeoutSeconds": 500, "functionTimeoutSeconds": 900},
