@@ -119,7 +119,10 @@ VPC_CONTEXT = {"vpcId": "vpc-0123456789abcdef0", "subnetIds": ["subnet-012345678
         (
             {"timeout": cdk.Duration.seconds(900), "ses_accept_timeout": cdk.Duration.seconds(500)},
             {"functionTimeoutSeconds": 900, "sesAcceptTimeoutSeconds": 500},
-            f"Fix: lower ses_accept_timeout to {500 - (required_timeout(500)[1] - 900)} or less",
+            f"900 does not cover setSecret at its slowest ({required_timeout(500)[1]} s with "
+            "ses_accept_timeout 500 and the Kion and SMTP timeouts and retries), so a step could "
+            "be cut off mid-way. Fix: lower ses_accept_timeout to "
+            f"{500 - (required_timeout(500)[1] - 900)} or less",
         ),
         (
             {"timeout": cdk.Duration.minutes(20)},
