@@ -63,6 +63,7 @@ VPC_KEYS = (
     "smtpEgressCidrs",
     "createSesSmtpEndpoint",
     "createSecretsManagerEndpoint",
+    "createSqsEndpoint",
 )
 # cdk.json key -> SesSmtpRotation property.
 ROTATION_KEYS = {
@@ -130,6 +131,7 @@ class VpcPlacement:
     smtp_egress_cidrs: tuple[str, ...] = construct_prop(default=("0.0.0.0/0",))
     create_ses_smtp_endpoint: bool = construct_prop(default=False)
     create_secrets_manager_endpoint: bool = construct_prop(default=False)
+    create_sqs_endpoint: bool = construct_prop(default=False)
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,7 @@ def _vpc(raw: Any) -> VpcPlacement | None:
         create_secrets_manager_endpoint=_boolean(
             raw.get("createSecretsManagerEndpoint", False), "vpc.createSecretsManagerEndpoint"
         ),
+        create_sqs_endpoint=_boolean(raw.get("createSqsEndpoint", False), "vpc.createSqsEndpoint"),
     )
 
 

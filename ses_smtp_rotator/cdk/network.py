@@ -1,5 +1,5 @@
-"""The rotation function's place in a VPC: its security group (HTTPS to Kion and the AWS APIs,
-SMTP to SES) and, optionally, interface endpoints for SES SMTP and Secrets Manager."""
+"""The functions' place in a VPC: their security group (HTTPS to Kion and the AWS APIs, SMTP to
+SES) and, optionally, interface endpoints for SES SMTP, Secrets Manager and SQS."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class FunctionNetwork(Construct):
         smtp_egress_cidrs: Sequence[str],
         create_ses_smtp_endpoint: bool,
         create_secrets_manager_endpoint: bool,
+        create_sqs_endpoint: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         self._vpc = vpc
@@ -76,17 +77,28 @@ class FunctionNetwork(Construct):
                     ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"SMTP to SES ({port})"
                 )
         if create_secrets_manager_endpoint:
-            endpoint = self._interface_endpoint(
+            self._add_api_endpoint(
                 "SecretsManagerEndpoint",
                 ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-                "Secrets Manager interface endpoint for the rotation function",
+                "Secrets Manager",
             )
-            self._allow(
-                endpoint,
-                443,
-                "HTTPS from the rotation function",
-                "HTTPS to the Secrets Manager endpoint",
-            )
+        if create_sqs_endpoint:
+            # The watch's scheduled run sends one message per installation to its queue from
+            # inside the VPC (Lambda's poller reads the queue from outside).
+            self._add_api_endpoint("SqsEndpoint", ec2.InterfaceVpcEndpointAwsService.SQS, "SQS")
+
+    def _add_api_endpoint(
+        self, construct_id: str, service: ec2.InterfaceVpcEndpointAwsService, name: str
+    ) -> None:
+        """An AWS API's endpoint, open on 443 to the functions' security group. (The words are
+        those the Secrets Manager endpoint had when only the rotation function used it: a new
+        description would replace its security group.)"""
+        endpoint = self._interface_endpoint(
+            construct_id, service, f"{name} interface endpoint for the rotation function"
+        )
+        self._allow(
+            endpoint, 443, "HTTPS from the rotation function", f"HTTPS to the {name} endpoint"
+        )
 
     def _add_ses_smtp_endpoint(self, region: str, ports: list[int]) -> None:
         if not ports:

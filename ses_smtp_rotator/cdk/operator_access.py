@@ -101,6 +101,16 @@ class OperatorPolicy(Construct):
                 actions=["iam:ListAccessKeys"],
                 resources=[deployment.users_arn(stack), *sorted(set(imported_user_arns))],
             ),
+            iam.PolicyStatement(
+                sid="CheckSmtpUsers",
+                actions=["iam:GetUser", "iam:GetAccessKeyLastUsed", "iam:SimulatePrincipalPolicy"],
+                resources=[deployment.users_arn(stack), *sorted(set(imported_user_arns))],
+            ),
+            iam.PolicyStatement(
+                sid="CheckSesSending",
+                actions=["ses:GetAccount", "ses:GetEmailIdentity"],
+                resources=["*"],
+            ),
         ]
         if encryption_key is not None:
             statements.append(
@@ -147,6 +157,9 @@ def acknowledge_operator_policy(deployment: Deployment, operators: OperatorPolic
     acknowledgments.acknowledge(
         policy,
         "AwsSolutions-IAM5[Resource::*]",
-        "secretsmanager:ListSecrets and scheduler:ListSchedules have no resource-level "
-        "permissions; `list` and `status` need them to find installations and schedules.",
+        "secretsmanager:ListSecrets, scheduler:ListSchedules and ses:GetAccount have no "
+        "resource-level permissions; `list` and `status` need the first two to find "
+        "installations and schedules, `check` the third for SES's sandbox and pause. "
+        "ses:GetEmailIdentity (read only) looks up whichever identity Kion sends from, in the "
+        "SES region of Kion's host.",
     )

@@ -78,6 +78,7 @@ class SesSmtpRotation(Construct):
         smtp_egress_cidrs: Sequence[str] = ("0.0.0.0/0",),
         create_ses_smtp_endpoint: bool = False,
         create_secrets_manager_endpoint: bool = False,
+        create_sqs_endpoint: bool = False,
         code: lambda_.Code | None = None,
         runtime: lambda_.Runtime = lambda_.Runtime.PYTHON_3_12,
         powertools_layer_arn: str | None = None,
@@ -116,6 +117,9 @@ class SesSmtpRotation(Construct):
             only way to reach port 25). Default: False.
         :param create_secrets_manager_endpoint: create a Secrets Manager interface endpoint in
             ``vpc``. Default: False.
+        :param create_sqs_endpoint: create an SQS interface endpoint in ``vpc``, for the watch's
+            dispatch to its queue; without it the watch reaches SQS through the route the
+            functions need to IAM (a NAT). Default: False.
         :param code: the functions' code. Default: the code inside this package
             (``ses_smtp_rotator/functions``), staged as an asset.
         :param runtime: the functions' Python runtime (3.11 or 3.12).
@@ -152,12 +156,16 @@ class SesSmtpRotation(Construct):
             smtp_egress_cidrs=smtp_egress_cidrs if vpc else (),
             memory_size=memory_size,
         )
-        if vpc is None and (create_ses_smtp_endpoint or create_secrets_manager_endpoint):
+        endpoints = {
+            "create_ses_smtp_endpoint": create_ses_smtp_endpoint,
+            "create_secrets_manager_endpoint": create_secrets_manager_endpoint,
+            "create_sqs_endpoint": create_sqs_endpoint,
+        }
+        asked = [name for name, wanted in endpoints.items() if wanted]
+        if vpc is None and asked:
             raise PropertyError(
                 OWNER,
-                "create_ses_smtp_endpoint"
-                if create_ses_smtp_endpoint
-                else "create_secrets_manager_endpoint",
+                asked[0],
                 True,
                 "needs a VPC to put the endpoint in",
                 "set vpc (and vpc_subnets), or leave the endpoints out",
@@ -178,6 +186,7 @@ class SesSmtpRotation(Construct):
                 smtp_egress_cidrs=smtp_egress_cidrs,
                 create_ses_smtp_endpoint=create_ses_smtp_endpoint,
                 create_secrets_manager_endpoint=create_secrets_manager_endpoint,
+                create_sqs_endpoint=create_sqs_endpoint,
             )
         self.security_group: ec2.SecurityGroup | None = network.security_group if network else None
 

@@ -27,6 +27,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from ses_smtp_rotator.functions.watch.health import SES_UNREACHABLE_TAG
 from ses_smtp_rotator.schedule import ROTATION_MARGIN, schedule_gap
 
 from . import acknowledgments
@@ -102,6 +103,7 @@ class InstallationWatch(Construct):
             **powertools_environment(log_level),
             "DEPLOYMENT_NAME": deployment.name,
             "INSTALLATION_SECRET_PREFIX": deployment.secret_prefix,
+            "KION_API_KEY_SECRET_PREFIX": deployment.api_key_secret_prefix,
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
             "ALERT_TOPIC_ARN": topic.topic_arn,
         }
@@ -239,6 +241,20 @@ class InstallationWatch(Construct):
                     "secretsmanager:GetSecretValue",
                     "secretsmanager:ListSecretVersionIds",
                 ],
+            )
+        )
+        # The one write to an installation secret: the tag that remembers since when SES SMTP
+        # could not be reached (health.SES_UNREACHABLE_TAG), and no other tag.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RememberSesReach",
+                actions=["secretsmanager:TagResource", "secretsmanager:UntagResource"],
+                resources=[deployment.installation_secrets_arn(stack)],
+                conditions={
+                    **deployment.tag_condition(),
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [SES_UNREACHABLE_TAG]},
+                    "Null": {"aws:TagKeys": "false"},
+                },
             )
         )
         self.role.add_to_principal_policy(

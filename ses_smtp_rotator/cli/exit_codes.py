@@ -24,7 +24,8 @@ EXIT_SETUP = 5
 """The question could not be asked: no AWS credentials or region, access denied, the secret does
 not exist or is not an installation secret."""
 EXIT_UNCHECKED = 6
-"""``status``: no check failed, but at least one could not be made from here (marked ?)."""
+"""``status``, ``check``, ``adopt --check``: no check failed, but at least one could not be made
+from here (marked ?)."""
 EXIT_INTERRUPTED = 130
 """Stopped with Ctrl-C."""
 
@@ -48,10 +49,23 @@ EPILOG = """exit codes:
   4    --wait gave up waiting (the rotation may still be running)
   5    could not ask: AWS credentials, region, permissions, or the secret is missing or not an
        installation secret
-  6    status: nothing failed, but some checks could not be made from here (marked ?)
+  6    status, check, adopt --check: nothing failed, but some checks could not be made from
+       here (marked ?)
   130  interrupted (Ctrl-C); whatever was started in AWS goes on
   Over several installations (--all, names, globs) the worst of theirs, from best to worst
   0, 3, 6, 4, 5, 1. A monitor treats 0 and 3 as healthy.
+"""
+
+# The exit codes of adopt and check, whose question is whether the first rotation can succeed.
+CHECK_EPILOG = """exit codes:
+  0    every check passed: the first rotation can succeed
+  1    a check failed (FAIL): the first rotation would fail, or Kion's mail would; or Kion's
+       settings cannot become an installation
+  2    bad command line
+  5    could not ask: AWS credentials, region, permissions, or the secret is missing or not an
+       installation secret
+  6    nothing failed, but some checks could not be made from here (marked ?)
+  130  interrupted (Ctrl-C)
 """
 
 

@@ -3,7 +3,9 @@
 ``list``, ``rotate`` and ``status`` work against real AWS (the default credential chain,
 ``--profile``, ``--region``) and against the local demo (boto3 honours ``AWS_ENDPOINT_URL``).
 ``rotate`` and ``status`` take one installation secret, or several (names, globs, ``--all``,
-``--deployment``) with a summary table. ``derive`` works offline.
+``--deployment``) with a summary table. ``derive`` works offline. ``adopt`` turns a
+hand-configured Kion into an installation in cdk.json and ``check`` checks every precondition of
+an installation's next rotation.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import SetupError
 from ses_smtp_rotator.cli.commands import abandon as abandon_command
+from ses_smtp_rotator.cli.commands import adopt as adopt_command
+from ses_smtp_rotator.cli.commands import check as check_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
 from ses_smtp_rotator.cli.commands import list as list_command
@@ -72,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     status_command.register(commands, common)
     set_kion_key_command.register(commands)
     abandon_command.register(commands)
+    adopt_command.register(commands)
+    check_command.register(commands)
     return parser
 
 

@@ -51,6 +51,13 @@ DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
 DEMO_KEY_NAME = "ses-smtp-rotator-demo"
 SCHEDULE = "cron(0 14 ? * TUE#1 *)"
 ROTATE_TARGET_ARN = "arn:aws:scheduler:::aws-sdk:secretsmanager:rotateSecret"
+# What the stack's SES SMTP user may do.
+SEND_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ses:SendRawEmail", "Resource": "*"}],
+    }
+)
 # The demo's AWS credentials: moto accepts any.
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "demo",
@@ -309,6 +316,7 @@ class DemoEnvironment:
         iam, secretsmanager = self.client("iam"), self.client("secretsmanager")
         user_name = f"{name}-ses-smtp"
         iam.create_user(UserName=user_name, Path="/ses-smtp-rotator/")
+        iam.put_user_policy(UserName=user_name, PolicyName="send", PolicyDocument=SEND_POLICY)
         hand_made = iam.create_access_key(UserName=user_name)["AccessKey"]
         self.kion.set_smtp_credential(
             hand_made["AccessKeyId"], derive_smtp_password(hand_made["SecretAccessKey"], REGION)

@@ -33,6 +33,7 @@ from ..cli.commands import rotate as rotate_command
 from ..cli.commands import status as status_command
 from ..cli.installation_status import gather
 from .environment import WATCH_NAME, DemoEnvironment, RemoteKion
+from .onboarding import show_onboarding
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -119,7 +120,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         environment.start(story.item, story.heading)
         os.environ.update(environment.aws_environment())
-        held = _rotate_and_prove(environment, args.rotations, story)
+        story.heading("Onboarding: adopt and check, before the first rotation")
+        onboarded = show_onboarding(environment, story.item, story.check)
+        held = _rotate_and_prove(environment, args.rotations, story) and onboarded
         took = time.monotonic() - began
         if held and args.keep_running:
             _serve(environment, story)

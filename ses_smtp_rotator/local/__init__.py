@@ -5,7 +5,8 @@ Every server here listens on 127.0.0.1 only, on a free port chosen when it start
 with certificates from a throwaway CA (see :mod:`ses_smtp_rotator.local.tls`). The modules beside
 the public names: ``rotation_service`` (Secrets Manager's rotation service, step by step),
 ``moto_rotation``, ``moto_lambda`` and ``lambda_runtime`` (running the functions against moto),
-``cloudwatch_logs`` (their log lines in moto), ``kion_app_api_keys`` (the stand-in's keys) and
+``cloudwatch_logs`` (their log lines in moto), ``kion_app_api_keys`` (the stand-in's keys),
+``moto_onboarding`` (the SES v2 and IAM calls of ``adopt`` and ``check`` that moto lacks) and
 ``installation`` (an installation provisioned on moto as the stack does).
 
 Public names: ``KionStandIn`` and ``KionRequest`` (Kion's API), ``SesSmtpServer``,

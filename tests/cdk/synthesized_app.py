@@ -170,6 +170,7 @@ VPC = {
         "smtpEgressCidrs": ["0.0.0.0/0"],
         "createSesSmtpEndpoint": True,
         "createSecretsManagerEndpoint": True,
+        "createSqsEndpoint": True,
     },
 }
 

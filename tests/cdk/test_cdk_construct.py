@@ -90,6 +90,7 @@ def test_layer_arn_can_be_given_explicitly() -> None:
         ({"installations": [PROD, PROD]}, "is already the name of installation prod"),
         ({"memory_size": 64}, "memory_size 64 is outside 128..10240"),
         ({"create_ses_smtp_endpoint": True}, "create_ses_smtp_endpoint True needs a VPC"),
+        ({"create_sqs_endpoint": True}, "create_sqs_endpoint True needs a VPC"),
     ],
 )
 def test_construct_refuses_props_that_cannot_work(props: dict, message: str) -> None:

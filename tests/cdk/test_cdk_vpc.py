@@ -138,3 +138,25 @@ def test_no_vpc_resources_without_vpc_settings(default_app: Synthesized) -> None
         default_app.logical_id(default_app.stack.rotation.function)
     ]["Properties"]
     assert "VpcConfig" not in function
+
+
+def test_an_sqs_endpoint_lets_the_watch_reach_its_queue_from_the_vpc(
+    vpc_app: Synthesized,
+) -> None:
+    rotation = vpc_app.stack.rotation
+    sqs = endpoint(vpc_app, "com.amazonaws.us-east-1.sqs")
+    assert sqs["PrivateDnsEnabled"] is True  # the queue URL's own host name resolves to it
+    endpoint_group = only(sqs["SecurityGroupIds"], "endpoint security group")
+    # The watch runs with the functions' security group: HTTPS from it, nothing else.
+    assert vpc_app.stack.resolve(
+        rotation.watch.function.connections.security_groups[0].security_group_id
+    ) == group_id_of(vpc_app, rotation.security_group)
+    vpc_app.template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "GroupId": endpoint_group,
+            "SourceSecurityGroupId": group_id_of(vpc_app, rotation.security_group),
+            "FromPort": 443,
+            "ToPort": 443,
+        },
+    )

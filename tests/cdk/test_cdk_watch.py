@@ -13,6 +13,7 @@ from synthesized_app import EXISTING_API_KEY_ARN, Synthesized, as_list, only, st
 from ses_smtp_rotator.cdk.context_settings import SettingsError, load_settings
 from ses_smtp_rotator.cdk.installation import RotationSchedule
 from ses_smtp_rotator.cdk.watch import longest_gap
+from ses_smtp_rotator.functions.watch.health import SES_UNREACHABLE_TAG
 
 
 def grants(statements: list[dict]) -> set[str]:
@@ -91,6 +92,31 @@ def test_the_watch_role_reads_and_starts_renewals_but_writes_nothing_else(
             "secretsmanager:GetSecretValue",
             "secretsmanager:ListSecretVersionIds",
         }, key_secrets
+
+
+def test_the_watch_may_write_one_tag_on_the_installation_secrets_and_no_other(
+    fleet_app: Synthesized,
+) -> None:
+    watch = fleet_app.stack.rotation.watch
+    statements = statements_of(fleet_app, fleet_app.logical_id(watch.role))
+    tagging = [
+        s
+        for s in statements
+        if {"secretsmanager:TagResource", "secretsmanager:UntagResource"}
+        & set(as_list(s["Action"]))
+    ]
+    [statement] = tagging
+    assert set(as_list(statement["Action"])) == {
+        "secretsmanager:TagResource",
+        "secretsmanager:UntagResource",
+    }
+    assert "/smtp/" in json.dumps(statement["Resource"])
+    conditions = statement["Condition"]
+    assert as_list(conditions["ForAllValues:StringEquals"]["aws:TagKeys"]) == [SES_UNREACHABLE_TAG]
+    assert conditions["Null"] == {"aws:TagKeys": "false"}  # an empty tag list matches nothing
+    assert conditions["StringEquals"] == {
+        "secretsmanager:ResourceTag/ses-smtp-rotator:deployment": "SesSmtpRotator"
+    }
 
 
 def test_renewal_is_attached_to_each_created_kion_key_secret_without_rules(
@@ -242,6 +268,12 @@ def test_the_operator_policy_never_reads_a_kion_api_key(fleet_app: Synthesized) 
         "lambda:GetFunctionConfiguration",
         "logs:FilterLogEvents",
         "iam:ListAccessKeys",
+        # check: the SMTP users' send permission and keys, SES's account and identities.
+        "iam:GetUser",
+        "iam:GetAccessKeyLastUsed",
+        "iam:SimulatePrincipalPolicy",
+        "ses:GetAccount",
+        "ses:GetEmailIdentity",
         # The deployment's KMS key, through Secrets Manager only.
         "kms:Decrypt",
         "kms:Encrypt",

@@ -66,9 +66,9 @@ def test_the_readme_fits_on_one_page():
     assert len(README.splitlines()) <= 250
 
 
-def test_the_readme_has_the_five_deploy_steps():
+def test_the_readme_has_the_four_deploy_steps():
     steps = re.findall(r"^(\d)\. \*\*", README, flags=re.M)
-    assert steps == ["1", "2", "3", "4", "5"]
+    assert steps == ["1", "2", "3", "4"]
 
 
 @pytest.mark.parametrize("name", sorted(every_text()))

@@ -105,6 +105,10 @@ def test_two_rotations_are_proven_and_every_server_stops():
     renewal_at = output.index("Kion API key renewal")
     assert renewal_at < output.index("Rotation 3, on the new Kion API key")
     assert "checked by the watch" in output  # status asked the watch for Kion's side
+    # Before the first rotation: adopt found the installation, check found nothing failing.
+    assert "✓ adopt found kion-ses-smtp in us-east-1 and wrote it into cdk.json" in output
+    assert "✓ check: every precondition of the first rotation holds" in output
+    assert output.index("✓ check:") < output.index("Rotation 1:")
     assert "✗" not in output
     assert "✓ 3 rotation(s) and a Kion API key renewal proven" in output
     assert "Stopped every server the demo started." in output

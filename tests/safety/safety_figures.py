@@ -29,6 +29,7 @@ KION_KEY_SCENARIO = "kion_key_scenario"  # 1 per fault scenario of the Kion API 
 KION_KEY_CONVERGED = "kion_key_converged"  # 1 when that scenario converged
 KION_KEY_UNWORKING = "kion_key_unworking"  # moments AWSCURRENT's Kion API key did not work
 KION_KEY_DELETED_HELD = "kion_key_deleted_held"  # Kion keys deleted while a version held them
+WATCH_AT_SCALE = "watch_at_scale"  # the line of one simulated watch over N installations
 
 
 @dataclass
@@ -40,6 +41,7 @@ class SafetyFigures:
     concurrent: set[str] = field(default_factory=set)
     mismatches: set[str] = field(default_factory=set)
     effective: set[str] = field(default_factory=set)  # fingerprints of effective scenarios
+    watch_at_scale: set[str] = field(default_factory=set)
 
     def add(self, report: pytest.TestReport) -> None:
         """Note a failure in any phase; count the test, and its properties, at its teardown
@@ -60,6 +62,8 @@ class SafetyFigures:
                 self.concurrent.add(str(value))
             elif name == CONFIG_MISMATCH:
                 self.mismatches.add(str(value))
+            elif name == WATCH_AT_SCALE:
+                self.watch_at_scale.add(str(value))
             elif isinstance(value, int):
                 self.totals[name] += value
 
@@ -88,6 +92,8 @@ class SafetyFigures:
             f"{totals[KION_KEY_CONVERGED]}, moments without a working Kion API key "
             f"{totals[KION_KEY_UNWORKING]}, Kion keys deleted while held "
             f"{totals[KION_KEY_DELETED_HELD]}",
+            # "watch at N installations: ...", by N
+            *sorted(self.watch_at_scale, key=lambda line: int(line.split()[2])),
         ]
 
     def print(self, terminal: pytest.TerminalReporter) -> None:

@@ -4,6 +4,8 @@ The fix when the stored key expired or was deleted. The key is read from a hidde
 terminal, or from standard input when piped; Kion must accept it before it is stored. Its id is
 found by listing Kion's keys: the one key whose last use moves when this command uses it (or
 ``--key-id``). With its id the key's first renewal deletes it; without one it is left to expire.
+An installation that has never rotated (right after ``cdk deploy``) gets its first rotation
+started and followed here (``--rotate``; asked at a terminal).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ses_smtp_rotator.cli.aws_access import SetupError, asking, open_aws
+from ses_smtp_rotator.cli.aws_access import AwsAccess, SetupError, asking, open_aws
+from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.exit_codes import EPILOG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, HelpFormatter
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.secret_state import CURRENT, PENDING, PREVIOUS, read_state
@@ -36,8 +39,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Kion accepted it, with its id in Kion and the installation it belongs to, so that the "
         "key renews itself from then on. The key is read from a hidden prompt, or from "
         "standard input when piped; it is never printed. An unfinished renewal of the old key "
-        "is cancelled. Needs secretsmanager:GetSecretValue on the installation secret and "
-        "DescribeSecret, PutSecretValue and UpdateSecretVersionStage on the Kion API key secret.",
+        "is cancelled. An installation that has never rotated then gets its first rotation "
+        "(--rotate, or asked at a terminal). Needs secretsmanager:GetSecretValue on the "
+        "installation secret and DescribeSecret, PutSecretValue and UpdateSecretVersionStage on "
+        "the Kion API key secret (and, to rotate, what rotate needs).",
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
@@ -51,6 +56,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=int,
         metavar="ID",
         help="the key's id in Kion (default: found by listing Kion's keys)",
+    )
+    parser.add_argument(
+        "--rotate",
+        action=argparse.BooleanOptionalAction,
+        help="when the installation has never rotated, start its first rotation and follow it "
+        "as rotate --wait does (default: ask at a terminal, else only say how)",
     )
     parser.add_argument("--region", help="the secret's region (default: from its ARN, then AWS)")
     parser.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
@@ -103,7 +114,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {installation.kion_api_key_secret_id}")
     if found is None:
         print("Its first renewal leaves it as it is: Kion ends it when its lifespan runs out.")
-    return EXIT_OK
+    if installation.username:
+        return EXIT_OK
+    return first_rotation(aws, installation_arn, args.secret, args.rotate)
+
+
+def first_rotation(aws: AwsAccess, installation_arn: str, name: str, wanted: bool | None) -> int:
+    """Start the installation's first rotation now that Kion's key is stored, when wanted (or,
+    with no answer given, when the person at the terminal says so), and follow it."""
+    if wanted is None and sys.stdin.isatty():
+        answer = input("The installation has never rotated. Start its first rotation now? [Y/n] ")
+        wanted = answer.strip().lower() in ("", "y", "yes")
+    if not wanted:
+        print(f"Start the first rotation with: ses-smtp-rotator rotate {name} --wait")
+        return EXIT_OK
+    print("Starting the first rotation: it adopts the key Kion sends with.")
+    return rotate_command.rotate(aws, installation_arn, wait=True)
 
 
 def identify_key(

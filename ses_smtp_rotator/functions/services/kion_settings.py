@@ -153,6 +153,12 @@ class KionClient:
         body = {"smtp_username": username, "smtp_password": password}
         self._request("PATCH", APP_CONFIG_PATH, body, redact=(password,))
 
+    def rewrite_sender(self, from_address: str) -> None:
+        """PATCH ``smtp_from`` with the value Kion holds: proves the key may write the SMTP
+        settings (Kion has no dry run) and changes nothing. The sender, because no rotation ever
+        writes it: writing back the credential could undo a rotation's PATCH made meanwhile."""
+        self._request("PATCH", APP_CONFIG_PATH, {"smtp_from": from_address})
+
     def _request(
         self,
         method: str,

@@ -42,6 +42,7 @@ from ses_smtp_rotator.functions.telemetry import logger, metrics
 from ses_smtp_rotator.functions.watch.health import (
     FAILING,
     HEALTHY,
+    SES_UNREACHABLE_TAG,
     Finding,
     HealthCheck,
     HealthLimits,
@@ -66,6 +67,9 @@ class WatchConfig:
     """WATCH_CONCURRENCY: installations checked at once by ``run``."""
     queue_url: str | None = None
     """WATCH_QUEUE_URL: where the scheduled run sends one message per installation."""
+    key_secret_prefix: str = ""
+    """KION_API_KEY_SECRET_PREFIX: the name prefix of this deployment's Kion API key secrets
+    (``<prefix><installation>``), whose ages order the dispatch."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> WatchConfig:
@@ -98,6 +102,7 @@ class WatchConfig:
             alert_topic_arn=environ.get("ALERT_TOPIC_ARN") or None,
             concurrency=max(1, int(positive("WATCH_CONCURRENCY", 8))),
             queue_url=environ.get("WATCH_QUEUE_URL") or None,
+            key_secret_prefix=environ.get("KION_API_KEY_SECRET_PREFIX", ""),
         )
 
 
@@ -166,7 +171,7 @@ class Watch:
         sqs = self._sqs or client("sqs")
         dispatched = 0
         batch: list[dict[str, str]] = []
-        for secret_arn in [*self.installation_secrets(), None]:
+        for secret_arn in [*self.dispatch_order(), None]:
             if secret_arn is not None:
                 body = {"installation": secret_arn, "watch_started": now.isoformat()}
                 batch.append({"Id": str(len(batch)), "MessageBody": json.dumps(body)})
@@ -207,6 +212,7 @@ class Watch:
 
     def _act(self, health: InstallationHealth, report: WatchReport) -> None:
         self._renew_if_due(health, report)
+        self._remember_ses_reach(health)
         _record(health)
         report.checked.append(health)
         if health.verdict == FAILING:
@@ -223,19 +229,46 @@ class Watch:
     def installation_secrets(self) -> Iterator[str]:
         """The ARNs of this deployment's installation secrets: named with its prefix and
         carrying its tag (the Kion API key secrets have another prefix)."""
+        for entry in self._listed(self.config.secret_prefix):
+            yield entry["ARN"]
+
+    def dispatch_order(self) -> list[str]:
+        """The installation secrets, those whose Kion API key secret was renewed (or made)
+        longest ago first, and before them those whose key secret is not listed under the
+        deployment's prefix (shared or imported: age unknown). SQS has no priorities, but a
+        standard queue hands messages out roughly in the order they were sent, so the renewals
+        that are due tend to start in the first minutes; each installation is still checked
+        on its own, so none waits on another's check either way."""
+        installations = list(self._listed(self.config.secret_prefix))
+        key_prefix = self.config.key_secret_prefix
+        if not key_prefix:
+            return [entry["ARN"] for entry in installations]
+        stored = {
+            entry["Name"][len(key_prefix) :]: _renewed_at(entry)
+            for entry in self._listed(key_prefix)
+        }
+        unknown = datetime.min.replace(tzinfo=UTC)
+
+        def key_renewed(entry: dict[str, Any]) -> datetime:
+            return stored.get(entry["Name"][len(self.config.secret_prefix) :]) or unknown
+
+        return [entry["ARN"] for entry in sorted(installations, key=key_renewed)]
+
+    def _listed(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """The ListSecrets entries of this deployment's secrets named with ``prefix``."""
         request: dict[str, Any] = {
-            "Filters": [{"Key": "name", "Values": [self.config.secret_prefix]}],
+            "Filters": [{"Key": "name", "Values": [prefix]}],
             "MaxResults": 100,
         }
         while True:
-            with aws_call("secretsmanager:ListSecrets", self.config.secret_prefix):
+            with aws_call("secretsmanager:ListSecrets", prefix):
                 page = self._secretsmanager.list_secrets(**request)
             for entry in page.get("SecretList", []):
                 tags = {tag.get("Key"): tag.get("Value") for tag in entry.get("Tags", [])}
-                if entry.get("Name", "").startswith(self.config.secret_prefix) and (
+                if entry.get("Name", "").startswith(prefix) and (
                     tags.get(DEPLOYMENT_TAG) == self.config.deployment
                 ):
-                    yield entry["ARN"]
+                    yield entry
             if not page.get("NextToken"):
                 return
             request["NextToken"] = page["NextToken"]
@@ -274,6 +307,34 @@ class Watch:
         )
         logger.info("Kion API key renewal started", installation=health.installation)
 
+    def _remember_ses_reach(self, health: InstallationHealth) -> None:
+        """Keep the secret's ``SES_UNREACHABLE_TAG`` in step with this check: set on the first
+        day SES SMTP could not be reached (the check stays unchecked), removed once SES answers.
+        A tag rather than a metric lookback: the check already reads it in DescribeSecret, it
+        is written only on the days the state changes, and it lives and dies with the secret."""
+        since, secret_id = health.ses_unreachable_since, health.secret_id
+        try:
+            if health.ses_reached is False and since is None:
+                with aws_call("secretsmanager:TagResource", secret_id):
+                    self._secretsmanager.tag_resource(
+                        SecretId=secret_id,
+                        Tags=[{"Key": SES_UNREACHABLE_TAG, "Value": health.checked_at.isoformat()}],
+                    )
+            elif health.ses_reached and since is not None:
+                with aws_call("secretsmanager:UntagResource", secret_id):
+                    self._secretsmanager.untag_resource(
+                        SecretId=secret_id, TagKeys=[SES_UNREACHABLE_TAG]
+                    )
+        except (ClientError, RotationError) as error:
+            cause = error.cause if isinstance(error, RotationError) else error_code(error)
+            health.checks["ses_reachability"] = Finding(
+                None,
+                f"could not record on the secret whether SES SMTP was reached ({cause}), so an "
+                "SES that stays out of reach is not reported as failing",
+                f"Allow secretsmanager:TagResource and UntagResource of tag {SES_UNREACHABLE_TAG} "
+                "on the installation secrets in the watch's role (the stack does this).",
+            )
+
     def _alert(self, health: InstallationHealth) -> None:
         if not self.config.alert_topic_arn:
             return
@@ -296,6 +357,15 @@ def unfinished(secret_arn: str, now: datetime, budget: timedelta) -> Installatio
         "Run ses-smtp-rotator status for this installation to see which system hangs.",
     )
     return health
+
+
+def _renewed_at(entry: dict[str, Any]) -> datetime | None:
+    """When a key secret last got a key by rotation, else when it was made: a key stored by
+    hand since then looks older than it is, which only moves it earlier in the dispatch."""
+    moment = entry.get("LastRotatedDate") or entry.get("CreatedDate")
+    if not isinstance(moment, datetime):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _count(report: WatchReport) -> None:

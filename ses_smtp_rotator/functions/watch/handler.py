@@ -54,13 +54,21 @@ def _watch_messages(
 ) -> dict[str, Any]:
     failures = []
     for record in records:
+        secret_arn = None
         try:
             secret_arn = json.loads(record["body"])["installation"]
             left = timedelta(milliseconds=context.get_remaining_time_in_millis())
             health = watch.watch_one(secret_arn, budget=max(left - ACTING_RESERVE, timedelta()))
             logger.info("Watch message handled", installation=health.installation)
         except Exception:
-            logger.exception("Watch message not handled", message_id=record.get("messageId"))
+            # The cause and the installation together: after the queue's last delivery the
+            # message waits in the dead-letter queue, and this record says why.
+            logger.exception(
+                "Watch message not handled",
+                message_id=record.get("messageId"),
+                installation=secret_arn,
+                delivery=record.get("attributes", {}).get("ApproximateReceiveCount"),
+            )
             failures.append({"itemIdentifier": record.get("messageId")})
     return {"batchItemFailures": failures}
 

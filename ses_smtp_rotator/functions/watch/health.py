@@ -41,6 +41,13 @@ FAILING = "failing"
 
 ROTATE = "ses-smtp-rotator rotate"
 
+SES_UNREACHABLE_TAG = "ses-smtp-rotator:ses-unreachable-since"
+"""The installation secret's tag that holds since when the watch could not connect to SES SMTP
+(ISO 8601, UTC); the watch sets it on the first such day and removes it once SES answers."""
+SES_UNREACHABLE_FAILING_AFTER = timedelta(hours=20)
+"""How long SES SMTP must have been out of reach before the check fails rather than stays
+unchecked: the second of two daily watches, whatever the hour each one ran."""
+
 # What an unfinished rotation is doing.
 RUNNING = "running"
 FAILED = "failed"
@@ -89,6 +96,11 @@ class InstallationHealth:
     kion_api_key_days_left: float | None = None
     kion_api_key_renewal_due: bool = False
     kion_api_key_secret_id: str | None = None
+    ses_unreachable_since: datetime | None = None
+    """Since when SES SMTP could not be reached, as the secret's tag recorded it before this
+    check (``SES_UNREACHABLE_TAG``)."""
+    ses_reached: bool | None = None
+    """Whether this check connected to SES SMTP; None when it did not try."""
     checks: dict[str, Finding] = field(default_factory=dict)
 
     @property
@@ -107,6 +119,8 @@ class InstallationHealth:
         """JSON-ready: what ``status`` reads back from the watch."""
         document = asdict(self)
         document["checked_at"] = self.checked_at.isoformat()
+        since = self.ses_unreachable_since
+        document["ses_unreachable_since"] = since.isoformat() if since else None
         document["verdict"] = self.verdict
         document["failing"] = self.failing
         return document
@@ -230,6 +244,7 @@ class HealthCheck:
             health.checks["secret"] = Finding(None, error.cause, error.fix)
             return health
         health.installation = installation_name(described["Name"])
+        health.ses_unreachable_since = ses_unreachable_since(described)
         current = self._current(secret_id, health)
         if current is None:
             return health
@@ -241,7 +256,7 @@ class HealthCheck:
         self._judge_pending(pending, health, now)
         self._access_key(current, health)
         if self.check_ses:
-            self._ses_accepts(current, health)
+            self._ses_accepts(current, health, now)
         self._last_rotation(described, health, now)
         self._kion_api_key(current, health, now)
         return health
@@ -424,7 +439,9 @@ class HealthCheck:
                 True, f"the AWSCURRENT key {current.username} exists and is Active"
             )
 
-    def _ses_accepts(self, current: InstallationSecret, health: InstallationHealth) -> None:
+    def _ses_accepts(
+        self, current: InstallationSecret, health: InstallationHealth, now: datetime
+    ) -> None:
         if not current.username:
             health.checks["ses"] = Finding(True, "no credential yet to try")
             return
@@ -433,13 +450,14 @@ class HealthCheck:
             accepted = try_login(endpoint, current.username, current.password)
         except (RotationError, ssl.SSLError, ValueError) as error:
             cause = error.cause if isinstance(error, RotationError) else type(error).__name__
-            health.checks["ses"] = Finding(
-                None,
+            health.ses_reached = False
+            health.checks["ses"] = unreachable_ses_finding(
                 f"could not ask SES SMTP at {endpoint}: {cause}",
-                "Check the network path from the function to SES SMTP (security group, VPC "
-                "endpoint or NAT).",
+                since=health.ses_unreachable_since,
+                now=now,
             )
             return
+        health.ses_reached = True
         if accepted:
             health.checks["ses"] = Finding(True, f"{endpoint} accepts the AWSCURRENT credential")
         else:
@@ -531,6 +549,37 @@ class HealthCheck:
             "deletes the key this one made.",
             subject="renewal of the Kion API key",
         )
+
+
+def ses_unreachable_since(described: dict[str, Any]) -> datetime | None:
+    """The moment ``SES_UNREACHABLE_TAG`` records in a DescribeSecret answer (None: none, or a
+    value that is no moment)."""
+    for tag in described.get("Tags") or []:
+        if tag.get("Key") == SES_UNREACHABLE_TAG:
+            try:
+                since = datetime.fromisoformat(str(tag.get("Value")))
+            except ValueError:
+                return None
+            return since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    return None
+
+
+def unreachable_ses_finding(summary: str, *, since: datetime | None, now: datetime) -> Finding:
+    """SES SMTP could not be reached: unchecked the first day (a passing network fault), failing
+    once it has been out of reach since an earlier daily watch."""
+    fix = (
+        "Check the network path from the function to SES SMTP (security group, VPC endpoint or "
+        "NAT) and the secret's smtp_host and smtp_port; the first watch that reaches SES again "
+        "clears this."
+    )
+    if since is None or now - since < SES_UNREACHABLE_FAILING_AFTER:
+        return Finding(None, summary, fix)
+    return Finding(
+        False,
+        f"{summary}; out of reach since {since:%Y-%m-%d %H:%M} UTC ({_days(now - since)}), so "
+        "rotations fail there too",
+        fix,
+    )
 
 
 def pending_version(described: dict[str, Any]) -> str | None:

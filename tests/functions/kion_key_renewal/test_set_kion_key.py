@@ -147,6 +147,46 @@ def test_a_key_is_not_told_apart_when_another_is_used_at_the_same_moment(
     assert identify_key(client, sleep=meanwhile_the_colleague_works) is None
 
 
+def test_a_never_rotated_installation_is_told_how_to_start_its_first_rotation(
+    make_world,
+    kion: KionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = make_world(adopt=True)  # just deployed: the secret holds no credential yet
+    monkeypatch.setattr(sys, "stdin", io.StringIO(kion.api_key + "\n"))
+
+    code = cli.main(["set-kion-key", world.secret_id])  # piped: nobody to ask
+
+    output = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert f"Start the first rotation with: ses-smtp-rotator rotate {world.secret_id} --wait" in (
+        output
+    )
+    assert all("AWSPENDING" not in labels for labels in world.stages().values())
+
+
+def test_at_a_terminal_it_asks_before_starting_the_first_rotation(
+    make_world,
+    kion: KionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    world = make_world(adopt=True)
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: kion.api_key)
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+
+    code = cli.main(["set-kion-key", world.secret_id])
+
+    assert code == EXIT_OK
+    assert asked == ["The installation has never rotated. Start its first rotation now? [Y/n] "]
+    assert "Start the first rotation with:" in capsys.readouterr().out
+    assert all("AWSPENDING" not in labels for labels in world.stages().values())
+
+
 def test_renew_set_kion_key_renew_again(
     renewal: KeyRenewalWorld,
     kion: KionStandIn,

@@ -5,6 +5,7 @@ reported as unchecked with its cause."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -12,11 +13,17 @@ from typing import Any
 import boto3
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.secretsmanager.models import secretsmanager_backends
 from watch_world import DEPLOYMENT, LIMITS, PREFIX, WatchedWorld, key_secret_value
 
+from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.telemetry import SERVICE
 from ses_smtp_rotator.functions.watch import handler
-from ses_smtp_rotator.functions.watch.daily_watch import Watch, WatchConfig
-from ses_smtp_rotator.functions.watch.health import HEALTHY, UNCHECKED
+from ses_smtp_rotator.functions.watch.daily_watch import DEPLOYMENT_TAG, Watch, WatchConfig
+from ses_smtp_rotator.functions.watch.health import HEALTHY, UNCHECKED, HealthCheck
+
+KEY_PREFIX = "keys/"
+WATCH_DELIVERIES = 2  # the stack's queue (cdk.watch.WATCH_DELIVERIES; no CDK on the Lambda runtime)
 
 
 class _Context:
@@ -126,3 +133,87 @@ def test_with_time_to_spare_the_same_installation_is_healthy(watched: WatchedWor
         watched.smtp.secret_id, budget=timedelta(seconds=120), now=watched.kion_now()
     )
     assert health.verdict == HEALTHY, health.checks
+
+
+def test_installations_whose_kion_key_was_renewed_longest_ago_are_dispatched_first(
+    aws: None,
+) -> None:
+    secretsmanager = boto3.client("secretsmanager")
+    deployment_tag = [{"Key": DEPLOYMENT_TAG, "Value": DEPLOYMENT}]
+    for installation in ("fresh", "old", "imported"):
+        secretsmanager.create_secret(
+            Name=f"{PREFIX}{installation}", SecretString="{}", Tags=deployment_tag
+        )
+    for installation, days_ago in (("fresh", 1), ("old", 6)):
+        secretsmanager.create_secret(
+            Name=f"{KEY_PREFIX}{installation}", SecretString="{}", Tags=deployment_tag
+        )
+        backend = secretsmanager_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        backend.secrets[f"{KEY_PREFIX}{installation}"].created_date -= days_ago * 86400
+    queue_url = boto3.client("sqs").create_queue(QueueName="watch")["QueueUrl"]
+    config = WatchConfig(
+        DEPLOYMENT, PREFIX, LIMITS, queue_url=queue_url, key_secret_prefix=KEY_PREFIX
+    )
+    watch = Watch(config, HealthCheck(LIMITS, RotationConfig()))
+    assert watch.dispatch() == 3
+    sent = [json.loads(message["body"])["installation"] for message in received(queue_url)]
+    names = [secretsmanager.describe_secret(SecretId=arn)["Name"] for arn in sent]
+    # No key secret of its own: its key's age is unknown, as a renewal treats it (due).
+    assert names == [f"{PREFIX}imported", f"{PREFIX}old", f"{PREFIX}fresh"]
+
+
+def test_an_installation_the_watch_cannot_handle_ends_in_the_dead_letter_queue_named(
+    watched: WatchedWorld, deployed_watch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What Lambda's SQS event source does with a message whose handling fails: deliver it again
+    after its visibility timeout, and after the queue's last delivery move it to the DLQ (whose
+    alarm InstallationsUnwatched names it); the function's log has the cause."""
+    sqs = boto3.client("sqs")
+    dead_letters = sqs.create_queue(QueueName="unwatched")["QueueUrl"]
+    dead_letters_arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sqs.set_queue_attributes(
+        QueueUrl=deployed_watch,
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dead_letters_arn, "maxReceiveCount": str(WATCH_DELIVERIES)}
+            ),
+        },
+    )
+    missing_topic = watched.topic_arn + "-deleted"  # the alert cannot be published
+    monkeypatch.setenv("ALERT_TOPIC_ARN", missing_topic)
+    handler._config.cache_clear()
+    watched.kion.app_config["smtp_username"] = "AKIAHANDEDITED000000"  # failing: it alerts
+    handler.lambda_handler({"source": "aws.scheduler"}, _Context())
+    for _ in range(WATCH_DELIVERIES):
+        [record] = received(deployed_watch)
+        answer = handler.lambda_handler({"Records": [record]}, _Context())
+        assert answer == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert received(deployed_watch) == []  # not dropped, and not delivered a third time:
+    [kept] = received(dead_letters)
+    assert json.loads(kept["body"])["installation"] == watched.smtp.secret_id
+
+
+def test_a_message_not_handled_is_logged_with_its_installation_and_cause(
+    watched: WatchedWorld, deployed_watch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALERT_TOPIC_ARN", watched.topic_arn + "-deleted")
+    handler._config.cache_clear()
+    watched.kion.app_config["smtp_username"] = "AKIAHANDEDITED000000"  # failing: it alerts
+    handler.lambda_handler({"source": "aws.scheduler"}, _Context())
+    [record] = received(deployed_watch)
+    logged: list[logging.LogRecord] = []
+    collector = logging.Handler()
+    collector.emit = logged.append  # type: ignore[method-assign]
+    function_logger = logging.getLogger(SERVICE)
+    function_logger.addHandler(collector)
+    try:
+        handler.lambda_handler({"Records": [record]}, _Context())
+    finally:
+        function_logger.removeHandler(collector)
+    [failure] = [entry for entry in logged if entry.getMessage() == "Watch message not handled"]
+    assert failure.installation == watched.smtp.secret_id  # type: ignore[attr-defined]
+    assert failure.exc_info is not None
+    assert "NotFound" in str(failure.exc_info[1])  # the topic the alert could not reach
