@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 # Kion's published OpenAPI description (v3.14), which the tests hold the Kion stand-in to. The
 # kion-mcp-server wheel ships it; it is fetched at install time and never committed.
 KION_OPENAPI_WHEEL := kion-mcp-server==0.5.0
@@ -58,17 +60,20 @@ build: $(PY_STAMP)
 package-check: build
 	PYTHON=$(PYTHON) .ci/package-check
 
-# TEST_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
+# TEST_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process). loadgroup:
+# the tests that read one synthesized CDK app run on one worker (tests/cdk/conftest.py), which
+# synthesizes it once; the other tests go one by one to whichever worker is free.
 TEST_WORKERS ?= auto
+XDIST = -n $(TEST_WORKERS) --dist loadgroup
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest $(XDIST)
 
 # The safety suite alone (also part of `make test`): a fault at every external call of a rotation,
 # bad inputs, concurrent triggers and a secret scan of all output; it ends with its figures.
 # SAFETY_WORKERS: pytest-xdist workers (auto: one per core; 0 runs in this process).
 SAFETY_WORKERS ?= auto
 safety: $(PY_STAMP) $(KION_OPENAPI)
-	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) tests/safety
+	$(BIN)/python -m pytest -n $(SAFETY_WORKERS) --dist loadgroup tests/safety
 
 # Mutation testing, not in `make test` or CI (docs/development.md says how long it takes): mutmut
 # mutates the rotation function's step logic in a scratch copy (build/mutation, its package under
@@ -138,8 +143,16 @@ docs: $(PY_STAMP)
 
 # Two real rotations on loopback stand-ins of AWS, SES SMTP and Kion, then a proof of the outcome.
 # Needs Python only. Options go in ARGS, e.g. make demo ARGS="--kion-url https://kion.staging.example"
-demo: $(PY_STAMP)
-	$(BIN)/python -m ses_smtp_rotator.demo $(ARGS)
+# The demo has a virtual environment of its own with only what it runs (requirements-demo.txt),
+# not the development toolchain, so a fresh clone starts it quickly.
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python -m ses_smtp_rotator.demo $(ARGS)
+
+$(DEMO_STAMP): requirements-demo.txt pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --prefer-binary -r requirements-demo.txt
+	$(DEMO_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
 
 # Prints P1-P4 (import time, overhead, propagation wait, calls per rotation) beside their goals.
 # Figures, not tests: it never fails because a machine is slow.
@@ -147,4 +160,4 @@ bench: $(PY_STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(VENV312) node_modules cdk.out dist site .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV312) $(DEMO_VENV) node_modules cdk.out dist site .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@ reset before every test."""
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -33,6 +34,7 @@ os.environ.update(
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
+import moto.core.responses
 from moto import mock_aws
 from rotation_world import RotationWorld
 
@@ -51,6 +53,11 @@ from ses_smtp_rotator.local.tls import LoopbackCertificates
 
 # Every moto secret of the suite moves its labels as Secrets Manager does, not as moto 5.x does.
 install_label_moves()
+# moto lists a response class's methods (inspect.getmembers) for every request it answers, a few
+# per cent of the suite's time; the list of a class never changes, so it is looked up once.
+moto.core.responses.method_names_from_class = functools.cache(
+    moto.core.responses.method_names_from_class
+)
 
 
 @pytest.fixture

@@ -72,6 +72,20 @@ def acknowledge_deployment_wildcards(
         )
 
 
+def acknowledge_incident_parameters(role: iam.IRole, prefix: str) -> None:
+    """The watch's statement on its open incidents: one parameter per installation."""
+    stack = Stack.of(role)
+    region = _as_reported(stack.region, "<AWS::Region>")
+    account = _as_reported(stack.account, "<AWS::AccountId>")
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:{region}:{account}:parameter"
+        f"{prefix}*]",
+        "One parameter per open incident of this deployment's installations, under the "
+        "deployment's own path: the policy keeps its size at any number of installations.",
+    )
+
+
 def _as_reported(value: str, placeholder: str) -> str:
     """How cdk-nag shows a region or account: literal when known, a placeholder otherwise."""
     return placeholder if Token.is_unresolved(value) else value

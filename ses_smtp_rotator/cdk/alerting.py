@@ -1,13 +1,14 @@
 """Alerts to one SNS topic: failed or abandoned rotations of any installation secret of the
-deployment (an EventBridge rule matching the secrets' name prefix), rotation function errors and
-schedules that could not start a rotation (alarms)."""
+deployment (an EventBridge rule matching the secrets' name prefix, one JSON notice per event that
+names the installation) and schedules that could not start a rotation (an alarm). The rotation
+function's error alarm shows on the dashboard without paging: each of its errors is a failed
+rotation step, which Secrets Manager reports as RotationFailed, and that event pages already."""
 
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -17,6 +18,8 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+
+from .alarms import console_host, deployment_alarm
 
 # The rotation events Secrets Manager reports through CloudTrail that need a person's attention.
 ALERTED_ROTATION_EVENTS = ("RotationFailed", "RotationAbandoned")
@@ -30,6 +33,7 @@ class RotationAlerts(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        deployment_name: str,
         topic: sns.ITopic | None,
         email: str | None,
         secret_id_prefixes: list[str],
@@ -44,23 +48,34 @@ class RotationAlerts(Construct):
         if email:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         self.rule = self._rotation_failure_rule(secret_id_prefixes, log_group)
-        alarm_action = cloudwatch_actions.SnsAction(self.topic)
-        function_errors = self._alarm(
-            "FunctionErrors",
-            "The SES SMTP rotation function failed; its log group names the cause and the fix.",
-            function.metric_errors(period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM),
+        function_errors = deployment_alarm(
+            self,
+            "RotationFunctionErrors",
+            deployment_name=deployment_name,
+            topic=self.topic,
+            watches="the errors of the rotation function",
+            cause="a rotation step failed; Kion keeps the credential it had.",
+            fix=f"the function's log group {log_group.log_group_name} names the step, cause and "
+            "fix (ses-smtp-rotator history shows it).",
+            metric=function.metric_errors(
+                period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM
+            ),
+            paging=False,
         )
-        schedule_errors = self._alarm(
+        schedule_errors = deployment_alarm(
+            self,
             "ScheduleTargetErrors",
-            "EventBridge Scheduler could not start a rotation (RotateSecret failed, for example "
-            "because a rotation was still in progress); start it on demand.",
-            schedule_group.metric_target_errors(
+            deployment_name=deployment_name,
+            topic=self.topic,
+            watches="the rotation schedules",
+            cause="EventBridge Scheduler could not start a rotation (RotateSecret failed, for "
+            "example because a rotation was still in progress).",
+            fix="start it on demand with ses-smtp-rotator rotate INSTALLATION.",
+            metric=schedule_group.metric_target_errors(
                 period=Duration.minutes(5), statistic=cloudwatch.Stats.SUM
             ),
         )
         self.alarms = [function_errors, schedule_errors]
-        for alarm in self.alarms:
-            alarm.add_alarm_action(alarm_action)
 
     def _rotation_failure_rule(
         self, secret_id_prefixes: list[str], log_group: logs.ILogGroup
@@ -82,12 +97,34 @@ class RotationAlerts(Construct):
                 },
             ),
         )
-        message = events.RuleTargetInput.from_text(
-            f"Secrets Manager reports {events.EventField.from_path('$.detail.eventName')} "
-            f"for {events.EventField.from_path('$.detail.additionalEventData.SecretId')} "
-            f"at {events.EventField.from_path('$.time')}. Kion keeps the credential it "
-            "had; see the rotation function's log group "
-            f"{log_group.log_group_name} for the cause and the fix."
+        secret_id = events.EventField.from_path("$.detail.additionalEventData.SecretId")
+        # A JSON object (EventBridge's input transformer), not a quoted string.
+        message = events.RuleTargetInput.from_object(
+            {
+                "summary": (
+                    f"Secrets Manager reports {events.EventField.from_path('$.detail.eventName')} "
+                    f"for {secret_id}: the rotation of this Kion installation's SES SMTP "
+                    "credential did not finish. Kion keeps the credential it had."
+                ),
+                "event": events.EventField.from_path("$.detail.eventName"),
+                "secret": secret_id,
+                "account": events.EventField.account,
+                "region": events.EventField.region,
+                "time": events.EventField.time,
+                "cause": (
+                    "The failed step and its cause are in the rotation function's log group "
+                    f"{log_group.log_group_name}."
+                ),
+                "fix": (
+                    f"Run ses-smtp-rotator status {secret_id}: it names the failed step, its "
+                    "cause and fix, and whether to rotate again or abandon the rotation."
+                ),
+                "history": f"ses-smtp-rotator history {secret_id}",
+                "console": (
+                    f"https://{console_host(self)}/secretsmanager/secret?name={secret_id}"
+                    f"&region={Aws.REGION}"
+                ),
+            }
         )
         if not isinstance(self.topic, sns.Topic):
             # An existing topic: EventBridge publishes through a role of this rule, so the
@@ -108,21 +145,6 @@ class RotationAlerts(Construct):
                 )
             )
         return rule
-
-    def _alarm(
-        self, alarm_id: str, description: str, metric: cloudwatch.IMetric
-    ) -> cloudwatch.Alarm:
-        """An alarm on any occurrence of ``metric`` in five minutes."""
-        return cloudwatch.Alarm(
-            self,
-            alarm_id,
-            alarm_description=description,
-            metric=metric,
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
 
 
 @jsii.implements(events.IRuleTarget)

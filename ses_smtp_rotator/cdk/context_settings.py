@@ -95,6 +95,9 @@ SETTING_KEYS = (
     "removalPolicy",
     "watchSchedule",
 )
+DEPLOYMENT_KEY = "deployment"
+DEPLOYMENTS_KEY = "deployments"
+TOP_LEVEL_KEYS = (*SETTING_KEYS, DEPLOYMENT_KEY, DEPLOYMENTS_KEY)
 # A context key shaped like one of ours (CDK's own keys and feature flags hold ':', '@' or '-').
 SETTING_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
@@ -164,18 +167,12 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
     """Read the settings from the CDK context: ``app.node.get_all_context()`` (which also lets
     a misspelled setting be named) or a getter such as ``app.node.try_get_context``."""
     if isinstance(context, Mapping):
-        _no_unknown_keys(filter(SETTING_SHAPE.match, context), SETTING_KEYS, None)
-    get_context = context.get if isinstance(context, Mapping) else context
+        _no_unknown_keys(filter(SETTING_SHAPE.match, context), TOP_LEVEL_KEYS, None)
+    top_level = context.get if isinstance(context, Mapping) else context
+    get_context = _deployment_context(top_level)
 
     def setting(key: str, default: Any = None) -> Any:
-        value = get_context(key)
-        if isinstance(value, str) and value[:1] in "[{":
-            # `-c key=<json>` on the command line arrives as text.
-            try:
-                value = json.loads(value)
-            except ValueError as error:
-                _refuse(key, value, f"is not valid JSON ({error})", "quote the JSON for your shell")
-        return default if value is None else value
+        return _context_value(get_context, key, default)
 
     region = _region(setting("region", DEFAULT_REGION))
     vpc = _vpc(setting("vpc"))
@@ -230,6 +227,51 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
     except PropertyError as error:
         _property_refused(None, error, ROTATION_KEYS)
     return settings
+
+
+def _context_value(get_context: Callable[[str], Any], key: str, default: Any = None) -> Any:
+    """One setting: JSON given as text (``-c key=<json>``) parsed, and ``null`` (JSON's, or the
+    text ``-c key=null``) meaning the default."""
+    value = get_context(key)
+    if isinstance(value, str) and value.strip() == "null":
+        value = None
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            _refuse(key, value, f"is not valid JSON ({error})", "quote the JSON for your shell")
+    return default if value is None else value
+
+
+def _deployment_context(top_level: Callable[[str], Any]) -> Callable[[str], Any]:
+    """The settings of the deployment ``-c deployment=NAME`` selects: the keys of its entry in
+    ``deployments`` over the top-level ones. Without a selection, the top-level settings."""
+    deployments = _context_value(top_level, DEPLOYMENTS_KEY, {})
+    if not isinstance(deployments, Mapping) or not all(
+        isinstance(entry, Mapping) for entry in deployments.values()
+    ):
+        _refuse(
+            DEPLOYMENTS_KEY,
+            deployments,
+            "is not an object of named deployments",
+            'write {"NAME": {<settings>}, ...}, each entry holding the settings that differ',
+        )
+    for name, entry in deployments.items():
+        _no_unknown_keys(filter(SETTING_SHAPE.match, entry), SETTING_KEYS, f"deployments.{name}")
+    name = _context_value(top_level, DEPLOYMENT_KEY)
+    if name is None:
+        return top_level
+    if name not in deployments:
+        known = ", ".join(sorted(deployments)) or "none"
+        suggestion = did_you_mean(str(name), list(deployments)).replace("? Otherwise ", "?")
+        _refuse(
+            DEPLOYMENT_KEY,
+            name,
+            f"names no entry of deployments (known: {known})",
+            suggestion or "add it to deployments in cdk.json, or drop -c deployment",
+        )
+    chosen = deployments[name]
+    return lambda key: chosen[key] if key in chosen else top_level(key)
 
 
 def _installations(raw: Any) -> tuple[KionInstallation, ...]:

@@ -1,6 +1,7 @@
-"""A CloudWatch dashboard of the deployment: per installation its health, days since the last
-rotation, the Kion API key's days left, the SES acceptance wait and failing checks; beside them
-the deployment's alarms and function errors.
+"""A CloudWatch dashboard of the deployment: first, per installation, the latest of its last
+rotation (days ago), that rotation's outcome, the Kion API key's days left and the watch's verdict;
+then their history with the SES acceptance wait and failing checks; beside them the deployment's
+alarms and function errors.
 
 Each per-installation graph is one metric search over the ``installation`` dimension, so every
 installation gets its own line and the dashboard's size does not grow with their number.
@@ -26,6 +27,13 @@ PER_INSTALLATION = (
     ("KionApiKeyDaysLeft", "Minimum", "Kion API key: days left", "days"),
     ("SesAcceptWaitSeconds", "Maximum", "SES acceptance wait of each rotation", "seconds"),
     ("ChecksFailing", "Maximum", "Failing checks per installation", "checks"),
+)
+# The latest value per installation: (metric name, statistic, title).
+LATEST_PER_INSTALLATION = (
+    ("DaysSinceRotation", "Maximum", "Last rotation (days ago)"),
+    ("RotationOutcome", "Minimum", "Last rotation's outcome (1 finished, 0 a step failed)"),
+    ("KionApiKeyDaysLeft", "Minimum", "Kion API key: days left"),
+    ("Healthy", "Minimum", "Watch verdict (1 healthy, 0 failing)"),
 )
 
 
@@ -60,6 +68,24 @@ class RotationDashboard(Construct):
         )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=4)
+        )
+        self.dashboard.add_widgets(
+            *(
+                cloudwatch.SingleValueWidget(
+                    title=title,
+                    metrics=[
+                        cloudwatch.MathExpression(
+                            expression=installation_search(metric_name, statistic, period),
+                            using_metrics={},
+                            label="",
+                            period=period,
+                        )
+                    ],
+                    width=6,
+                    height=6,
+                )
+                for metric_name, statistic, title in LATEST_PER_INSTALLATION
+            )
         )
         graphs = [
             cloudwatch.GraphWidget(

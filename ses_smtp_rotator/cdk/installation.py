@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -440,8 +440,10 @@ def stack_regions() -> frozenset[str]:
     return frozenset(set.intersection(*offered))
 
 
+@cache
 def partition_of(region: str) -> str:
-    """The partition of a region name botocore knows."""
+    """The partition of a region name botocore knows (each botocore session reads its endpoint
+    data anew: unremembered, a fleet of 500 installations took minutes to check)."""
     return botocore.session.get_session().get_partition_for_region(region)
 
 

@@ -44,6 +44,7 @@ from .kion_key_renewal import KionKeyRenewalFunction
 from .network import FunctionNetwork
 from .operator_access import OperatorPolicy, acknowledge_operator_policy
 from .rotation_checks import OWNER, check_rotation_props
+from .saved_queries import SavedQueries
 from .watch import DEFAULT_WATCH_SCHEDULE, InstallationWatch, acknowledge_watch
 
 __all__ = ["LOG_LEVELS", "InstallationResources", "SesSmtpRotation", "required_timeout"]
@@ -257,6 +258,7 @@ class SesSmtpRotation(Construct):
         alerts = RotationAlerts(
             self,
             "Alerting",
+            deployment_name=self.deployment.name,
             topic=alarm_topic,
             email=alarm_email,
             secret_id_prefixes=[
@@ -337,6 +339,13 @@ class SesSmtpRotation(Construct):
             ],
             alarms=[*alerts.alarms, *self.watch.alarms],
         ).dashboard
+        SavedQueries(
+            self,
+            "SavedQueries",
+            deployment_name=self.deployment.name,
+            rotation_log_groups=[self.log_group, key_renewal.log_group],
+            watch_log_group=self.watch.log_group,
+        )
         operators = OperatorPolicy(
             self,
             "Operators",

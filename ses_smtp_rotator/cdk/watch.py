@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -28,9 +27,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from ses_smtp_rotator.functions.watch.health import SES_UNREACHABLE_TAG
+from ses_smtp_rotator.functions.watch.incidents import incident_parameter_prefix
 from ses_smtp_rotator.schedule import ROTATION_MARGIN, schedule_gap
 
 from . import acknowledgments
+from .alarms import deployment_alarm
 from .deployment import Deployment
 from .function import (
     METRICS_NAMESPACE,
@@ -106,6 +107,7 @@ class InstallationWatch(Construct):
             "KION_API_KEY_SECRET_PREFIX": deployment.api_key_secret_prefix,
             "ROTATION_FUNCTION_TIMEOUT_SECONDS": str(int(rotation_timeout.to_seconds())),
             "ALERT_TOPIC_ARN": topic.topic_arn,
+            "INCIDENT_PARAMETER_PREFIX": incident_parameter_prefix(deployment.name),
         }
         gap = longest_gap(rotation_schedule)
         if gap is not None:
@@ -147,6 +149,17 @@ class InstallationWatch(Construct):
             )
         )
         topic.grant_publish(self.role)
+        # The open incidents (one notice per incident): parameters under the deployment's path.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="OpenIncidents",
+                actions=["ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:ssm:{stack.region}:{stack.account}:parameter"
+                    f"{incident_parameter_prefix(deployment.name)}*"
+                ],
+            )
+        )
         if encryption_key is not None:
             grant_key_use_through_secrets_manager(self.role, encryption_key)
 
@@ -160,7 +173,7 @@ class InstallationWatch(Construct):
                 self.function, role=self._scheduler_role(schedule_group), retry_attempts=2
             ),
         )
-        self.alarms = self._alarms(topic, renewal_function)
+        self.alarms = self._alarms(deployment, topic, renewal_function)
 
     def _scheduler_role(self, schedule_group: scheduler.IScheduleGroup) -> iam.Role:
         """The role the schedule invokes the watch with (the target grants it the invoke)."""
@@ -277,101 +290,76 @@ class InstallationWatch(Construct):
         )
 
     def _alarms(
-        self, topic: sns.ITopic, renewal_function: lambda_.IFunction
+        self, deployment: Deployment, topic: sns.ITopic, renewal_function: lambda_.IFunction
     ) -> list[cloudwatch.Alarm]:
         day = Duration.days(1)
         service = {"service": SERVICE_NAME}
-        alarms = [
-            cloudwatch.Alarm(
-                self,
+
+        def watch_metric(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map=service,
+                statistic=statistic,
+                period=day,
+            )
+
+        def alarm(construct_id: str, **properties: object) -> cloudwatch.Alarm:
+            return deployment_alarm(
+                self, construct_id, deployment_name=deployment.name, topic=topic, **properties
+            )
+
+        log_group = self.log_group.log_group_name
+        return [
+            alarm(
                 "InstallationsFailing",
-                alarm_description=(
-                    "The daily watch found a failing Kion installation. Its message on this "
-                    "topic names the installation, each failing check, its cause and its fix."
-                ),
-                metric=cloudwatch.Metric(
-                    namespace=METRICS_NAMESPACE,
-                    metric_name="InstallationsFailing",
-                    dimensions_map=service,
-                    statistic=cloudwatch.Stats.MAXIMUM,
-                    period=day,
-                ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                watches="the installations the daily watch finds failing",
+                cause="a Kion installation failed a check.",
+                fix="the watch's own notice on the alert topic names the installation, each "
+                "failing check, its cause and its fix.",
+                metric=watch_metric("InstallationsFailing", cloudwatch.Stats.MAXIMUM),
+                paging=False,
             ),
-            cloudwatch.Alarm(
-                self,
+            alarm(
                 "WatchNotRunning",
-                alarm_description=(
-                    "The daily watch checked no installation for two days: its schedule is "
-                    "disabled or it fails before it checks. See the watch function's log group."
-                ),
-                metric=cloudwatch.Metric(
-                    namespace=METRICS_NAMESPACE,
-                    metric_name="InstallationsChecked",
-                    dimensions_map=service,
-                    statistic=cloudwatch.Stats.SAMPLE_COUNT,
-                    period=day,
-                ),
-                threshold=1,
+                watches="that the daily watch runs",
+                cause="the daily watch checked no installation for two days: its schedule is "
+                "disabled or it fails before it checks.",
+                fix=f"see the watch function's log group {log_group}.",
+                metric=watch_metric("InstallationsChecked", cloudwatch.Stats.SAMPLE_COUNT),
                 evaluation_periods=2,
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            alarm(
                 "WatchErrors",
-                alarm_description=(
-                    "The daily watch function failed; its log group names the cause."
-                ),
+                watches="the errors of the daily watch function",
+                cause="the daily watch function failed.",
+                fix=f"its log group {log_group} names the cause.",
                 metric=self.function.metric_errors(period=day, statistic=cloudwatch.Stats.SUM),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
-            cloudwatch.Alarm(
-                self,
+            alarm(
                 "KionApiKeyRenewalErrors",
-                alarm_description=(
-                    "A Kion API key renewal step failed; the renewal function's log group names "
-                    "the cause and the fix. Secrets Manager retries it; the key it replaces "
-                    "stays AWSCURRENT and keeps working until it expires."
-                ),
+                watches="the errors of the Kion API key renewal function",
+                cause="a Kion API key renewal step failed; Secrets Manager retries it, and the "
+                "key it replaces stays AWSCURRENT and works until it expires.",
+                fix="the renewal function's log group names the cause and the fix "
+                "(ses-smtp-rotator history shows it).",
                 metric=renewal_function.metric_errors(
                     period=Duration.hours(1), statistic=cloudwatch.Stats.SUM
                 ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
-        ]
-        alarms.append(
-            cloudwatch.Alarm(
-                self,
+            alarm(
                 "InstallationsUnwatched",
-                alarm_description=(
-                    "The daily watch could not handle an installation's message after "
-                    f"{WATCH_DELIVERIES} attempts; it is kept in the watch's dead-letter queue "
-                    "(the message names the installation, the watch function's log group the "
-                    "cause). Run ses-smtp-rotator status for that installation."
-                ),
+                watches="the daily watch's dead-letter queue",
+                cause="the daily watch could not handle an installation's message after "
+                f"{WATCH_DELIVERIES} attempts (the message names the installation).",
+                fix=f"see the watch function's log group {log_group} for the cause.",
                 metric=self.dead_letters.metric_approximate_number_of_messages_visible(
                     period=Duration.hours(1), statistic=cloudwatch.Stats.MAXIMUM
                 ),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-        )
-        action = cloudwatch_actions.SnsAction(topic)
-        for alarm in alarms:
-            alarm.add_alarm_action(action)
-        return alarms
+            ),
+        ]
 
 
 def acknowledge_watch(deployment: Deployment, watch: InstallationWatch) -> None:
@@ -393,6 +381,9 @@ def acknowledge_watch(deployment: Deployment, watch: InstallationWatch) -> None:
         "statement of this role names its secrets, users, topic and function.",
     )
     acknowledgments.acknowledge_runtime(watch.function)
+    acknowledgments.acknowledge_incident_parameters(
+        watch.role, incident_parameter_prefix(deployment.name)
+    )
     acknowledgments.acknowledge_deployment_wildcards(
         deployment, watch.role, api_key_secrets=True, users=True
     )

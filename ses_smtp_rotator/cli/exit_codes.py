@@ -69,6 +69,93 @@ CHECK_EPILOG = """exit codes:
 """
 
 
+_SEVERAL = (
+    "  Over several installations (--all, names, globs) the worst of theirs, from best to worst\n"
+    "  0, 3, 6, 4, 5, 1."
+)
+_SETUP = (
+    "could not ask: AWS credentials, region, permissions, or the secret is missing or not an "
+    "installation secret"
+)
+# What each code means for each command (the codes a command never returns are left out).
+_PER_COMMAND: dict[str, tuple[tuple[int, str], ...]] = {
+    "derive": (
+        (EXIT_OK, "the password was printed"),
+        (EXIT_USAGE, "bad command line, or what was given cannot be a secret access key"),
+    ),
+    "list": (
+        (EXIT_OK, "the installations were listed"),
+        (EXIT_USAGE, "bad command line"),
+        (EXIT_SETUP, "could not ask: AWS credentials, region, permissions, or no installation"),
+    ),
+    "rotate": (
+        (EXIT_OK, "the rotation finished (--wait), started, or (--dry-run) was described"),
+        (EXIT_FAILED, "the rotation failed"),
+        (EXIT_USAGE, "bad command line, or --all was not confirmed"),
+        (EXIT_IN_PROGRESS, "a rotation is already in progress and the function works on it"),
+        (EXIT_TIMEOUT, "--wait gave up waiting (the rotation may still be running)"),
+        (EXIT_SETUP, _SETUP),
+    ),
+    "status": (
+        (EXIT_OK, "every check holds"),
+        (EXIT_FAILED, "a rotation would fail now, or one is stuck or failed"),
+        (EXIT_USAGE, "bad command line"),
+        (
+            EXIT_IN_PROGRESS,
+            "a rotation is in progress and the function worked on it within its timeout",
+        ),
+        (EXIT_SETUP, _SETUP),
+        (EXIT_UNCHECKED, "nothing failed, but some checks could not be made from here (marked ?)"),
+    ),
+    "set-kion-key": (
+        (EXIT_OK, "the key was stored (and the first rotation, if run, finished)"),
+        (EXIT_FAILED, "Kion refused the key, so it was not stored; or the first rotation failed"),
+        (EXIT_USAGE, "bad command line, or no key was given"),
+        (EXIT_IN_PROGRESS, "the first rotation is still in progress"),
+        (EXIT_TIMEOUT, "waiting for the first rotation gave up (it may still be running)"),
+        (EXIT_SETUP, _SETUP),
+    ),
+    "abandon": (
+        (EXIT_OK, "the unfinished rotation was given up, or there was none"),
+        (EXIT_USAGE, "bad command line, or the prompt was not confirmed"),
+        (EXIT_IN_PROGRESS, "not yet: the function may still be working on it"),
+        (EXIT_SETUP, _SETUP),
+    ),
+    "completion": (
+        (EXIT_OK, "the script was printed"),
+        (EXIT_USAGE, "bad command line (an unknown shell)"),
+    ),
+    "history": (
+        (EXIT_OK, "the history was listed; the latest rotation and renewal did not fail"),
+        (EXIT_FAILED, "the latest rotation or Kion API key renewal failed"),
+        (EXIT_USAGE, "bad command line"),
+        (EXIT_SETUP, _SETUP),
+    ),
+}
+_FLEET_COMMANDS = frozenset({"rotate", "status"})
+
+
+def epilog_for(command: str) -> str:
+    """The exit codes of ``command``, for its ``--help``."""
+    lines = ["exit codes:"]
+    for code, meaning in (*_PER_COMMAND[command], (EXIT_INTERRUPTED, "interrupted (Ctrl-C)")):
+        lines.extend(_wrapped(f"  {code:<4} ", meaning))
+    if command in _FLEET_COMMANDS:
+        lines.append(_SEVERAL)
+    return "\n".join(lines) + "\n"
+
+
+def _wrapped(head: str, text: str, width: int = 96) -> list[str]:
+    lines, line = [], head
+    for word in text.split():
+        if len(line) + len(word) + 1 > width and line.strip():
+            lines.append(line.rstrip())
+            line = " " * len(head)
+        line += word + " "
+    lines.append(line.rstrip())
+    return lines
+
+
 def worst(codes: Iterable[int]) -> int:
     """The most severe of ``codes`` (EXIT_OK for none)."""
     ranked = [

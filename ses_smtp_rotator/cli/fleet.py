@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from ses_smtp_rotator.cli.aws_access import SetupError, asking
+from ses_smtp_rotator.cli.aws_access import NotFoundError, SetupError, asking
 from ses_smtp_rotator.cli.secret_state import as_utc, named_as_kion_api_key
 
 INSTALLATION_TAG = "ses-smtp-rotator:installation"
@@ -91,11 +89,12 @@ def secret_id_for(secretsmanager: Any, text: str) -> str:
     if text.startswith("arn:"):
         return text
     try:
-        secretsmanager.describe_secret(SecretId=text)
+        # Credentials, permissions and an unreachable AWS fail here as they do for an ARN.
+        with asking("secretsmanager:DescribeSecret", f"secret {text}"):
+            secretsmanager.describe_secret(SecretId=text)
         return text
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            return text
+    except NotFoundError:
+        pass
     try:
         named = [item for item in list_installations(secretsmanager) if item.name == text]
     except SetupError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from ses_smtp_rotator.cli.exit_codes import (
@@ -19,6 +19,7 @@ from ses_smtp_rotator.cli.exit_codes import (
 )
 from ses_smtp_rotator.cli.fleet import Installation
 from ses_smtp_rotator.cli.installation_status import InstallationStatus
+from ses_smtp_rotator.cli.units import span
 
 STATUS_RESULTS = {
     EXIT_OK: "✓ ok",
@@ -141,7 +142,7 @@ def date(value: Any) -> str:
 def age(days: Any) -> str:
     if not isinstance(days, int | float):
         return "-"
-    return f"{days:.0f} d" if days >= 1 else f"{days * 24:.0f} h"
+    return span(timedelta(days=days))
 
 
 def _short(text: str) -> str:

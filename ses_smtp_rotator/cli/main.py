@@ -11,18 +11,23 @@ an installation's next rotation.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import SetupError
+from ses_smtp_rotator.cli.colour import ColourStream, colour_wanted
 from ses_smtp_rotator.cli.commands import abandon as abandon_command
 from ses_smtp_rotator.cli.commands import adopt as adopt_command
 from ses_smtp_rotator.cli.commands import check as check_command
+from ses_smtp_rotator.cli.commands import completion as completion_command
 from ses_smtp_rotator.cli.commands import derive as derive_command
 from ses_smtp_rotator.cli.commands import fleet as fleet_command
+from ses_smtp_rotator.cli.commands import history as history_command
 from ses_smtp_rotator.cli.commands import list as list_command
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.commands import set_kion_key as set_kion_key_command
@@ -78,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     abandon_command.register(commands)
     adopt_command.register(commands)
     check_command.register(commands)
+    history_command.register(commands, aws_options)
+    completion_command.register(commands, parser)
     return parser
 
 
@@ -88,9 +95,63 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that an unknown option is refused by the subcommand it was
+    given to (its own usage) with the nearest options it does have."""
+    args, unknown = parser.parse_known_args(argv)
+    if not unknown:
+        return args
+    command = _subcommand(parser, args.command)
+    suggestions = []
+    for word in unknown:
+        if word.startswith("-"):
+            flag = word.split("=", 1)[0]
+            close = difflib.get_close_matches(flag, _long_options(command), n=1, cutoff=0.6)
+            if close:
+                suggestions.append(f"{flag}: did you mean {close[0]}?")
+    hint = f" ({'; '.join(suggestions)})" if suggestions else ""
+    command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    raise AssertionError("argparse's error() exits")  # pragma: no cover
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]
+    return parser
+
+
+def _long_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option[:2] == "--"
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with _coloured_on_terminals():
+        return _main(argv)
+
+
+@contextmanager
+def _coloured_on_terminals() -> Iterator[None]:
+    """Standard output and error coloured while each is a terminal that wants colour."""
+    saved = sys.stdout, sys.stderr
+    if colour_wanted(sys.stdout):
+        sys.stdout = ColourStream(sys.stdout)  # type: ignore[assignment]
+    if colour_wanted(sys.stderr):
+        sys.stderr = ColourStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     run = args.run
     if args.command in ("rotate", "status"):
         fleet_command.require_selection(parser, args)
@@ -115,8 +176,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: the AWS call failed before AWS answered: {error}", file=sys.stderr)
         return EXIT_SETUP
     except KeyboardInterrupt:
-        print("Interrupted. Whatever was started in AWS goes on.", file=sys.stderr)
+        print(
+            f"Interrupted. Whatever was started in AWS goes on.{_follow_again(args)}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
+
+
+def _follow_again(args: argparse.Namespace) -> str:
+    """How to pick up again what an interrupted ``rotate`` or ``status`` was following."""
+    if args.command not in ("rotate", "status"):
+        return ""
+    selection = " ".join(args.secret) or ("--all" if args.all else "")
+    if args.deployment:
+        selection += f" --deployment {args.deployment}"
+    if args.command == "rotate" and getattr(args, "wait", False):
+        return (
+            f"\nFollow it again: ses-smtp-rotator rotate {selection} --wait (it attaches to the "
+            f"rotation in progress), or see where it is: ses-smtp-rotator status {selection}"
+        )
+    return f"\nSee where it is: ses-smtp-rotator status {selection}"
 
 
 if __name__ == "__main__":

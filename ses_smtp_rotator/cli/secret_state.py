@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from ses_smtp_rotator.cli.aws_access import SetupError, asking
 
 CURRENT = "AWSCURRENT"
@@ -84,6 +86,21 @@ def read_state(secretsmanager: Any, secret_id: str) -> SecretState:
             (str(tag.get("Key")), str(tag.get("Value"))) for tag in described.get("Tags", [])
         ),
     )
+
+
+def kion_key_secret_state(secretsmanager: Any, state: SecretState) -> SecretState | None:
+    """The installation's Kion API key secret, when its AWSCURRENT names one that can be read."""
+    try:
+        value = secretsmanager.get_secret_value(SecretId=state.arn, VersionStage=CURRENT)
+        key_secret_id = json.loads(value.get("SecretString") or "{}").get("kion_api_key_secret_id")
+    except (ClientError, BotoCoreError, ValueError, AttributeError):
+        return None
+    if not key_secret_id:
+        return None
+    try:
+        return read_state(secretsmanager, key_secret_id)
+    except SetupError:
+        return None
 
 
 def named_as_kion_api_key(name: str, description: str, tags: dict[str, str]) -> bool:

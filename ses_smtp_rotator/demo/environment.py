@@ -10,8 +10,10 @@ The command line talks to it like to AWS: every boto3 client honours ``AWS_ENDPO
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +48,8 @@ RENEWAL_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:{RENEWAL_N
 RENEWAL_HANDLER = "ses_smtp_rotator.functions.kion_key_renewal.handler.lambda_handler"
 DEPLOYMENT = "demo"
 DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
+INSTALLATION_TAG = "ses-smtp-rotator:installation"
+FUNCTION_TIMEOUT_SECONDS = 300
 # The key the demo makes in a Kion given by --kion-url, so that the key it was given is never
 # renewed (a renewal deletes the key it replaces).
 DEMO_KEY_NAME = "ses-smtp-rotator-demo"
@@ -101,13 +105,17 @@ class DemoEnvironment:
         rotation_retries: int = 1,
         installation_name: str = "kion",
         with_watch: bool = False,
+        register_functions: bool = True,
     ) -> None:
+        """``register_functions``: make the functions known to Lambda as the stack does (their
+        timeout, log group and watch), so ``status`` reads their configuration."""
         self.propagation_delay = propagation_delay
         self.remote_kion = remote_kion
         self.function_environment = {**FUNCTION_ENVIRONMENT, **(function_environment or {})}
         self.rotation_retries = rotation_retries
         self.installation_name = installation_name
         self.with_watch = with_watch
+        self.register_functions = register_functions
         self.watch: LambdaRuntime | None = None
         self.renewal: LambdaRuntime | None = None
         self.renewal_hook: MotoRotateSecretHook | None = None
@@ -325,8 +333,15 @@ class DemoEnvironment:
             f"IAM user {user_name}, with a hand-made access key {hand_made['AccessKeyId']} that "
             "Kion sends with"
         )
+        tags = [
+            {"Key": DEPLOYMENT_TAG, "Value": DEPLOYMENT},
+            {"Key": INSTALLATION_TAG, "Value": name},
+        ]
         api_key_secret = secretsmanager.create_secret(
-            Name=f"{name}/kion-api-key", SecretString=json.dumps({"api_key": self.kion.api_key})
+            Name=f"{name}/kion-api-key",
+            Description=f"Kion App API key of installation {name}",
+            SecretString=json.dumps({"api_key": self.kion.api_key}),
+            Tags=tags,
         )
         narrate(f"Secret {name}/kion-api-key: Kion's App API key")
         settings: dict[str, Any] = {
@@ -347,7 +362,7 @@ class DemoEnvironment:
         secret = secretsmanager.create_secret(
             Name=secret_name,
             SecretString=json.dumps(settings),
-            Tags=[{"Key": DEPLOYMENT_TAG, "Value": DEPLOYMENT}],
+            Tags=tags,
         )
         narrate(
             f"Secret {secret_name}: the settings, credential empty (the first rotation adopts "
@@ -359,6 +374,8 @@ class DemoEnvironment:
             self._store_kion_key(
                 api_key_secret["ARN"], secret["ARN"], f"{name}/ses-smtp-credential"
             )
+            if self.register_functions:
+                self._register_function(RENEWAL_NAME, f"/aws/lambda/{RENEWAL_NAME}")
             self.client("secretsmanager").rotate_secret(
                 SecretId=api_key_secret["ARN"],
                 RotationLambdaARN=RENEWAL_ARN,
@@ -438,6 +455,8 @@ class DemoEnvironment:
         """The stack's log group, rotation configuration (no rotation at deploy time) and
         EventBridge Scheduler schedule that calls RotateSecret."""
         self.client("logs").create_log_group(logGroupName=LOG_GROUP)
+        if self.register_functions:
+            self._register_function(FUNCTION_NAME, LOG_GROUP)
         self.client("secretsmanager").rotate_secret(
             SecretId=secret_arn, RotationLambdaARN=FUNCTION_ARN, RotateImmediately=False
         )
@@ -470,6 +489,27 @@ class DemoEnvironment:
                 "RoleArn": role["Role"]["Arn"],
                 "Input": json.dumps({"SecretId": secret_arn}),
             },
+        )
+
+    def _register_function(self, function_name: str, log_group: str) -> None:
+        """The function as Lambda knows it after ``cdk deploy``: its timeout, log group and the
+        watch beside it (its code runs here, in its own process, not in moto)."""
+        role = self.client("iam").create_role(
+            RoleName=f"{function_name}-role", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("index.py", "# runs locally: see ses_smtp_rotator.local\n")
+        variables = {"WATCH_FUNCTION_NAME": WATCH_NAME} if self.with_watch else {}
+        self.client("lambda").create_function(
+            FunctionName=function_name,
+            Runtime="python3.12",
+            Role=role,
+            Handler="index.handler",
+            Code={"ZipFile": archive.getvalue()},
+            Timeout=FUNCTION_TIMEOUT_SECONDS,
+            LoggingConfig={"LogFormat": "JSON", "LogGroup": log_group},
+            Environment={"Variables": variables},
         )
 
     def _reset_moto(self) -> None:

@@ -13,6 +13,7 @@ on Ctrl-C or failure. Exit code 0 only when every check holds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ from ..cli.aws_access import AwsAccess, SetupError, open_aws
 from ..cli.commands import rotate as rotate_command
 from ..cli.commands import status as status_command
 from ..cli.installation_status import gather
-from .environment import WATCH_NAME, DemoEnvironment, RemoteKion
+from .environment import REGION, WATCH_NAME, DemoEnvironment, RemoteKion
 from .onboarding import show_onboarding
 
 EXIT_OK = 0
@@ -158,6 +159,8 @@ def _rotate_and_prove(environment: DemoEnvironment, rotations: int, story: Narra
         story.say(f"Rotation {number}: ses-smtp-rotator rotate {installation.secret_name} --wait")
         if not _rotation(environment, aws, story):
             return False
+    if not _wrong_region_then_fixed(environment, aws, story):
+        return False
     if not _renewal(environment, aws, story):
         return False
     story.say()
@@ -226,6 +229,43 @@ def _rotation(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> 
         ),
     ]
     return all(results)
+
+
+WRONG_REGION_HOST = "email-smtp.eu-west-1.amazonaws.com"
+
+
+def _wrong_region_then_fixed(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> bool:
+    """A mistake an operator meets, and its recovery: Kion's SMTP host is changed to SES in
+    another region, where the installation's credential cannot work. ``status`` names it with
+    its fix, and is clean again once Kion points back (on the stand-in only: the demo never
+    edits your Kion's SMTP settings)."""
+    installation = environment.installation
+    server = environment.kion_server
+    assert installation is not None
+    if server is None:
+        return True
+    story.say()
+    story.say("A mistake and its fix: Kion pointed at SES in another region")
+    right_host = server.app_config["smtp_host"]
+    server.app_config["smtp_host"] = WRONG_REGION_HOST
+    story.item(f"Someone sets Kion's SMTP host to {WRONG_REGION_HOST} (SES in eu-west-1)")
+    story.say(f"Status: ses-smtp-rotator status {installation.secret_name}")
+    wrong = gather(aws, installation.secret_arn, check_smtp=False)
+    status_command.render(wrong, story.out)
+    caught = story.check(
+        "kion_endpoint" in wrong.problems and status_command.exit_code(wrong) == EXIT_FAILED,
+        "status names the mismatch, its cause and its fix (exit 1) before any rotation meets it",
+    )
+    server.app_config["smtp_host"] = right_host
+    story.item(f"The fix: Kion's SMTP host back to {right_host}, SES in {REGION}")
+    fixed = gather(aws, installation.secret_arn, check_smtp=False)
+    recovered = story.check(
+        "kion_endpoint" not in fixed.problems and status_command.exit_code(fixed) == EXIT_OK,
+        f"status is clean again: {fixed.checks['kion_endpoint'].summary}"
+        if "kion_endpoint" in fixed.checks
+        else "status is clean again",
+    )
+    return caught and recovered
 
 
 def _renewal(environment: DemoEnvironment, aws: AwsAccess, story: Narrator) -> bool:
@@ -340,8 +380,14 @@ def _serve(environment: DemoEnvironment, story: Narrator) -> None:
     story.say()
     story.say("The servers stay up until Ctrl-C. In another shell, try:")
     story.item(f"export {exports}")
-    story.item(f".venv/bin/ses-smtp-rotator status {name} --check-smtp")
-    story.item(f".venv/bin/ses-smtp-rotator rotate {name} --wait --poll 0.5")
+    command = Path(sys.executable).parent / "ses-smtp-rotator"
+    with contextlib.suppress(ValueError):  # outside the working directory: the full path
+        command = command.relative_to(Path.cwd())
+    story.item(f"{command} list")
+    story.item(f"{command} status --all")
+    story.item(f"{command} status {name} --check-smtp")
+    story.item(f"{command} history {environment.installation.name}")
+    story.item(f"{command} rotate {name} --wait --poll 0.5")
     try:
         while True:
             time.sleep(3600)

@@ -18,6 +18,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SecretsManagerEvent
 
 from ses_smtp_rotator.functions.errors import RotationError, RotationStateError
+from ses_smtp_rotator.functions.installation_metrics import (
+    installation_name,
+    put_installation_metrics,
+)
 from ses_smtp_rotator.functions.services.secrets_store import CURRENT, PENDING
 from ses_smtp_rotator.functions.telemetry import logger, metrics, tracer
 
@@ -87,11 +91,32 @@ class RotationSteps(Generic[Value]):
     process: str = "rotation"
 
 
-def run_step(event: RotationEvent, steps: RotationSteps[Value], *, failure_metric: str) -> None:
-    """Run one step after the guard checks, with the step's logging, trace and failure metric."""
+def run_step(
+    event: RotationEvent,
+    steps: RotationSteps[Value],
+    *,
+    failure_metric: str,
+    outcome_metric: str | None = None,
+) -> None:
+    """Run one step after the guard checks, with the step's logging, trace and failure metric.
+    ``outcome_metric``, per installation, records 0 when a step fails and 1 when finishSecret
+    finishes: its latest value is the outcome of the installation's last rotation."""
     logger.append_keys(secret_id=event.secret_id, step=event.step, client_request_token=event.token)
-    with reported_step(event.step, failure_metric=failure_metric):
-        _dispatch(event, steps)
+    try:
+        with reported_step(event.step, failure_metric=failure_metric):
+            _dispatch(event, steps)
+    except Exception:
+        _record_outcome(event, outcome_metric, succeeded=False)
+        raise
+    if event.step == "finishSecret":
+        _record_outcome(event, outcome_metric, succeeded=True)
+
+
+def _record_outcome(event: RotationEvent, metric: str | None, *, succeeded: bool) -> None:
+    if metric is not None:
+        put_installation_metrics(
+            installation_name(event.secret_id), {metric: (MetricUnit.Count, float(succeeded))}
+        )
 
 
 @contextmanager

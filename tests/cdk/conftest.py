@@ -5,6 +5,21 @@ from __future__ import annotations
 import pytest
 from synthesized_app import FLEET, VPC, Synthesized, synthesize
 
+# pytest-xdist builds a session fixture once per worker that needs it. The tests that read the
+# same synthesized apps share a group (`--dist loadgroup`, pyproject.toml), so one worker
+# synthesizes them, once, rather than every worker that happens to get one of those tests.
+SHARED_APP_GROUPS = {
+    "cdk-apps-by-size": {"apps_by_size", "app_of_100", "app_of_500"},
+    "cdk-app-variants": {"default_app", "fleet_app", "vpc_app", "eu_app", "all_apps"},
+}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    used = set(getattr(item, "fixturenames", ()))
+    group = next((name for name, apps in SHARED_APP_GROUPS.items() if used & apps), None)
+    if group is not None:
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session")
 def default_app() -> Synthesized:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from synthesized_app import EXISTING_TOPIC_ARN, Synthesized, only, statements_of
 
 
@@ -31,9 +33,9 @@ def test_failed_and_abandoned_rotations_of_these_secrets_go_to_the_topic(
     }
     target = only(rule["Targets"], "rule target")
     assert target["Arn"] == EXISTING_TOPIC_ARN
-    template = target["InputTransformer"]["InputTemplate"]
-    assert "<detail-eventName>" in str(template)
-    assert "<detail-additionalEventData-SecretId>" in str(template)
+    template = str(target["InputTransformer"]["InputTemplate"])
+    assert "<detail-eventName>" in template
+    assert "<detail-additionalEventData-SecretId>" in template
 
     default_rule = only(default_app.resources("AWS::Events::Rule"), "rule")["Properties"]
     topic_id = default_app.logical_id(default_app.stack.rotation.topic)
@@ -74,7 +76,74 @@ def test_an_existing_topic_is_reached_through_a_role_of_the_rule(fleet_app: Synt
     assert statement["Resource"] == EXISTING_TOPIC_ARN
 
 
-def test_function_errors_raise_an_alarm_on_the_topic(default_app: Synthesized) -> None:
+def test_the_failure_notice_is_a_json_object_naming_where_what_and_the_command(
+    default_app: Synthesized,
+) -> None:
+    rule = only(default_app.resources("AWS::Events::Rule"), "rule")["Properties"]
+    template = only(rule["Targets"], "target")["InputTransformer"]["InputTemplate"]
+    text = (
+        template
+        if isinstance(template, str)
+        else "".join(part if isinstance(part, str) else "TOKEN" for part in template["Fn::Join"][1])
+    )
+    assert text.lstrip().startswith("{")  # an object, not a quoted string
+    for field in ('"account":<account>', '"region":<region>', '"secret":<detail-'):
+        assert field in text
+    assert "ses-smtp-rotator status <detail-additionalEventData-SecretId>" in text
+    assert "ses-smtp-rotator history <detail-additionalEventData-SecretId>" in text
+    assert "/secretsmanager/secret?name=<detail-additionalEventData-SecretId>" in text
+
+
+def test_alarms_are_named_after_the_deployment_and_what_they_watch(
+    default_app: Synthesized,
+) -> None:
+    alarms = default_app.resources("AWS::CloudWatch::Alarm").values()
+    assert sorted(a["Properties"]["AlarmName"] for a in alarms) == [
+        f"SesSmtpRotator-{what}"
+        for what in (
+            "InstallationsFailing",
+            "InstallationsUnwatched",
+            "KionApiKeyRenewalErrors",
+            "RotationFunctionErrors",
+            "ScheduleTargetErrors",
+            "WatchErrors",
+            "WatchNotRunning",
+        )
+    ]
+
+
+def test_paging_alarms_tell_the_topic_when_they_fire_and_when_they_recover(
+    default_app: Synthesized,
+) -> None:
+    topic = [{"Ref": default_app.logical_id(default_app.stack.rotation.topic)}]
+    paging = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in default_app.resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("AlarmActions")
+    }
+    assert len(paging) == 5
+    for name, alarm in paging.items():
+        assert alarm["AlarmActions"] == topic, name
+        assert alarm["OKActions"] == topic, name
+        description = json.dumps(alarm["AlarmDescription"])
+        for part in ("account ", "region ", "Cause: ", "Fix: ", "ses-smtp-rotator status"):
+            assert part in description, (name, part)
+        assert "/cloudwatch/home?region=" in description
+        assert f"alarm/{name}" in description
+
+
+def test_one_failure_pages_once(default_app: Synthesized) -> None:
+    """A failed step is paged by Secrets Manager's RotationFailed event (which names the
+    installation), a failing installation by the watch's notice: their alarms page nobody."""
+    quiet = {
+        a["Properties"]["AlarmName"]
+        for a in default_app.resources("AWS::CloudWatch::Alarm").values()
+        if not a["Properties"].get("AlarmActions")
+    }
+    assert quiet == {"SesSmtpRotator-RotationFunctionErrors", "SesSmtpRotator-InstallationsFailing"}
+
+
+def test_function_errors_raise_an_alarm_on_the_dashboard(default_app: Synthesized) -> None:
     rotation = default_app.stack.rotation
     function_id = default_app.logical_id(rotation.function)
     alarm = only(
@@ -92,7 +161,7 @@ def test_function_errors_raise_an_alarm_on_the_topic(default_app: Synthesized) -
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
-    assert alarm["AlarmActions"] == [{"Ref": default_app.logical_id(rotation.topic)}]
+    assert "AlarmActions" not in alarm
 
 
 def test_failed_schedule_runs_raise_an_alarm_on_the_topic(fleet_app: Synthesized) -> None:

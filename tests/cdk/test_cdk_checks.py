@@ -29,6 +29,9 @@ ACCEPTED_FINDINGS = [
     r"AwsSolutions-IAM5\[Resource::<RotationWatchFunction[0-9A-F]{8}\.Arn>:\*\]",
     r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:scheduler:[a-z0-9-]+:"
     r"(<AWS::AccountId>|\d{12}):schedule/[A-Za-z0-9-]+/\*\]",
+    # The watch's open incidents: one parameter per installation under the deployment's path.
+    r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:ssm:[a-z0-9-]+:"
+    r"(<AWS::AccountId>|\d{12}):parameter/ses-smtp-rotator/SesSmtpRotator/incidents/\*\]",
     r"AwsSolutions-L1",  # the runtime the code is tested on, not always the newest
     r"AwsSolutions-SMG4",  # rotation scheduled by EventBridge Scheduler; Kion API keys
     r"@aws-cdk/aws-ec2:noSubnetRouteTableId",  # imported subnets are used by id only

@@ -417,3 +417,65 @@ def test_the_deploy_guide_message_example_is_the_one_synthesis_gives() -> None:
         {**PROD, "name": "third", "sesRegion": value.group(1)},
     ]
     assert refusal(context).startswith(" ".join(quoted.group(1).split()))
+
+
+@pytest.mark.parametrize(
+    ("key", "attribute"),
+    [
+        ("account", "account"),
+        ("alarmEmail", "alarm_email"),
+        ("alarmTopicArn", "alarm_topic_arn"),
+        ("vpc", "vpc"),
+        ("kmsKeyArn", "kms_key_arn"),
+        ("powertoolsLayerArn", "powertools_layer_arn"),
+    ],
+)
+def test_c_key_null_clears_every_setting_that_may_be_null(key: str, attribute: str) -> None:
+    """``cdk deploy -c vpc=null`` arrives as the text "null": it drops what cdk.json set."""
+    set_in_cdk_json = {
+        "account": "111122223333",
+        "alarmEmail": "ops@example.com",
+        "alarmTopicArn": "arn:aws:sns:us-east-1:111122223333:alerts",
+        "vpc": VPC_WITH_SES_ENDPOINT,
+        "kmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "powertoolsLayerArn": "arn:aws:lambda:us-east-1:111122223333:layer:powertools:1",
+    }
+    assert getattr(load({**MINIMAL, key: set_in_cdk_json[key]}), attribute) is not None
+    assert getattr(load({**MINIMAL, key: "null"}), attribute) is None
+
+
+def named(**deployments: dict[str, Any]) -> dict[str, Any]:
+    return {**MINIMAL, "alarmEmail": "ops@example.com", "deployments": deployments}
+
+
+GOVCLOUD = {
+    "stackName": "SesSmtpRotatorGov",
+    "region": "us-gov-west-1",
+    "installations": [{**PROD, "sesRegion": "us-gov-west-1"}],
+}
+
+
+def test_a_named_deployment_is_chosen_with_c_deployment_and_its_keys_win() -> None:
+    context = named(govcloud=GOVCLOUD, commercial={})
+    gov = load({**context, "deployment": "govcloud"})
+    assert gov.stack_name == "SesSmtpRotatorGov"
+    assert gov.region == "us-gov-west-1"
+    assert gov.installations[0].ses_region == "us-gov-west-1"
+    assert gov.alarm_email == "ops@example.com"  # shared from the top level
+    commercial = load({**context, "deployment": "commercial"})
+    assert commercial.stack_name == "SesSmtpRotator"
+    assert commercial.region == "us-east-1"
+    assert load(context).region == "us-east-1"  # no selection: the top-level settings
+
+
+def test_an_unknown_deployment_is_refused_with_the_names_there_are() -> None:
+    message = refusal({**named(govcloud=GOVCLOUD), "deployment": "govclod"})
+    assert "Setting deployment: 'govclod' names no entry of deployments" in message
+    assert "(known: govcloud)" in message
+    assert "did you mean govcloud?" in message
+
+
+def test_a_misspelled_key_inside_a_deployment_is_named_with_its_path() -> None:
+    message = refusal(named(govcloud={"regoin": "us-gov-west-1"}))
+    assert "Setting deployments.govcloud.regoin: not a setting here" in message
+    assert "did you mean region?" in message

@@ -218,11 +218,14 @@ def test_the_dashboard_keeps_its_size_at_any_number_of_installations(
 def test_alarms_of_the_watch_go_to_the_alert_topic(default_app: Synthesized) -> None:
     rotation = default_app.stack.rotation
     topic = {"Ref": default_app.logical_id(rotation.topic)}
-    for metric in ("InstallationsFailing", "InstallationsChecked"):
-        default_app.template.has_resource_properties(
-            "AWS::CloudWatch::Alarm",
-            {"MetricName": metric, "Namespace": "SesSmtpRotator", "AlarmActions": [topic]},
-        )
+    default_app.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "InstallationsChecked",
+            "Namespace": "SesSmtpRotator",
+            "AlarmActions": [topic],
+        },
+    )
     default_app.template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
         {
@@ -373,3 +376,53 @@ def test_an_installation_the_watch_could_not_handle_raises_an_alarm(
             "AlarmActions": [{"Ref": default_app.logical_id(rotation.topic)}],
         },
     )
+
+
+def test_the_dashboard_opens_with_each_installations_latest_rotation_outcome_key_and_verdict(
+    default_app: Synthesized,
+) -> None:
+    dashboard = only(default_app.resources("AWS::CloudWatch::Dashboard"), "dashboard")
+    body = json.loads(
+        "".join(
+            part if isinstance(part, str) else "0"
+            for part in dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+        )
+    )
+    numbers = [w for w in body["widgets"] if w["properties"].get("view") == "singleValue"]
+    titles = [w["properties"]["title"] for w in numbers]
+    assert titles == [
+        "Last rotation (days ago)",
+        "Last rotation's outcome (1 finished, 0 a step failed)",
+        "Kion API key: days left",
+        "Watch verdict (1 healthy, 0 failing)",
+    ]
+    searches = [json.dumps(w["properties"]["metrics"]) for w in numbers]
+    for metric, search in zip(
+        ("DaysSinceRotation", "RotationOutcome", "KionApiKeyDaysLeft", "Healthy"),
+        searches,
+        strict=True,
+    ):
+        assert "SEARCH(" in search
+        assert metric in search
+        assert "installation" in search
+
+
+def test_the_watch_keeps_open_incidents_under_its_deployments_parameter_path_only(
+    default_app: Synthesized,
+) -> None:
+    watch = default_app.stack.rotation.watch
+    [statement] = [
+        s
+        for s in statements_of(default_app, default_app.logical_id(watch.role))
+        if "ssm:PutParameter" in s["Action"]
+    ]
+    assert sorted(statement["Action"]) == [
+        "ssm:DeleteParameter",
+        "ssm:GetParameter",
+        "ssm:PutParameter",
+    ]
+    assert json.dumps(statement["Resource"]).endswith(
+        ':parameter/ses-smtp-rotator/SesSmtpRotator/incidents/*"]]}'
+    ), statement["Resource"]
+    environment = properties(default_app, watch.function)["Environment"]["Variables"]
+    assert environment["INCIDENT_PARAMETER_PREFIX"] == "/ses-smtp-rotator/SesSmtpRotator/incidents/"

@@ -35,7 +35,10 @@ FUNCTION_ENVIRONMENT = {
 
 def make_world() -> DemoEnvironment:
     return DemoEnvironment(
-        propagation_delay=0.3, function_environment=FUNCTION_ENVIRONMENT, rotation_retries=0
+        propagation_delay=0.3,
+        function_environment=FUNCTION_ENVIRONMENT,
+        rotation_retries=0,
+        register_functions=False,  # the tests configure the function as each needs
     )
 
 

@@ -163,7 +163,7 @@ def test_one_failing_name_among_several_is_its_own_row(world, deployments, capsy
 
 def test_rotate_a_selection_and_wait_for_each(world, deployments, capsys):
     code, output = run_cli(
-        capsys, "rotate", "--deployment", "prod", "kion", "--wait", "--poll", "0.1"
+        capsys, "rotate", "--deployment", "prod", "kion", "--wait", "--poll", "0.1", "--yes"
     )
 
     assert code == EXIT_OK, output
@@ -181,7 +181,7 @@ def test_rotate_all_as_json_reports_each_and_the_worst(world, deployments, capsy
         records=[(1800, "INFO", "createSecret", "Step finished")],
     )
     try:
-        code = cli.main(["rotate", "--deployment", "prod", "--json"])
+        code = cli.main(["rotate", "--deployment", "prod", "--json", "--yes"])
         captured = capsys.readouterr()
     finally:
         world.client("secretsmanager").update_secret_version_stage(
@@ -221,3 +221,47 @@ def test_one_installation_by_its_name(world, deployments, capsys):
 
     assert code == EXIT_OK, output
     assert "Installation secret second/ses-smtp-credential" in squash(output)
+
+
+def test_rotate_all_without_yes_asks_and_a_script_without_a_terminal_is_refused(
+    world, deployments, capsys
+):
+    before = world.client("secretsmanager").describe_secret(SecretId=deployments["kion"])
+    code, output = run_cli(capsys, "rotate", "--deployment", "prod")
+    assert code == EXIT_USAGE
+    assert "rotating 2 installation(s) (kion, second) needs a confirmation" in output
+    assert "pass --yes" in output
+    after = world.client("secretsmanager").describe_secret(SecretId=deployments["kion"])
+    assert after["VersionIdsToStages"] == before["VersionIdsToStages"]
+
+
+def test_rotate_all_asks_on_a_terminal_and_no_rotates_nothing(
+    world, deployments, capsys, monkeypatch
+):
+    asked = []
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+    before = world.client("secretsmanager").describe_secret(SecretId=deployments["kion"])
+    code, output = run_cli(capsys, "rotate", "--deployment", "prod")
+    assert code == EXIT_USAGE
+    assert asked == ["Rotate 2 installation(s): kion, second? [y/N] "]
+    assert "Nothing was rotated." in output
+    after = world.client("secretsmanager").describe_secret(SecretId=deployments["kion"])
+    assert after["VersionIdsToStages"] == before["VersionIdsToStages"]
+
+
+def test_dry_run_prints_per_installation_what_its_rotation_would_do(world, deployments, capsys):
+    before = world.client("secretsmanager").describe_secret(SecretId=deployments["kion"])
+    code, output = run_cli(capsys, "rotate", "--deployment", "prod", "--dry-run")
+    assert code == EXIT_OK, output
+    assert "kion/ses-smtp-credential: a rotation now would (nothing was changed)" in output
+    assert "second/ses-smtp-credential: a rotation now would" in output
+    user = installation(world).iam_user_name
+    assert f"1 createSecret: create a new access key for {user}" in output
+    assert "wait until SES accepts the new key repeatedly (SMTP AUTH at 127.0.0.1:" in output
+    assert (
+        "4 finishSecret: make the new version AWSCURRENT and retire the key it replaces" in output
+    )
+    after = world.client("secretsmanager").describe_secret(SecretId=deployments["kion"])
+    assert after["VersionIdsToStages"] == before["VersionIdsToStages"]
+    assert_no_secret(output, world)

@@ -109,7 +109,13 @@ def test_two_rotations_are_proven_and_every_server_stops():
     assert "✓ adopt found kion-ses-smtp in us-east-1 and wrote it into cdk.json" in output
     assert "✓ check: every precondition of the first rotation holds" in output
     assert output.index("✓ check:") < output.index("Rotation 1:")
-    assert "✗" not in output
+    # One narrated mistake, Kion pointed at SES in another region: status shows it, then the fix.
+    mistake_at = output.index("A mistake and its fix: Kion pointed at SES in another region")
+    fixed_at = output.index("The fix: Kion's SMTP host back to")
+    assert "✓ status names the mismatch, its cause and its fix (exit 1)" in output
+    assert "✓ status is clean again" in output
+    assert "✗ Kion's SMTP host" in output[mistake_at:fixed_at]
+    assert "✗" not in output[:mistake_at] + output[fixed_at:]
     assert "✓ 3 rotation(s) and a Kion API key renewal proven" in output
     assert "Stopped every server the demo started." in output
     assert not SECRET_SHAPED.search(output + result.stderr)

@@ -9,29 +9,26 @@ may delete the key the given-up rotation made, so the next rotation can start at
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ses_smtp_rotator.cli.aws_access import AwsAccess, SetupError, asking, open_aws, region_of_arn
+from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, open_aws, region_of_arn
 from ses_smtp_rotator.cli.exit_codes import (
-    EPILOG,
     EXIT_IN_PROGRESS,
     EXIT_OK,
     EXIT_USAGE,
     HelpFormatter,
+    epilog_for,
 )
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.pending_rotation import PendingRotation, assess_pending
 from ses_smtp_rotator.cli.rotation_function import describe_function
 from ses_smtp_rotator.cli.secret_state import (
-    CURRENT,
     PENDING,
     SecretState,
+    kion_key_secret_state,
     read_state,
     require_installation_secret,
 )
@@ -58,7 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Asks before acting unless --yes. Needs secretsmanager:DescribeSecret, GetSecretValue "
         "and UpdateSecretVersionStage; lambda:GetFunctionConfiguration and logs:FilterLogEvents "
         "tell when the function last worked on it.",
-        epilog=EPILOG,
+        epilog=epilog_for("abandon"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -111,7 +108,7 @@ def _unfinished(
         found.append(
             Unfinished("rotation", state, _assess(aws, secretsmanager, state, log_group, now))
         )
-    key_state = _kion_key_secret(secretsmanager, state)
+    key_state = kion_key_secret_state(secretsmanager, state)
     if key_state is not None and key_state.pending_version:
         found.append(
             Unfinished(
@@ -137,21 +134,6 @@ def _assess(
     )
     assert state.pending_version is not None
     return assess_pending(aws, secretsmanager, state, state.pending_version, function, now=now)
-
-
-def _kion_key_secret(secretsmanager: Any, state: SecretState) -> SecretState | None:
-    """The installation's Kion API key secret, when its AWSCURRENT names one that can be read."""
-    try:
-        value = secretsmanager.get_secret_value(SecretId=state.arn, VersionStage=CURRENT)
-        key_secret_id = json.loads(value.get("SecretString") or "{}").get("kion_api_key_secret_id")
-    except (ClientError, BotoCoreError, ValueError, AttributeError):
-        return None
-    if not key_secret_id:
-        return None
-    try:
-        return read_state(secretsmanager, key_secret_id)
-    except SetupError:
-        return None
 
 
 def _not_yet(item: Unfinished, now: datetime) -> str:

@@ -12,7 +12,7 @@ import getpass
 import re
 import sys
 
-from ses_smtp_rotator.cli.exit_codes import EXIT_OK, EXIT_USAGE
+from ses_smtp_rotator.cli.exit_codes import EXIT_OK, EXIT_USAGE, HelpFormatter, epilog_for
 from ses_smtp_rotator.functions.regions import ses_regions
 from ses_smtp_rotator.functions.services.smtp_password import derive_smtp_password
 
@@ -35,6 +35,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "The key is read from a hidden prompt, or from standard input when piped; it must be a "
         "secret access key (40 characters of letters, digits, '/' and '+'). Exit code 2 when "
         "the region or the key cannot be right; the key is never printed back.",
+        epilog=epilog_for("derive"),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--region", required=True, help="the SES region the password is for, e.g. us-east-1"

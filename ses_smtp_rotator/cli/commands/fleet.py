@@ -19,9 +19,11 @@ from ses_smtp_rotator.cli import fleet_report
 from ses_smtp_rotator.cli.aws_access import SetupError, open_aws
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.commands import status as status_command
+from ses_smtp_rotator.cli.dry_run import dry_run
 from ses_smtp_rotator.cli.exit_codes import (
     EXIT_OK,
     EXIT_SETUP,
+    EXIT_USAGE,
     worst,
 )
 from ses_smtp_rotator.cli.fleet import (
@@ -127,6 +129,19 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_rotate(args: argparse.Namespace) -> int:
     targets = resolve_targets(args)
+    if args.dry_run:
+        for target in targets:
+            aws = open_aws(target.secret_id, profile=args.profile, region=args.region)
+            print(dry_run(aws, target.secret_id))
+        return EXIT_OK
+    several = (
+        args.all
+        or args.deployment is not None
+        or len(targets) > 1
+        or any(is_pattern(secret) for secret in args.secret)
+    )
+    if several and not args.yes and not _confirmed(targets):
+        return EXIT_USAGE
     progress = sys.stderr if args.json else sys.stdout
     lock = threading.Lock()
 
@@ -183,6 +198,24 @@ def run_rotate(args: argparse.Namespace) -> int:
         if outcome.exit_code not in (EXIT_OK,) and outcome.output.strip():
             print(f"\n{outcome.target.name}:\n{outcome.output.rstrip()}", file=sys.stdout)
     return code
+
+
+def _confirmed(targets: Sequence[Target]) -> bool:
+    """Whether the person at the keyboard agrees to rotate ``targets``; without a terminal to
+    ask on, no (scripts pass --yes)."""
+    names = ", ".join(target.name for target in targets)
+    if not sys.stdin.isatty():
+        print(
+            f"error: rotating {len(targets)} installation(s) ({names}) needs a confirmation.\n"
+            "  Fix: pass --yes to rotate them, or --dry-run to see what each rotation would do.",
+            file=sys.stderr,
+        )
+        return False
+    answer = input(f"Rotate {len(targets)} installation(s): {names}? [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("Nothing was rotated.", file=sys.stderr)
+    return False
 
 
 # -- selection and running ----------------------------------------------------------------------

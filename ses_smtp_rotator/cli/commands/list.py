@@ -9,7 +9,7 @@ import sys
 from ses_smtp_rotator.cli import fleet_report
 from ses_smtp_rotator.cli.aws_access import open_aws
 from ses_smtp_rotator.cli.commands.fleet import listed_installations
-from ses_smtp_rotator.cli.exit_codes import EPILOG, EXIT_OK, HelpFormatter
+from ses_smtp_rotator.cli.exit_codes import EXIT_OK, HelpFormatter, epilog_for
 from ses_smtp_rotator.cli.fleet import DEPLOYMENT_TAG, INSTALLATION_TAG
 
 
@@ -23,7 +23,7 @@ def register(commands: argparse._SubParsersAction, aws: argparse.ArgumentParser)
         f"without the Kion API key secrets. --deployment NAME keeps those tagged "
         f"{DEPLOYMENT_TAG}=NAME or made by the stack NAME. Needs secretsmanager:ListSecrets; "
         "reads no secret value.",
-        epilog=EPILOG,
+        epilog=epilog_for("list"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--deployment", metavar="NAME", help="a deployment (or stack) name to keep")

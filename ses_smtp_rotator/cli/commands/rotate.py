@@ -15,13 +15,14 @@ from typing import TextIO
 from botocore.exceptions import ClientError
 
 from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, open_aws, region_of_arn
+from ses_smtp_rotator.cli.dry_run import dry_run
 from ses_smtp_rotator.cli.exit_codes import (
-    EPILOG,
     EXIT_FAILED,
     EXIT_IN_PROGRESS,
     EXIT_OK,
     EXIT_TIMEOUT,
     HelpFormatter,
+    epilog_for,
 )
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.function_logs import FunctionLogReader, FunctionLogRecord
@@ -39,6 +40,7 @@ from ses_smtp_rotator.cli.secret_state import (
     read_state,
     require_installation_secret,
 )
+from ses_smtp_rotator.cli.units import span
 from ses_smtp_rotator.functions.quiet_period import is_quiet, quiet_from
 
 DEFAULT_TIMEOUT = 600.0
@@ -67,7 +69,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "each (--parallel at a time) and print one summary table. Needs "
         "secretsmanager:RotateSecret and lambda:InvokeFunction (and, for --wait, "
         "secretsmanager:DescribeSecret and logs:FilterLogEvents; ListSecrets to select several).",
-        epilog=EPILOG,
+        epilog=epilog_for("rotate"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -95,12 +97,26 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="with --wait: seconds between looks at the secret and the logs "
         f"(default {DEFAULT_POLL:.0f})",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing: print what each installation's rotation would do (the key it "
+        "makes, the key it retires, what it proves)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask before rotating several installations (--all, --deployment, globs)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     aws = open_aws(args.secret[0], profile=args.profile, region=args.region)
     secret_id = secret_id_for(aws.client("secretsmanager"), args.secret[0])
+    if args.dry_run:
+        print(dry_run(aws, secret_id))
+        return EXIT_OK
     return rotate(
         aws,
         secret_id,
@@ -221,7 +237,7 @@ def _in_progress(
 def _since(pending: PendingRotation, now: datetime) -> str:
     if pending.started is None:
         return ""
-    return f", started {max((now - pending.started).total_seconds(), 0):.0f} s ago"
+    return f", started {span(max(now - pending.started, timedelta()))} ago"
 
 
 @dataclass

@@ -20,9 +20,21 @@ from typing import Any
 
 from ses_smtp_rotator.cli.aws_access import AwsAccess, SetupError, asking, open_aws
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
-from ses_smtp_rotator.cli.exit_codes import EPILOG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, HelpFormatter
+from ses_smtp_rotator.cli.exit_codes import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    HelpFormatter,
+    epilog_for,
+)
 from ses_smtp_rotator.cli.fleet import secret_id_for
-from ses_smtp_rotator.cli.secret_state import CURRENT, PENDING, PREVIOUS, read_state
+from ses_smtp_rotator.cli.secret_state import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    looks_like_kion_api_key,
+    read_state,
+)
 from ses_smtp_rotator.functions.errors import KionAuthError, RotationError
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.services.kion_keys import AppApiKeyInfo, KionKeyClient
@@ -43,7 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(--rotate, or asked at a terminal). Needs secretsmanager:GetSecretValue on the "
         "installation secret and DescribeSecret, PutSecretValue and UpdateSecretVersionStage on "
         "the Kion API key secret (and, to rotate, what rotate needs).",
-        epilog=EPILOG,
+        epilog=epilog_for("set-kion-key"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -166,6 +178,16 @@ def _key_by_id(kion: KionKeyClient, key_id: int) -> AppApiKeyInfo:
 def _installation(secretsmanager: Any, secret_id: str) -> tuple[str, InstallationSecret]:
     with asking("secretsmanager:GetSecretValue", f"secret {secret_id}"):
         value = secretsmanager.get_secret_value(SecretId=secret_id, VersionStage=CURRENT)
+    if looks_like_kion_api_key(value.get("SecretString")):
+        # Advice about missing settings would damage this secret: it is the key's own.
+        raise SetupError(
+            f"Secret {value.get('Name', secret_id)} is a Kion API key secret, not an "
+            "installation secret.",
+            "Name the installation secret whose kion_api_key_secret_id is this secret (the "
+            "stack output <Name>SecretArn, or `ses-smtp-rotator list`), or the installation's "
+            "name: set-kion-key checks the key against that installation's Kion and stores it "
+            "here itself. Change nothing in this secret by hand.",
+        )
     try:
         return value["ARN"], InstallationSecret.parse(value.get("SecretString"))
     except RotationError as error:

@@ -9,12 +9,12 @@ from typing import TextIO
 
 from ses_smtp_rotator.cli.aws_access import open_aws
 from ses_smtp_rotator.cli.exit_codes import (
-    EPILOG,
     EXIT_FAILED,
     EXIT_IN_PROGRESS,
     EXIT_OK,
     EXIT_UNCHECKED,
     HelpFormatter,
+    epilog_for,
 )
 from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.installation_status import (
@@ -25,6 +25,7 @@ from ses_smtp_rotator.cli.installation_status import (
     InstallationStatus,
     gather,
 )
+from ses_smtp_rotator.cli.units import span
 
 _LABEL_WIDTH = 19
 _CHECK_TITLES = {
@@ -60,7 +61,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         "API key secret only without a watch) and ListSecretVersionIds (ListSecrets to select "
         "several); iam:ListAccessKeys, lambda:GetFunctionConfiguration, "
         "scheduler:ListSchedules/GetSchedule and logs:FilterLogEvents add detail when allowed.",
-        epilog=EPILOG,
+        epilog=epilog_for("status"),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -157,11 +158,4 @@ def _when(moment: datetime | None, now: datetime) -> str:
 
 
 def _span(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
+    return span(delta)

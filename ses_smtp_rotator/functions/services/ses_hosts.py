@@ -14,7 +14,12 @@ from functools import lru_cache
 
 from ses_smtp_rotator.functions.errors import KionEndpointError
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
-from ses_smtp_rotator.functions.regions import Partition, partition_of, partitions
+from ses_smtp_rotator.functions.regions import (
+    Partition,
+    default_smtp_host,
+    partition_of,
+    partitions,
+)
 from ses_smtp_rotator.functions.services.kion_settings import KionSmtpSettings
 
 PUBLIC, FIPS, VPC_ENDPOINT = "public", "FIPS", "VPC endpoint"
@@ -93,6 +98,16 @@ class EndpointVerdict:
             raise KionEndpointError(self.summary, self.fix, self.kind or "")
 
 
+def _set_region(region: str) -> str:
+    """How to move an installation to ``region``: in cdk.json when the stack manages it (the
+    stack writes the secret's settings from there on every deploy), else in the secret."""
+    return (
+        f"move the installation to {region}: for an installation the stack manages, set its "
+        f"sesRegion to {region} in cdk.json and deploy (a hand edit of the secret is undone by "
+        f"the next deploy); otherwise set the secret's ses_region to {region}"
+    )
+
+
 def kion_endpoint_verdict(kion: KionSmtpSettings, secret: InstallationSecret) -> EndpointVerdict:
     """Compare Kion's SMTP host (and sender) with the installation's ``ses_region``."""
     region = secret.ses_region
@@ -102,7 +117,7 @@ def kion_endpoint_verdict(kion: KionSmtpSettings, secret: InstallationSecret) ->
             False,
             f"The secret's smtp_host {proof_host} is not in its ses_region {region}.",
             f"Set smtp_host to an SES SMTP endpoint of {region} (or remove it for "
-            f"email-smtp.{region}...), or set ses_region to {proof_host.region}.",
+            f"{default_smtp_host(region)}), or {_set_region(proof_host.region)}.",
             PROOF_HOST_OTHER_REGION,
         )
     if kion.enabled is False:
@@ -119,7 +134,7 @@ def kion_endpoint_verdict(kion: KionSmtpSettings, secret: InstallationSecret) ->
             False,
             "Kion's SMTP settings name no smtp_host, so where Kion sends is unknown.",
             f"Set Kion's SMTP host to the SES SMTP endpoint of {region} "
-            f"(email-smtp.{region}...) and rotate again.",
+            f"({default_smtp_host(region)}) and rotate again.",
             KION_HOST_MISSING,
         )
     where = f"Kion sends through {kion.host}:{kion.port or '?'}"
@@ -129,8 +144,9 @@ def kion_endpoint_verdict(kion: KionSmtpSettings, secret: InstallationSecret) ->
             False,
             f"{where}, which is neither an SES SMTP endpoint nor the installation's smtp_host "
             f"({secret.smtp_host}); a credential proven in {region} may not work there.",
-            f"Point Kion at the SES SMTP endpoint of {region} (email-smtp.{region}...), or, if "
-            f"{kion.host} is a relay to SES {region}, set the secret's smtp_host to {kion.host}.",
+            f"Point Kion at the SES SMTP endpoint of {region} ({default_smtp_host(region)}), or, "
+            f"if {kion.host} is a relay to SES {region}, set the secret's smtp_host to "
+            f"{kion.host}.",
             KION_HOST_UNDECLARED,
         )
     if kion_host is not None and kion_host.region != region:
@@ -142,9 +158,10 @@ def kion_endpoint_verdict(kion: KionSmtpSettings, secret: InstallationSecret) ->
             f"passwords are bound to a region, so a credential made for {region} would not work "
             f"at {kion_host.host}"
             + (f" (another partition, {kion_host.partition})." if other_partition else "."),
-            f"Either set the secret's ses_region to {kion_host.region} (and its smtp_host to "
-            f"an SES endpoint of {kion_host.region}), or point Kion's SMTP host at "
-            f"email-smtp.{region}...; then rotate again. Kion was left unchanged.",
+            f"Either {_set_region(kion_host.region)} (and its smtp_host to an SES endpoint of "
+            f"{kion_host.region}, or none for {default_smtp_host(kion_host.region)}), or point "
+            f"Kion's SMTP host at {default_smtp_host(region)}; then rotate again. Kion was left "
+            "unchanged.",
             KION_HOST_OTHER_PARTITION if other_partition else KION_HOST_OTHER_REGION,
         )
     if secret.send_path_check and not (kion.from_address and _ADDRESS.match(kion.from_address)):

@@ -45,7 +45,12 @@ def handle(
     """Run one step of one rotation, after the guard checks; ``time_left_ms`` is the Lambda
     context's clock, which the step checks before each effect."""
     rotation = rotation or _rotation(event, time_left_ms)
-    run_step(event, protocol_steps(rotation), failure_metric="RotationStepFailed")
+    run_step(
+        event,
+        protocol_steps(rotation),
+        failure_metric="RotationStepFailed",
+        outcome_metric="RotationOutcome",
+    )
 
 
 def protocol_steps(rotation: Rotation) -> RotationSteps[InstallationSecret]:

@@ -48,6 +48,11 @@ from ses_smtp_rotator.functions.watch.health import (
     HealthLimits,
     InstallationHealth,
 )
+from ses_smtp_rotator.functions.watch.incidents import (
+    IncidentStore,
+    decide,
+    incident_parameter_prefix,
+)
 
 DEPLOYMENT_TAG = "ses-smtp-rotator:deployment"
 
@@ -70,6 +75,15 @@ class WatchConfig:
     key_secret_prefix: str = ""
     """KION_API_KEY_SECRET_PREFIX: the name prefix of this deployment's Kion API key secrets
     (``<prefix><installation>``), whose ages order the dispatch."""
+    incident_prefix: str = ""
+    """INCIDENT_PARAMETER_PREFIX: where the open incidents are kept (default
+    ``/ses-smtp-rotator/<deployment>/incidents/``)."""
+
+    def __post_init__(self) -> None:
+        if not self.incident_prefix:
+            object.__setattr__(
+                self, "incident_prefix", incident_parameter_prefix(self.deployment or "default")
+            )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> WatchConfig:
@@ -103,6 +117,7 @@ class WatchConfig:
             concurrency=max(1, int(positive("WATCH_CONCURRENCY", 8))),
             queue_url=environ.get("WATCH_QUEUE_URL") or None,
             key_secret_prefix=environ.get("KION_API_KEY_SECRET_PREFIX", ""),
+            incident_prefix=environ.get("INCIDENT_PARAMETER_PREFIX", ""),
         )
 
 
@@ -135,12 +150,14 @@ class Watch:
         secretsmanager: Any | None = None,
         sns: Any | None = None,
         sqs: Any | None = None,
+        ssm: Any | None = None,
     ) -> None:
         self.config = config
         self.health_check = health_check
         self._secretsmanager = secretsmanager or client("secretsmanager")
         self._sns = sns
         self._sqs = sqs
+        self.incidents = IncidentStore(config.incident_prefix, ssm)
         self._renewal_checked: set[str] = set()
 
     def run(self, *, now: datetime | None = None) -> WatchReport:
@@ -215,8 +232,7 @@ class Watch:
         self._remember_ses_reach(health)
         _record(health)
         report.checked.append(health)
-        if health.verdict == FAILING:
-            self._alert(health)
+        if self._notify(health):
             report.alerts_sent += 1
         logger.info(
             "Installation checked",
@@ -335,16 +351,34 @@ class Watch:
                 "on the installation secrets in the watch's role (the stack does this).",
             )
 
-    def _alert(self, health: InstallationHealth) -> None:
+    def _notify(self, health: InstallationHealth) -> bool:
+        """Tell the topic what ``health`` changes about the installation's incident (see
+        ``incidents``); True when a notice was published. Without its incident store (an
+        older role, SSM unreachable) a failing installation is still told, every run."""
         if not self.config.alert_topic_arn:
-            return
+            return False
+        now = health.checked_at
+        try:
+            previous = self.incidents.open_incident(health.installation)
+            store_readable = True
+        except (ClientError, RotationError) as error:
+            logger.warning("Open incidents unreadable", error=type(error).__name__)
+            previous, store_readable = None, False
+        notice = decide(health, previous, now)
+        if notice is None:
+            return False
         sns = self._sns or client("sns")
         with aws_call("sns:Publish", self.config.alert_topic_arn):
             sns.publish(
-                TopicArn=self.config.alert_topic_arn,
-                Subject=f"Kion installation {health.installation}: failing"[:100],
-                Message=health.alert(),
+                TopicArn=self.config.alert_topic_arn, Subject=notice.subject, Message=notice.message
             )
+        logger.info("Incident told", installation=health.installation, notice=notice.kind)
+        if store_readable:
+            try:
+                self.incidents.keep(health.installation, notice.incident)
+            except (ClientError, RotationError) as error:
+                logger.warning("Open incident not kept", error=type(error).__name__)
+        return True
 
 
 def unfinished(secret_arn: str, now: datetime, budget: timedelta) -> InstallationHealth:

@@ -175,3 +175,17 @@ def test_kion_on_port_25_is_proven_on_a_port_lambda_may_use(world):
     world.rotate()
     assert world.converged()
     assert world.smtp.accepted_logins(world.kion_credential()[0]) >= 3
+
+
+def test_the_region_fix_names_real_hosts_and_sesregion_in_cdk_json(make_world, other_regions):
+    eu_west = other_regions.servers["eu-west-1"]
+    world = make_world(other_regions=other_regions, kion_smtp=eu_west)
+    token = world.start()
+    world.step("createSecret", token)
+
+    error = refused(world, "setSecret", token)
+
+    assert "..." not in error.fix
+    assert "email-smtp.us-east-1.amazonaws.com" in error.fix
+    assert "set its sesRegion to eu-west-1 in cdk.json and deploy" in error.fix
+    assert "otherwise set the secret's ses_region to eu-west-1" in error.fix

@@ -327,3 +327,30 @@ def test_settings_changed_before_test_secret_are_all_named(world):
         f"The secret's settings were changed after this rotation stored its pending version "
         f"{token} (smtp_port, send_path_check); that version still holds the old ones."
     )
+
+
+def per_installation(output: str, name: str) -> list[tuple[str, float]]:
+    """(installation, value) of each per-installation ``name`` record in ``output``."""
+    found = []
+    for line in output.splitlines():
+        if '"_aws"' in line and f'"{name}"' in line:
+            blob = json.loads(line)
+            if "installation" in blob:
+                value = blob[name]
+                found.append((blob["installation"], value[0] if isinstance(value, list) else value))
+    return found
+
+
+def test_each_rotation_records_its_outcome_per_installation_for_the_dashboard(world, capsys):
+    world.rotate()
+    assert per_installation(capsys.readouterr().out, "RotationOutcome") == [
+        ("kion/ses-smtp-credential", 1.0)
+    ]
+    token = world.start()
+    world.run_steps(token, ("createSecret", "setSecret"))
+    world.kion.app_config["smtp_username"] = "AKIASOMEONEELSE00000"
+    with pytest.raises(RotationStepError):
+        world.step("testSecret", token)
+    assert per_installation(capsys.readouterr().out, "RotationOutcome") == [
+        ("kion/ses-smtp-credential", 0.0)
+    ]
