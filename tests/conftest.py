@@ -47,9 +47,12 @@ from ses_smtp_rotator.local.rotation_service import (
     LocalRotationService,
     in_process_function,
 )
+from ses_smtp_rotator.local.secret_labels import install_label_moves
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
 
+# Every moto secret of the suite moves its labels as Secrets Manager does, not as moto 5.x does.
+install_label_moves()
 # moto lists a response class's methods (inspect.getmembers) for every request it answers, a few
 # per cent of the suite's time; the list of a class never changes, so it is looked up once.
 moto.core.responses.method_names_from_class = functools.cache(

@@ -160,7 +160,7 @@ class AppSettings:
     log_retention: logs.RetentionDays = construct_prop(default=logs.RetentionDays.ONE_YEAR)
     ses_accept_timeout: Duration = construct_prop(default_factory=lambda: Duration.seconds(120))
     function_timeout: Duration = construct_prop(
-        keyword="timeout", default_factory=lambda: Duration.seconds(300)
+        keyword="timeout", default_factory=lambda: Duration.seconds(900)
     )
     removal_policy: RemovalPolicy = construct_prop(default=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
     watch_schedule: str = construct_prop(default=DEFAULT_WATCH_SCHEDULE)
@@ -210,7 +210,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         ),
         function_timeout=Duration.seconds(
             _integer(
-                setting("functionTimeoutSeconds", 300),
+                setting("functionTimeoutSeconds", 900),
                 "functionTimeoutSeconds",
                 minimum=1,
                 maximum=900,

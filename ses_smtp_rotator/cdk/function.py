@@ -4,6 +4,7 @@ writes installation settings into secrets during deploys. Both serve every insta
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from functools import cache
@@ -19,12 +20,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.functions.regions import write_region_data
 from ses_smtp_rotator.functions.smtp_rotation.notices import (
     EVENT_BUS_VARIABLE,
     EVENT_SOURCE,
     NOTICE_TOPIC_VARIABLE,
 )
+from ses_smtp_rotator.functions.time_budget import WorstCase
 
 from . import powertools
 from .deployment import Deployment
@@ -41,9 +44,10 @@ METRICS_NAMESPACE = "SesSmtpRotator"
 # stacks in one account and region keep their metrics and alarms apart.
 DEPLOYMENT_DIMENSION = "deployment"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# How long setSecret waits for SES to accept a new key, and the function timeout above it.
+# How long setSecret waits for SES to accept a new key, and the function timeout above the
+# slowest step's worst case (required_timeout).
 DEFAULT_SES_ACCEPT_TIMEOUT = Duration.seconds(120)
-DEFAULT_TIMEOUT = Duration.minutes(5)
+DEFAULT_TIMEOUT = Duration.minutes(15)
 DEFAULT_PREVIOUS_KEY_GRACE = Duration.days(7)
 ROTATION_KEY_ACTIONS = [
     "iam:ListAccessKeys",
@@ -59,8 +63,14 @@ def grace_environment(previous_key_grace: Duration) -> dict[str, str]:
     return {"PREVIOUS_KEY_GRACE_DAYS": str(int(previous_key_grace.to_days()))}
 
 
-TIMEOUT_HEADROOM = Duration.seconds(60)
 ARCHITECTURE = lambda_.Architecture.ARM_64
+
+
+def required_timeout(ses_accept_seconds: float) -> tuple[str, int]:
+    """The slowest rotation step and its worst case in whole seconds, with this SES wait and the
+    function's other timeouts and retries (functions/time_budget.py)."""
+    step, seconds = WorstCase(RotationConfig(ses_accept_timeout=ses_accept_seconds)).slowest_step()
+    return step, math.ceil(seconds)
 
 
 def powertools_environment(log_level: str, deployment: Deployment) -> dict[str, str]:
@@ -363,6 +373,7 @@ class SettingsWriter(Construct):
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
                     "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
                 ],
             )
         )

@@ -3,6 +3,7 @@ the stack creates, attached with no rotation rules (the daily watch starts it wh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
@@ -14,6 +15,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.time_budget import WorstCase
+
 from .deployment import Deployment
 from .function import asset_function, grant_key_use_through_secrets_manager, powertools_environment
 
@@ -24,6 +28,12 @@ RENEWAL_SECRET_ACTIONS = (
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 )
+
+
+def renewal_timeout() -> Duration:
+    """The renewal function's timeout: its slowest step at its worst, to the whole minute above."""
+    slowest = max(WorstCase(RotationConfig()).renewal_steps().values())
+    return Duration.minutes(math.ceil(slowest / 60))
 
 
 class KionKeyRenewalFunction(Construct):
@@ -64,7 +74,7 @@ class KionKeyRenewalFunction(Construct):
             code=code,
             runtime=runtime,
             layer=layer,
-            timeout=Duration.minutes(2),
+            timeout=renewal_timeout(),
             memory_size=256,
             tracing=lambda_.Tracing.ACTIVE,
             environment=powertools_environment(log_level, deployment),

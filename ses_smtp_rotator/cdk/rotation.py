@@ -32,11 +32,11 @@ from .function import (
     DEFAULT_SES_ACCEPT_TIMEOUT,
     DEFAULT_TIMEOUT,
     LOG_LEVELS,
-    TIMEOUT_HEADROOM,
     RotationFunction,
     SettingsWriter,
     asset_code,
     powertools_layer,
+    required_timeout,
 )
 from .installation import KionInstallation, PropertyError, RotationSchedule, check_installations
 from .installation_resources import InstallationResources, SharedRotation, imported_user_arn
@@ -48,7 +48,7 @@ from .rotation_checks import OWNER, check_rotation_props
 from .saved_queries import SavedQueries
 from .watch import DEFAULT_WATCH_SCHEDULE, InstallationWatch, acknowledge_watch
 
-__all__ = ["LOG_LEVELS", "TIMEOUT_HEADROOM", "InstallationResources", "SesSmtpRotation"]
+__all__ = ["LOG_LEVELS", "InstallationResources", "SesSmtpRotation", "required_timeout"]
 
 
 class SesSmtpRotation(Construct):
@@ -136,8 +136,9 @@ class SesSmtpRotation(Construct):
             Default: AWS's public layer of ``POWERTOOLS_RELEASE`` in the stack's region.
         :param ses_accept_timeout: how long setSecret waits for SES to accept a new SMTP
             password. Default: 120 seconds.
-        :param timeout: the rotation function's timeout; it must exceed ``ses_accept_timeout``
-            by 60 seconds, at most 15 minutes. Default: 5 minutes.
+        :param timeout: the rotation function's timeout, at most 15 minutes; it must cover the
+            slowest step at its worst (``required_timeout``: the SES wait plus every Kion, SMTP
+            and AWS call on the way, each at its timeouts and retries). Default: 15 minutes.
         :param memory_size: the rotation function's memory in MiB. Default: 256.
         :param log_level: the functions' log level: DEBUG, INFO, WARNING or ERROR.
             Default: ``"INFO"``.

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from ses_smtp_rotator.schedule import check_expression
 
-from .function import LOG_LEVELS, TIMEOUT_HEADROOM
+from .function import LOG_LEVELS, required_timeout
 from .installation import PropertyError
 from .watch import DEFAULT_WATCH_SCHEDULE
 
@@ -72,14 +72,21 @@ def _check_timeouts(timeout: int, wait: int) -> None:
     if not 1 <= timeout <= LAMBDA_TIMEOUT_LIMIT_SECONDS:
         bounds = f"1..{LAMBDA_TIMEOUT_LIMIT_SECONDS}"
         _refuse("timeout", timeout, f"is outside {bounds}", f"use a number in {bounds}")
-    headroom = int(TIMEOUT_HEADROOM.to_seconds())
-    if timeout < wait + headroom:
-        _refuse(
-            "timeout",
-            timeout,
-            f"does not exceed the SES wait (ses_accept_timeout, {wait}) by {headroom} seconds",
-            f"raise it to {wait + headroom} or more, or lower ses_accept_timeout",
+    step, needed = required_timeout(wait)
+    if timeout < needed:
+        problem = (
+            f"does not cover {step} at its slowest ({needed} s with ses_accept_timeout {wait} and "
+            "the Kion and SMTP timeouts and retries), so a step could be cut off mid-way"
         )
+        if needed <= LAMBDA_TIMEOUT_LIMIT_SECONDS:
+            _refuse(
+                "timeout",
+                timeout,
+                problem,
+                f"raise it to {needed} or more, or lower ses_accept_timeout",
+            )
+        lowest = max(1, wait - (needed - LAMBDA_TIMEOUT_LIMIT_SECONDS))
+        _refuse("timeout", timeout, problem, f"lower ses_accept_timeout to {lowest} or less")
 
 
 def _check_watch_schedule(expression: str) -> None:

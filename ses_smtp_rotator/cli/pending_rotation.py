@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import AwsAccess, SetupError
 from ses_smtp_rotator.cli.function_logs import FunctionLogReader, FunctionLogRecord
-from ses_smtp_rotator.cli.rotation_function import RotationFunction
+from ses_smtp_rotator.cli.rotation_function import DEFAULT_TIMEOUT, RotationFunction
 from ses_smtp_rotator.cli.secret_state import SecretState, abandon_command, version_created
 from ses_smtp_rotator.functions.quiet_period import quiet_from
 from ses_smtp_rotator.functions.watch.health import FAILED, PendingActivity, classify
@@ -96,7 +96,7 @@ def assess_pending(
         since = (started - _CLOCK_SLACK) if started else now - _UNKNOWN_START_LOOKBACK
         records = reader.new_records(version_id, since)
         logs_unavailable = reader.unavailable
-    timeout = function.timeout if function else timedelta(seconds=300)
+    timeout = function.timeout if function else DEFAULT_TIMEOUT
     if records:
         last_activity, source = records[-1].at, "the function's log"
     else:
@@ -112,7 +112,9 @@ def assess_pending(
         last_activity=last_activity,
         activity_source=source,
         function_timeout_seconds=timeout.total_seconds(),
-        function_timeout=function.describe_timeout() if function else "300 s (default)",
+        function_timeout=function.describe_timeout()
+        if function
+        else f"{DEFAULT_TIMEOUT.total_seconds():.0f} s (default)",
         may_abandon=may_abandon,
         abandon_after=quiet_from(last_activity, timeout) if last_activity else None,
         access_key_id=access_key_id,

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-DEFAULT_TIMEOUT = timedelta(seconds=300)
+DEFAULT_TIMEOUT = timedelta(seconds=900)
 """The stack's default function timeout, assumed when the configuration cannot be read."""
 
 

@@ -14,6 +14,7 @@ from ses_smtp_rotator.cli.aws_access import SetupError, asking
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
+PREVIOUS = "AWSPREVIOUS"
 # How the stack's Kion API key secrets are told from installation secrets without reading them:
 # the construct id in CloudFormation's logical-id tag, the name and the description it gives them.
 _LOGICAL_ID_TAG = "aws:cloudformation:logical-id"

@@ -305,7 +305,7 @@ class DemoEnvironment:
                 **environment,
                 "DEPLOYMENT_NAME": DEPLOYMENT,
                 "INSTALLATION_SECRET_PREFIX": f"{self.installation_name}/",
-                "ROTATION_FUNCTION_TIMEOUT_SECONDS": "300",
+                "ROTATION_FUNCTION_TIMEOUT_SECONDS": "900",
                 "ROTATION_MAX_AGE_DAYS": "37",
                 "ALERT_TOPIC_ARN": self.alert_topic_arn,
             },

@@ -112,3 +112,7 @@ class SesSendRefusedError(RotationError):
 class RollbackWindowError(RotationError):
     """The IAM user has two access keys and the one to make room is a retired key still in its
     rollback window, which the operator has not ended."""
+
+
+class TimeBudgetError(RotationError):
+    """Too little of the invocation is left to finish an effect: the step stopped before it."""

@@ -75,7 +75,8 @@ class RotationSteps(Generic[Value]):
 
     ``subject`` and ``process`` name the secret and the rotation in the refusals ("secret",
     "rotation"; "Kion API key secret", "renewal"). ``finish_again`` runs when finishSecret finds
-    its version already AWSCURRENT (an earlier attempt moved it, then failed before the end).
+    its version already AWSCURRENT (an earlier attempt moved it, then failed before the end);
+    ``release_pending`` takes AWSPENDING off such a version.
     """
 
     version_stages: Callable[[str], list[str] | None]
@@ -84,6 +85,7 @@ class RotationSteps(Generic[Value]):
     set_secret: Callable[[Value], None]
     test_secret: Callable[[Value], None]
     finish_secret: Callable[[Value], None]
+    release_pending: Callable[[str], None]
     finish_again: Callable[[Value], None] | None = None
     subject: str = "secret"
     process: str = "rotation"
@@ -157,8 +159,11 @@ def _dispatch(event: RotationEvent, steps: RotationSteps[Value]) -> None:
                 "finishSecret": steps.finish_secret,
             }
             later_steps[event.step](version.value)
-        elif event.step == "finishSecret" and steps.finish_again is not None:
-            steps.finish_again(version.value)
+        elif event.step == "finishSecret":
+            if PENDING in version.stages:
+                steps.release_pending(event.token)
+            if steps.finish_again is not None:
+                steps.finish_again(version.value)
     logger.info("Step finished")
 
 

@@ -3,7 +3,9 @@
 moto cannot run a rotation function without Docker, and its RotateSecret marks the new, empty
 version AWSCURRENT anyway. This does what the real service does instead: it labels a new version
 id AWSPENDING (with no value yet), then invokes the function once per step, in order, with the
-same event fields, and retries a failed rotation with the same token.
+same event fields, and retries a failed rotation with the same token. Labels move as the real
+service moves them (``secret_labels``): finishSecret's move of AWSCURRENT leaves AWSPENDING on the
+new current version, as Secrets Manager may.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
+
+from .secret_labels import install_label_moves
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 Invoke = Callable[[dict[str, Any]], Any]
@@ -37,7 +41,8 @@ class RotationStepError(Exception):
 
 @dataclass
 class LambdaContextStub:
-    """The parts of the Lambda context object the function reads."""
+    """The parts of the Lambda context object the function reads; the time left runs on
+    ``clock`` (a test's virtual clock, or the machine's) from the moment the stub is made."""
 
     function_name: str = "ses-smtp-rotator-local"
     memory_limit_in_mb: int = 256
@@ -45,16 +50,28 @@ class LambdaContextStub:
         f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT_ID}:function:ses-smtp-rotator-local"
     )
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timeout_seconds: float = 300.0
-    _started: float = field(default_factory=time.monotonic)
+    timeout_seconds: float = 900.0
+    clock: Callable[[], float] = time.monotonic
+    _started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
 
     def get_remaining_time_in_millis(self) -> int:
-        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self._started)) * 1000)
+        return int(max(0.0, self.timeout_seconds - (self.clock() - self._started)) * 1000)
 
 
-def in_process_function(handler: Callable[[dict[str, Any], Any], Any]) -> Invoke:
-    """Invoke ``handler`` (the deployed lambda_handler) directly, with a fresh context each time."""
-    return lambda event: handler(event, LambdaContextStub())
+def in_process_function(
+    handler: Callable[[dict[str, Any], Any], Any],
+    *,
+    timeout_seconds: float = 900.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Invoke:
+    """Invoke ``handler`` (the deployed lambda_handler) directly, with a fresh context each time
+    (its time left counted on ``clock`` from ``timeout_seconds``)."""
+    return lambda event: handler(
+        event, LambdaContextStub(timeout_seconds=timeout_seconds, clock=clock)
+    )
 
 
 class LocalRotationService:
@@ -68,6 +85,7 @@ class LocalRotationService:
         account_id: str = DEFAULT_ACCOUNT_ID,
         on_step: Callable[[str, str], None] | None = None,
     ) -> None:
+        install_label_moves()
         self._invoke = invoke
         self._backend = secretsmanager_backends[account_id][region]
         self._on_step = on_step or (lambda step, token: None)
@@ -77,14 +95,16 @@ class LocalRotationService:
     def start(self, secret_id: str, token: str | None = None) -> str:
         """Label a new version AWSPENDING, as RotateSecret does before the first step.
 
-        With the token of the rotation still pending, this is a retry and changes nothing.
+        With the token of a version that exists (the rotation still pending, or one whose
+        finishSecret already made it AWSCURRENT), this is a retry of that rotation and changes
+        nothing.
         """
         secret = self._backend.describe_secret(secret_id)
+        if token in secret.versions:
+            return token
         pending = [vid for vid, v in secret.versions.items() if "AWSPENDING" in v["version_stages"]]
         for version_id in pending:
             stages = secret.versions[version_id]["version_stages"]
-            if version_id == token:
-                return token
             if "AWSCURRENT" not in stages:
                 raise RotationInProgressError(
                     f"A previous rotation of {secret_id} isn't complete (version {version_id} is "

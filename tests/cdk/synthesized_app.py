@@ -149,7 +149,7 @@ FLEET = {
     "logRetentionDays": 90,
     "logLevel": "DEBUG",
     "sesAcceptTimeoutSeconds": 200,
-    "functionTimeoutSeconds": 600,
+    "functionTimeoutSeconds": 900,
     "removalPolicy": "destroy",
 }
 

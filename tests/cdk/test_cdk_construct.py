@@ -20,6 +20,7 @@ from ses_smtp_rotator.cdk import (
     load_settings,
 )
 from ses_smtp_rotator.cdk.context_settings import ROTATION_KEYS
+from ses_smtp_rotator.cdk.function import required_timeout
 from ses_smtp_rotator.cdk.installation import PropertyError
 
 PROD = KionInstallation(name="prod", kion_url="https://kion.example.com", ses_region="us-east-1")
@@ -111,8 +112,18 @@ VPC_CONTEXT = {"vpcId": "vpc-0123456789abcdef0", "subnetIds": ["subnet-012345678
         (
             {"timeout": cdk.Duration.seconds(150)},
             {"functionTimeoutSeconds": 150},
-            "150 does not exceed the SES wait (ses_accept_timeout, 120) by 60 seconds. "
-            "Fix: raise it to 180 or more, or lower ses_accept_timeout",
+            f"150 does not cover setSecret at its slowest ({required_timeout(120)[1]} s with "
+            "ses_accept_timeout 120 and the Kion and SMTP timeouts and retries), so a step could "
+            f"be cut off mid-way. Fix: raise it to {required_timeout(120)[1]} or more, or lower "
+            "ses_accept_timeout",
+        ),
+        (
+            {"timeout": cdk.Duration.seconds(900), "ses_accept_timeout": cdk.Duration.seconds(500)},
+            {"functionTimeoutSeconds": 900, "sesAcceptTimeoutSeconds": 500},
+            f"900 does not cover setSecret at its slowest ({required_timeout(500)[1]} s with "
+            "ses_accept_timeout 500 and the Kion and SMTP timeouts and retries), so a step could "
+            "be cut off mid-way. Fix: lower ses_accept_timeout to "
+            f"{500 - (required_timeout(500)[1] - 900)} or less",
         ),
         (
             {"timeout": cdk.Duration.minutes(20)},

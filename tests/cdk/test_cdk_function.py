@@ -12,7 +12,10 @@ from aws_cdk.assertions import Template
 from synthesized_app import PROJECT_ROOT, Synthesized, only, synthesize
 
 from ses_smtp_rotator.cdk import POWERTOOLS_RELEASE
+from ses_smtp_rotator.cdk.function import required_timeout
 from ses_smtp_rotator.cdk.powertools import layer_arn
+from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.time_budget import WorstCase
 
 
 def function_of(app: Synthesized) -> dict:
@@ -125,15 +128,25 @@ def test_an_environment_agnostic_stack_reads_the_parameter_of_its_region_at_depl
     assert f"/aws/service/powertools/python/x86_64/python3.12/{POWERTOOLS_RELEASE}" in defaults
 
 
-def test_timeout_is_comfortably_above_the_ses_wait(
+def test_timeout_covers_the_slowest_step_at_its_worst(
     default_app: Synthesized, fleet_app: Synthesized
 ) -> None:
     for app in (default_app, fleet_app):
         function = function_of(app)
         ses_wait = int(function["Environment"]["Variables"]["SES_ACCEPT_TIMEOUT_SECONDS"])
-        assert function["Timeout"] >= ses_wait + 60
-    assert function_of(default_app)["Timeout"] == 300
+        step, needed = required_timeout(ses_wait)
+        assert step == "setSecret"
+        assert needed > ses_wait + 60  # the SES wait is not all a step waits for
+        assert function["Timeout"] >= needed
+    assert function_of(default_app)["Timeout"] == 900
     assert function_of(fleet_app)["Environment"]["Variables"]["SES_ACCEPT_TIMEOUT_SECONDS"] == "200"
+
+
+def test_the_renewal_timeout_covers_its_slowest_step_at_its_worst(default_app: Synthesized) -> None:
+    renewal_id = default_app.logical_id(default_app.stack.rotation.key_renewal_function)
+    timeout = default_app.template_json["Resources"][renewal_id]["Properties"]["Timeout"]
+    slowest = max(WorstCase(RotationConfig()).renewal_steps().values())
+    assert slowest <= timeout < slowest + 60
 
 
 def test_powertools_is_configured_through_the_environment(default_app: Synthesized) -> None:
@@ -144,7 +157,7 @@ def test_powertools_is_configured_through_the_environment(default_app: Synthesiz
         # The dimension every metric carries, so two stacks in one region keep them apart.
         "DEPLOYMENT_NAME": "SesSmtpRotator",
         "SES_ACCEPT_TIMEOUT_SECONDS": "120",
-        "FUNCTION_TIMEOUT_SECONDS": "300",
+        "FUNCTION_TIMEOUT_SECONDS": "900",
         "PREVIOUS_KEY_GRACE_DAYS": "7",  # the rollback window, previousKeyGraceDays
         # How `ses-smtp-rotator status` finds the watch to ask about Kion's side.
         "WATCH_FUNCTION_NAME": {

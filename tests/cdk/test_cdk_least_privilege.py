@@ -131,7 +131,7 @@ def test_function_role_grants_exactly_what_the_rotation_calls(fleet_app: Synthes
     assert "user/ses-smtp-rotator/SesSmtpRotator/*" in json.dumps(patterns["users"])
 
 
-def test_settings_writer_may_only_read_and_write_the_installation_secrets(
+def test_settings_writer_may_only_read_write_and_relabel_the_installation_secrets(
     fleet_app: Synthesized,
 ) -> None:
     patterns = deployment_patterns(fleet_app)
@@ -148,6 +148,7 @@ def test_settings_writer_may_only_read_and_write_the_installation_secrets(
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
         "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",  # to take a finished rotation's AWSPENDING off
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "kms:Decrypt",

@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from synthesized_app import PROJECT_ROOT, cdk_json_context, synthesize
 
 from ses_smtp_rotator.cdk import SettingsError, load_settings
+from ses_smtp_rotator.cdk.function import required_timeout
 
 PROD = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
 MINIMAL = {"installations": [PROD]}
@@ -63,7 +64,7 @@ def test_defaults_of_every_optional_setting() -> None:
     assert settings.log_level == "INFO"
     assert settings.log_retention == logs.RetentionDays.ONE_YEAR
     assert settings.ses_accept_timeout.to_seconds() == Duration.seconds(120).to_seconds()
-    assert settings.function_timeout.to_seconds() == 300
+    assert settings.function_timeout.to_seconds() == 900
     assert settings.removal_policy == RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
     assert settings.previous_key_grace.to_days() == 7
     installation = settings.installations[0]
@@ -148,7 +149,18 @@ REFUSED = [
     ),
     ({"logRetentionDays": 100}, "logRetentionDays", "100", "CloudWatch Logs retention"),
     ({"logLevel": "TRACE"}, "logLevel", "'TRACE'", "DEBUG, INFO, WARNING, ERROR"),
-    ({"functionTimeoutSeconds": 130}, "functionTimeoutSeconds", "130", "raise it to 180"),
+    (
+        {"functionTimeoutSeconds": 130},
+        "functionTimeoutSeconds",
+        "130",
+        f"raise it to {required_timeout(120)[1]} or more, or lower sesAcceptTimeoutSeconds",
+    ),
+    (
+        {"sesAcceptTimeoutSeconds": 500, "functionTimeoutSeconds": 900},
+        "functionTimeoutSeconds",
+        "900",
+        f"lower sesAcceptTimeoutSeconds to {500 - (required_timeout(500)[1] - 900)} or less",
+    ),
     ({"functionTimeoutSeconds": 1000}, "functionTimeoutSeconds", "1000", r"1..900"),
     ({"removalPolicy": "snapshot"}, "removalPolicy", "'snapshot'", "retain or destroy"),
     ({"vpc": {"vpcId": "vpc-1", "subnetIds": []}}, "vpc.subnetIds", "[]", "list of strings"),

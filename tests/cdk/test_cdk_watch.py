@@ -37,7 +37,7 @@ def test_the_watch_runs_daily_by_scheduler_with_what_its_checks_need(
     variables = function["Environment"]["Variables"]
     assert variables["DEPLOYMENT_NAME"] == "SesSmtpRotator"
     assert variables["INSTALLATION_SECRET_PREFIX"] == "ses-smtp-rotator/SesSmtpRotator/smtp/"
-    assert variables["ROTATION_FUNCTION_TIMEOUT_SECONDS"] == "300"
+    assert variables["ROTATION_FUNCTION_TIMEOUT_SECONDS"] == "900"
     assert variables["PREVIOUS_KEY_GRACE_DAYS"] == "7"  # when it deletes retired keys
     # First Tuesday of the month: at most five weeks apart, plus the 15-minute window and the
     # two days' margin.

@@ -15,8 +15,9 @@ from moto.secretsmanager.models import secretsmanager_backends
 from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK
 from ses_smtp_rotator.demo.environment import REGION
 
-# The demo's function has the stack's default timeout, 300 s, so its quiet period is 360 s.
-QUIET_PERIOD = 360
+# The demo's function configuration cannot be read, so `abandon` takes the stack's default
+# timeout, 900 s: its quiet period is 960 s.
+QUIET_PERIOD = 960
 
 
 def current_value(world) -> dict[str, str]:
@@ -71,9 +72,9 @@ def test_status_advice_leads_from_a_stuck_rotation_to_a_converged_one(world, cap
         age_key(current_value(world)["username"], 3600)
         settle(world)  # the key it replaced has passed its rollback window and is gone
     kept_key = current_value(world)["username"]
-    # 335 s: past the function's timeout plus 30 s (where status used to offer giving it up),
+    # 935 s: past the function's timeout plus 30 s (where status used to offer giving it up),
     # short of its quiet period, so the key it made may not be deleted yet.
-    version, spare_key = rotation_that_died_after_create_secret(world, seconds_ago=335)
+    version, spare_key = rotation_that_died_after_create_secret(world, seconds_ago=935)
 
     code, output = run_cli(capsys, "status", name)
     assert code == EXIT_IN_PROGRESS, output
@@ -122,7 +123,7 @@ def test_abandon_with_nothing_unfinished_changes_nothing(world, capsys):
 
 def test_abandon_without_yes_and_without_a_terminal_asks_for_it(world, capsys):
     version = leave_rotation_pending(
-        world, made_ago=1000, records=[(900, "INFO", "createSecret", "Step finished")]
+        world, made_ago=2000, records=[(1900, "INFO", "createSecret", "Step finished")]
     )
 
     code, output = run_cli(capsys, "abandon", installation(world).secret_name)
@@ -137,7 +138,7 @@ def test_abandon_without_yes_and_without_a_terminal_asks_for_it(world, capsys):
 
 def test_a_stuck_kion_api_key_renewal_is_given_up_and_may_start_again(world, capsys):
     key_secret = installation(world).kion_api_key_secret_arn
-    version = leave_rotation_pending(world, made_ago=1000, secret_arn=key_secret)
+    version = leave_rotation_pending(world, made_ago=2000, secret_arn=key_secret)
 
     code, output = run_cli(capsys, "abandon", installation(world).secret_name, "--yes")
 

@@ -113,8 +113,8 @@ def test_status_exits_with_the_worst_installations_code(world, deployments, caps
     stuck = leave_rotation_pending(
         world,
         secret_arn=deployments["second"],
-        made_ago=900,
-        records=[(800, "INFO", "createSecret", "Step finished")],
+        made_ago=1900,
+        records=[(1800, "INFO", "createSecret", "Step finished")],
     )
     try:
         code, output = run_cli(capsys, "status", "--all")
@@ -177,8 +177,8 @@ def test_rotate_all_as_json_reports_each_and_the_worst(world, deployments, capsy
     stuck = leave_rotation_pending(
         world,
         secret_arn=deployments["second"],
-        made_ago=900,
-        records=[(800, "INFO", "createSecret", "Step finished")],
+        made_ago=1900,
+        records=[(1800, "INFO", "createSecret", "Step finished")],
     )
     try:
         code = cli.main(["rotate", "--deployment", "prod", "--json", "--yes"])

@@ -99,16 +99,16 @@ def test_wait_attaches_to_the_rotation_in_progress_and_shows_its_steps(world, ca
 
 def test_a_rotation_the_function_left_alone_past_its_timeout_is_stuck(world, capsys):
     version = leave_rotation_pending(
-        world, made_ago=900, records=[(800, "INFO", "createSecret", "Step finished")]
+        world, made_ago=1900, records=[(1800, "INFO", "createSecret", "Step finished")]
     )
 
     code, output = run_cli(capsys, "rotate", installation(world).secret_name, "--wait", *FAST)
 
     assert code == EXIT_FAILED, output
     assert f"version {version} is AWSPENDING" in output
-    assert "has not touched it for 8" in output  # 800 s and counting
+    assert "has not touched it for 18" in output  # 1800 s and counting
     assert "the function's log" in output
-    assert "300 s (default: lambda:GetFunctionConfiguration answered" in output
+    assert "900 s (default: lambda:GetFunctionConfiguration answered" in output
     assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
     assert "following it" not in output
 
@@ -126,7 +126,7 @@ def test_the_functions_recent_activity_outweighs_an_old_pending_version(world, c
 
 
 def test_without_logs_the_pending_versions_age_decides(world, capsys):
-    version = leave_rotation_pending(world, made_ago=900)
+    version = leave_rotation_pending(world, made_ago=1900)
 
     code, output = run_cli(capsys, "rotate", installation(world).secret_name)
 

@@ -131,10 +131,10 @@ def test_a_failed_rotation_is_shown_with_its_error_and_what_to_do(rotated, capsy
 def test_a_failure_the_function_left_alone_past_its_timeout_can_be_given_up(world, capsys):
     version = leave_rotation_pending(
         world,
-        made_ago=1000,
+        made_ago=2000,
         records=[
-            (990, "INFO", "createSecret", "Step finished"),
-            (900, "ERROR", "setSecret", "Kion at https://kion rejected the App API key (401)."),
+            (1990, "INFO", "createSecret", "Step finished"),
+            (1900, "ERROR", "setSecret", "Kion at https://kion rejected the App API key (401)."),
         ],
     )
 
@@ -142,7 +142,7 @@ def test_a_failure_the_function_left_alone_past_its_timeout_can_be_given_up(worl
 
     assert code == EXIT_FAILED
     assert f"the rotation to version {version} failed in setSecret" in output
-    assert "has not touched it for 9" in output
+    assert "has not touched it for 19" in output
     assert f"ses-smtp-rotator abandon {installation(world).secret_name}" in output
 
     # What status says to do works: give the rotation up and rotate again.
@@ -162,14 +162,14 @@ def test_a_failure_the_function_left_alone_past_its_timeout_can_be_given_up(worl
 
 def test_a_rotation_left_alone_past_the_function_timeout_is_stuck(rotated, capsys):
     version = leave_rotation_pending(
-        rotated, made_ago=700, records=[(650, "INFO", "createSecret", "Step finished")]
+        rotated, made_ago=1700, records=[(1650, "INFO", "createSecret", "Step finished")]
     )
 
     code, output = status(capsys, installation(rotated).secret_name)
 
     assert code == EXIT_FAILED, output
     assert f"the rotation to version {version} is stuck" in output
-    assert "timeout 300 s (default: lambda:GetFunctionConfiguration answered" in output
+    assert "timeout 900 s (default: lambda:GetFunctionConfiguration answered" in output
     assert f"ses-smtp-rotator abandon {installation(rotated).secret_name}" in output
 
 
@@ -255,7 +255,7 @@ def test_a_rotation_in_progress(rotated, capsys):
     assert "✓ Pending rotation a rotation is in progress" in output
     assert "the function last touched it" in output
     assert "ses-smtp-rotator abandon" not in output
-    assert "timeout 300 s (default: lambda:GetFunctionConfiguration" in output
+    assert "timeout 900 s (default: lambda:GetFunctionConfiguration" in output
 
 
 def test_before_the_first_rotation(world, capsys):
@@ -357,7 +357,7 @@ def test_json_carries_the_function_timeout_as_a_number(world, capsys):
     code, output = status(capsys, installation(world).secret_name, "--json", "--no-watch")
 
     report = json.loads(output)
-    assert report["function_timeout_seconds"] == 300
+    assert report["function_timeout_seconds"] == 900
     assert code != EXIT_SETUP
 
 

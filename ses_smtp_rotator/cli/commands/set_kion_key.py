@@ -28,7 +28,13 @@ from ses_smtp_rotator.cli.exit_codes import (
     epilog_for,
 )
 from ses_smtp_rotator.cli.fleet import secret_id_for
-from ses_smtp_rotator.cli.secret_state import CURRENT, PENDING, looks_like_kion_api_key, read_state
+from ses_smtp_rotator.cli.secret_state import (
+    CURRENT,
+    PENDING,
+    PREVIOUS,
+    looks_like_kion_api_key,
+    read_state,
+)
 from ses_smtp_rotator.functions.errors import KionAuthError, RotationError
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.services.kion_keys import AppApiKeyInfo, KionKeyClient
@@ -201,16 +207,21 @@ def _store(
     api_key: str,
     found: AppApiKeyInfo | None,
 ) -> str | None:
-    """Store the key as AWSCURRENT; returns the version of a renewal it cancelled, if any."""
+    """Store the key as AWSCURRENT; returns the version of a renewal it cancelled, if any.
+
+    AWSPENDING comes off first wherever it is: an unfinished renewal would move AWSCURRENT off
+    the key stored here, and delete it; a finished renewal's AWSPENDING left on AWSCURRENT would
+    end up on AWSPREVIOUS, where Secrets Manager refuses every later renewal."""
     secret_id = installation.kion_api_key_secret_id
     state = read_state(secretsmanager, secret_id)
-    cancelled = state.pending_version
-    if cancelled:
-        # That renewal would move AWSCURRENT off the key stored here, and delete it.
+    pending = next((vid for vid, labels in state.stages.items() if PENDING in labels), None)
+    if pending:
         with asking("secretsmanager:UpdateSecretVersionStage", f"secret {secret_id}"):
             secretsmanager.update_secret_version_stage(
-                SecretId=secret_id, VersionStage=PENDING, RemoveFromVersionId=cancelled
+                SecretId=secret_id, VersionStage=PENDING, RemoveFromVersionId=pending
             )
+    finished = pending and {CURRENT, PREVIOUS} & set(state.stages[pending])
+    cancelled = None if finished else pending
     value: dict[str, Any] = {"api_key": api_key, "installation_secret_id": installation_arn}
     if found is not None:
         value["api_key_id"] = found.id

@@ -9,6 +9,10 @@ The write is refused while a rotation is in progress: its pending version holds 
 created with, and the rotation would refuse it anyway. Refusing before anything changes makes the
 deploy fail with the fix named, and the rollback (the old settings, already current) changes
 nothing.
+
+AWSPENDING left by a finished rotation (on AWSCURRENT, where Secrets Manager may leave it, or on
+AWSPREVIOUS, where an earlier write carried it) is taken off first: written past, it would sit on
+AWSPREVIOUS, and Secrets Manager would refuse every later rotation as one still in progress.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ logger = Logger(service="ses-smtp-rotator-settings")
 CREDENTIAL_FIELDS = ("username", "password")
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
+PREVIOUS = "AWSPREVIOUS"
 REASON_LIMIT = 1000
 
 
@@ -62,10 +67,11 @@ def apply(event: dict[str, Any], secretsmanager: Any) -> str:
     merged.update(settings)
     for field in CREDENTIAL_FIELDS:
         merged.setdefault(field, "")
+    stages = _release_finished_pending(secretsmanager, secret_id)
     if merged == current:
         logger.info("Installation settings already current", secret_id=secret_id)
         return secret_id
-    _require_no_rotation_in_progress(secretsmanager, secret_id)
+    _require_no_rotation_in_progress(secret_id, stages)
     secretsmanager.put_secret_value(
         SecretId=secret_id,
         SecretString=json.dumps(merged),
@@ -110,8 +116,23 @@ def _current_fields(secretsmanager: Any, secret_id: str) -> dict[str, Any]:
     return fields
 
 
-def _require_no_rotation_in_progress(secretsmanager: Any, secret_id: str) -> None:
+def _release_finished_pending(secretsmanager: Any, secret_id: str) -> dict[str, list[str]]:
+    """Take AWSPENDING off AWSCURRENT or AWSPREVIOUS (a finished rotation's leftover); return
+    the labels of every version as they are then."""
     stages = secretsmanager.describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
+    for version_id, labels in stages.items():
+        if PENDING in labels and {CURRENT, PREVIOUS} & set(labels):
+            secretsmanager.update_secret_version_stage(
+                SecretId=secret_id, VersionStage=PENDING, RemoveFromVersionId=version_id
+            )
+            labels.remove(PENDING)
+            logger.info(
+                "Took a finished rotation's AWSPENDING off", secret_id=secret_id, version=version_id
+            )
+    return stages
+
+
+def _require_no_rotation_in_progress(secret_id: str, stages: dict[str, list[str]]) -> None:
     pending = sorted(
         version_id
         for version_id, labels in stages.items()

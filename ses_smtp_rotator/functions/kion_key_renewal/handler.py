@@ -24,7 +24,7 @@ from ses_smtp_rotator.functions.telemetry import logger, metrics, tracer
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
-    _traced_handle()(RotationEvent.parse(event))
+    _traced_handle()(RotationEvent.parse(event), time_left_ms=context.get_remaining_time_in_millis)
 
 
 @cache
@@ -32,13 +32,20 @@ def _traced_handle() -> Callable[[RotationEvent], None]:
     return tracer().capture_method(handle)
 
 
-def handle(event: RotationEvent, renewal: KionKeyRenewal | None = None) -> None:
-    """Run one step of one renewal, after the guard checks."""
+def handle(
+    event: RotationEvent,
+    renewal: KionKeyRenewal | None = None,
+    *,
+    time_left_ms: Callable[[], int] | None = None,
+) -> None:
+    """Run one step of one renewal, after the guard checks; ``time_left_ms`` is the Lambda
+    context's clock, which the step checks before each effect."""
     renewal = renewal or KionKeyRenewal(
         ApiKeySecret(event.secret_id),
         event.token,
         RotationConfig.from_environment(),
         rotation_token=event.rotation_token,
+        time_left_ms=time_left_ms,
     )
     run_step(event, protocol_steps(renewal), failure_metric="KionApiKeyRenewalStepFailed")
 
@@ -57,6 +64,7 @@ def protocol_steps(renewal: KionKeyRenewal) -> RotationSteps[StoredApiKey]:
         set_secret=renewal.set_secret,
         test_secret=renewal.test_secret,
         finish_secret=renewal.finish_secret,
+        release_pending=renewal.secret.release_pending,
         subject="Kion API key secret",
         process="renewal",
     )

@@ -16,7 +16,8 @@ working key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -40,6 +41,7 @@ from ses_smtp_rotator.functions.kion_key_renewal.key_secret import (
 from ses_smtp_rotator.functions.services.kion_keys import AppApiKeyInfo, KionKeyClient
 from ses_smtp_rotator.functions.services.secrets_store import InstallationSecrets
 from ses_smtp_rotator.functions.telemetry import logger, metrics
+from ses_smtp_rotator.functions.time_budget import RENEWAL_FIX, Effect, TimeBudget, WorstCase
 
 
 class KionKeyLimitError(RotationError):
@@ -54,6 +56,12 @@ class KionKeyRenewal:
     token: str
     config: RotationConfig
     rotation_token: str | None = None
+    time_left_ms: Callable[[], int] | None = None
+    """The invocation's time left (the Lambda context's get_remaining_time_in_millis)."""
+    budget: TimeBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = TimeBudget(self.time_left_ms, WorstCase(self.config), RENEWAL_FIX)
 
     def create_secret(self) -> None:
         if self.secret.version(self.token):
@@ -68,6 +76,7 @@ class KionKeyRenewal:
             raise expired_key_error(kion.kion_url, self.secret.secret_id) from None
         self._delete_spare_keys(kion, identity, listed)
         name = key_name(identity.arn, identity.name, self.token)
+        self.budget.before(Effect.KION_KEY_CREATE)
         try:
             new_key = kion.create_key(name)
         except KionRequestError as error:
@@ -101,6 +110,7 @@ class KionKeyRenewal:
                 f"version {self.token}) and start a new one.",
             )
         current = self.secret.current()
+        self.budget.before(Effect.LABEL_MOVE)
         self.secret.make_current(self.token, current.version_id)
         logger.info("AWSCURRENT moved to the new Kion API key", api_key_id=pending.api_key_id)
         metrics.add_metric("KionApiKeyRenewed", MetricUnit.Count, 1)
@@ -113,6 +123,7 @@ class KionKeyRenewal:
             return
         if replaced in self.secret.held_key_ids():
             return
+        self.budget.before(Effect.KION_KEY_DELETE)
         if kion.delete_key(replaced):
             logger.info("Deleted the replaced Kion API key", api_key_id=replaced)
 
@@ -139,6 +150,7 @@ class KionKeyRenewal:
         if not spare:
             return
         for key_id in sorted(spare - self.secret.held_key_ids()):
+            self.budget.before(Effect.KION_KEY_DELETE)
             if kion.delete_key(key_id):
                 logger.info("Deleted a spare Kion API key", api_key_id=key_id)
 

@@ -15,10 +15,12 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ses_smtp_rotator.functions.errors import AwsConnectionError, AwsPermissionError
 
+AWS_CONNECT_TIMEOUT = 5.0
+AWS_READ_TIMEOUT = 20.0
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=5,
-    read_timeout=20,
+    connect_timeout=AWS_CONNECT_TIMEOUT,
+    read_timeout=AWS_READ_TIMEOUT,
 )
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _THROTTLED = frozenset(

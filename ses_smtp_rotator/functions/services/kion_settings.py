@@ -28,6 +28,19 @@ RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The longest a connection to Kion may take to open, however long KION_TIMEOUT_SECONDS lets a
 # reply take: an address that drops packets fails each attempt after this.
 CONNECT_TIMEOUT = 5.0
+# Kion's (or a proxy's) Retry-After is honoured up to this many seconds: a step has minutes, and
+# an hour-long Retry-After would otherwise hold it until the function times out.
+RETRY_AFTER_CAP = 5.0
+# Requests retried after a failure; a POST or DELETE whose reply was lost may have been applied.
+RETRIED_METHODS = frozenset({"GET", "PATCH"})
+
+
+class CappedRetry(Retry):
+    """urllib3's Retry, with Retry-After honoured up to :data:`RETRY_AFTER_CAP` seconds."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, RETRY_AFTER_CAP)
 
 
 @dataclass(frozen=True)
@@ -111,12 +124,12 @@ class KionClient:
             # Connection failures, timeouts and RETRIED_STATUSES count against one total. Other
             # failures (TLS) are not retried, nor is a POST whose reply timed out: it may have
             # been applied.
-            retries=Retry(
+            retries=CappedRetry(
                 total=retries,
                 other=0,
                 backoff_factor=backoff_factor,
                 status_forcelist=RETRIED_STATUSES,
-                allowed_methods=frozenset({"GET", "PATCH"}),
+                allowed_methods=RETRIED_METHODS,
                 raise_on_status=False,
             ),
         )

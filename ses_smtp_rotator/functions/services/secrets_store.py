@@ -80,13 +80,30 @@ class StagedSecret:
             )
 
     def make_current(self, version_id: str, current_version_id: str) -> None:
-        """Move AWSCURRENT from ``current_version_id`` to ``version_id``."""
+        """Move AWSCURRENT from ``current_version_id`` to ``version_id``, then take AWSPENDING
+        off ``version_id``."""
         with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
             self._client.update_secret_version_stage(
                 SecretId=self.secret_id,
                 VersionStage=CURRENT,
                 MoveToVersionId=version_id,
                 RemoveFromVersionId=current_version_id,
+            )
+        self.release_pending(version_id)
+
+    def release_pending(self, version_id: str) -> None:
+        """Take AWSPENDING off ``version_id``, a finished rotation's version, if it still has it.
+
+        Moving AWSCURRENT onto a version may leave AWSPENDING there. A later PutSecretValue
+        with AWSCURRENT (a settings deploy, ``set-kion-key``) would then leave it on AWSPREVIOUS,
+        where Secrets Manager takes it for a rotation in progress and refuses every new one."""
+        with aws_call("secretsmanager:DescribeSecret", self.secret_id):
+            described = self._client.describe_secret(SecretId=self.secret_id)
+        if PENDING not in described.get("VersionIdsToStages", {}).get(version_id, []):
+            return
+        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
+            self._client.update_secret_version_stage(
+                SecretId=self.secret_id, VersionStage=PENDING, RemoveFromVersionId=version_id
             )
 
 

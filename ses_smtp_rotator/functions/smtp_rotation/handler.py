@@ -43,9 +43,10 @@ from ses_smtp_rotator.functions.telemetry import logger, metrics, tracer
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
+    time_left_ms = context.get_remaining_time_in_millis
     if event.get("Action") == ROLLBACK_ACTION:
-        return tracer().capture_method(roll_back)(RollbackRequest.parse(event))
-    _traced_handle()(RotationEvent.parse(event))
+        return tracer().capture_method(roll_back)(RollbackRequest.parse(event), time_left_ms)
+    _traced_handle()(RotationEvent.parse(event), time_left_ms=time_left_ms)
     return None
 
 
@@ -54,9 +55,15 @@ def _traced_handle() -> Callable[[RotationEvent], None]:
     return tracer().capture_method(handle)
 
 
-def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
-    """Run one step of one rotation, after the guard checks."""
-    rotation = rotation or _rotation(event)
+def handle(
+    event: RotationEvent,
+    rotation: Rotation | None = None,
+    *,
+    time_left_ms: Callable[[], int] | None = None,
+) -> None:
+    """Run one step of one rotation, after the guard checks; ``time_left_ms`` is the Lambda
+    context's clock, which the step checks before each effect."""
+    rotation = rotation or _rotation(event, time_left_ms)
     try:
         run_step(
             event,
@@ -69,11 +76,13 @@ def handle(event: RotationEvent, rotation: Rotation | None = None) -> None:
         raise
 
 
-def roll_back(request: RollbackRequest) -> dict[str, Any]:
+def roll_back(
+    request: RollbackRequest, time_left_ms: Callable[[], int] | None = None
+) -> dict[str, Any]:
     """Run a rollback; answer what it did, or (for a cause the operator can act on) why it
     was refused, as a JSON object without secrets."""
     logger.append_keys(secret_id=request.secret_id, action=ROLLBACK_ACTION)
-    rotation = _rotation(RotationEvent(request.secret_id, "", ROLLBACK_ACTION))
+    rotation = _rotation(RotationEvent(request.secret_id, "", ROLLBACK_ACTION), time_left_ms)
     try:
         report = Rollback(rotation).run(request)
     except RotationError as error:
@@ -115,11 +124,12 @@ def protocol_steps(rotation: Rotation) -> RotationSteps[InstallationSecret]:
         set_secret=rotation.set_secret,
         test_secret=rotation.test_secret,
         finish_secret=rotation.finish_secret,
+        release_pending=rotation.secrets.release_pending,
         finish_again=rotation.retire_left_behind_key,
     )
 
 
-def _rotation(event: RotationEvent) -> Rotation:
+def _rotation(event: RotationEvent, time_left_ms: Callable[[], int] | None) -> Rotation:
     config = RotationConfig.from_environment()
     return Rotation(
         InstallationSecrets(event.secret_id),
@@ -127,6 +137,7 @@ def _rotation(event: RotationEvent) -> Rotation:
         config,
         _kion_api_keys(config.api_key_cache_seconds),
         rotation_token=event.rotation_token,
+        time_left_ms=time_left_ms,
     )
 
 

@@ -21,6 +21,8 @@ from ses_smtp_rotator.functions.services.ses_smtp import SmtpEndpoint, authentic
 
 SIMULATOR = "success@simulator.amazonses.com"
 THROTTLED = 454
+ATTEMPTS = 3
+PAUSE = 1.0
 
 
 @dataclass
@@ -31,8 +33,8 @@ class SendPathProof:
 
     endpoint: SmtpEndpoint
     ses_region: str
-    attempts: int = 3
-    pause: float = 1.0
+    attempts: int = ATTEMPTS
+    pause: float = PAUSE
     sleep: Callable[[float], None] = time.sleep
 
     def send(self, username: str, password: str, sender: str) -> None:

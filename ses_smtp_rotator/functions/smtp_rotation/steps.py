@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -44,6 +44,7 @@ from ses_smtp_rotator.functions.smtp_rotation.notices import SUCCEEDED, Outcome,
 from ses_smtp_rotator.functions.smtp_rotation.send_proof import SendPathProof
 from ses_smtp_rotator.functions.smtp_rotation.spare_keys import SpareKeyPolicy, min_spare_age
 from ses_smtp_rotator.functions.telemetry import logger, metrics
+from ses_smtp_rotator.functions.time_budget import Effect, TimeBudget, WorstCase
 
 # The settings a step reads from the pending version (everything but the credential).
 SETTINGS = (
@@ -73,6 +74,12 @@ class Rotation:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    time_left_ms: Callable[[], int] | None = None
+    """The invocation's time left (the Lambda context's get_remaining_time_in_millis)."""
+    budget: TimeBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.budget = TimeBudget(self.time_left_ms, WorstCase(self.config))
 
     def create_secret(self) -> None:
         """Create a new access key and store its SMTP password as the AWSPENDING version."""
@@ -96,6 +103,7 @@ class Rotation:
         self.prove_where_kion_sends(pending, kion_smtp)
         kion = self._kion(pending)
         self._require_stage(PENDING, before="giving Kion the new key")
+        self.budget.before(Effect.KION_PATCH)
         kion.set_smtp_credential(pending.username, pending.password)
         logger.info("Kion now sends with the new key", access_key_id=pending.username)
 
@@ -138,6 +146,7 @@ class Rotation:
         kion_username = self._require_kion_uses(pending, kion_smtp, check_password=False)
         current = self.secrets.current()
         self._require_current_settings(pending, current.secret)
+        self.budget.before(Effect.LABEL_MOVE)
         self.secrets.make_current(self.token, current.version_id)
         logger.info("AWSCURRENT moved to the new version", access_key_id=pending.username)
         retired = self._retire_replaced_key(current, pending, kion_username)
@@ -168,6 +177,7 @@ class Rotation:
 
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
         keys = UserAccessKeys(current.iam_user_name)
+        self.budget.before(Effect.KEY_CREATE)
         try:
             return _smtp_credential_of_new_key(keys, current.ses_region)
         except KeyLimitReachedError:
@@ -201,12 +211,15 @@ class Rotation:
                     self._require_stage(
                         PENDING, before=f"deleting unused access key {key.access_key_id}"
                     )
+                    self.budget.before(Effect.KEY_DELETE)
                     keys.delete(key.access_key_id)
                     logger.info("Deleted unused access key", access_key_id=key.access_key_id)
             else:
                 if policy.refusal(key) is None and key.access_key_id not in records:
+                    self.budget.before(Effect.KEY_DEACTIVATE)
                     retirement.retire(key.access_key_id, adopted=False)  # its window starts now
                 self._require_stage(PENDING, before=f"deleting retired key {key.access_key_id}")
+                self.budget.before(Effect.KEY_DELETE)
                 refusal = retirement.delete_if_due(
                     key.access_key_id,
                     partial(self._kion_username, current),
@@ -214,6 +227,7 @@ class Rotation:
                     adopted_too=False,
                 )
             if refusal is None:
+                self.budget.before(Effect.KEY_CREATE)
                 try:
                     return _smtp_credential_of_new_key(keys, current.ses_region)
                 except KeyLimitReachedError:
@@ -250,6 +264,7 @@ class Rotation:
         previous = self.secrets.previous()
         replaced = (previous.secret.access_key_id if previous else "") or current.replaces
         if replaced and replaced not in in_use:
+            self.budget.before(Effect.KEY_DEACTIVATE)
             retirement.retire(replaced, adopted=not (previous and previous.secret.access_key_id))
 
     def _rollback_window_error(
@@ -362,10 +377,12 @@ class Rotation:
             return None
         self._require_stage(CURRENT, before=f"deactivating the replaced key {retired}")
         retirement = self._retirement(pending)
+        self.budget.before(Effect.KEY_DEACTIVATE)
         record = retirement.retire(retired, adopted=not made_here)
         if record is None:
             return None
         if made_here and self.config.previous_key_grace_days == 0:
+            self.budget.before(Effect.KEY_DELETE)
             refusal = retirement.delete_if_due(retired, partial(self._kion_username, pending))
             if refusal:
                 logger.info("The replaced key is kept", access_key_id=retired, reason=refusal)

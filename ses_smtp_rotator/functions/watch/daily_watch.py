@@ -107,7 +107,7 @@ class WatchConfig:
             secret_prefix=environ.get("INSTALLATION_SECRET_PREFIX", ""),
             limits=HealthLimits(
                 function_timeout=timedelta(
-                    seconds=positive("ROTATION_FUNCTION_TIMEOUT_SECONDS", 300.0)
+                    seconds=positive("ROTATION_FUNCTION_TIMEOUT_SECONDS", 900.0)
                 ),
                 rotation_max_age=(
                     timedelta(days=positive("ROTATION_MAX_AGE_DAYS", 1.0)) if max_age_days else None

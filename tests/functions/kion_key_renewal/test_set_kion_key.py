@@ -185,3 +185,45 @@ def test_at_a_terminal_it_asks_before_starting_the_first_rotation(
     assert asked == ["The installation has never rotated. Start its first rotation now? [Y/n] "]
     assert "Start the first rotation with:" in capsys.readouterr().out
     assert all("AWSPENDING" not in labels for labels in world.stages().values())
+
+
+def test_renew_set_kion_key_renew_again(
+    renewal: KeyRenewalWorld,
+    kion: KionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    renewal.renew()
+    new = kion.api_keys.issue("made by hand in Kion")
+
+    code, output = set_kion_key(renewal, monkeypatch, capsys, new.key)
+
+    assert code == EXIT_OK, output
+    assert "Cancelled" not in output  # the finished renewal left nothing unfinished
+    assert not any("AWSPENDING" in stages for stages in renewal.stages().values())
+    assert [s for s in renewal.stages().values() if "AWSCURRENT" in s] == [["AWSCURRENT"]]
+    renewal.renew()  # accepted: no AWSPENDING apart from AWSCURRENT
+    assert renewal.record(new.id) is None
+    assert renewal.current_works()
+
+
+def test_set_kion_key_takes_off_the_awspending_a_finished_renewal_left_on_awscurrent(
+    renewal: KeyRenewalWorld,
+    kion: KionStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    token = renewal.renew()
+    # Secrets Manager may leave it there; an earlier release's finishSecret did not take it off.
+    renewal.secretsmanager.update_secret_version_stage(
+        SecretId=renewal.secret_id, VersionStage="AWSPENDING", MoveToVersionId=token
+    )
+    new = kion.api_keys.issue("made by hand in Kion")
+
+    code, output = set_kion_key(renewal, monkeypatch, capsys, new.key)
+
+    assert code == EXIT_OK, output
+    assert "Cancelled" not in output
+    assert renewal.stages()[token] == ["AWSPREVIOUS"]
+    renewal.renew()
+    assert renewal.current_works()

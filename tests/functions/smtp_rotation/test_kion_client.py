@@ -14,6 +14,7 @@ from ses_smtp_rotator.functions.errors import KionAuthError, KionConnectionError
 from ses_smtp_rotator.functions.services.kion_keys import APP_API_KEYS_PATH, KionKeyClient
 from ses_smtp_rotator.functions.services.kion_settings import (
     APP_CONFIG_PATH,
+    RETRY_AFTER_CAP,
     KionClient,
     KionSmtpSettings,
 )
@@ -229,3 +230,15 @@ def test_kions_message_is_quoted_up_to_300_characters(kion: KionStandIn) -> None
     with pytest.raises(KionRequestError) as raised:
         client_of(kion).smtp_settings()
     assert raised.value.cause.endswith(f"with HTTP 502. Kion said: {'x' * 300}")
+
+
+def test_a_long_retry_after_is_waited_for_only_up_to_the_cap(
+    kion: KionStandIn, retry_pauses: list[float]
+) -> None:
+    """An hour's Retry-After would hold the step until the function times out."""
+    kion.fail_requests(503, count=2, methods=["GET"], retry_after=3600)
+
+    client_of(kion, retries=2).app_config()
+
+    assert retry_pauses == [RETRY_AFTER_CAP, RETRY_AFTER_CAP]
+    assert [r.status for r in kion.requests_to("GET")] == [503, 503, 200]
