@@ -294,8 +294,6 @@ def test_the_operator_policy_never_reads_a_kion_api_key(fleet_app: Synthesized) 
         "iam:SimulatePrincipalPolicy",
         "ses:GetAccount",
         "ses:GetEmailIdentity",
-        # rotate --end-rollback-window: that one tag (EndRollbackWindow), no other.
-        "secretsmanager:TagResource",
         # The deployment's KMS key, through Secrets Manager only.
         "kms:Decrypt",
         "kms:Encrypt",
