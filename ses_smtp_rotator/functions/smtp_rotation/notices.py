@@ -44,6 +44,9 @@ class Outcome:
     current_access_key_id: str = ""
     deactivated_access_key_id: str = ""
     deletion_after: datetime | None = None
+    # For a deactivated key this product did not make (the one Kion held at adoption): IAM's
+    # last-used record, read before deactivation, so a reader sees whether something else used it.
+    deactivated_adopted_last_use: str = ""
     step: str = ""
     error: str = ""
 
@@ -63,6 +66,9 @@ class Outcome:
                 "deletion_after": self.deletion_after.isoformat() if self.deletion_after else None,
             },
         }
+        if self.deactivated_adopted_last_use:
+            detail["keys"]["deactivated_origin"] = "adopted"
+            detail["keys"]["deactivated_last_use"] = self.deactivated_adopted_last_use
         if self.step:
             detail["step"] = self.step
         if self.error:
@@ -95,6 +101,14 @@ def notice_text(outcome: Outcome) -> tuple[str, str]:
         lines += [
             f"Access key {outcome.deactivated_access_key_id} was deactivated; it will be "
             f"deleted after {when}.",
+        ]
+        if outcome.deactivated_adopted_last_use:
+            lines += [
+                "It is the key Kion held before this product's first rotation, so other systems "
+                "may send with it too.",
+                f"IAM's last use of it: {outcome.deactivated_adopted_last_use}.",
+            ]
+        lines += [
             "",
             f"To go back to {outcome.deactivated_access_key_id} before then:",
             f"  ses-smtp-rotator rollback {installation}",

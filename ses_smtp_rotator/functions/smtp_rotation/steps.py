@@ -398,6 +398,9 @@ class Rotation:
                 current_access_key_id=finished.access_key_id,
                 deactivated_access_key_id=retired.access_key_id if retired else "",
                 deletion_after=retired.window_ends(grace) if retired else None,
+                deactivated_adopted_last_use=(
+                    retired.describe_last_use() if retired and retired.adopted else ""
+                ),
             )
         )
 

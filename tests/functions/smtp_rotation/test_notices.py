@@ -121,3 +121,38 @@ def test_a_notice_that_cannot_be_published_does_not_fail_the_rotation(world, mon
     assert world.kion_credential()[0] != old_key
     assert world.current()["username"] == world.kion_credential()[0]
     assert "Could not publish the notice" in caplog.text
+
+
+def test_the_notice_of_an_adoption_names_the_adopted_key_and_its_last_use(make_world, inbox):
+    """The key Kion held before the first rotation may serve other senders: the notice and the
+    event say it was adopted and carry IAM's last-used record read before it was deactivated."""
+    world = make_world(adopt=True)
+    hand_made = world.kion_credential()[0]
+
+    world.rotate()
+
+    [notice] = received(inbox, "notices")
+    text = notice["Message"]
+    assert f"Access key {hand_made} was deactivated" in text
+    assert "the key Kion held before this product's first rotation" in text
+    assert "IAM's last use of it: " in text
+    assert "(read before deactivation)" in text
+    [event] = received(inbox, "events")
+    keys = event["detail"]["keys"]
+    assert keys["deactivated"] == hand_made
+    assert keys["deactivated_origin"] == "adopted"
+    assert keys["deactivated_last_use"].endswith("(read before deactivation)")
+
+
+def test_the_notice_of_a_key_this_product_made_says_nothing_of_adoption(world, inbox):
+    world.rotate()
+    received(inbox, "notices")
+    received(inbox, "events")
+
+    world.backdate_retirements()
+    world.rotate()
+
+    notices = received(inbox, "notices")
+    assert notices, "the second rotation sent no notice"
+    assert "first rotation" not in notices[-1]["Message"]
+    assert "deactivated_origin" not in received(inbox, "events")[-1]["detail"]["keys"]
