@@ -54,10 +54,22 @@ from ses_smtp_rotator.local.tls import LoopbackCertificates
 # Every moto secret of the suite moves its labels as Secrets Manager does, not as moto 5.x does.
 install_label_moves()
 # moto lists a response class's methods (inspect.getmembers) for every request it answers, a few
-# per cent of the suite's time; the list of a class never changes, so it is looked up once.
-moto.core.responses.method_names_from_class = functools.cache(
-    moto.core.responses.method_names_from_class
-)
+# per cent of the suite's time. The list is remembered per class and per set of names the class
+# defines itself, so a double that adds a method (local/moto_onboarding.py) is seen at once.
+_moto_method_names = moto.core.responses.method_names_from_class
+
+
+@functools.cache
+def _method_names(clazz: type, own_names: tuple[str, ...]) -> list[str]:
+    """``own_names`` only keys the cache: the names ``clazz`` defines itself."""
+    return _moto_method_names(clazz)
+
+
+def _remembered_method_names(clazz: type) -> list[str]:
+    return _method_names(clazz, tuple(vars(clazz)))
+
+
+moto.core.responses.method_names_from_class = _remembered_method_names
 
 
 @pytest.fixture

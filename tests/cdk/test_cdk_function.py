@@ -163,6 +163,9 @@ def test_powertools_is_configured_through_the_environment(default_app: Synthesiz
         "WATCH_FUNCTION_NAME": {
             "Ref": default_app.logical_id(default_app.stack.rotation.watch.function)
         },
+        # Where a rotation's notice and its outcome's event go (no notifyTopicArn: the alerts).
+        "NOTICE_TOPIC_ARN": {"Ref": default_app.logical_id(default_app.stack.rotation.topic)},
+        "EVENT_BUS_NAME": "default",
     }
 
 

@@ -53,6 +53,7 @@ def test_rotate_deploy_a_settings_change_rotate_again(world):
 
     assert world.current()["send_path_check"] is False
     assert labelled(world, "AWSPREVIOUS") == ["AWSPREVIOUS"]
+    world.backdate_retirements()  # the first one's replaced key has passed its rollback window
     world.rotate()  # accepted: no AWSPENDING apart from AWSCURRENT
 
     assert world.current()["send_path_check"] is False
@@ -66,6 +67,7 @@ def test_a_settings_deploy_takes_a_left_awspending_off_awscurrent_before_writing
     deploy_settings(world, "deploy-1", send_path_check=False)
 
     assert not any("AWSPENDING" in stages for stages in world.stages().values())
+    world.backdate_retirements()
     world.rotate()
     assert world.converged()
 
@@ -79,6 +81,7 @@ def test_a_settings_deploy_frees_rotations_blocked_by_awspending_on_awsprevious(
     deploy_settings(world, "deploy-1")  # nothing to change but the label
 
     assert not any("AWSPENDING" in stages for stages in world.stages().values())
+    world.backdate_retirements()
     world.rotate()
     assert world.converged()
 
