@@ -179,6 +179,15 @@ class InstallationSecrets(StagedSecret):
             access_key_id in (v.secret.access_key_id, v.secret.replaces) for v in self._versions()
         )
 
+    def adopted(self, access_key_id: str) -> bool:
+        """True when the versions record ``access_key_id`` only as the key Kion held when a
+        rotation adopted it, never as a credential of theirs: a key this product did not make,
+        which may serve other consumers too."""
+        versions = list(self._versions())
+        return any(v.secret.replaces == access_key_id for v in versions) and not any(
+            v.secret.access_key_id == access_key_id for v in versions
+        )
+
     def _versions(self) -> Iterator[SecretVersion]:
         """Every version with a value, newest first."""
         listed: list[dict[str, Any]] = []

@@ -205,7 +205,10 @@ class Rotation:
         )
         refusals: dict[str, str] = {}
         for key in spare:
-            if key.active and key.access_key_id not in records:
+            unrecorded = key.access_key_id not in records
+            # The key Kion held at adoption is never deleted outright, whatever left it Active.
+            adopted = unrecorded and self.secrets.adopted(key.access_key_id)
+            if key.active and unrecorded and not adopted:
                 refusal = policy.refusal(key)
                 if refusal is None:
                     self._require_stage(
@@ -215,9 +218,9 @@ class Rotation:
                     keys.delete(key.access_key_id)
                     logger.info("Deleted unused access key", access_key_id=key.access_key_id)
             else:
-                if policy.refusal(key) is None and key.access_key_id not in records:
+                if policy.refusal(key) is None and unrecorded:
                     self.budget.before(Effect.KEY_DEACTIVATE)
-                    retirement.retire(key.access_key_id, adopted=False)  # its window starts now
+                    retirement.retire(key.access_key_id, adopted=adopted)  # its window starts now
                 self._require_stage(PENDING, before=f"deleting retired key {key.access_key_id}")
                 self.budget.before(Effect.KEY_DELETE)
                 refusal = retirement.delete_if_due(
