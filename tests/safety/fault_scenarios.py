@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-import pytest
 from fault_injection import (
     KILLED_AFTER,
     KILLED_BEFORE,
@@ -31,7 +30,6 @@ from fault_injection import (
     behaviour,
     fault_kinds,
 )
-from moto import mock_aws
 from safety_figures import (
     ADOPTED_OUTRIGHT,
     CONVERGED,
@@ -46,22 +44,13 @@ from safety_figures import (
 )
 from safety_harness import (
     CONTINUATIONS,
-    EMPTY_TRUST_STORE,
     REINVOKE,
     RETRY,
     VARIANTS,
     SafetyRun,
-    VirtualClock,
     build_world,
-    ses_on_virtual_time,
-    virtual_time,
+    survey_stand_ins,
 )
-
-from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
-from ses_smtp_rotator.local.kion_server import KionStandIn
-from ses_smtp_rotator.local.rotation_service import LocalRotationService, in_process_function
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
-from ses_smtp_rotator.local.tls import LoopbackCertificates
 
 
 @dataclass(frozen=True)
@@ -126,21 +115,8 @@ def clean_trace(variant: str) -> tuple[str, ...]:
 
 @cache
 def surveys() -> dict[str, Survey]:
-    certificates = LoopbackCertificates()
     sites: dict[str, Survey] = {}
-    with (
-        SesSmtpServer(certificates=certificates) as smtp,
-        KionStandIn(certificates=certificates) as kion,
-        SilentSmtpServer() as silent,
-        mock_aws(),
-        pytest.MonkeyPatch.context() as monkeypatch,
-        virtual_time(monkeypatch, VirtualClock()) as clock,
-        FaultInjector(kion, smtp, silent).installed() as injector,
-    ):
-        for name, value in EMPTY_TRUST_STORE.items():
-            monkeypatch.setenv(name, value)
-        ses_on_virtual_time(smtp, injector, clock, monkeypatch)
-        service = LocalRotationService(in_process_function(lambda_handler))
+    with survey_stand_ins() as (smtp, kion, injector, service, clock, _monkeypatch):
         for variant in VARIANTS:
             world = build_world(variant, kion, smtp, service, name=f"survey-{variant}")
             injector.reset()

@@ -24,12 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from fault_injection import FaultInjector, LambdaKilled
+from moto import mock_aws
 from rotation_world import RotationWorld, VirtualClock
 
 from ses_smtp_rotator.functions.config import RotationConfig
@@ -44,8 +45,10 @@ from ses_smtp_rotator.local.rotation_service import (
     STEPS,
     LocalRotationService,
     RotationStepError,
+    in_process_function,
 )
-from ses_smtp_rotator.local.smtp_server import KeyRecord, SesSmtpServer
+from ses_smtp_rotator.local.smtp_server import KeyRecord, SesSmtpServer, SilentSmtpServer
+from ses_smtp_rotator.local.tls import LoopbackCertificates
 
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
 
@@ -110,6 +113,38 @@ def virtual_time(monkeypatch: pytest.MonkeyPatch, clock: VirtualClock) -> Iterat
         handler, "Rotation", partial(Rotation, clock=clock.monotonic, sleep=clock.sleep)
     )
     yield clock
+
+
+class SurveyStandIns(NamedTuple):
+    """The loopback systems a survey records a clean run against, hooked and on virtual time."""
+
+    smtp: SesSmtpServer
+    kion: KionStandIn
+    injector: FaultInjector
+    service: LocalRotationService
+    clock: VirtualClock
+    monkeypatch: pytest.MonkeyPatch
+
+
+@contextmanager
+def survey_stand_ins() -> Iterator[SurveyStandIns]:
+    """SES SMTP, Kion and moto with the fault injector installed (recording, no fault planned),
+    the rotation function in process and every wait on one virtual clock."""
+    certificates = LoopbackCertificates()
+    with (
+        SesSmtpServer(certificates=certificates) as smtp,
+        KionStandIn(certificates=certificates) as kion,
+        SilentSmtpServer() as silent,
+        mock_aws(),
+        pytest.MonkeyPatch.context() as monkeypatch,
+        virtual_time(monkeypatch, VirtualClock()) as clock,
+        FaultInjector(kion, smtp, silent).installed() as injector,
+    ):
+        for name, value in EMPTY_TRUST_STORE.items():
+            monkeypatch.setenv(name, value)
+        ses_on_virtual_time(smtp, injector, clock, monkeypatch)
+        service = LocalRotationService(in_process_function(handler.lambda_handler))
+        yield SurveyStandIns(smtp, kion, injector, service, clock, monkeypatch)
 
 
 @cache

@@ -22,7 +22,6 @@ import pytest
 from fault_injection import Fault, FaultInjector, LambdaKilled, fault_kinds
 from fault_scenarios import Scenario, continuations
 from kion_key_world import KeyRenewalWorld, renewal_service
-from moto import mock_aws
 from safety_figures import (
     KION_KEY_CONVERGED,
     KION_KEY_DELETED_HELD,
@@ -38,7 +37,7 @@ from safety_harness import (
     VirtualClock,
     build_world,
     ses_on_virtual_time,
-    virtual_time,
+    survey_stand_ins,
 )
 
 from ses_smtp_rotator.functions.errors import RotationError
@@ -47,17 +46,14 @@ from ses_smtp_rotator.functions.kion_key_renewal.key_secret import StoredApiKey
 from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyRenewal
 from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 from ses_smtp_rotator.functions.smtp_rotation import handler
-from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
 from ses_smtp_rotator.local.kion_app_api_keys import KionExchange
 from ses_smtp_rotator.local.kion_server import KionStandIn, default_app_config
 from ses_smtp_rotator.local.rotation_service import (
     STEPS,
     LocalRotationService,
     RotationStepError,
-    in_process_function,
 )
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
-from ses_smtp_rotator.local.tls import LoopbackCertificates
+from ses_smtp_rotator.local.smtp_server import SesSmtpServer
 
 # As the suite's conftest sets it for the SMTP rotation's scenarios.
 SMTP_TIMEOUT_SECONDS = "1"
@@ -228,21 +224,8 @@ def interleaved(run: RenewalRun, continuation: str) -> None:
 @cache
 def survey() -> dict[str, tuple]:
     """The external calls of one clean renewal from each variant, in order."""
-    certificates = LoopbackCertificates()
     sites: dict[str, tuple] = {}
-    with (
-        SesSmtpServer(certificates=certificates) as smtp,
-        KionStandIn(certificates=certificates) as kion,
-        SilentSmtpServer() as silent,
-        mock_aws(),
-        pytest.MonkeyPatch.context() as monkeypatch,
-        virtual_time(monkeypatch, VirtualClock()) as clock,
-        FaultInjector(kion, smtp, silent).installed() as injector,
-    ):
-        for name, value in EMPTY_TRUST_STORE.items():
-            monkeypatch.setenv(name, value)
-        ses_on_virtual_time(smtp, injector, clock, monkeypatch)
-        service = LocalRotationService(in_process_function(lambda_handler))
+    with survey_stand_ins() as (smtp, kion, injector, service, _clock, monkeypatch):
         for variant in VARIANTS:
             kion.app_config.clear()
             kion.app_config.update(default_app_config())

@@ -23,29 +23,21 @@ from typing import Any
 
 import pytest
 from fault_injection import CallSite, Fault, FaultInjector, LambdaKilled, fault_kinds
-from moto import mock_aws
 from rotation_world import RotationWorld
 from safety_figures import ROLLBACK_SCENARIO, ROLLBACK_UNWORKING
 from safety_harness import (
-    EMPTY_TRUST_STORE,
     STEADY,
     SafetyRun,
-    VirtualClock,
     build_world,
-    ses_on_virtual_time,
-    virtual_time,
+    survey_stand_ins,
 )
 
 from ses_smtp_rotator.functions.services.secrets_store import CURRENT, PENDING, ROLLBACK
 from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
-from ses_smtp_rotator.local.kion_server import KionStandIn, default_app_config
+from ses_smtp_rotator.local.kion_server import default_app_config
 from ses_smtp_rotator.local.rotation_service import (
     LambdaContextStub,
-    LocalRotationService,
-    in_process_function,
 )
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
-from ses_smtp_rotator.local.tls import LoopbackCertificates
 
 CLEAN = "clean"
 AGAIN = "again"
@@ -156,21 +148,8 @@ def key_statuses(world: RotationWorld) -> dict[str, str]:
 @cache
 def survey() -> dict[str, tuple[tuple[CallSite, str], ...]]:
     """The external calls of one clean rollback from each variant, with what each answered."""
-    certificates = LoopbackCertificates()
     sites: dict[str, tuple[tuple[CallSite, str], ...]] = {}
-    with (
-        SesSmtpServer(certificates=certificates) as smtp,
-        KionStandIn(certificates=certificates) as kion,
-        SilentSmtpServer() as silent,
-        mock_aws(),
-        pytest.MonkeyPatch.context() as monkeypatch,
-        virtual_time(monkeypatch, VirtualClock()) as clock,
-        FaultInjector(kion, smtp, silent).installed() as injector,
-    ):
-        for name, value in EMPTY_TRUST_STORE.items():
-            monkeypatch.setenv(name, value)
-        ses_on_virtual_time(smtp, injector, clock, monkeypatch)
-        service = LocalRotationService(in_process_function(lambda_handler))
+    with survey_stand_ins() as (smtp, kion, injector, service, _clock, _monkeypatch):
         for variant in VARIANTS:
             kion.clear_faults()
             kion.app_config.clear()

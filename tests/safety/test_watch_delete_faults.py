@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from functools import cache
 
 import pytest
-from fault_injection import CallSite, Fault, FaultInjector, LambdaKilled, fault_kinds
+from fault_injection import CallSite, Fault, LambdaKilled, fault_kinds
 from fault_scenarios import Record
-from moto import mock_aws
 from safety_figures import (
     ADOPTED_OUTRIGHT,
     DELETED_EARLY,
@@ -25,24 +24,16 @@ from safety_figures import (
     WATCH_DELETIONS,
 )
 from safety_harness import (
-    EMPTY_TRUST_STORE,
     STEADY,
     InstallationState,
     SafetyRun,
-    VirtualClock,
     build_world,
-    ses_on_virtual_time,
-    virtual_time,
+    survey_stand_ins,
 )
 
 from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.functions.errors import RotationError
-from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
 from ses_smtp_rotator.functions.watch.retired_key_deletion import delete_retired_keys
-from ses_smtp_rotator.local.kion_server import KionStandIn
-from ses_smtp_rotator.local.rotation_service import LocalRotationService, in_process_function
-from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
-from ses_smtp_rotator.local.tls import LoopbackCertificates
 
 WATCH = "watch"
 
@@ -62,20 +53,7 @@ def watch_delete(run: SafetyRun) -> BaseException | None:
 @cache
 def surveyed() -> tuple[tuple[CallSite, str], ...]:
     """The calls of one clean watch delete after a clean rotation, with what each answered."""
-    certificates = LoopbackCertificates()
-    with (
-        SesSmtpServer(certificates=certificates) as smtp,
-        KionStandIn(certificates=certificates) as kion,
-        SilentSmtpServer() as silent,
-        mock_aws(),
-        pytest.MonkeyPatch.context() as monkeypatch,
-        virtual_time(monkeypatch, VirtualClock()) as clock,
-        FaultInjector(kion, smtp, silent).installed() as injector,
-    ):
-        for name, value in EMPTY_TRUST_STORE.items():
-            monkeypatch.setenv(name, value)
-        ses_on_virtual_time(smtp, injector, clock, monkeypatch)
-        service = LocalRotationService(in_process_function(lambda_handler))
+    with survey_stand_ins() as (smtp, kion, injector, service, _clock, _monkeypatch):
         run = SafetyRun(build_world(STEADY, kion, smtp, service, name="survey-watch"), injector)
         if run.rotate() is not None:
             raise RuntimeError("the clean rotation before the watch's survey failed")
