@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,8 @@ from ses_smtp_rotator.functions.watch.daily_watch import DEPLOYMENT_TAG
 
 # Virtual seconds each outside call takes when it is answered.
 AWS_CALL = 0.03
+# The subject of a watch notice that tells an installation failing (new, changed or repeat).
+ALERT_SUBJECT = re.compile(r"^\[(new|changed|repeat)\] Kion installation (?P<installation>\S+): ")
 KION_ANSWER = 0.25
 SES_LOGIN = 0.3
 # The watch function as the stack deploys it (cdk/watch.py).
@@ -306,6 +309,14 @@ class IamDouble:
             ]
         }
 
+    def get_access_key_last_used(self, *, AccessKeyId: str) -> dict:
+        """As IAM answers for a key with no signed request on record."""
+        self.clock.advance(AWS_CALL)
+        user = next((user for user, key in self.keys.items() if key == AccessKeyId), None)
+        if user is None:
+            raise _client_error("NoSuchEntity", "GetAccessKeyLastUsed", 404)
+        return {"UserName": user, "AccessKeyLastUsed": {"ServiceName": "N/A", "Region": "N/A"}}
+
 
 @dataclass
 class SnsDouble:
@@ -316,6 +327,31 @@ class SnsDouble:
         self.clock.advance(AWS_CALL)
         self.subjects.append(Subject)
         return {"MessageId": str(len(self.subjects))}
+
+
+@dataclass
+class SsmDouble:
+    """Parameter Store as the watch keeps its open incidents there."""
+
+    clock: VirtualClock
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    def get_parameter(self, *, Name: str) -> dict:
+        self.clock.advance(AWS_CALL)
+        if Name not in self.parameters:
+            raise _client_error("ParameterNotFound", "GetParameter", 400)
+        return {"Parameter": {"Name": Name, "Value": self.parameters[Name]}}
+
+    def put_parameter(self, *, Name: str, Value: str, **_: object) -> dict:
+        self.clock.advance(AWS_CALL)
+        self.parameters[Name] = Value
+        return {"Version": 1}
+
+    def delete_parameter(self, *, Name: str) -> dict:
+        self.clock.advance(AWS_CALL)
+        if self.parameters.pop(Name, None) is None:
+            raise _client_error("ParameterNotFound", "DeleteParameter", 400)
+        return {}
 
 
 @dataclass
@@ -499,6 +535,7 @@ class Fleet:
         self.iam = IamDouble(self.clock)
         self.sns = SnsDouble(self.clock)
         self.sqs = SqsDouble(self.clock)
+        self.ssm = SsmDouble(self.clock)
         rng = random.Random(seed)
         behaviours = [UNREACHABLE] * round(count * unreachable) + [HANGING] * round(count * hanging)
         behaviours += [REACHABLE] * (count - len(behaviours))
@@ -561,6 +598,7 @@ class Fleet:
             "iam": self.iam,
             "sns": self.sns,
             "sqs": self.sqs,
+            "ssm": self.ssm,
         }
         watch_one = daily_watch.Watch.watch_one
 
@@ -624,6 +662,13 @@ class Fleet:
                 if tag["Key"] == health.SES_UNREACHABLE_TAG:
                     since = datetime.fromisoformat(tag["Value"]) - timedelta(days=1)
                     tag["Value"] = since.isoformat()
+        for name, value in self.ssm.parameters.items():  # the open incidents, told a day ago
+            incident = json.loads(value)
+            for moment in ("opened", "notified"):
+                incident[moment] = (
+                    datetime.fromisoformat(incident[moment]) - timedelta(days=1)
+                ).isoformat()
+            self.ssm.parameters[name] = json.dumps(incident)
         self.secretsmanager.renewals.clear()
         self.sns.subjects.clear()
         self.sqs.bodies.clear()
@@ -701,7 +746,7 @@ def _figures(
     reachable = [i for i in installations if i.kion.behaviour == REACHABLE]
     due = [i for i in reachable if i.renewal_due]
     failing = {
-        f"Kion installation {i.name}: failing"
+        i.name
         for i in installations
         if (i.failing and i.kion.behaviour == REACHABLE) or (day > 1 and not i.ses_reachable)
     }
@@ -723,8 +768,8 @@ def _figures(
         due_reachable=len(due),
         renewals_started_due_reachable=len(started),
         failing_reachable=len(failing),
-        alerts_for_failing=sum(1 for subject in fleet.sns.subjects if subject in failing),
-        alerts_for_others=sum(1 for subject in fleet.sns.subjects if subject not in failing),
+        alerts_for_failing=sum(1 for name in _alerted(fleet.sns.subjects) if name in failing),
+        alerts_for_others=sum(1 for name in _alerted(fleet.sns.subjects) if name not in failing),
         unchecked_without_reason=without_reason,
         dead_lettered=len(dead_lettered),
         longest_invocation=max(durations),
@@ -736,3 +781,10 @@ def _figures(
         / 60,
         ses_out_of_reach=sum(1 for i in installations if not i.ses_reachable),
     )
+
+
+def _alerted(subjects: list[str]) -> list[str]:
+    """The installations the watch's notices tell as failing (``[new] Kion installation X:
+    failing (...)``; a ``[resolved]`` notice tells none)."""
+    told = (ALERT_SUBJECT.match(subject) for subject in subjects)
+    return [match["installation"] for match in told if match]
