@@ -80,13 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     list_command.register(commands, aws_options)
     rotate_command.register(commands, common)
     status_command.register(commands, common)
-    set_kion_key_command.register(commands)
-    abandon_command.register(commands)
-    adopt_command.register(commands)
-    check_command.register(commands)
+    set_kion_key_command.register(commands, aws_options)
+    abandon_command.register(commands, aws_options)
+    adopt_command.register(commands, aws_options)
+    check_command.register(commands, aws_options)
     history_command.register(commands, aws_options)
     completion_command.register(commands, parser)
-    rollback_command.register(commands)
+    rollback_command.register(commands, aws_options)
     return parser
 
 

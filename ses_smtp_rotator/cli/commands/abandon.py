@@ -43,9 +43,10 @@ class Unfinished:
     pending: PendingRotation
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, aws_options: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "abandon",
+        parents=[aws_options],
         help="give up a stuck rotation or Kion API key renewal, once that is safe",
         description="Give up an installation's unfinished rotation (or its Kion API key's "
         "renewal): take AWSPENDING off its version so that the next rotation may start. Refused "
@@ -64,8 +65,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the installation secret's name or ARN, or the installation's name",
     )
     parser.add_argument("--yes", action="store_true", help="do not ask before giving it up")
-    parser.add_argument("--region", help="the secret's region (default: from its ARN, then AWS)")
-    parser.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
     parser.add_argument(
         "--log-group",
         metavar="NAME",

@@ -38,9 +38,10 @@ SHIPPED_EXAMPLE = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRe
 INSTALLATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, aws_options: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "adopt",
+        parents=[aws_options],
         help="find an installation's settings from Kion and write them into cdk.json",
         description="Read Kion's SMTP settings, find the IAM user owning the access key Kion "
         "sends with (in the account the AWS credentials reach) and the SES region of Kion's SMTP "
@@ -79,8 +80,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--check", action="store_true", help="also check every precondition of the first rotation"
     )
-    parser.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
-    parser.add_argument("--region", help="the AWS region to call (default: the SES region)")
     parser.set_defaults(run=run)
 
 

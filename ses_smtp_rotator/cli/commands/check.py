@@ -20,9 +20,10 @@ from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
 from ses_smtp_rotator.functions.services.ses_hosts import kion_endpoint_verdict
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, aws_options: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "check",
+        parents=[aws_options],
         help="check every precondition of an installation's first rotation",
         description="Check, before a rotation runs, that Kion sends through an SES endpoint of "
         "the installation's region, that SES sends there (out of the sandbox), that Kion's "
@@ -46,8 +47,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         "instead of the installation's Kion API key secret, which the stack's operator policy "
         "does not let operators read",
     )
-    parser.add_argument("--region", help="the secret's region (default: from its ARN, then AWS)")
-    parser.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
     parser.set_defaults(run=run)
 
 

@@ -38,9 +38,10 @@ ROLLBACK_EVENT_ACTION = "rollback"
 _ANSWER_MARGIN_SECONDS = 30  # beyond the function's timeout, before giving up on its answer
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, aws_options: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "rollback",
+        parents=[aws_options],
         help="go back to the key the last rotation replaced, within its grace window",
         description="Roll an installation back to the access key its last rotation replaced, "
         "while that key's grace window runs: the rotation function reactivates it, proves that "
@@ -63,8 +64,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the installation secret's name or ARN, or the installation's name",
     )
     parser.add_argument("--yes", action="store_true", help="do not ask before rolling back")
-    parser.add_argument("--region", help="the secret's region (default: from its ARN, then AWS)")
-    parser.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
     parser.set_defaults(run=run)
 
 

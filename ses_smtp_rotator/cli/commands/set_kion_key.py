@@ -43,9 +43,10 @@ from ses_smtp_rotator.functions.services.kion_keys import AppApiKeyInfo, KionKey
 LAST_USE_RESOLUTION_SECONDS = 1.1
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction, aws_options: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "set-kion-key",
+        parents=[aws_options],
         help="check a Kion App API key against Kion and store it for an installation",
         description="Store a Kion App API key in the installation's Kion API key secret, after "
         "Kion accepted it, with its id in Kion and the installation it belongs to, so that the "
@@ -75,8 +76,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="when the installation has never rotated, start its first rotation and follow it "
         "as rotate --wait does (default: ask at a terminal, else only say how)",
     )
-    parser.add_argument("--region", help="the secret's region (default: from its ARN, then AWS)")
-    parser.add_argument("--profile", help="the AWS profile to use (default: the credential chain)")
     parser.set_defaults(run=run)
 
 
