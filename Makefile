@@ -20,12 +20,13 @@ CDK_QUIET := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_DISABLE_VERSIO
 CDK_ENV := $(CDK_QUIET) AWS_EC2_METADATA_DISABLED=true
 
 # The Lambda runs Python 3.12, whose runtime may carry urllib3 1.26: `make test-lambda-py312` runs
-# the function's tests there too, when a Python 3.12 is on the machine.
+# the function's tests there too, when a Python 3.12 is on the machine. shtab is the command
+# line's own dependency: the set-kion-key tests drive the command line against the functions.
 VENV312 := .venv312
 PY312 := $(firstword $(foreach candidate,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python),$(shell $(candidate) -c "import sys; print('$(candidate)' if sys.version_info[:2] == (3, 12) else '')" 2>/dev/null)))
 LAMBDA_RUNTIME_PACKAGES := urllib3==1.26.20 boto3==1.44.8 aws-lambda-powertools[tracer]==3.37.0 \
 	moto[server]==5.2.5 aiosmtpd==1.4.6 trustme==1.2.1 pytest==9.2.0 hypothesis==6.155.2 \
-	aws-croniter==2.1.1 openapi-core==0.23.1
+	aws-croniter==2.1.1 openapi-core==0.23.1 shtab==1.13.0
 
 .PHONY: install build package-check test test-lambda-py312 lint docs demo synth diff deploy bench safety mutate mutate-survivors mutate-clean mutation-copy clean
 

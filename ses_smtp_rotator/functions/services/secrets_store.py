@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -221,11 +222,24 @@ class InstallationSecrets(StagedSecret):
         )
 
 
+_PROVIDERS: weakref.WeakKeyDictionary[Any, SecretsProvider] = weakref.WeakKeyDictionary()
+
+
+def _provider_for(secretsmanager: Any) -> SecretsProvider:
+    """One Powertools provider per client: making a provider registers a user-agent handler on
+    its client, so a provider made per reader would leave the shared client running one more
+    handler on every request after each installation a warm function checks."""
+    if secretsmanager not in _PROVIDERS:
+        _PROVIDERS[secretsmanager] = SecretsProvider(boto3_client=secretsmanager)
+    return _PROVIDERS[secretsmanager]
+
+
 class KionApiKeys:
-    """Reads Kion App API keys, cached for a short while so one rotation reads each key once."""
+    """Reads Kion App API keys, cached for ``cache_seconds`` so one rotation reads each key once
+    (``0``: every read goes to Secrets Manager)."""
 
     def __init__(self, cache_seconds: int, secretsmanager: Any | None = None) -> None:
-        self._provider = SecretsProvider(boto3_client=secretsmanager or client("secretsmanager"))
+        self._provider = _provider_for(secretsmanager or client("secretsmanager"))
         self._cache_seconds = cache_seconds
 
     def api_key(self, secret_id: str, *, fresh: bool = False) -> str:
@@ -238,7 +252,7 @@ class KionApiKeys:
                 stored = self._provider.get(
                     secret_id,
                     max_age=self._cache_seconds,
-                    force_fetch=fresh,
+                    force_fetch=fresh or not self._cache_seconds,
                     VersionStage=CURRENT,
                 )
             except Exception as error:  # Powertools wraps botocore's errors in its own
