@@ -16,8 +16,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.exceptions import JsonRESTError
 from moto.iam.models import iam_backends
+from moto.secretsmanager.models import FakeSecret, secretsmanager_backends
 
 from ses_smtp_rotator.functions.retired_keys import RetiredKey, retired_keys
 from ses_smtp_rotator.functions.services.ses_hosts import ses_smtp_host
@@ -116,16 +119,36 @@ class RotationWorld:
         """Invariant 1 at Kion's own host: SES there accepts Kion's configured credential."""
         return self.kion_outcome() == "accepted"
 
+    # What the world is observed to hold is read from moto's state, as its API would answer,
+    # without the API's round trip: the safety suite observes after every step.
+
+    def _stored_secret(self) -> FakeSecret:
+        region = self.secretsmanager.meta.region_name
+        return secretsmanager_backends[DEFAULT_ACCOUNT_ID][region].secrets[self.secret_id]
+
+    def _stored_keys(self) -> list[Any]:
+        backend = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        return backend.list_access_keys(self.installation.iam_user_name)
+
     def access_key_ids(self) -> set[str]:
-        listed = self.iam.list_access_keys(UserName=self.installation.iam_user_name)
-        return {key["AccessKeyId"] for key in listed["AccessKeyMetadata"]}
+        return {key.access_key_id for key in self._stored_keys()}
 
     def stages(self) -> dict[str, list[str]]:
-        described = self.secretsmanager.describe_secret(SecretId=self.secret_id)
-        return described["VersionIdsToStages"]
+        versions = self._stored_secret().versions
+        return {
+            version_id: list(version["version_stages"]) for version_id, version in versions.items()
+        }
 
     def version_fields(self, **selector: str) -> dict[str, Any]:
-        value = self.secretsmanager.get_secret_value(SecretId=self.secret_id, **selector)
+        """The fields of one version; a ClientError, as the API's, when it has none."""
+        region = self.secretsmanager.meta.region_name
+        try:
+            value = secretsmanager_backends[DEFAULT_ACCOUNT_ID][region].get_secret_value(
+                self.secret_id, selector.get("VersionId"), selector.get("VersionStage")
+            )
+        except JsonRESTError as refused:
+            error = {"Code": refused.error_type, "Message": refused.message}
+            raise ClientError({"Error": error}, "GetSecretValue") from None
         return json.loads(value["SecretString"])
 
     def current(self) -> dict[str, Any]:
@@ -143,12 +166,10 @@ class RotationWorld:
 
     def key_statuses(self) -> dict[str, str]:
         """Each access key of the user with its IAM status (Active or Inactive)."""
-        listed = self.iam.list_access_keys(UserName=self.installation.iam_user_name)
-        return {key["AccessKeyId"]: key["Status"] for key in listed["AccessKeyMetadata"]}
+        return {key.access_key_id: key.status for key in self._stored_keys()}
 
     def tags(self) -> dict[str, str]:
-        described = self.secretsmanager.describe_secret(SecretId=self.secret_id)
-        return {tag["Key"]: tag["Value"] for tag in described.get("Tags", [])}
+        return {tag["Key"]: tag["Value"] for tag in self._stored_secret().tags or []}
 
     def retired_keys(self) -> dict[str, RetiredKey]:
         """The retirement records on the installation secret, by access key id."""
