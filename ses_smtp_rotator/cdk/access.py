@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import LegacyStackSynthesizer, Environment, RemovalPolicy, Stack, Tags, Token
+from aws_cdk import Environment, LegacyStackSynthesizer, RemovalPolicy, Stack, Tags, Token
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
