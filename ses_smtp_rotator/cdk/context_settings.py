@@ -78,7 +78,10 @@ ROTATION_KEYS = {
     "organizationId": "organization_id",
 }
 # Properties of the construct a check may name, besides an installation's or the schedule's own.
-OTHER_PROPERTIES = {"create_ses_smtp_endpoint": "vpc.createSesSmtpEndpoint"}
+OTHER_PROPERTIES = {
+    "create_ses_smtp_endpoint": "vpc.createSesSmtpEndpoint",
+    "ses_account": "sesAccount",
+}
 SETTING_KEYS = (
     "stackName",
     "account",
