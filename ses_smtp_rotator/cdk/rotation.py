@@ -69,7 +69,9 @@ class SesSmtpRotation(Construct):
     (the installation secrets); ``topic`` (the alert topic); ``notify_topic`` (where the
     notices of successful rotations go: ``notify_topic``, or the alert topic);
     ``schedule_group`` and ``scheduler_role``; ``security_group`` (None outside a VPC);
-    ``deployment`` (names, tag and IAM path of this deployment's resources).
+    ``deployment`` (names, tag and IAM path of this deployment's resources); ``ses_accounts``
+    (the installations whose ``ses_account`` is not the stack's, by account: each account needs
+    a ``SesSmtpAccessStack``).
     ``grant_rotate(grantee)`` lets a person or role start a rotation on demand.
     """
 
@@ -178,8 +180,6 @@ class SesSmtpRotation(Construct):
         self.ses_accounts: dict[str, list[KionInstallation]] = by_ses_account(
             installations, stack.account
         )
-        """The installations in other accounts than the stack's, by account: each account needs
-        the deployment's access stack (``SesSmtpAccessStack``)."""
         check_rotation_props(
             log_level=log_level,
             timeout_seconds=int(timeout.to_seconds()),

@@ -5,14 +5,23 @@ assume that role by name in the organisation's accounts. Same-account deployment
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
 from synthesized_app import Synthesized, cdk_json_context, synthesize
+from test_cdk_checks import ACCEPTED_FINDINGS
 
-from ses_smtp_rotator.cdk import Installation, SettingsError, load_settings
+from ses_smtp_rotator.cdk import (
+    Installation,
+    SesSmtpAccessStack,
+    SesSmtpRotation,
+    SettingsError,
+    load_settings,
+)
 from ses_smtp_rotator.cdk.accounts import IAM_NAME_LIMIT, iam_name
 from ses_smtp_rotator.cdk.function import ROTATION_KEY_ACTIONS
 from ses_smtp_rotator.cdk.installation import PropertyError
@@ -272,6 +281,33 @@ def test_the_cross_account_app_passes_cdk_nag_and_cfn_lint(
         assert [str(match) for match in matches] == [], name
 
 
+def test_every_acknowledgment_of_both_stacks_is_a_known_design_decision(
+    cross_account_app: Synthesized,
+) -> None:
+    found = [
+        rule_id.removeprefix("Annotation::")
+        for stack in [cross_account_app.stack, *cross_account_app.stack.access_stacks]
+        for construct in stack.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule_id in entry.data
+    ]
+    assert any("ses-access" in rule_id for rule_id in found)
+    for rule_id in found:
+        assert any(re.fullmatch(pattern, rule_id) for pattern in ACCEPTED_FINDINGS), rule_id
+
+
+def test_operators_reach_other_accounts_through_the_watch_only(
+    cross_account_app: Synthesized,
+) -> None:
+    (policy,) = cross_account_app.resources("AWS::IAM::ManagedPolicy").values()
+    by_sid = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    invoked = json.dumps(by_sid["RotationAndWatchFunctions"]["Resource"])
+    assert "RotationWatchFunction" in invoked
+    assert SES_ACCOUNT not in json.dumps(policy)
+    assert "sts:AssumeRole" not in json.dumps(policy)
+
+
 def test_same_account_installations_get_no_access_stack_and_no_role_names() -> None:
     app = synthesize(
         {
@@ -295,3 +331,40 @@ def test_long_deployment_names_make_unique_iam_names_within_the_limit() -> None:
     assert len(names) == 2
     assert all(len(name) <= IAM_NAME_LIMIT and name.endswith("-ses-access") for name in names)
     assert iam_name("SesSmtpRotator", "watch") == "SesSmtpRotator-watch"
+
+
+def test_a_teams_own_app_makes_the_access_stack_of_each_account() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(
+        app, "Mail", env=cdk.Environment(account=DEPLOYMENT_ACCOUNT, region="us-east-1")
+    )
+    mail = Installation(
+        name="mail",
+        kion_url="https://kion.example.com",
+        ses_region="us-east-1",
+        ses_account=SES_ACCOUNT,
+    )
+    rotation = SesSmtpRotation(
+        stack, "Rotation", installations=[mail], organization_id=ORGANIZATION
+    )
+    assert list(rotation.ses_accounts) == [SES_ACCOUNT]
+    access = SesSmtpAccessStack(app, "MailAccess", rotation=rotation, ses_account=SES_ACCOUNT)
+    assert access.account == SES_ACCOUNT
+    assert set(access.access.users) == {"mail"}
+    with pytest.raises(ValueError, match="names ses_account '999988887777'"):
+        SesSmtpAccessStack(app, "Other", rotation=rotation, ses_account="999988887777")
+
+
+def test_the_construct_needs_the_stacks_account_for_an_ses_account() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Mail", env=cdk.Environment(region="us-east-1"))
+    mail = Installation(
+        name="mail",
+        kion_url="https://kion.example.com",
+        ses_region="us-east-1",
+        ses_account=SES_ACCOUNT,
+    )
+    with pytest.raises(PropertyError) as caught:
+        SesSmtpRotation(stack, "Rotation", installations=[mail], organization_id=ORGANIZATION)
+    assert caught.value.field == "ses_account"
+    assert "stack's env" in str(caught.value)
