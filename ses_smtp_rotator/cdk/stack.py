@@ -58,7 +58,7 @@ class SesSmtpRotatorStack(Stack):
         self.access_stacks = [
             SesSmtpAccessStack(
                 scope,
-                f"{construct_id}-Access-{account}",
+                f"{settings.stack_name}-Access-{account}",
                 stack_name=f"{settings.stack_name}-Access-{account}",
                 rotation=self.rotation,
                 ses_account=account,
