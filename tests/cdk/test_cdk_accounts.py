@@ -226,6 +226,16 @@ def test_the_access_stack_makes_only_the_users_asked_for(cross_account_app: Synt
     }
     assert outputs["MailSmtpUserName"] == "SesSmtpRotator-mail"
     assert outputs["OldSmtpUserName"] == "kion-smtp"
+    # The settings each installation secret gets name the SES account of mail and old only.
+    written = [
+        json.dumps(resource["Properties"]["Settings"])
+        for template in cross_account_app.templates.values()
+        for resource in template["Resources"].values()
+        if resource["Type"] == "Custom::InstallationSettings"
+    ]
+    assert len(written) == 3
+    assert sum(f'\\"ses_account\\":\\"{SES_ACCOUNT}\\"' in text for text in written) == 2
+    assert sum("ses_account" in text for text in written) == 2
 
 
 def test_the_access_stack_needs_no_bootstrap_and_no_parameters(
