@@ -133,11 +133,14 @@ synth: install
 	$(CDK_ENV) $(CDK) synth --strict --quiet $(ARGS)
 
 # Compare with, or deploy to, the account (AWS credentials needed; ARGS="--profile prod" etc.).
+# The deployment's own stack: the access stacks of other accounts (SesSmtpRotator-Access-<account>)
+# are deployed with those accounts' credentials (docs/deploying.md).
+STACK ?= SesSmtpRotator
 diff: install
-	$(CDK_QUIET) $(CDK) diff --strict $(ARGS)
+	$(CDK_QUIET) $(CDK) diff --strict $(STACK) $(ARGS)
 
 deploy: install
-	$(CDK_QUIET) $(CDK) deploy --strict $(ARGS)
+	$(CDK_QUIET) $(CDK) deploy --strict $(STACK) $(ARGS)
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning, a link or
 # an anchor that does not resolve included. `make docs ARGS=serve` previews it on localhost:8000.

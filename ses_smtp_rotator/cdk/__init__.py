@@ -17,6 +17,8 @@ Public names:
   argument with a default.
 - ``Installation`` (also ``KionInstallation``): one Kion installation, checked when created.
 - ``RotationSchedule``: when the rotations run.
+- ``SesSmtpAccessStack`` (and its construct ``SesSmtpAccess``): the role and SMTP users an SES
+  account in another account than the stack's needs, to deploy in that account.
 - ``InstallationResources``: what the construct made for one installation.
 - ``Deployment``: the names, tag and IAM path of one deployment's resources.
 - ``SesSmtpRotatorStack``, ``AppSettings``, ``VpcPlacement``, ``load_settings``,
@@ -24,6 +26,7 @@ Public names:
 - ``POWERTOOLS_RELEASE``: the Powertools for AWS Lambda release whose layer the functions use.
 """
 
+from .access import SesSmtpAccess, SesSmtpAccessStack
 from .context_settings import AppSettings, SettingsError, VpcPlacement, load_settings
 from .deployment import Deployment
 from .installation import KionInstallation, RotationSchedule
@@ -44,6 +47,8 @@ __all__ = [
     "InstallationResources",
     "KionInstallation",
     "RotationSchedule",
+    "SesSmtpAccess",
+    "SesSmtpAccessStack",
     "SesSmtpRotation",
     "SesSmtpRotatorStack",
     "SettingsError",

@@ -9,7 +9,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from .accounts import ACCESS_ROLE, role_name, role_path
 from .deployment import Deployment
+from .installation import KionInstallation
 from .installation_resources import InstallationResources
 
 
@@ -72,6 +74,39 @@ def acknowledge_deployment_wildcards(
         )
 
 
+def acknowledge_access_roles(deployment: Deployment, role: iam.IRole) -> None:
+    """The one ``sts:AssumeRole`` statement on the deployment's access role in any account."""
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role"
+        f"{role_path(deployment)}{role_name(deployment, ACCESS_ROLE)}]",
+        "One statement for every SES account of this deployment, so the policy keeps its size "
+        "at 500 accounts: it names the deployment's access role by path and name, and the "
+        "condition aws:ResourceOrgID holds it to the accounts of the deployment's organisation. "
+        "Each access role trusts this role by its exact ARN only.",
+    )
+
+
+def acknowledge_access_stack(
+    deployment: Deployment,
+    role: iam.IRole,
+    users: Iterable[tuple[KionInstallation, iam.User]],
+) -> None:
+    """The access role's statement on the deployment's IAM path in its account, and the
+    SendRawEmail statement of each user the access stack makes."""
+    account = _as_reported(Stack.of(role).account, "<AWS::AccountId>")
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::{account}:user"
+        f"{deployment.user_path}*]",
+        "One statement for every SMTP user this deployment makes in this account, so the "
+        "policy keeps its size at any number of installations: it names the deployment's IAM "
+        "path. Nothing outside the deployment matches.",
+    )
+    for installation, user in users:
+        _acknowledge_send_raw_email(installation, user)
+
+
 def acknowledge_incident_parameters(role: iam.IRole, prefix: str) -> None:
     """The watch's statement on its open incidents: one parameter per installation."""
     stack = Stack.of(role)
@@ -111,15 +146,17 @@ def acknowledge_installations(installations: Iterable[InstallationResources]) ->
                 "Secrets Manager cannot create Kion API keys, so there is nothing to rotate.",
             )
         if resources.creates_user:
-            ses_arn = (
-                f"arn:<AWS::Partition>:ses:{resources.installation.ses_region}:<AWS::AccountId>"
-            )
-            for resource in ("identity/*", "configuration-set/*"):
-                acknowledge(
-                    resources.smtp_user,
-                    f"AwsSolutions-IAM5[Resource::{ses_arn}:{resource}]",
-                    f"The SES SMTP user of {name} may only call ses:SendRawEmail, through the "
-                    "verified identities (and their configuration sets) of its SES region in "
-                    "this account: the stack does not know which identity Kion sends from. "
-                    "Set fromAddress to limit the sender as well.",
-                )
+            _acknowledge_send_raw_email(resources.installation, resources.smtp_user)
+
+
+def _acknowledge_send_raw_email(installation: KionInstallation, user: iam.IUser) -> None:
+    ses_arn = f"arn:<AWS::Partition>:ses:{installation.ses_region}:<AWS::AccountId>"
+    for resource in ("identity/*", "configuration-set/*"):
+        acknowledge(
+            user,
+            f"AwsSolutions-IAM5[Resource::{ses_arn}:{resource}]",
+            f"The SES SMTP user of {installation.name} may only call ses:SendRawEmail, through "
+            "the verified identities (and their configuration sets) of its SES region in this "
+            "account: the stack does not know which identity Kion sends from. Set fromAddress "
+            "to limit the sender as well.",
+        )

@@ -46,6 +46,7 @@ INSTALLATION_KEYS = {
     "kionApiKeySecretArn": "kion_api_key_secret_arn",
     "kionCaBundle": "kion_ca_bundle",
     "sendPathCheck": "send_path_check",
+    "sesAccount": "ses_account",
 }
 # What an installation needs at least.
 PROD_EXAMPLE = {"name": "prod", "kionUrl": "https://kion.example.com", "sesRegion": "us-east-1"}
@@ -74,9 +75,13 @@ ROTATION_KEYS = {
     "alarmEmail": "alarm_email",
     "vpc.httpsEgressCidrs": "https_egress_cidrs",
     "vpc.smtpEgressCidrs": "smtp_egress_cidrs",
+    "organizationId": "organization_id",
 }
 # Properties of the construct a check may name, besides an installation's or the schedule's own.
-OTHER_PROPERTIES = {"create_ses_smtp_endpoint": "vpc.createSesSmtpEndpoint"}
+OTHER_PROPERTIES = {
+    "create_ses_smtp_endpoint": "vpc.createSesSmtpEndpoint",
+    "ses_account": "sesAccount",
+}
 SETTING_KEYS = (
     "stackName",
     "account",
@@ -96,6 +101,7 @@ SETTING_KEYS = (
     "removalPolicy",
     "watchSchedule",
     "previousKeyGraceDays",
+    "organizationId",
 )
 DEPLOYMENT_KEY = "deployment"
 DEPLOYMENTS_KEY = "deployments"
@@ -165,6 +171,7 @@ class AppSettings:
     removal_policy: RemovalPolicy = construct_prop(default=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
     watch_schedule: str = construct_prop(default=DEFAULT_WATCH_SCHEDULE)
     previous_key_grace: Duration = construct_prop(default_factory=lambda: Duration.days(7))
+    organization_id: str | None = construct_prop(default=None)
 
 
 def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSettings:
@@ -179,6 +186,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         return _context_value(get_context, key, default)
 
     region = _region(setting("region", DEFAULT_REGION))
+    account = _optional_account(setting("account"))
     vpc = _vpc(setting("vpc"))
     installations = _installations(setting("installations", []))
     try:
@@ -186,13 +194,14 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
             installations,
             region=region,
             ses_smtp_endpoint=bool(vpc and vpc.create_ses_smtp_endpoint),
+            account=account,
         )
     except PropertyError as error:
         _property_refused(f"installations[{error.index}]", error, INSTALLATION_KEYS)
     settings = AppSettings(
         installations=installations,
         stack_name=_stack_name(setting("stackName", DEFAULT_STACK_NAME)),
-        account=_optional_account(setting("account")),
+        account=account,
         region=region,
         schedule=_schedule(setting("rotationSchedule", {})),
         alarm_email=_optional_email(setting("alarmEmail")),
@@ -221,6 +230,7 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
         previous_key_grace=Duration.days(
             _integer(setting("previousKeyGraceDays", 7), "previousKeyGraceDays", 0, 365)
         ),
+        organization_id=_optional_text(setting("organizationId"), "organizationId"),
     )
     try:
         check_rotation_props(
@@ -231,6 +241,8 @@ def load_settings(context: Mapping[str, Any] | Callable[[str], Any]) -> AppSetti
             alarm_email=settings.alarm_email,
             https_egress_cidrs=vpc.https_egress_cidrs if vpc else (),
             smtp_egress_cidrs=vpc.smtp_egress_cidrs if vpc else (),
+            organization_id=settings.organization_id,
+            cross_account=any(i.ses_account not in (None, account) for i in installations),
         )
     except PropertyError as error:
         _property_refused(None, error, ROTATION_KEYS)
@@ -473,6 +485,10 @@ def _optional_account(value: Any) -> str | None:
             "write the id as a string, or null for the credentials' account",
         )
     return account
+
+
+def _optional_text(value: Any, key: str) -> str | None:
+    return None if value in (None, "") else _text(value, key)
 
 
 def _optional_email(value: Any) -> str | None:

@@ -149,15 +149,21 @@ def asset_function(
     vpc: ec2.IVpc | None = None,
     vpc_subnets: ec2.SubnetSelection | None = None,
     security_group: ec2.ISecurityGroup | None = None,
+    role_name: str | None = None,
+    role_path: str | None = None,
 ) -> AssetFunction:
     """One of the project's functions in ``scope`` (as ``Role``, ``Logs`` and ``Function``):
     ``code`` on the Powertools layer, a role of its own that writes JSON logs to a log group of its
-    own, in the VPC when ``vpc`` is given. The caller grants what ``handler`` needs."""
+    own, in the VPC when ``vpc`` is given. The caller grants what ``handler`` needs. ``role_name``
+    and ``role_path`` fix the role's ARN (for a trust in another account); CloudFormation
+    names it otherwise."""
     role = iam.Role(
         scope,
         "Role",
         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
         description=role_description,
+        role_name=role_name,
+        path=role_path,
     )
     log_group = logs.LogGroup(scope, "Logs", retention=log_retention, removal_policy=removal_policy)
     function = lambda_.Function(
@@ -217,10 +223,14 @@ class RotationFunction(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_group: ec2.ISecurityGroup | None = None,
+        role_name: str | None = None,
+        role_path: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role, self.log_group, self.function = asset_function(
             self,
+            role_name=role_name,
+            role_path=role_path,
             role_description="Rotates the SES SMTP credential of the Kion installations",
             description="Secrets Manager rotation of the SES SMTP credential Kion uses",
             handler=LAMBDA_HANDLER,

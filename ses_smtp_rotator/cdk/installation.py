@@ -30,6 +30,7 @@ CLOSE_ENOUGH = 0.6
 INSTALLATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 # What ses:FromAddress compares with (a * matches any characters).
 FROM_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
 IAM_USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(?:\.{HOST_LABEL})*$")
@@ -102,6 +103,9 @@ class KionInstallation:
     kion_ca_bundle: PEM text of a private CA that signed Kion's certificate.
     send_path_check: before Kion gets a new credential, send one message with it from Kion's
         sender to SES's mailbox simulator (counts against the send rate, billed as one message).
+    ses_account: the 12-digit account that holds the SES identity and the IAM user, when it is
+        not the stack's; its access stack (``<stackName>-Access-<account>``) lets the functions
+        in. Default: the stack's account.
     """
 
     name: str
@@ -115,6 +119,7 @@ class KionInstallation:
     kion_api_key_secret_arn: str | None = None
     kion_ca_bundle: str | None = None
     send_path_check: bool = True
+    ses_account: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not INSTALLATION_NAME.match(self.name):
@@ -142,6 +147,16 @@ class KionInstallation:
         if not isinstance(self.send_path_check, bool):
             self._refuse(
                 "send_path_check", "is not true or false", "use true (the default) or false"
+            )
+        if self.ses_account is not None and not (
+            isinstance(self.ses_account, str) and ACCOUNT_ID.match(self.ses_account)
+        ):
+            self._refuse(
+                "ses_account",
+                "is not a 12-digit AWS account id",
+                "write the id of the account that holds the SES identity and IAM user as a "
+                'string of 12 digits, e.g. "111122223333" (leading zeros kept), or leave it out '
+                "for the stack's account",
             )
 
     @property
@@ -336,17 +351,24 @@ class RotationSchedule:
 
 
 def check_installations(
-    installations: Sequence[KionInstallation], *, region: str, ses_smtp_endpoint: bool = False
+    installations: Sequence[KionInstallation],
+    *,
+    region: str,
+    ses_smtp_endpoint: bool = False,
+    account: str | None = None,
 ) -> None:
-    """Checks that involve the installations together and the stack's region.
+    """Checks that involve the installations together and the stack's region and account.
 
     ``ses_smtp_endpoint``: the function reaches SES SMTP in ``region`` through an interface VPC
-    endpoint the stack creates. Raises PropertyError (with ``index`` set) on the first problem.
+    endpoint the stack creates. ``account``: the stack's account, None when synthesis does not
+    know it. Raises PropertyError (with ``index`` set) on the first problem.
     """
     names: dict[str, str] = {}
     users: dict[str, str] = {}
     for index, installation in enumerate(installations):
-        problem = _fleet_problem(installation, names, users, region, ses_smtp_endpoint)
+        problem = _fleet_problem(installation, names, users, region, ses_smtp_endpoint) or (
+            _account_problem(installation, account)
+        )
         if problem:
             field_name, text, fix = problem
             raise PropertyError(
@@ -388,6 +410,17 @@ def _fleet_problem(
             "give each installation its own SES SMTP user, or leave iam_user_name out to have "
             "the stack create one",
         )
+    if installation.partition != stack_partition and installation.ses_account is not None:
+        return (
+            "ses_account",
+            f"holds an SES identity in {installation.ses_region}, partition "
+            f"{installation.partition}, the stack's region {region} in {stack_partition}; a role "
+            "cannot be assumed across partitions (an account of one partition is unknown to "
+            "the other)",
+            f"deploy a second stack in {installation.partition} for it, from an account of that "
+            "partition (one stack per partition; see Other partitions in the docs' Deploying "
+            "page)",
+        )
     if installation.partition != stack_partition:
         return (
             "ses_region",
@@ -415,6 +448,21 @@ def _fleet_problem(
             "(or an SES endpoint's vpce-... host name as smtp_host)",
         )
     return None
+
+
+def _account_problem(
+    installation: KionInstallation, account: str | None
+) -> tuple[str, str, str] | None:
+    """(property, problem, fix) when ``installation`` names an SES account the stack cannot
+    tell from its own."""
+    if installation.ses_account is None or account is not None:
+        return None
+    return (
+        "ses_account",
+        "needs the stack's own account: the access stack in the SES account trusts the "
+        "function roles of the deployment's account, named by ARN",
+        "give the stack its 12-digit account (account in cdk.json, or the stack's env)",
+    )
 
 
 def _through_vpc_endpoint(

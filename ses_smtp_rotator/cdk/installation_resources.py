@@ -24,6 +24,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from .accounts import created_user_name, is_cross_account
 from .deployment import DEPLOYMENT_TAG, INSTALLATION_TAG, Deployment
 from .installation import KionInstallation, RotationSchedule
 from .kion_key_renewal import attach_renewal
@@ -70,8 +71,9 @@ class SharedRotation:
 
 
 def imported_user_arn(stack: Stack, installation: KionInstallation) -> str | None:
-    """The ARN of the existing SMTP user an installation names, None when the stack creates one."""
-    if not installation.iam_user_name:
+    """The ARN of the existing SMTP user an installation names in the stack's account, None when
+    the stack creates one or the user is in another account (reached through its access role)."""
+    if not installation.iam_user_name or is_cross_account(installation, stack.account):
         return None
     return stack.format_arn(
         service="iam",
@@ -111,7 +113,16 @@ def add_installation(
         )
 
     user_arn = imported_user_arn(stack, installation)
-    if user_arn is not None:
+    if is_cross_account(installation, stack.account):
+        # Made (or named) in the SES account by its access stack, under a name known here.
+        user_name = installation.iam_user_name or created_user_name(deployment, installation)
+        path = installation.iam_user_path if installation.iam_user_name else deployment.user_path
+        smtp_user = iam.User.from_user_attributes(
+            scope,
+            "SmtpUser",
+            user_arn=(f"arn:{Aws.PARTITION}:iam::{installation.ses_account}:user{path}{user_name}"),
+        )
+    elif user_arn is not None:
         smtp_user = iam.User.from_user_attributes(scope, "SmtpUser", user_arn=user_arn)
         user_name = installation.iam_user_name
     else:
@@ -122,7 +133,9 @@ def add_installation(
         cfn_user.policies = [
             iam.CfnUser.PolicyProperty(
                 policy_name="SendRawEmail",
-                policy_document=iam.PolicyDocument(statements=[_send_raw_email(installation)]),
+                policy_document=iam.PolicyDocument(
+                    statements=[send_raw_email_statement(installation)]
+                ),
             )
         ]
         # Always kept: Kion keeps sending with the user's key after the stack is gone, and
@@ -203,6 +216,8 @@ def installation_settings(
     }
     if installation.kion_ca_bundle:
         settings["kion_ca_bundle"] = installation.kion_ca_bundle
+    if installation.ses_account is not None:
+        settings["ses_account"] = installation.ses_account
     return settings
 
 
@@ -245,8 +260,9 @@ def _schedule(
     )
 
 
-def _send_raw_email(installation: KionInstallation) -> iam.PolicyStatement:
-    """The only permission an SES SMTP user needs, in its SES region and this account."""
+def send_raw_email_statement(installation: KionInstallation) -> iam.PolicyStatement:
+    """The only permission an SES SMTP user needs, in its SES region and the account of the
+    stack that makes the user."""
     ses_arn = f"arn:{Aws.PARTITION}:ses:{installation.ses_region}:{Aws.ACCOUNT_ID}"
     return iam.PolicyStatement(
         actions=["ses:SendRawEmail"],

@@ -24,6 +24,15 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from . import acknowledgments
+from .accounts import (
+    ROTATION_ROLE,
+    WATCH_ROLE,
+    by_ses_account,
+    grant_assume_access_roles,
+    role_name,
+    role_path,
+    ses_account_environment,
+)
 from .alerting import RotationAlerts
 from .dashboard import RotationDashboard, dashboard_name
 from .deployment import Deployment
@@ -60,7 +69,9 @@ class SesSmtpRotation(Construct):
     (the installation secrets); ``topic`` (the alert topic); ``notify_topic`` (where the
     notices of successful rotations go: ``notify_topic``, or the alert topic);
     ``schedule_group`` and ``scheduler_role``; ``security_group`` (None outside a VPC);
-    ``deployment`` (names, tag and IAM path of this deployment's resources).
+    ``deployment`` (names, tag and IAM path of this deployment's resources); ``ses_accounts``
+    (the installations whose ``ses_account`` is not the stack's, by account: each account needs
+    a ``SesSmtpAccessStack``).
     ``grant_rotate(grantee)`` lets a person or role start a rotation on demand.
     """
 
@@ -94,6 +105,7 @@ class SesSmtpRotation(Construct):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         watch_schedule: str = DEFAULT_WATCH_SCHEDULE,
         previous_key_grace: Duration = DEFAULT_PREVIOUS_KEY_GRACE,
+        organization_id: str | None = None,
     ) -> None:
         """Deploy the rotation of every installation in ``installations``.
 
@@ -152,10 +164,21 @@ class SesSmtpRotation(Construct):
         :param previous_key_grace: how long a replaced access key stays Inactive (the rollback
             window) before it is deleted, in whole days; 0 deletes a key this deployment made
             at once (an adopted key still waits for the watch). Default: 7 days.
+        :param organization_id: the AWS Organization (``o-...``) of the SES accounts; needed
+            when an installation's ``ses_account`` is not the stack's: the functions may assume
+            the deployment's access role in the accounts of this organisation only.
+            Default: None.
         """
         super().__init__(scope, construct_id)
+        stack = Stack.of(self)
         _check_installations(
-            installations, Stack.of(self).region, ses_smtp_endpoint=create_ses_smtp_endpoint
+            installations,
+            stack.region,
+            None if Token.is_unresolved(stack.account) else stack.account,
+            ses_smtp_endpoint=create_ses_smtp_endpoint,
+        )
+        self.ses_accounts: dict[str, list[KionInstallation]] = by_ses_account(
+            installations, stack.account
         )
         check_rotation_props(
             log_level=log_level,
@@ -166,6 +189,8 @@ class SesSmtpRotation(Construct):
             https_egress_cidrs=https_egress_cidrs if vpc else (),
             smtp_egress_cidrs=smtp_egress_cidrs if vpc else (),
             memory_size=memory_size,
+            organization_id=organization_id,
+            cross_account=bool(self.ses_accounts),
         )
         endpoints = {
             "create_ses_smtp_endpoint": create_ses_smtp_endpoint,
@@ -181,8 +206,9 @@ class SesSmtpRotation(Construct):
                 "needs a VPC to put the endpoint in",
                 "set vpc (and vpc_subnets), or leave the endpoints out",
             )
-        stack = Stack.of(self)
         self.deployment = Deployment(deployment_name or stack.stack_name)
+        # Fixed role names only for a trust in another account: renaming replaces a role.
+        named_roles = bool(self.ses_accounts)
         groups = group_installations(installations)
 
         network = None
@@ -219,6 +245,8 @@ class SesSmtpRotation(Construct):
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_group=self.security_group,
+            role_name=role_name(self.deployment, ROTATION_ROLE) if named_roles else None,
+            role_path=role_path(self.deployment) if named_roles else None,
         )
         self.function = rotation_function.function
         self.role = rotation_function.role
@@ -332,7 +360,10 @@ class SesSmtpRotation(Construct):
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_group=self.security_group,
+            role_name=role_name(self.deployment, WATCH_ROLE) if named_roles else None,
+            role_path=role_path(self.deployment) if named_roles else None,
         )
+        self._reach_ses_accounts(installations, organization_id)
         if network_policy is not None:
             # In a VPC, Lambda needs these before it creates the functions there.
             for role, function in (
@@ -424,6 +455,22 @@ class SesSmtpRotation(Construct):
         acknowledge_watch(self.deployment, self.watch)
         acknowledge_operator_policy(self.deployment, operators)
 
+    def _reach_ses_accounts(
+        self, installations: Sequence[KionInstallation], organization_id: str | None
+    ) -> None:
+        """The rotation and the watch learn the deployment's account and the access role's name
+        where an installation names its SES account, and may assume that role where one is in
+        another account."""
+        if not any(i.ses_account is not None for i in installations):
+            return
+        for role, function in ((self.role, self.function), (self.watch.role, self.watch.function)):
+            for name, value in ses_account_environment(self.deployment).items():
+                function.add_environment(name, value)
+            if self.ses_accounts:
+                assert organization_id is not None  # check_rotation_props
+                grant_assume_access_roles(role, self.deployment, organization_id)
+                acknowledgments.acknowledge_access_roles(self.deployment, role)
+
     def grant_rotate(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` start a rotation of any installation secret of this deployment on
         demand (``RotateSecret`` needs ``lambda:InvokeFunction`` on the rotation function too)."""
@@ -471,16 +518,31 @@ class SesSmtpRotation(Construct):
 
 
 def _check_installations(
-    installations: Sequence[KionInstallation], region: str, *, ses_smtp_endpoint: bool
+    installations: Sequence[KionInstallation],
+    region: str,
+    account: str | None,
+    *,
+    ses_smtp_endpoint: bool,
 ) -> None:
     """The checks across installations that ``load_settings`` makes for cdk.json, for a team
     that uses the construct directly. An environment-agnostic stack has no region to hold the
-    installations to, so only the names and IAM users are compared there."""
+    installations to, so only the names and IAM users are compared there (and an SES account
+    needs the stack's)."""
     if not installations:
         raise ValueError("Name at least one Kion installation to rotate.")
     if not Token.is_unresolved(region):
-        check_installations(installations, region=region, ses_smtp_endpoint=ses_smtp_endpoint)
+        check_installations(
+            installations, region=region, ses_smtp_endpoint=ses_smtp_endpoint, account=account
+        )
         return
+    cross_account = next((i for i in installations if i.ses_account is not None), None)
+    if cross_account is not None and account is None:
+        raise ValueError(
+            f"Installation {cross_account.name} names ses_account {cross_account.ses_account!r}, "
+            "but the stack has no account: the access stack in the SES account trusts the "
+            "function roles of the deployment's account, named by ARN. Fix: give the stack its "
+            "account and region (env=Environment(account=..., region=...))."
+        )
     names: set[str] = set()
     users: set[str] = set()
     for installation in installations:

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from ses_smtp_rotator.schedule import check_expression
 
+from .accounts import ORGANIZATION_ID
 from .function import LOG_LEVELS, required_timeout
 from .installation import PropertyError
 from .watch import DEFAULT_WATCH_SCHEDULE
@@ -35,8 +36,11 @@ def check_rotation_props(
     https_egress_cidrs: Sequence[str] = (),
     smtp_egress_cidrs: Sequence[str] = (),
     memory_size: int = 256,
+    organization_id: str | None = None,
+    cross_account: bool = False,
 ) -> None:
-    """Refuse the first property that cannot work, naming it, its value and the fix."""
+    """Refuse the first property that cannot work, naming it, its value and the fix.
+    ``cross_account``: some installation's SES user is in another account than the stack's."""
     if log_level not in LOG_LEVELS:
         _refuse(
             "log_level", log_level, "is not a choice here", f"use one of {', '.join(LOG_LEVELS)}"
@@ -55,6 +59,7 @@ def check_rotation_props(
         _refuse(
             "alarm_email", alarm_email, "is not an e-mail address", "write e.g. ops@example.com"
         )
+    _check_organization(organization_id, cross_account)
     for prop, cidrs in (
         ("https_egress_cidrs", https_egress_cidrs),
         ("smtp_egress_cidrs", smtp_egress_cidrs),
@@ -87,6 +92,25 @@ def _check_timeouts(timeout: int, wait: int) -> None:
             )
         lowest = max(1, wait - (needed - LAMBDA_TIMEOUT_LIMIT_SECONDS))
         _refuse("timeout", timeout, problem, f"lower ses_accept_timeout to {lowest} or less")
+
+
+def _check_organization(organization_id: str | None, cross_account: bool) -> None:
+    fix = (
+        "write the id of the AWS Organization the SES accounts belong to, o- and 10-32 "
+        "lowercase letters or digits (aws organizations describe-organization shows it)"
+    )
+    if organization_id is not None and not (
+        isinstance(organization_id, str) and ORGANIZATION_ID.match(organization_id)
+    ):
+        _refuse("organization_id", organization_id, "is not an AWS Organizations id", fix)
+    if cross_account and organization_id is None:
+        _refuse(
+            "organization_id",
+            organization_id,
+            "is needed when an installation's ses_account is not the stack's: the functions "
+            "may assume the deployment's access role in the accounts of this organisation only",
+            fix,
+        )
 
 
 def _check_watch_schedule(expression: str) -> None:

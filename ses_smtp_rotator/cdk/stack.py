@@ -1,7 +1,9 @@
 """The ``SesSmtpRotator`` stack: one ``SesSmtpRotation`` configured from the app's settings.
 
 The settings the construct takes as they are pass through ``construct_props``; what needs the
-stack (the VPC and subnets, an existing topic or key by ARN) is made here.
+stack (the VPC and subnets, an existing topic or key by ARN) is made here. Beside it, in the same
+app, one ``SesSmtpAccessStack`` (``<stackName>-Access-<account>``) for each SES account that
+an installation names and that is not the stack's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from .access import SesSmtpAccessStack
 from .context_settings import AppSettings, VpcPlacement, construct_props
 from .rotation import SesSmtpRotation
 
@@ -52,6 +55,18 @@ class SesSmtpRotatorStack(Stack):
             ),
         )
         self._outputs()
+        self.access_stacks = [
+            SesSmtpAccessStack(
+                scope,
+                f"{settings.stack_name}-Access-{account}",
+                stack_name=f"{settings.stack_name}-Access-{account}",
+                rotation=self.rotation,
+                ses_account=account,
+            )
+            for account in self.rotation.ses_accounts
+        ]
+        """The access stacks to deploy in the SES accounts (none when every installation's SES
+        user is in the stack's account)."""
 
     def _network(
         self, placement: VpcPlacement | None

@@ -100,6 +100,8 @@ class InstallationWatch(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_group: ec2.ISecurityGroup | None = None,
+        role_name: str | None = None,
+        role_path: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -118,6 +120,8 @@ class InstallationWatch(Construct):
             environment["ROTATION_MAX_AGE_DAYS"] = f"{max_age:.3f}".rstrip("0").rstrip(".")
         self.role, self.log_group, self.function = asset_function(
             self,
+            role_name=role_name,
+            role_path=role_path,
             role_description="Checks the Kion installations daily and starts Kion API key renewals",
             description="Daily watch of the Kion installations' SES SMTP credentials",
             handler=WATCH_HANDLER,

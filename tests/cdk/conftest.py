@@ -11,6 +11,7 @@ from synthesized_app import FLEET, VPC, Synthesized, synthesize
 SHARED_APP_GROUPS = {
     "cdk-apps-by-size": {"apps_by_size", "app_of_100", "app_of_500"},
     "cdk-app-variants": {"default_app", "fleet_app", "vpc_app", "eu_app", "all_apps"},
+    "cdk-app-of-500-accounts": {"app_of_500_accounts"},
 }
 
 
@@ -76,6 +77,22 @@ def app_of_100() -> Synthesized:
 def app_of_500() -> Synthesized:
     """The goal's size: synthesized once (about half a minute with cdk-nag on two cores)."""
     return synthesize(fleet_of(500))
+
+
+def fleet_in_accounts(count: int) -> dict[str, object]:
+    """``count`` installations, each in an SES account of its own (not the stack's), each with
+    the user the access stack makes and the API key secret the stack creates."""
+    fleet = fleet_of(count)
+    for index, installation in enumerate(fleet["installations"]):  # type: ignore[arg-type]
+        installation["sesAccount"] = f"{200000000000 + index}"
+    return {**fleet, "account": "123456789012", "organizationId": "o-abcdefghij"}
+
+
+@pytest.fixture(scope="session")
+def app_of_500_accounts() -> Synthesized:
+    """500 installations in 500 accounts: 500 access stacks (about a minute and a half with
+    cdk-nag on two cores), synthesized once."""
+    return synthesize(fleet_in_accounts(500))
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,10 @@ ACCEPTED_FINDINGS = [
     # The watch's open incidents: one parameter per installation under the deployment's path.
     r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:ssm:[a-z0-9-]+:"
     r"(<AWS::AccountId>|\d{12}):parameter/ses-smtp-rotator/SesSmtpRotator/incidents/\*\]",
+    # Installations in other accounts: the functions may assume the deployment's access role
+    # (name and path) in any account of the organisation.
+    r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:iam::\*:"
+    r"role/ses-smtp-rotator/SesSmtpRotator/SesSmtpRotator-ses-access\]",
     r"AwsSolutions-L1",  # the runtime the code is tested on, not always the newest
     r"AwsSolutions-SMG4",  # rotation scheduled by EventBridge Scheduler; Kion API keys
     r"@aws-cdk/aws-ec2:noSubnetRouteTableId",  # imported subnets are used by id only

@@ -26,7 +26,11 @@ MAX_OUTPUTS = 200
 MAX_PARAMETERS = 200
 MAX_TEMPLATE_BYTES = 1_000_000  # templates the CDK uploads to S3
 MAX_INLINE_POLICY_BYTES = 10_240  # all inline policies of one role together
+MAX_MANAGED_POLICY_BYTES = 6_144
 MAX_MANAGED_POLICIES = 10
+MAX_TEMPLATE_BODY_BYTES = (
+    51_200  # a template passed inline (cdk deploy without a bucket, StackSets)
+)
 
 
 def compact(document: Any) -> int:
@@ -162,3 +166,53 @@ def test_a_stack_that_would_overflow_is_refused_naming_the_fix() -> None:
 
 def installation(name: str) -> KionInstallation:
     return KionInstallation(name=name, kion_url="https://kion.example.com", ses_region="us-east-1")
+
+
+def test_500_installations_in_500_accounts_stay_within_cloudformation_limits(
+    app_of_500_accounts: Synthesized,
+) -> None:
+    app = app_of_500_accounts
+    assert len(app.stack.rotation.installations) == 500
+    assert len(app.stack.access_stacks) == 500
+    templates = app.templates
+    access = [name for name in templates if "-Access-" in name]
+    assert len(access) == 500
+    for name, template in templates.items():
+        assert len(template.get("Resources", {})) <= MAX_RESOURCES, name
+        assert len(template.get("Outputs", {})) <= MAX_OUTPUTS, name
+        assert len(template.get("Parameters", {})) <= MAX_PARAMETERS, name
+        assert len(json.dumps(template)) <= MAX_TEMPLATE_BYTES, name
+    for name in access:
+        assert len(json.dumps(templates[name], separators=(",", ":"))) <= MAX_TEMPLATE_BODY_BYTES
+
+
+def test_500_installations_in_500_accounts_stay_within_iam_limits(
+    app_of_500_accounts: Synthesized,
+) -> None:
+    app = app_of_500_accounts
+    for role, figures in roles_and_policies(app).items():
+        assert figures["inline_bytes"] <= MAX_INLINE_POLICY_BYTES, role
+        assert figures["managed"] <= MAX_MANAGED_POLICIES, role
+    for logical_id, policy in app.resources("AWS::IAM::ManagedPolicy").items():
+        assert compact(policy["Properties"]["PolicyDocument"]) <= MAX_MANAGED_POLICY_BYTES, (
+            logical_id
+        )
+    # One AssumeRole statement each for the rotation and the watch, whatever the accounts: no
+    # SES account is named anywhere in the deployment's own templates.
+    main = json.dumps(app.template_json)
+    assert main.count('"SesAccountAccess"') == 2
+    assert "200000000499" not in main
+
+
+def test_the_app_of_500_accounts_passes_cdk_nag_and_cfn_lint(
+    app_of_500_accounts: Synthesized,
+) -> None:
+    assert app_of_500_accounts.validation_error is None
+    templates = app_of_500_accounts.templates
+    # Every access stack is built by the same code: lint the stack and one of them.
+    for name in (
+        f"{app_of_500_accounts.stack.artifact_id}.template.json",
+        "SesSmtpRotator-Access-200000000499.template.json",
+    ):
+        matches = lint(json.dumps(templates[name]), config=ManualArgs(regions=["us-east-1"]))
+        assert [str(match) for match in matches] == [], name
