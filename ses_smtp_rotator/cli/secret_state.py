@@ -11,6 +11,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import SetupError, asking
+from ses_smtp_rotator.functions.errors import RotationError
+from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -180,3 +182,24 @@ def as_utc(value: Any) -> datetime | None:
     if isinstance(value, int | float) and value > 0:
         return datetime.fromtimestamp(value, UTC)
     return None
+
+
+def read_installation(secretsmanager: Any, secret_id: str) -> tuple[str, InstallationSecret]:
+    """The ARN and the parsed AWSCURRENT of an installation secret; a Kion API key secret named
+    instead is refused before any advice about its fields."""
+    with asking("secretsmanager:GetSecretValue", f"secret {secret_id}"):
+        value = secretsmanager.get_secret_value(SecretId=secret_id, VersionStage=CURRENT)
+    if looks_like_kion_api_key(value.get("SecretString")):
+        # Advice about missing settings would damage this secret: it is the key's own.
+        raise SetupError(
+            f"Secret {value.get('Name', secret_id)} is a Kion API key secret, not an "
+            "installation secret.",
+            "Name the installation secret whose kion_api_key_secret_id is this secret (the "
+            "stack output <Name>SecretArn, or `ses-smtp-rotator list`), or the installation's "
+            "name: set-kion-key checks the key against that installation's Kion and stores it "
+            "here itself. Change nothing in this secret by hand.",
+        )
+    try:
+        return value["ARN"], InstallationSecret.parse(value.get("SecretString"))
+    except RotationError as error:
+        raise SetupError(error.cause, error.fix) from None

@@ -10,10 +10,9 @@ from typing import Any
 from ses_smtp_rotator.cli import onboarding
 from ses_smtp_rotator.cli.aws_access import SetupError, asking, open_aws
 from ses_smtp_rotator.cli.commands.adopt import GIVEN_KEY, read_api_key
-from ses_smtp_rotator.cli.commands.set_kion_key import _installation as installation_of
 from ses_smtp_rotator.cli.exit_codes import CHECK_EPILOG, EXIT_FAILED, EXIT_USAGE, HelpFormatter
 from ses_smtp_rotator.cli.fleet import secret_id_for
-from ses_smtp_rotator.cli.secret_state import CURRENT
+from ses_smtp_rotator.cli.secret_state import CURRENT, read_installation
 from ses_smtp_rotator.functions.errors import RotationError
 from ses_smtp_rotator.functions.kion_key_renewal.key_secret import StoredApiKey
 from ses_smtp_rotator.functions.services.kion_keys import KionKeyClient
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     aws = open_aws(args.secret, profile=args.profile, region=args.region)
     secretsmanager = aws.client("secretsmanager")
     secret_id = secret_id_for(secretsmanager, args.secret)
-    _, installation = installation_of(secretsmanager, secret_id)
+    _, installation = read_installation(secretsmanager, secret_id)
     key_secret = installation.kion_api_key_secret_id
     if args.kion_key:
         typed = read_api_key()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ses_smtp_rotator.cli.aws_access import AwsAccess, SetupError, asking, open_aws
+from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, open_aws
 from ses_smtp_rotator.cli.commands import rotate as rotate_command
 from ses_smtp_rotator.cli.exit_codes import (
     EXIT_FAILED,
@@ -32,7 +32,7 @@ from ses_smtp_rotator.cli.secret_state import (
     CURRENT,
     PENDING,
     PREVIOUS,
-    looks_like_kion_api_key,
+    read_installation,
     read_state,
 )
 from ses_smtp_rotator.functions.errors import KionAuthError, RotationError
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     aws = open_aws(args.secret, profile=args.profile, region=args.region)
     secretsmanager = aws.client("secretsmanager")
     secret_id = secret_id_for(secretsmanager, args.secret)
-    installation_arn, installation = _installation(secretsmanager, secret_id)
+    installation_arn, installation = read_installation(secretsmanager, secret_id)
     api_key = _read_key()
     if not api_key:
         print("error: no Kion App API key given on standard input.", file=sys.stderr)
@@ -172,25 +172,6 @@ def _key_by_id(kion: KionKeyClient, key_id: int) -> AppApiKeyInfo:
             "out --key-id to let the command find it.",
         )
     return found
-
-
-def _installation(secretsmanager: Any, secret_id: str) -> tuple[str, InstallationSecret]:
-    with asking("secretsmanager:GetSecretValue", f"secret {secret_id}"):
-        value = secretsmanager.get_secret_value(SecretId=secret_id, VersionStage=CURRENT)
-    if looks_like_kion_api_key(value.get("SecretString")):
-        # Advice about missing settings would damage this secret: it is the key's own.
-        raise SetupError(
-            f"Secret {value.get('Name', secret_id)} is a Kion API key secret, not an "
-            "installation secret.",
-            "Name the installation secret whose kion_api_key_secret_id is this secret (the "
-            "stack output <Name>SecretArn, or `ses-smtp-rotator list`), or the installation's "
-            "name: set-kion-key checks the key against that installation's Kion and stores it "
-            "here itself. Change nothing in this secret by hand.",
-        )
-    try:
-        return value["ARN"], InstallationSecret.parse(value.get("SecretString"))
-    except RotationError as error:
-        raise SetupError(error.cause, error.fix) from None
 
 
 def _read_key() -> str:
