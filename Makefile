@@ -156,8 +156,8 @@ demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/python -m ses_smtp_rotator.demo $(ARGS)
 
 $(DEMO_STAMP): requirements-demo.txt pyproject.toml
-	if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
-		$(PYTHON) -m venv --without-pip $(DEMO_VENV) && \
+	$(PYTHON) -m venv --without-pip $(DEMO_VENV)
+	if $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python --version >/dev/null 2>&1; then \
 		$(PYTHON) -m pip --python $(DEMO_VENV)/bin/python $(DEMO_PIP_INSTALL); \
 	else \
 		$(PYTHON) -m venv $(DEMO_VENV) && $(DEMO_VENV)/bin/python -m pip $(DEMO_PIP_INSTALL); \
