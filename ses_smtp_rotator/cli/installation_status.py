@@ -23,6 +23,7 @@ from ses_smtp_rotator.cli.rotation_history import (
     past_rotations,
 )
 from ses_smtp_rotator.cli.secret_state import (
+    CURRENT,
     SecretState,
     looks_like_kion_api_key,
     read_state,
@@ -349,7 +350,7 @@ def _rollback(
     version_id = state.rollback_version
     if version_id is None:
         return
-    moved = "AWSCURRENT" in state.stages.get(version_id, [])
+    moved = CURRENT in state.stages.get(version_id, [])
     where = (
         "AWSCURRENT moved back, but the key rolled back from is not retired yet"
         if moved
