@@ -151,9 +151,11 @@ class DemoEnvironment:
         if self.renewal_hook is not None:
             self.renewal_hook.wait_idle(timeout=5)
         self._remove_demo_keys()
-        for runtime in (self.watch, self.renewal):
-            if runtime is not None:
-                runtime.stop()
+        helpers = [runtime for runtime in (self.watch, self.renewal) if runtime is not None]
+        for runtime in helpers:
+            runtime.end_input()  # both processes end side by side
+        for runtime in helpers:
+            runtime.stop()
         self.watch = self.renewal = None
         if self.invoke_hook is not None:
             self.invoke_hook.uninstall()

@@ -129,6 +129,12 @@ class LambdaRuntime:
             raise FunctionError(ready.get("errorType", "InitError"), ready.get("errorMessage", ""))
         return self
 
+    def end_input(self) -> None:
+        """Tell the process no invocation follows: it exits after the one it runs, while the
+        caller ends others side by side; :meth:`stop` then waits for it."""
+        if self._process is not None and self._process.stdin:
+            self._process.stdin.close()
+
     def stop(self) -> None:
         """End the process; an invocation still running is ended too, as when Lambda stops an
         instance, and fails with Runtime.ExitError. Safe to call twice."""
