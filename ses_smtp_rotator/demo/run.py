@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--propagation-delay",
         type=float,
-        default=1.0,
+        default=0.5,
         metavar="SECONDS",
-        help="how long the SES stand-in refuses a new key (default 1)",
+        help="how long the SES stand-in refuses a new key (default 0.5)",
     )
     parser.add_argument(
         "--rotations", type=int, default=2, metavar="N", help="rotations to run (default 2)"
