@@ -3,7 +3,9 @@
 The function logs Powertools JSON records that carry ``client_request_token`` (the version being
 made), ``step``, ``level``, ``message`` and, on failure, ``error`` and ``fix``. Reading them needs
 ``logs:FilterLogEvents`` on the function's log group; without it the commands still work from the
-secret's labels alone, and say so.
+secret's labels alone, and say so. The outcome record logged after a step
+(``functions/smtp_rotation/notices.py``) announces what the step did; it is not read as a step's
+progress (``history`` reads it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ses_smtp_rotator.cli.aws_access import AwsAccess, region_of_arn
 from ses_smtp_rotator.cli.rotation_function import RotationFunction
+from ses_smtp_rotator.functions.smtp_rotation.notices import OUTCOME_RECORD_FIELD
 
 _MAX_PAGES = 20
 # Fields that are shown to the operator. Everything else in a record stays unread, so nothing the
@@ -42,12 +45,15 @@ class FunctionLogRecord:
 
     @classmethod
     def parse(cls, message: str, timestamp_ms: int, token: str) -> FunctionLogRecord | None:
-        """The record in a log event's message, None when it is not about rotation ``token``."""
+        """The record in a log event's message, None when it is not about rotation ``token``
+        or is the announcement of its outcome."""
         try:
             record = json.loads(message)
         except ValueError:
             return None
         if not isinstance(record, dict) or record.get("client_request_token") != token:
+            return None
+        if OUTCOME_RECORD_FIELD in record:
             return None
         details = tuple(
             (name, str(record[name]))

@@ -16,13 +16,21 @@ from typing import Any
 from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, region_of_arn
 from ses_smtp_rotator.cli.pending_rotation import PendingRotation, assess_pending, give_up_advice
 from ses_smtp_rotator.cli.rotation_function import RotationFunction, describe_function
+from ses_smtp_rotator.cli.rotation_history import (
+    ROLLBACK,
+    ROTATION,
+    UNFINISHED,
+    past_rotations,
+)
 from ses_smtp_rotator.cli.secret_state import (
+    CURRENT,
     SecretState,
     looks_like_kion_api_key,
     read_state,
     require_installation_secret,
     wrong_kind_error,
 )
+from ses_smtp_rotator.cli.units import span
 from ses_smtp_rotator.cli.watch_query import ask_watch, watch_function
 from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.functions.errors import RotationError
@@ -198,6 +206,7 @@ def gather(
         _take_findings(status, health.to_document())
         _note_where_checked(status)
     pending = _pending(aws, secretsmanager, state, status, function, now)
+    _rollback(aws, state, status, function, now)
     _list_keys(aws, current, status, pending)
     return status
 
@@ -326,6 +335,59 @@ def _pending(
     )
     status.checks["pending"] = Check(finding.ok, finding.summary, finding.fix)
     return pending
+
+
+def _rollback(
+    aws: AwsAccess,
+    state: SecretState,
+    status: InstallationStatus,
+    function: RotationFunction,
+    now: datetime,
+) -> None:
+    """A version labelled ROLLBACK is a rollback that has not finished: one running now (the
+    function logged it within its timeout) or one that stopped, which the rollback command
+    finishes. Without one, no check is added."""
+    version_id = state.rollback_version
+    if version_id is None:
+        return
+    moved = CURRENT in state.stages.get(version_id, [])
+    where = (
+        "AWSCURRENT moved back, but the key rolled back from is not retired yet"
+        if moved
+        else "AWSCURRENT has not moved back yet; Kion may already send with the previous key"
+    )
+    last = _last_rollback_record(aws, state, function, now)
+    if last is not None and now - last < function.timeout:
+        status.checks["rollback"] = Check(
+            True, f"a rollback is running (version {version_id}, logged {span(now - last)} ago)"
+        )
+        return
+    status.checks["rollback"] = Check(
+        False,
+        f"a rollback stopped before it finished: version {version_id} is labelled ROLLBACK "
+        f"({where})",
+        f"Run it again: ses-smtp-rotator rollback {state.name} (it picks up where it stopped, "
+        "or says it is done); ses-smtp-rotator history shows how far it got.",
+    )
+
+
+def _last_rollback_record(
+    aws: AwsAccess, state: SecretState, function: RotationFunction, now: datetime
+) -> datetime | None:
+    """When the function last logged a rollback of the secret that has not finished, within its
+    timeout (and a margin); None when it did not, or its log cannot be read."""
+    rollbacks, _ = past_rotations(
+        aws.client("logs", region_of_arn(function.arn) or aws.region),
+        function.log_group,
+        kind=ROTATION,
+        secret_arn=state.arn,
+        name=state.name,
+        since=now - function.timeout - timedelta(minutes=1),
+    )
+    unfinished = [
+        found.ended for found in rollbacks if found.kind == ROLLBACK and found.outcome == UNFINISHED
+    ]
+    return max(unfinished, default=None)
 
 
 def _list_keys(

@@ -17,6 +17,7 @@ from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
+ROLLBACK = "ROLLBACK"
 # How the stack's Kion API key secrets are told from installation secrets without reading them:
 # the construct id in CloudFormation's logical-id tag, the name and the description it gives them.
 _LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
@@ -60,6 +61,12 @@ class SecretState:
             ),
             None,
         )
+
+    @property
+    def rollback_version(self) -> str | None:
+        """The version labelled ROLLBACK: a rollback that has not finished (the rotation
+        function takes the label off when it does)."""
+        return next((vid for vid, labels in self.stages.items() if ROLLBACK in labels), None)
 
     @property
     def function_name(self) -> str | None:

@@ -151,9 +151,11 @@ class DemoEnvironment:
         if self.renewal_hook is not None:
             self.renewal_hook.wait_idle(timeout=5)
         self._remove_demo_keys()
-        for runtime in (self.watch, self.renewal):
-            if runtime is not None:
-                runtime.stop()
+        helpers = [runtime for runtime in (self.watch, self.renewal) if runtime is not None]
+        for runtime in helpers:
+            runtime.end_input()  # both processes end side by side
+        for runtime in helpers:
+            runtime.stop()
         self.watch = self.renewal = None
         if self.invoke_hook is not None:
             self.invoke_hook.uninstall()
@@ -271,12 +273,15 @@ class DemoEnvironment:
                 **self.aws_environment(),
             },
             on_output=writer.write,
-        ).start()
+        ).launch()  # the functions' cold starts run side by side; waited for below
         narrate(f"Rotation function             {FUNCTION_NAME} ({HANDLER}, its own process)")
         # Invoke reaches the rotation function too (``rollback`` invokes it directly).
         self.invoke_hook = MotoInvokeHook({FUNCTION_NAME: self._invoke}, region=REGION).install()
         if self.with_watch:
             self._start_watch(narrate)
+        for runtime in (self.runtime, self.renewal, self.watch):
+            if runtime is not None:
+                runtime.wait_ready()
         heading("Setting up a Kion installation the way the CDK stack does")
         self.installation = self._set_up_installation(narrate)
 
@@ -292,7 +297,7 @@ class DemoEnvironment:
             function_arn=RENEWAL_ARN,
             environment=environment,
             on_output=MotoLogGroupWriter(f"/aws/lambda/{RENEWAL_NAME}", region=REGION).write,
-        ).start()
+        ).launch()
         self.renewal_hook = MotoRotateSecretHook(
             self.renewal.invoke, RENEWAL_ARN, region=REGION, retries=self.rotation_retries
         ).install()
@@ -310,7 +315,7 @@ class DemoEnvironment:
                 "ALERT_TOPIC_ARN": self.alert_topic_arn,
             },
             on_output=MotoLogGroupWriter(f"/aws/lambda/{WATCH_NAME}", region=REGION).write,
-        ).start()
+        ).launch()
         assert self.invoke_hook is not None
         self.invoke_hook.functions[WATCH_NAME] = self.watch.invoke
         narrate(f"Daily watch                   {WATCH_NAME} ({WATCH_HANDLER})")

@@ -84,6 +84,11 @@ class LambdaRuntime:
 
     def start(self) -> LambdaRuntime:
         """Start the process and wait until the handler module is imported (the cold start)."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> LambdaRuntime:
+        """Start the process without waiting for its cold start (several start side by side);
+        :meth:`wait_ready` waits for it."""
         read_results, write_results = os.pipe()
         env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
         env.update(self.environment)
@@ -113,11 +118,22 @@ class LambdaRuntime:
         ]
         for thread in self._threads:
             thread.start()
+        return self
+
+    def wait_ready(self) -> LambdaRuntime:
+        """Wait until the launched process has imported the handler module; raises
+        FunctionError (and stops the process) when the import failed."""
         ready = self._next_result(self.timeout)
         if ready.get("type") != "ready":
             self.stop()
             raise FunctionError(ready.get("errorType", "InitError"), ready.get("errorMessage", ""))
         return self
+
+    def end_input(self) -> None:
+        """Tell the process no invocation follows: it exits after the one it runs, while the
+        caller ends others side by side; :meth:`stop` then waits for it."""
+        if self._process is not None and self._process.stdin:
+            self._process.stdin.close()
 
     def stop(self) -> None:
         """End the process; an invocation still running is ended too, as when Lambda stops an

@@ -44,7 +44,8 @@ def make_world() -> DemoEnvironment:
 
 
 def settle(demo: DemoEnvironment) -> None:
-    """Let any rotation end, take every fault off, and abandon an unfinished rotation."""
+    """Let any rotation end, take every fault off, and abandon an unfinished rotation (and
+    rollback)."""
     assert demo.hook is not None
     assert demo.smtp is not None
     assert demo.kion_server is not None
@@ -58,6 +59,10 @@ def settle(demo: DemoEnvironment) -> None:
         if "AWSPENDING" in labels and "AWSCURRENT" not in labels:
             secretsmanager.update_secret_version_stage(
                 SecretId=secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=version_id
+            )
+        if "ROLLBACK" in labels:  # a rollback a test left unfinished
+            secretsmanager.update_secret_version_stage(
+                SecretId=secret_arn, VersionStage="ROLLBACK", RemoveFromVersionId=version_id
             )
     # The operator waits past the function's timeout before rotating again: createSecret leaves
     # a key younger than that alone (it may belong to a step still running).

@@ -7,7 +7,7 @@ import json
 
 from cli_world import assert_no_secret, installation, leave_rotation_pending, run_cli, settle
 
-from ses_smtp_rotator.cli.exit_codes import EXIT_IN_PROGRESS, EXIT_OK, EXIT_USAGE
+from ses_smtp_rotator.cli.exit_codes import EXIT_FAILED, EXIT_IN_PROGRESS, EXIT_OK, EXIT_USAGE
 
 
 def current_key(world) -> str:
@@ -73,3 +73,35 @@ def test_a_rollback_during_a_rotation_exits_3_and_names_the_way_out(world, capsy
     assert code == EXIT_IN_PROGRESS, output
     assert "A rotation is unfinished" in output
     assert "ses-smtp-rotator abandon" in output
+
+
+def test_an_interrupted_rollback_shows_in_status_until_the_rollback_is_run_again(world, capsys):
+    name = installation(world).secret_name
+    rotate(world, capsys, name)
+    settle(world)
+    rotate(world, capsys, name, "--end-rollback-window")  # a key to go back to
+    secretsmanager = world.client("secretsmanager")
+    stages = secretsmanager.describe_secret(SecretId=installation(world).secret_arn)[
+        "VersionIdsToStages"
+    ]
+    previous = next(vid for vid, labels in stages.items() if "AWSPREVIOUS" in labels)
+    # What a rollback stopped mid-way leaves: a version labelled ROLLBACK, AWSCURRENT unmoved.
+    secretsmanager.update_secret_version_stage(
+        SecretId=installation(world).secret_arn, VersionStage="ROLLBACK", MoveToVersionId=previous
+    )
+
+    code, output = run_cli(capsys, "status", name)
+
+    assert code == EXIT_FAILED, output
+    assert "✗ Rollback" in output
+    assert f"a rollback stopped before it finished: version {previous} is labelled ROLLBACK" in (
+        output
+    )
+    assert f"Fix: Run it again: ses-smtp-rotator rollback {name}" in output
+
+    code, output = run_cli(capsys, "rollback", name, "--yes")  # the advice, followed
+
+    assert code == EXIT_OK, output
+    code, output = run_cli(capsys, "status", name, "--json")
+    assert code == EXIT_OK, output
+    assert "rollback" not in json.loads(output)["checks"]

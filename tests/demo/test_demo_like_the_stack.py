@@ -75,3 +75,24 @@ def test_make_demo_installs_only_what_the_demo_runs():
     makefile = (root / "Makefile").read_text()
     assert "-r requirements-demo.txt" in makefile
     assert "\t$(DEMO_VENV)/bin/python -m ses_smtp_rotator.demo $(ARGS)" in makefile
+
+
+def test_make_demo_installs_in_one_pip_run_without_compiling_what_the_demo_never_imports():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    planned = subprocess.run(
+        ["make", "--dry-run", "--always-make", ".venv-demo/.installed"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    assert "-m venv --without-pip .venv-demo" in planned  # no ensurepip when pip --python works
+    installs = [line for line in planned.splitlines() if " install " in line]
+    assert installs
+    for line in installs:  # the fast way and the fallback: one pip run each
+        assert "--no-compile" in line
+        assert "-r requirements-demo.txt -e ." in line

@@ -1,5 +1,6 @@
-"""``ses-smtp-rotator history INSTALLATION``: past rotations and Kion API key renewals, newest
-first, from the functions' logs (``cli/rotation_history.py``)."""
+"""``ses-smtp-rotator history INSTALLATION``: past rotations, rollbacks and Kion API key renewals,
+newest first, with the outcome events the rotation function announced, from the functions' logs
+(``cli/rotation_history.py``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from ses_smtp_rotator.cli.fleet import secret_id_for
 from ses_smtp_rotator.cli.rotation_function import describe_function
 from ses_smtp_rotator.cli.rotation_history import (
     FAILED,
+    FINISHED,
     RENEWAL,
+    ROLLBACK,
     ROTATION,
     PastRotation,
     past_rotations,
@@ -34,12 +37,14 @@ def register(commands: argparse._SubParsersAction, aws: argparse.ArgumentParser)
     parser = commands.add_parser(
         "history",
         parents=[aws],
-        help="list an installation's past rotations and Kion API key renewals",
-        description="List the past rotations of an installation's SES SMTP credential and the "
-        "renewals of its Kion API key, newest first: when, the outcome, the step that failed "
-        "with its cause and fix, and the keys each one made or retired. Read from the rotation "
-        "and renewal functions' log groups (logs:FilterLogEvents; the log groups keep a year by "
-        "default). Exits 1 when the latest rotation or renewal failed.",
+        help="list an installation's past rotations, rollbacks and Kion API key renewals",
+        description="List the past rotations of an installation's SES SMTP credential, its "
+        "rollbacks (ses-smtp-rotator rollback) and the renewals of its Kion API key, newest "
+        "first: when, the outcome, the step that failed with its cause and fix, the keys each "
+        "one made or retired, and the outcome events the rotation function put on EventBridge. "
+        "Read from the rotation and renewal functions' log groups (logs:FilterLogEvents; the "
+        "log groups keep a year by default). Exits 1 when the latest rotation or renewal "
+        "failed (a refused rollback changes nothing, so it does not count).",
         epilog=epilog_for("history"),
         formatter_class=HelpFormatter,
     )
@@ -103,7 +108,8 @@ class _History:
     def latest_failed(self) -> bool:
         latest: dict[str, PastRotation] = {}
         for rotation in self.rotations:
-            latest.setdefault(rotation.kind, rotation)
+            if rotation.kind != ROLLBACK:
+                latest.setdefault(rotation.kind, rotation)
         return any(rotation.outcome == FAILED for rotation in latest.values())
 
     def to_document(self) -> dict[str, Any]:
@@ -119,7 +125,9 @@ class _History:
         lines = [f"{self.state.name}: the last {days} days, newest first"]
         lines += [f"  ? {reason}" for reason in self.unreadable]
         if not self.rotations:
-            lines.append(f"  no rotation or renewal logged in {', '.join(self.sources) or '-'}")
+            lines.append(
+                f"  no rotation, rollback or renewal logged in {', '.join(self.sources) or '-'}"
+            )
         for rotation in self.rotations:
             lines.extend(_lines(rotation))
         return "\n".join(lines)
@@ -166,14 +174,24 @@ _MARKS = {"finished": "✓", "failed": "✗", "unfinished": "…"}
 
 def _lines(rotation: PastRotation) -> list[str]:
     took = (rotation.ended - rotation.started).total_seconds()
+    which = "invocation" if rotation.kind == ROLLBACK else "version"
     lines = [
         f"  {_MARKS.get(rotation.outcome, '?')} {rotation.started:%Y-%m-%d %H:%M:%S} UTC  "
-        f"{rotation.kind} {rotation.outcome} in {took:.0f} s  (version {rotation.token})"
+        f"{rotation.kind} {rotation.outcome} in {took:.0f} s  ({which} {rotation.token})"
     ]
     if rotation.outcome == FAILED:
-        lines.append(f"      {rotation.failed_step} failed: {rotation.cause}")
+        what = "refused" if rotation.kind == ROLLBACK else f"{rotation.failed_step} failed"
+        lines.append(f"      {what}: {rotation.cause}")
         if rotation.fix:
             lines.append(f"      Fix: {rotation.fix}")
+    elif rotation.outcome != FINISHED and rotation.kind == ROLLBACK:
+        lines.append(
+            f"      stopped before it finished: ses-smtp-rotator rollback {rotation.secret} "
+            "picks up where it stopped"
+        )
     for key, event in rotation.keys:
         lines.append(f"      key {key}: {event}")
+    for outcome, bus in rotation.events:
+        where = f"put on EventBridge bus {bus}" if bus else "logged only: no event bus is set"
+        lines.append(f"      outcome event: {outcome} ({where})")
     return lines

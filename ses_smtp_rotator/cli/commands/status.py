@@ -38,6 +38,7 @@ _CHECK_TITLES = {
     "ses": "SES SMTP",
     "last_rotation": "Rotation age",
     "pending": "Pending rotation",
+    "rollback": "Rollback",
     "kion_api_key_renewal": "Kion key renewal",
     "retired_keys": "Retired keys",
     "retired_key_deletion": "Retired key deletion",

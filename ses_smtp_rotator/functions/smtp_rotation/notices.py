@@ -7,6 +7,9 @@
 - An event (EventBridge ``PutEvents`` on ``EVENT_BUS_NAME``, the default bus) per outcome:
   ``succeeded``, ``failed`` (with the step and the error's type), ``rolled-back`` and
   ``rollback-refused``, with ``source`` ``ses-smtp-rotator``, so teams route them with rules.
+- A log record per outcome (``"Outcome: <outcome>"``, its ``outcome_event`` field the event's
+  detail and ``event_bus`` the bus it was put on, null when none), whether or not a bus is set:
+  ``ses-smtp-rotator history`` reads the outcomes from the function's log group.
 
 Publishing is best effort: a failure is logged and counted (``NoticeFailed``) and never fails
 or undoes what was done. No secret goes into either.
@@ -31,6 +34,7 @@ EVENT_SOURCE = "ses-smtp-rotator"
 EVENT_DETAIL_TYPE = "SES SMTP credential rotation"
 NOTICE_TOPIC_VARIABLE = "NOTICE_TOPIC_ARN"
 EVENT_BUS_VARIABLE = "EVENT_BUS_NAME"
+OUTCOME_RECORD_FIELD = "outcome_event"
 SUCCEEDED, FAILED = "succeeded", "failed"
 ROLLED_BACK, ROLLBACK_REFUSED = "rolled-back", "rollback-refused"
 
@@ -77,10 +81,14 @@ class Outcome:
 
 
 def announce(outcome: Outcome) -> None:
-    """The event for every outcome, and the notice for a rotation or rollback that succeeded."""
-    _put_event(outcome)
+    """The event and the log record for every outcome, and the notice for a rotation or
+    rollback that succeeded."""
+    bus = _put_event(outcome)
     if outcome.outcome in (SUCCEEDED, ROLLED_BACK):
         _publish_notice(outcome)
+    logger.info(
+        f"Outcome: {outcome.outcome}", **{OUTCOME_RECORD_FIELD: outcome.detail()}, event_bus=bus
+    )
 
 
 def notice_text(outcome: Outcome) -> tuple[str, str]:
@@ -130,10 +138,11 @@ def _publish_notice(outcome: Outcome) -> None:
     logger.info("Published the notice", topic=topic_arn, outcome=outcome.outcome)
 
 
-def _put_event(outcome: Outcome) -> None:
+def _put_event(outcome: Outcome) -> str | None:
+    """Put the outcome's event; the bus it went to, None when none is set or it failed."""
     bus = os.environ.get(EVENT_BUS_VARIABLE, "").strip()
     if not bus:
-        return
+        return None
     entry = {
         "Source": EVENT_SOURCE,
         "DetailType": EVENT_DETAIL_TYPE,
@@ -145,9 +154,11 @@ def _put_event(outcome: Outcome) -> None:
         answer = client("events").put_events(Entries=[entry])
     except (ClientError, BotoCoreError) as error:
         _failed("event", bus, _reason(error))
-        return
+        return None
     if answer.get("FailedEntryCount"):
         _failed("event", bus, str(answer.get("Entries", [{}])[0].get("ErrorCode", "an error")))
+        return None
+    return bus
 
 
 def _reason(error: ClientError | BotoCoreError) -> str:

@@ -156,3 +156,14 @@ def test_the_notice_of_a_key_this_product_made_says_nothing_of_adoption(world, i
     assert notices, "the second rotation sent no notice"
     assert "first rotation" not in notices[-1]["Message"]
     assert "deactivated_origin" not in received(inbox, "events")[-1]["detail"]["keys"]
+
+
+def test_each_outcome_is_logged_with_the_bus_its_event_went_to(world, inbox, function_logs):
+    world.rotate()
+
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if line]
+    [logged] = [line for line in lines if line.get("message") == "Outcome: succeeded"]
+    assert logged["event_bus"] == "default"
+    assert logged["outcome_event"]["outcome"] == "succeeded"
+    assert logged["outcome_event"]["keys"]["current"] == world.kion_credential()[0]
+    assert world.current()["password"] not in json.dumps(logged)
