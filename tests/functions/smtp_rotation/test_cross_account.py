@@ -38,9 +38,7 @@ def cross_world(make_cross_world) -> RotationWorld:
     return make_cross_world()
 
 
-def test_a_rotation_makes_and_retires_keys_in_the_installations_account_only(
-    cross_world, accounts
-):
+def test_a_rotation_makes_and_retires_keys_in_the_installations_account_only(cross_world, accounts):
     adopted = cross_world.kion_credential()[0]
 
     cross_world.rotate()
@@ -98,8 +96,10 @@ def test_an_access_role_that_refuses_fails_cleanly_and_the_next_run_finishes(
 
     error = refused.value.error
     assert isinstance(error, AccountAccessError)
-    assert SES_ACCOUNT in error.cause and ACCESS_ROLE in error.cause
-    assert "-Access" in error.fix and "trust" in error.fix
+    assert SES_ACCOUNT in error.cause
+    assert ACCESS_ROLE in error.cause
+    assert "-Access" in error.fix
+    assert "trust" in error.fix
     assert accounts.access_keys_in(SES_ACCOUNT) == keys_before
     assert cross_world.current() == current_before
 
@@ -127,9 +127,7 @@ def test_an_installation_in_another_account_without_an_access_role_names_the_fix
     assert f"sesAccount {SES_ACCOUNT}" in error.fix
 
 
-def test_an_installation_naming_the_deployments_own_account_takes_todays_path(
-    world, monkeypatch
-):
+def test_an_installation_naming_the_deployments_own_account_takes_todays_path(world, monkeypatch):
     monkeypatch.setenv("DEPLOYMENT_ACCOUNT_ID", DEPLOYMENT_ACCOUNT)
     monkeypatch.delenv("SES_ACCESS_ROLE_ARN", raising=False)
     world.edit_current(ses_account=DEPLOYMENT_ACCOUNT)
