@@ -19,7 +19,7 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 
-from ses_smtp_rotator.functions.services import aws_clients
+from ses_smtp_rotator.functions.services import account_access, aws_clients
 from ses_smtp_rotator.local.role_trust import role_trust_checked
 from ses_smtp_rotator.local.smtp_server import moto_key_lookup
 
@@ -111,5 +111,6 @@ def _forget_clients() -> None:
     """The function's shared clients (and boto3's default session) are made with the
     credentials of their time."""
     boto3.DEFAULT_SESSION = None
+    account_access.new_invocation()
     aws_clients.client.cache_clear()
     aws_clients.single_attempt_client.cache_clear()
