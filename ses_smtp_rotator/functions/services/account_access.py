@@ -83,7 +83,7 @@ def foreign_account(
 ) -> str | None:
     """The account of the installation's IAM user when it is not the deployment's, else None."""
     own = environ.get(DEPLOYMENT_ACCOUNT_VARIABLE, "").strip()
-    if not secret.ses_account or secret.ses_account == (own or _own_account()):
+    if not secret.ses_account or secret.ses_account == own:
         return None
     return secret.ses_account
 
@@ -168,14 +168,3 @@ def _assume_call(role_arn: str, account: str) -> Iterator[None]:
             "policy denies sts:AssumeRole or the key actions, that the account is still in the "
             "organisation, and that ses_account names the right account.",
         ) from None
-
-
-def _own_account() -> str:
-    """The account this function runs in, asked once when DEPLOYMENT_ACCOUNT_ID is not set."""
-    if not _caller_account:
-        with aws_call("sts:GetCallerIdentity", "the function's own account"):
-            _caller_account.append(str(client("sts").get_caller_identity()["Account"]))
-    return _caller_account[0]
-
-
-_caller_account: list[str] = []
