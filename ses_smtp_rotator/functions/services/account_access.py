@@ -41,7 +41,7 @@ ACCESS_ROLE_VARIABLE = "SES_ACCESS_ROLE_ARN"
 ACCOUNT_PLACEHOLDER = "{account}"
 SESSION_PREFIX = "ses-smtp-rotator-"
 _SESSION_NAME_LIMIT = 64  # STS's RoleSessionName: 2 to 64 of [\w+=,.@-]
-_NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]")
+_NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]", re.ASCII)
 _REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "RegionDisabledException"})
 
 
