@@ -75,7 +75,12 @@ def user_access_keys(
     if account is None:
         return UserAccessKeys(secret.iam_user_name, iam=iam)
     clients = account_clients(account, installation_name(secret_id), environ)
-    return UserAccessKeys(secret.iam_user_name, iam=clients.iam, iam_once=clients.iam_once)
+    return UserAccessKeys(
+        secret.iam_user_name,
+        iam=clients.iam,
+        iam_once=clients.iam_once,
+        reached_as=f"in account {account} (as the access role of <stackName>-Access there)",
+    )
 
 
 def foreign_account(
