@@ -12,8 +12,9 @@ from cross_account_world import (
 from rotation_world import RotationWorld
 
 from ses_smtp_rotator.functions.errors import AccountAccessError
+from ses_smtp_rotator.functions.smtp_rotation import handler
 from ses_smtp_rotator.local.installation import provision_installation
-from ses_smtp_rotator.local.rotation_service import RotationStepError
+from ses_smtp_rotator.local.rotation_service import LambdaContextStub, RotationStepError
 
 
 @pytest.fixture
@@ -135,3 +136,18 @@ def test_an_installation_naming_the_deployments_own_account_takes_todays_path(wo
     world.rotate()
 
     assert world.converged()
+
+
+def test_a_rollback_reactivates_the_previous_key_in_that_account(make_cross_world, accounts):
+    cross_world = make_cross_world(adopt=False)
+    old_key = cross_world.kion_credential()[0]
+    cross_world.rotate()
+    new_key = cross_world.kion_credential()[0]
+
+    event = {"Action": "rollback", "SecretId": cross_world.secret_id}
+    report = handler.lambda_handler(event, LambdaContextStub())
+
+    assert report["outcome"] == "rolled-back", report
+    assert cross_world.key_statuses() == {old_key: "Active", new_key: "Inactive"}
+    assert cross_world.kion_credential()[0] == old_key
+    assert accounts.access_keys_in(DEPLOYMENT_ACCOUNT) == set()
