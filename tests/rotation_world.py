@@ -57,6 +57,7 @@ class RotationWorld:
     iam: Any = field(default_factory=lambda: boto3.client("iam"))
     secretsmanager: Any = field(default_factory=lambda: boto3.client("secretsmanager"))
     other_regions: SesSmtpRegions | None = None
+    account_id: str = DEFAULT_ACCOUNT_ID  # the account of the installation's IAM user
 
     @property
     def secret_id(self) -> str:
@@ -159,7 +160,7 @@ class RotationWorld:
 
     def backdate_keys(self, seconds: float = 86400) -> None:
         """Make the user's existing keys look created ``seconds`` ago (long propagated)."""
-        backend = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        backend = iam_backends[self.account_id]["aws"]
         for access_key_id in self.access_key_ids():
             key = backend.access_keys[access_key_id]
             key.create_date = key.create_date - timedelta(seconds=seconds)

@@ -75,6 +75,14 @@ def region_of_arn(arn: str) -> str | None:
     return parts[3] or None if arn.startswith("arn:") and len(parts) > 4 else None
 
 
+def user_elsewhere(ses_account: str, secret_arn: str) -> str | None:
+    """The account of an installation's IAM user when it is not the account of its secret (the
+    deployment's): only the deployment's functions reach it, through the access role."""
+    parts = secret_arn.split(":")
+    deployment = parts[4] if secret_arn.startswith("arn:") and len(parts) > 4 else ""
+    return ses_account if ses_account and ses_account != deployment else None
+
+
 def open_aws(secret_id: str, *, profile: str | None, region: str | None) -> AwsAccess:
     """A session for ``profile`` in ``region``; the region defaults to the secret ARN's, then to
     the usual AWS configuration (AWS_REGION, the profile's region)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ses_smtp_rotator.cli.aws_access import AwsAccess, SetupError, asking
+from ses_smtp_rotator.cli.aws_access import AwsAccess, SetupError, asking, user_elsewhere
 from ses_smtp_rotator.cli.secret_state import CURRENT, read_state, require_installation_secret
 from ses_smtp_rotator.functions.errors import RotationError
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
@@ -35,7 +35,13 @@ def dry_run(aws: AwsAccess, secret_id: str) -> str:
             f"progress). See: ses-smtp-rotator status {state.name}"
         )
         return "\n".join(lines)
-    keys = _user_keys(aws, secret.iam_user_name)
+    elsewhere = user_elsewhere(secret.ses_account, state.arn)
+    keys = (
+        f"the user is in account {elsewhere}, which the rotation function reaches through "
+        "its access role"
+        if elsewhere
+        else _user_keys(aws, secret.iam_user_name)
+    )
     if isinstance(keys, str):
         lines.append(f"  ? the IAM user's keys are not known here: {keys}")
     else:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, region_of_arn
+from ses_smtp_rotator.cli.aws_access import AwsAccess, asking, region_of_arn, user_elsewhere
 from ses_smtp_rotator.cli.pending_rotation import PendingRotation, assess_pending, give_up_advice
 from ses_smtp_rotator.cli.rotation_function import RotationFunction, describe_function
 from ses_smtp_rotator.cli.rotation_history import (
@@ -205,9 +205,19 @@ def gather(
         ).check(state.arn, now=now)
         _take_findings(status, health.to_document())
         _note_where_checked(status)
+    elsewhere = user_elsewhere(current.ses_account, state.arn)
+    if elsewhere and not watch:
+        status.checks["access_key"] = Check(
+            None,
+            f"the IAM user is in account {elsewhere}, which only the deployment's functions "
+            "reach (through the access role); not asked from here",
+            f"Run ses-smtp-rotator status {state.name} without --no-watch: the watch function "
+            "checks the keys there.",
+        )
     pending = _pending(aws, secretsmanager, state, status, function, now)
     _rollback(aws, state, status, function, now)
-    _list_keys(aws, current, status, pending)
+    if not elsewhere:  # the keys of a user in another account are the watch's to judge
+        _list_keys(aws, current, status, pending)
     return status
 
 

@@ -130,7 +130,9 @@ def owner_of_key(iam: Any, access_key_id: str) -> str:
                 f"IAM refused iam:GetAccessKeyLastUsed on {access_key_id}: these credentials "
                 "may not call it, or the key belongs to another account.",
                 "Run adopt with credentials of the account that owns Kion's SES key, allowed "
-                "iam:GetAccessKeyLastUsed (--profile), or pass --iam-user-name.",
+                "iam:GetAccessKeyLastUsed (--profile), or pass --iam-user-name; a user in "
+                "another account than the deployment's also needs that account as the "
+                "installation's sesAccount in cdk.json.",
             ) from None
         if _aws_code(error) != "NoSuchEntity":
             raise
@@ -139,8 +141,10 @@ def owner_of_key(iam: Any, access_key_id: str) -> str:
         raise OnboardingError(
             f"Kion's SMTP username {access_key_id} is an access key of no IAM user in the "
             "account these credentials reach.",
-            "Run adopt with credentials of the account that owns Kion's SES key (--profile), "
-            "or check that Kion's SMTP username is the key's access key id.",
+            "Run adopt with credentials of the account that owns Kion's SES key (--profile; "
+            "a user in another account than the deployment's also needs that account as the "
+            "installation's sesAccount in cdk.json), or check that Kion's SMTP username is the "
+            "key's access key id.",
         )
     return str(user_name)
 

@@ -35,6 +35,7 @@ from ..local.moto_rotation import MotoRotateSecretHook
 from ..local.smtp_server import SesSmtpServer, moto_key_lookup
 from ..local.tls import LoopbackCertificates
 from .kion_side import KionSide, RemoteKion, StandInKion
+from .ses_account import SesAccount
 
 REGION = "us-east-1"
 FUNCTION_NAME = "ses-smtp-rotator-demo"
@@ -106,9 +107,11 @@ class DemoEnvironment:
         installation_name: str = "kion",
         with_watch: bool = False,
         register_functions: bool = True,
+        ses_account: str | None = None,
     ) -> None:
         """``register_functions``: make the functions known to Lambda as the stack does (their
-        timeout, log group and watch), so ``status`` reads their configuration."""
+        timeout, log group and watch), so ``status`` reads their configuration. ``ses_account``:
+        the installation's IAM user lives in that account, reached through the access role."""
         self.propagation_delay = propagation_delay
         self.remote_kion = remote_kion
         self.function_environment = {**FUNCTION_ENVIRONMENT, **(function_environment or {})}
@@ -116,6 +119,9 @@ class DemoEnvironment:
         self.installation_name = installation_name
         self.with_watch = with_watch
         self.register_functions = register_functions
+        self.ses_account = ses_account
+        self.ses: SesAccount | None = None
+        self._role_settings: dict[str, dict[str, str]] = {}
         self.watch: LambdaRuntime | None = None
         self.renewal: LambdaRuntime | None = None
         self.renewal_hook: MotoRotateSecretHook | None = None
@@ -184,6 +190,9 @@ class DemoEnvironment:
         if self.smtp is not None:
             self.smtp.stop()
             self.smtp = None
+        if self.ses is not None:
+            self.ses.close()
+            self.ses = None
         if self.moto is not None:
             self._reset_moto()
             self.moto.stop()
@@ -224,6 +233,15 @@ class DemoEnvironment:
         )
 
     @property
+    def user_account(self) -> str:
+        """The account of the installation's IAM user."""
+        return self.ses_account or DEFAULT_ACCOUNT_ID
+
+    def user_iam(self) -> Any:
+        """An IAM client acting in the account of the installation's IAM user."""
+        return self.ses.iam if self.ses else self.client("iam")
+
+    @property
     def ports(self) -> list[int]:
         """The loopback ports the demo's servers listen on."""
         ports = [int(self.endpoint_url.rsplit(":", 1)[-1])] if self.endpoint_url else []
@@ -241,9 +259,16 @@ class DemoEnvironment:
         host, port = self.moto.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         narrate(f"AWS (moto server)             {self.endpoint_url}")
+        if self.ses_account:
+            self.ses = SesAccount(self.ses_account, self.endpoint_url, REGION)
+            self._role_settings = self.ses.deploy_access_role((FUNCTION_NAME, WATCH_NAME))
+            narrate(
+                f"SES account {self.ses_account}: the IAM user's, with the access role the "
+                "functions assume"
+            )
 
         self.smtp = SesSmtpServer(
-            moto_key_lookup(DEFAULT_ACCOUNT_ID),
+            moto_key_lookup(self.ses_account or DEFAULT_ACCOUNT_ID),
             region=REGION,
             propagation_delay=self.propagation_delay,
             certificates=self.certificates,
@@ -271,6 +296,7 @@ class DemoEnvironment:
             environment={
                 **self.function_environment,
                 **self.aws_environment(),
+                **self._role_settings.get(FUNCTION_NAME, {}),
             },
             on_output=writer.write,
         ).launch()  # the functions' cold starts run side by side; waited for below
@@ -313,6 +339,7 @@ class DemoEnvironment:
                 "ROTATION_FUNCTION_TIMEOUT_SECONDS": "900",
                 "ROTATION_MAX_AGE_DAYS": "37",
                 "ALERT_TOPIC_ARN": self.alert_topic_arn,
+                **self._role_settings.get(WATCH_NAME, {}),
             },
             on_output=MotoLogGroupWriter(f"/aws/lambda/{WATCH_NAME}", region=REGION).write,
         ).launch()
@@ -329,7 +356,8 @@ class DemoEnvironment:
         assert self.kion is not None
         assert self.smtp is not None
         name = self.installation_name
-        iam, secretsmanager = self.client("iam"), self.client("secretsmanager")
+        iam = self.user_iam()
+        secretsmanager = self.client("secretsmanager")
         user_name = f"{name}-ses-smtp"
         iam.create_user(UserName=user_name, Path="/ses-smtp-rotator/")
         iam.put_user_policy(UserName=user_name, PolicyName="send", PolicyDocument=SEND_POLICY)
@@ -366,6 +394,8 @@ class DemoEnvironment:
         }
         if self.kion.ca_pem:
             settings["kion_ca_bundle"] = self.kion.ca_pem
+        if self.ses_account:
+            settings["ses_account"] = self.ses_account
         secret_name = f"{name}/ses-smtp-credential"
         secret = secretsmanager.create_secret(
             Name=secret_name,

@@ -44,6 +44,7 @@ from ..cli.installation_status import gather
 from ..cli.secret_state import read_state
 from .environment import REGION, WATCH_NAME, DemoEnvironment, RemoteKion
 from .onboarding import show_onboarding
+from .other_account import rotate_in_another_account
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -140,6 +141,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         story.heading("Onboarding: adopt and check, before the first rotation")
         onboarded = show_onboarding(environment, story.item, story.check)
         held = _rotate_and_prove(environment, args.rotations, story) and onboarded
+        if held and not args.keep_running:
+            environment.stop()
+            story.heading("Another account: an installation whose SES user is elsewhere")
+            held = rotate_in_another_account(args.propagation_delay, story.item, story.check)
         took = time.monotonic() - began
         if held and args.keep_running:
             _serve(environment, story)

@@ -54,6 +54,11 @@ class AwsPermissionError(RotationError):
     """An AWS call was refused (AccessDenied) or failed in a way the role or setup must fix."""
 
 
+class AccountAccessError(AwsPermissionError):
+    """The installation's IAM user is in another account, and the function cannot act there:
+    the access role is not set, not deployed, or does not trust the function."""
+
+
 class AwsConnectionError(RotationError):
     """An AWS API could not be reached, did not answer in time, or failed on its side (5xx,
     throttling)."""

@@ -7,6 +7,7 @@ with the field and the fix named.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,12 +19,13 @@ IMPLICIT_TLS_PORTS = frozenset({465, 2465})
 DEFAULT_SMTP_PORT = 587
 # Written by the rotation into each new version: the access key that version's credential replaced.
 REPLACES_FIELD = "replaces_access_key_id"
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 REQUIRED_SETTINGS = ("ses_region", "iam_user_name", "kion_url", "kion_api_key_secret_id")
 SCHEMA_HINT = (
     "Store a JSON object with the string fields username, password, ses_region, iam_user_name, "
     "kion_url and kion_api_key_secret_id (optional: smtp_host, smtp_port, smtp_tls, "
-    "kion_ca_bundle, smtp_ca_bundle, send_path_check, iam_user_dedicated); see the docs' page "
-    "The secrets."
+    "kion_ca_bundle, smtp_ca_bundle, send_path_check, iam_user_dedicated, ses_account); see "
+    "the docs' page The secrets."
 )
 
 
@@ -45,6 +47,8 @@ class InstallationSecret:
     fields: dict[str, Any]
     send_path_check: bool = True
     iam_user_dedicated: bool = False
+    ses_account: str = ""
+    """The 12-digit account of the IAM user ('' when it is the deployment's own account)."""
 
     @property
     def access_key_id(self) -> str:
@@ -98,6 +102,7 @@ class InstallationSecret:
             fields=fields,
             send_path_check=_optional_bool(fields, "send_path_check", default=True),
             iam_user_dedicated=_optional_bool(fields, "iam_user_dedicated", default=False),
+            ses_account=_optional_account(fields, "ses_account"),
         )
 
     @property
@@ -144,6 +149,19 @@ def _optional_bool(fields: dict[str, Any], name: str, *, default: bool) -> bool:
             f"({str(default).lower()}).",
         )
     return value
+
+
+def _optional_account(fields: dict[str, Any], name: str) -> str:
+    account = (_optional_text(fields, name) or "").strip()
+    if account and not ACCOUNT_ID.match(account):
+        raise InvalidSecretError(
+            name,
+            f"must be a 12-digit AWS account id, not '{account}'",
+            f"Set '{name}' to the account that holds the IAM user (12 digits, as a string, "
+            'for example "123456789012"), or remove it when the user is in the deployment\'s '
+            "own account.",
+        )
+    return account
 
 
 def _optional_pem(fields: dict[str, Any], name: str) -> str | None:

@@ -41,6 +41,7 @@ def provision_installation(
     iam_user_dedicated: bool = True,
     iam: Any | None = None,
     secretsmanager: Any | None = None,
+    ses_account: str = "",
 ) -> LocalInstallation:
     """Create the IAM user, both secrets and Kion's hand-made key.
 
@@ -50,7 +51,8 @@ def provision_installation(
     With ``adopt`` the installation secret's credential is empty (a fresh deployment); without it
     the secret already holds the key Kion uses, as after an earlier rotation. The stack creates
     the IAM user for the installation alone (``iam_user_dedicated``); pass False for an imported
-    user.
+    user. With ``ses_account`` the secret names the account of the user (which ``iam`` must
+    act in), as for an installation whose SES identity is in another account than the stack's.
     """
     iam = iam or boto3.client("iam")
     secretsmanager = secretsmanager or boto3.client("secretsmanager")
@@ -84,6 +86,8 @@ def provision_installation(
         "smtp_ca_bundle": smtp.ca_pem,
         "iam_user_dedicated": iam_user_dedicated,
     }
+    if ses_account:
+        settings["ses_account"] = ses_account
     installation_secret = secretsmanager.create_secret(
         Name=f"{name}/ses-smtp-credential", SecretString=json.dumps(settings)
     )

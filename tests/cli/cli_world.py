@@ -66,11 +66,11 @@ def settle(demo: DemoEnvironment) -> None:
             )
     # The operator waits past the function's timeout before rotating again: createSecret leaves
     # a key younger than that alone (it may belong to a step still running).
-    for backend in iam_backends[DEFAULT_ACCOUNT_ID].values():
+    for backend in iam_backends[demo.user_account].values():
         for key in backend.access_keys.values():
             key.create_date -= timedelta(hours=1)
     # ... and past the rollback window: the watch has deleted the keys earlier rotations retired.
-    iam = demo.client("iam")
+    iam = demo.user_iam()
     user = installation(demo).iam_user_name
     tags = secretsmanager.describe_secret(SecretId=secret_arn).get("Tags", [])
     records = [tag["Key"] for tag in tags if tag["Key"].startswith(RETIRED_TAG_PREFIX)]
@@ -116,7 +116,7 @@ def secret_values(demo: DemoEnvironment) -> set[str]:
         password = json.loads(value["SecretString"]).get("password")
         if password:
             found.add(password)
-    for backend in iam_backends[DEFAULT_ACCOUNT_ID].values():
+    for backend in iam_backends[demo.user_account].values():
         for key in backend.access_keys.values():
             found.add(key.secret_access_key)
     return found

@@ -122,6 +122,10 @@ def test_two_rotations_are_proven_and_every_server_stops():
     assert "✓ status is clean again" in output
     assert "✗ Kion's SMTP host" in output[mistake_at:fixed_at]
     assert "✗" not in output[:mistake_at] + output[fixed_at:]
+    # Last, one rotation of an installation whose IAM user is in a second account.
+    assert re.search(
+        r"✓ Kion sends with \S+, made in account 210987654321 .*; no IAM user in the", output
+    )
     assert "✓ 3 rotation(s), a rollback and a Kion API key renewal proven" in output
     # What the demo shortens to start fast, it says.
     assert (

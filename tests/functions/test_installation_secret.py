@@ -127,6 +127,9 @@ def test_each_missing_setting_is_named(field):
         ({"username": 7}, "username", "must be a string"),
         ({"kion_ca_bundle": "not a pem"}, "kion_ca_bundle", "PEM"),
         ({"smtp_ca_bundle": "not a pem"}, "smtp_ca_bundle", "PEM"),
+        ({"ses_account": "12345678901"}, "ses_account", "12-digit AWS account id"),
+        ({"ses_account": "arn:aws:iam::123456789012:root"}, "ses_account", "12-digit"),
+        ({"ses_account": 123456789012}, "ses_account", "must be a string"),
     ],
 )
 def test_bad_values_name_the_field_and_the_fix(changes, field, words):
@@ -135,6 +138,11 @@ def test_bad_values_name_the_field_and_the_fix(changes, field, words):
     assert raised.value.field == field
     assert words in str(raised.value)
     assert raised.value.fix
+
+
+def test_the_account_of_the_user_is_optional():
+    assert parse().ses_account == ""
+    assert parse(ses_account=" 123456789012 ").ses_account == "123456789012"
 
 
 def test_no_secret_value_in_validation_errors():

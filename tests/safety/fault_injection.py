@@ -3,8 +3,10 @@
 The rotation talks to four systems, and every call it makes passes one of these seams, none of
 which is the rotation's own code:
 
-- AWS (IAM, Secrets Manager, including the Kion API key read through Powertools' SecretsProvider):
-  botocore's ``before-call`` and ``after-call`` events on the function's cached clients;
+- AWS (IAM, Secrets Manager, including the Kion API key read through Powertools' SecretsProvider,
+  and STS): botocore's ``before-call`` and ``after-call`` events on the function's cached clients
+  and on the IAM clients it makes for an installation in another account (hooked as
+  ``account_access.account_clients`` hands them out; their AssumeRole is the STS client's);
 - Kion: ``urllib3.PoolManager.urlopen`` (one logical request, retries included);
 - SES SMTP: ``smtplib.SMTP.connect`` (TCP and greeting), ``smtplib.SMTP.auth`` (AUTH) and
   ``smtplib.SMTP.sendmail`` (the send-path check's message).
@@ -30,6 +32,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,11 +41,12 @@ import urllib3
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from urllib3.exceptions import MaxRetryError, ProtocolError
 
+from ses_smtp_rotator.functions.services import account_access
 from ses_smtp_rotator.functions.services import aws_clients as aws
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
 
-AWS_SERVICES = ("iam", "secretsmanager")
+AWS_SERVICES = ("iam", "secretsmanager", "sts")
 
 # Fault kinds. "Before" kinds fail the call before it takes effect; "after" kinds let it take
 # effect and then lose the reply or kill the function.
@@ -50,6 +54,11 @@ KILLED_BEFORE = "killed-before"
 KILLED_AFTER = "killed-after"
 LOST = "reply-lost"
 AWS_ERRORS = ("access-denied", "unreachable", "http-500")
+THROTTLED = "throttled"
+# AssumeRole answers credentials that expire within botocore's mandatory refresh window: the
+# function's next request in the other account must assume the role again.
+EXPIRES_SOON = "expires-soon"
+STS_FAULTS = (*AWS_ERRORS, THROTTLED, EXPIRES_SOON)
 KION_ERRORS = ("refused", "http-500")
 SMTP_CONNECT_ERRORS = ("refused", "silent")
 SMTP_AUTH_ERRORS = ("smtp-535",)
@@ -70,6 +79,7 @@ def fault_kinds(call: str, seen: str | None = None) -> tuple[str, ...]:
     errors = {
         "iam": AWS_ERRORS,
         "secretsmanager": AWS_ERRORS,
+        "sts": STS_FAULTS,
         "kion": KION_ERRORS,
         "smtp": {"smtp.auth": SMTP_AUTH_ERRORS, "smtp.send": SMTP_SEND_ERRORS}.get(
             call, SMTP_CONNECT_ERRORS
@@ -227,8 +237,9 @@ class FaultInjector:
             aws.single_attempt_client("iam")
         ]
         for client in clients:
-            client.meta.events.register("before-call", self._before_aws, unique_id="faults-b")
-            client.meta.events.register("after-call", self._after_aws, unique_id="faults-a")
+            self._hook(client)
+        account_clients = account_access.account_clients
+        account_access.account_clients = self._wrap_account_clients(account_clients)
         urllib3.PoolManager.urlopen = self._wrap_kion(originals[urllib3.PoolManager, "urlopen"])
         smtplib.SMTP.connect = self._wrap_connect(originals[smtplib.SMTP, "connect"])
         smtplib.SMTP.auth = self._wrap_auth(originals[smtplib.SMTP, "auth"])
@@ -238,16 +249,30 @@ class FaultInjector:
         finally:
             for (owner, name), original in originals.items():
                 setattr(owner, name, original)
+            account_access.account_clients = account_clients
             for client in clients:
                 client.meta.events.unregister("before-call", unique_id="faults-b")
                 client.meta.events.unregister("after-call", unique_id="faults-a")
 
     # -- AWS --------------------------------------------------------------------------------
 
+    def _hook(self, client: Any) -> None:
+        client.meta.events.register("before-call", self._before_aws, unique_id="faults-b")
+        client.meta.events.register("after-call", self._after_aws, unique_id="faults-a")
+
+    def _wrap_account_clients(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def account_clients(*args: Any, **kwargs: Any) -> Any:
+            made = original(*args, **kwargs)
+            self._hook(made.iam)
+            self._hook(made.iam_once)
+            return made
+
+        return account_clients
+
     def _before_aws(self, model: Any, params: dict[str, Any], context: dict, **_: Any) -> None:
         call = f"{_service(model)}.{model.name}"
         site, kind = self._enter(call, str(params.get("body", "")))
-        if kind is not None and kind not in AFTER_KINDS:
+        if kind is not None and kind not in (*AFTER_KINDS, EXPIRES_SOON):
             error = _aws_error(kind, call)
             self._saw(site, _aws_outcome(error))
             raise error
@@ -267,6 +292,8 @@ class FaultInjector:
         if kind == KILLED_AFTER:
             self._saw(site, "LambdaKilled", kind)
             raise LambdaKilled("killed after the AWS call took effect")
+        if kind == EXPIRES_SOON and "Credentials" in parsed:
+            parsed["Credentials"]["Expiration"] = datetime.now(UTC) + timedelta(minutes=5)
         self._saw(site, parsed.get("Error", {}).get("Code") or "ok")
 
     # -- Kion -------------------------------------------------------------------------------
@@ -397,8 +424,10 @@ def _aws_error(kind: str, call: str) -> Exception:
     if kind == "unreachable":
         return EndpointConnectionError(endpoint_url=f"https://{service}.invalid (injected)")
     if kind == "access-denied":  # each service's own code for it
-        code = "AccessDenied" if service == "iam" else "AccessDeniedException"
+        code = "AccessDenied" if service in ("iam", "sts") else "AccessDeniedException"
         status = 403
+    elif kind == THROTTLED:
+        code, status = "Throttling", 400
     else:
         code, status = "InternalFailure", 500
     return ClientError(

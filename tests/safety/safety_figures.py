@@ -37,6 +37,10 @@ KION_KEY_DELETED_HELD = "kion_key_deleted_held"  # Kion keys deleted while a ver
 KION_KEY_OTHER_DEPLOYMENT_DELETED = "kion_key_other_deployment_deleted"
 ROLLBACK_SCENARIO = "rollback_scenario"  # 1 per fault scenario of the rollback
 ROLLBACK_UNWORKING = "rollback_unworking"  # 1 when a rollback left Kion on a refused credential
+CROSS_ACCOUNT_SCENARIO = "cross_account_scenario"  # 1 per fault scenario at AssumeRole
+CROSS_ACCOUNT_CONVERGED = "cross_account_converged"  # 1 when that scenario converged
+# IAM keys created, changed or deleted in an account that is not the installation's
+KEYS_TOUCHED_ELSEWHERE = "keys_touched_elsewhere"
 WATCH_AT_SCALE = "watch_at_scale"  # the line of one simulated watch over N installations
 
 
@@ -111,6 +115,9 @@ class SafetyFigures:
             f"{totals[KION_KEY_UNWORKING]}, Kion keys deleted while held "
             f"{totals[KION_KEY_DELETED_HELD]}",
             f"Kion keys of another deployment deleted {totals[KION_KEY_OTHER_DEPLOYMENT_DELETED]}",
+            f"Installations in another account: cross-account fault scenarios run "
+            f"{totals[CROSS_ACCOUNT_SCENARIO]}, converged {totals[CROSS_ACCOUNT_CONVERGED]}, "
+            f"keys touched in an account not the installation's {totals[KEYS_TOUCHED_ELSEWHERE]}",
             # "watch at N installations: ...", by N
             *sorted(self.watch_at_scale, key=lambda line: int(line.split()[2])),
         ]

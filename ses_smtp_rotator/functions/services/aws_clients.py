@@ -17,11 +17,12 @@ from ses_smtp_rotator.functions.errors import AwsConnectionError, AwsPermissionE
 
 AWS_CONNECT_TIMEOUT = 5.0
 AWS_READ_TIMEOUT = 20.0
-_CLIENT_CONFIG = Config(
+CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
     connect_timeout=AWS_CONNECT_TIMEOUT,
     read_timeout=AWS_READ_TIMEOUT,
 )
+SINGLE_ATTEMPT_CONFIG = CLIENT_CONFIG.merge(Config(retries={"max_attempts": 1}))
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 _THROTTLED = frozenset(
     {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
@@ -31,14 +32,14 @@ _THROTTLED = frozenset(
 @cache
 def client(service: str) -> Any:
     """A boto3 client for ``service``, made once per process and reused across invocations."""
-    return boto3.client(service, config=_CLIENT_CONFIG)
+    return boto3.client(service, config=CLIENT_CONFIG)
 
 
 @cache
 def single_attempt_client(service: str) -> Any:
     """A client that sends each request once: for calls that must not be resent when a reply is
     lost (a resent CreateAccessKey makes a second key)."""
-    return boto3.client(service, config=_CLIENT_CONFIG.merge(Config(retries={"max_attempts": 1})))
+    return boto3.client(service, config=SINGLE_ATTEMPT_CONFIG)
 
 
 def error_code(error: ClientError) -> str:

@@ -59,11 +59,20 @@ class NewAccessKey:
 class UserAccessKeys:
     """Lists, creates, deactivates, reactivates and deletes the access keys of one IAM user."""
 
-    def __init__(self, user_name: str, iam: Any | None = None, iam_once: Any | None = None) -> None:
+    def __init__(
+        self,
+        user_name: str,
+        iam: Any | None = None,
+        iam_once: Any | None = None,
+        *,
+        reached_as: str = "",
+    ) -> None:
+        """``reached_as``: how the user's account is reached, when it is not the function's own
+        (named in errors, so that a refusal points at the right role)."""
         self.user_name = user_name
         self._client = iam or client("iam")
         self._client_once = iam_once or (iam if iam is not None else single_attempt_client("iam"))
-        self._resource = f"IAM user {user_name}"
+        self._resource = f"IAM user {user_name}" + (f" {reached_as}" if reached_as else "")
 
     def list(self) -> list[AccessKey]:
         with aws_call("iam:ListAccessKeys", self._resource), self._user_must_exist():

@@ -20,6 +20,7 @@ from ses_smtp_rotator.functions.rotation_protocol import (
     RotationSteps,
     run_step,
 )
+from ses_smtp_rotator.functions.services import account_access
 from ses_smtp_rotator.functions.services.secrets_store import (
     InstallationSecrets,
     KionApiKeys,
@@ -131,6 +132,7 @@ def protocol_steps(rotation: Rotation) -> RotationSteps[InstallationSecret]:
 
 def _rotation(event: RotationEvent, time_left_ms: Callable[[], int] | None) -> Rotation:
     config = RotationConfig.from_environment()
+    account_access.new_invocation()
     return Rotation(
         InstallationSecrets(event.secret_id),
         event.token,

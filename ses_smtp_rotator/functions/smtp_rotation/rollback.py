@@ -368,7 +368,7 @@ class Rollback:
         )
 
     def _keys(self, secret: InstallationSecret) -> UserAccessKeys:
-        return UserAccessKeys(secret.iam_user_name)
+        return self.rotation.user_keys(secret)
 
 
 def _refuse_if_rotating(stages: dict[str, list[str]]) -> None:

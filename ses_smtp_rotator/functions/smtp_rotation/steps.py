@@ -28,6 +28,7 @@ from ses_smtp_rotator.functions.retired_keys import (
     ended_windows,
     retired_keys,
 )
+from ses_smtp_rotator.functions.services.account_access import user_access_keys
 from ses_smtp_rotator.functions.services.iam_keys import KeyLimitReachedError, UserAccessKeys
 from ses_smtp_rotator.functions.services.kion_settings import KionClient, KionSmtpSettings
 from ses_smtp_rotator.functions.services.secrets_store import (
@@ -59,6 +60,7 @@ SETTINGS = (
     "smtp_ca_bundle",
     "send_path_check",
     "iam_user_dedicated",
+    "ses_account",
 )
 
 
@@ -164,7 +166,7 @@ class Rotation:
         retired = made_here or finished.replaces
         if not retired or retired == finished.access_key_id:
             return
-        keys = UserAccessKeys(finished.iam_user_name).list()
+        keys = self.user_keys(finished).list()
         key = next((key for key in keys if key.access_key_id == retired), None)
         if key is None:
             return
@@ -176,7 +178,7 @@ class Rotation:
             self._announce_success(finished, retired_now)  # the first attempt stopped short of it
 
     def _new_credential(self, current: InstallationSecret) -> tuple[str, str]:
-        keys = UserAccessKeys(current.iam_user_name)
+        keys = self.user_keys(current)
         self.budget.before(Effect.KEY_CREATE)
         try:
             return _smtp_credential_of_new_key(keys, current.ses_region)
@@ -410,11 +412,15 @@ class Rotation:
     def _retirement(self, secret: InstallationSecret) -> KeyRetirement:
         return KeyRetirement(
             self.secrets,
-            UserAccessKeys(secret.iam_user_name),
+            self.user_keys(secret),
             grace=timedelta(days=self.config.previous_key_grace_days),
             dedicated_user=secret.iam_user_dedicated,
             now=self.now,
         )
+
+    def user_keys(self, secret: InstallationSecret) -> UserAccessKeys:
+        """The installation's IAM user's keys, in the account that holds the user."""
+        return user_access_keys(secret, self.secrets.secret_id)
 
     def _kion_username(self, secret: InstallationSecret) -> str:
         return self._kion(secret).smtp_settings().username

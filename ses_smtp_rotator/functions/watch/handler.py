@@ -21,6 +21,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ses_smtp_rotator.functions.config import RotationConfig
+from ses_smtp_rotator.functions.services import account_access
 from ses_smtp_rotator.functions.telemetry import logger, metrics
 from ses_smtp_rotator.functions.watch.daily_watch import Watch, WatchConfig
 from ses_smtp_rotator.functions.watch.health import HealthCheck
@@ -30,6 +31,7 @@ from ses_smtp_rotator.functions.watch.health import HealthCheck
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = _config()
+    account_access.new_invocation()
     health_check = HealthCheck(config.limits, RotationConfig.from_environment())
     installation = event.get("installation") if isinstance(event, dict) else None
     if isinstance(installation, str) and installation.strip():

@@ -28,8 +28,8 @@ from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.kion_key_renewal.key_life import KeyLife, stored_key_life
 from ses_smtp_rotator.functions.quiet_period import is_quiet
 from ses_smtp_rotator.functions.retired_keys import retired_keys
+from ses_smtp_rotator.functions.services.account_access import user_access_keys
 from ses_smtp_rotator.functions.services.aws_clients import aws_call, client
-from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
 from ses_smtp_rotator.functions.services.kion_settings import KionClient, KionSmtpSettings
 from ses_smtp_rotator.functions.services.secrets_store import CURRENT, PENDING, KionApiKeys
 from ses_smtp_rotator.functions.services.ses_hosts import kion_endpoint_verdict
@@ -417,7 +417,7 @@ class HealthCheck:
             health.checks["access_key"] = Finding(True, "no credential yet to look up")
             return
         try:
-            keys = UserAccessKeys(current.iam_user_name, iam=self.iam).list()
+            keys = user_access_keys(current, health.secret_id, self.iam).list()
         except (AwsPermissionError, AwsConnectionError) as error:
             health.checks["access_key"] = Finding(
                 None, f"could not list the IAM user's keys: {error.cause}", error.fix
@@ -457,7 +457,7 @@ class HealthCheck:
         this product's own logins would count alike, so nothing is judged by it."""
         tags = {tag["Key"]: tag.get("Value", "") for tag in described.get("Tags", [])}
         records = retired_keys(tags)
-        keys = UserAccessKeys(current.iam_user_name, iam=self.iam)
+        keys = user_access_keys(current, health.secret_id, self.iam)
         if current.username:
             try:
                 health.current_key_last_used = keys.last_used(current.username).describe()

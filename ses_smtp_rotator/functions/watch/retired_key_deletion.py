@@ -10,7 +10,7 @@ from typing import Any
 from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.retired_keys import KeyRetirement
-from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
+from ses_smtp_rotator.functions.services.account_access import user_access_keys
 from ses_smtp_rotator.functions.services.kion_settings import KionClient
 from ses_smtp_rotator.functions.services.secrets_store import InstallationSecrets, KionApiKeys
 from ses_smtp_rotator.functions.telemetry import logger
@@ -29,7 +29,7 @@ def delete_retired_keys(
     current = secrets.current().secret
     retirement = KeyRetirement(
         secrets,
-        UserAccessKeys(current.iam_user_name, iam=iam),
+        user_access_keys(current, secret_id, iam),
         grace=timedelta(days=config.previous_key_grace_days),
         dedicated_user=current.iam_user_dedicated,
         now=lambda: now,
