@@ -20,6 +20,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 
 from ses_smtp_rotator.functions.services import account_access, aws_clients
+from ses_smtp_rotator.functions.smtp_rotation import handler
 from ses_smtp_rotator.local.role_trust import role_trust_checked
 from ses_smtp_rotator.local.smtp_server import moto_key_lookup
 
@@ -108,9 +109,10 @@ def two_accounts(monkeypatch: pytest.MonkeyPatch, smtp: Any, *, role: bool = Tru
 
 
 def _forget_clients() -> None:
-    """The function's shared clients (and boto3's default session) are made with the
-    credentials of their time."""
+    """The function's shared clients (and boto3's default session, and the warm Kion API key
+    reader) are made with the credentials of their time."""
     boto3.DEFAULT_SESSION = None
     account_access.new_invocation()
     aws_clients.client.cache_clear()
     aws_clients.single_attempt_client.cache_clear()
+    handler._kion_api_keys.cache_clear()  # its reader holds the secretsmanager client too

@@ -128,7 +128,7 @@ class RotationWorld:
         return secretsmanager_backends[DEFAULT_ACCOUNT_ID][region].secrets[self.secret_id]
 
     def _stored_keys(self) -> list[Any]:
-        backend = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        backend = iam_backends[self.account_id]["aws"]
         return backend.list_access_keys(self.installation.iam_user_name)
 
     def access_key_ids(self) -> set[str]:

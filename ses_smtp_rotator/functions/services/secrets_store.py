@@ -240,6 +240,9 @@ class KionApiKeys:
 
     def __init__(self, cache_seconds: int, secretsmanager: Any | None = None) -> None:
         self._provider = _provider_for(secretsmanager or client("secretsmanager"))
+        # A new reader starts with nothing cached: the provider it shares with earlier readers
+        # of the same client forgets what they read.
+        self._provider.clear_cache()
         self._cache_seconds = cache_seconds
 
     def api_key(self, secret_id: str, *, fresh: bool = False) -> str:

@@ -50,3 +50,12 @@ def test_a_reader_without_a_cache_reads_the_key_again_each_time(secretsmanager: 
     assert cached.api_key("kion/kion-api-key") == "first"
     assert uncached.api_key("kion/kion-api-key") == "renewed"
     assert cached.api_key("kion/kion-api-key", fresh=True) == "renewed"
+
+
+def test_a_new_reader_reads_again_what_an_earlier_one_cached(secretsmanager: Any) -> None:
+    secretsmanager.create_secret(Name="kion/kion-api-key", SecretString="first")
+    assert KionApiKeys(60, secretsmanager).api_key("kion/kion-api-key") == "first"
+
+    secretsmanager.put_secret_value(SecretId="kion/kion-api-key", SecretString="renewed")
+
+    assert KionApiKeys(60, secretsmanager).api_key("kion/kion-api-key") == "renewed"

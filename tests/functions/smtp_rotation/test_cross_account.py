@@ -27,7 +27,9 @@ def accounts(aws, monkeypatch, smtp):
 def make_cross_world(accounts, kion, smtp, rotation_service):
     def make(*, adopt: bool = True) -> RotationWorld:
         installation = provision_installation(kion, smtp, adopt=adopt, iam=accounts.ses_iam)
-        world = RotationWorld(installation, kion, smtp, rotation_service, iam=accounts.ses_iam)
+        world = RotationWorld(
+            installation, kion, smtp, rotation_service, iam=accounts.ses_iam, account_id=SES_ACCOUNT
+        )
         world.edit_current(ses_account=SES_ACCOUNT)
         return world
 
