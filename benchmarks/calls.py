@@ -6,7 +6,7 @@ sentence of the docstring of the innermost one that is not a service client (``s
 place where the product says why it asks. A call recorded twice with the same target in one step
 is marked as a second read, with both paths.
 
-AWS calls are botocore's ``before-call`` events; Kion requests and SMTP logins are recorded in
+AWS calls are botocore's ``before-parameter-build`` events; Kion requests and SMTP logins are recorded in
 urllib3 and smtplib, in the thread that makes them (one per request sent, one per AUTH, one per
 message), so retries count as the calls they are.
 """
@@ -57,7 +57,7 @@ class CallLedger:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def aws(self, event_name: str, params: dict[str, Any] | None = None, **_: Any) -> None:
-        """botocore's before-call event."""
+        """botocore's before-parameter-build event: once per API call, with its parameters."""
         _, service, operation = event_name.split(".", 2)
         self._add("AWS", f"{service}.{operation}", _aws_target(params or {}))
 
@@ -70,7 +70,7 @@ class CallLedger:
     def recording(self, session: Any) -> Iterator[CallLedger]:
         """Record the AWS calls of ``session`` and every Kion request and SMTP login meanwhile."""
         ledger = self
-        session.events.register("before-call", self.aws)
+        session.events.register("before-parameter-build", self.aws)
         make_request, auth, sendmail = (
             HTTPConnectionPool._make_request,
             smtplib.SMTP.auth,
@@ -99,7 +99,7 @@ class CallLedger:
             HTTPConnectionPool._make_request = make_request  # type: ignore[method-assign]
             smtplib.SMTP.auth = auth  # type: ignore[method-assign]
             smtplib.SMTP.sendmail = sendmail  # type: ignore[method-assign]
-            session.events.unregister("before-call", self.aws)
+            session.events.unregister("before-parameter-build", self.aws)
 
     def since(self, mark: int) -> list[Call]:
         with self._lock:

@@ -103,10 +103,10 @@ class LoopbackWorld:
             secretsmanager=session.client("secretsmanager"),
         )
         with self.function_output():  # the function's log lines go nowhere while it loads
-            from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
             from ses_smtp_rotator.functions.kion_key_renewal.handler import (
                 lambda_handler as renewal_handler,
             )
+            from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
         self.service = LocalRotationService(
             in_process_function(lambda_handler), region=REGION, on_step=self._on_step
         )
@@ -202,6 +202,23 @@ class LoopbackWorld:
             smtp_propagation_refusals=sum(attempt.outcome == "propagating" for attempt in attempts),
         )
 
+    @property
+    def iam_user_name(self) -> str:
+        assert self.installation is not None
+        return self.installation.iam_user_name
+
+    def quiet_iam(self) -> Any:
+        """An IAM client whose calls are not counted."""
+        return boto3.Session().client("iam")
+
+    def kion_credential_accepted(self) -> bool:
+        """Whether SES accepts, at one more login, the credential Kion is configured with."""
+        username = self.kion.app_config["smtp_username"]
+        password = self.kion.app_config["smtp_password"]
+        return self.smtp.check_credential(username, password) == "accepted" and _login(
+            self.smtp, username, password
+        )
+
     def pass_rollback_window(self) -> None:
         """Delete the retired keys as the daily watch does once their window has passed."""
         from ses_smtp_rotator.functions.watch.retired_key_deletion import delete_retired_keys
@@ -223,3 +240,9 @@ class LoopbackWorld:
         from ses_smtp_rotator.functions.smtp_rotation import handler
 
         handler._kion_api_keys.cache_clear()
+
+
+def _login(smtp: SesSmtpServer, username: str, password: str) -> bool:
+    from ses_smtp_rotator.functions.services.ses_smtp import SmtpEndpoint, try_login
+
+    return try_login(SmtpEndpoint(smtp.host, smtp.port, False, smtp.ca_pem), username, password)

@@ -137,6 +137,8 @@ def reported_step(step: str, *, failure_metric: str) -> Iterator[None]:
 
 
 def _dispatch(event: RotationEvent, steps: RotationSteps[Value]) -> None:
+    """The standard guards, then the step: the version's labels (createSecret) or its value with
+    its labels (the later steps) say whether the step has work to do."""
     # No check of RotationEnabled: the functions are attached without a native schedule (an
     # EventBridge schedule calls RotateSecret instead), and the version guards below are what
     # keep a step from working on the wrong version.
