@@ -6,9 +6,9 @@ sentence of the docstring of the innermost one that is not a service client (``s
 place where the product says why it asks. A call recorded twice with the same target in one step
 is marked as a second read, with both paths.
 
-AWS calls are botocore's ``before-parameter-build`` events; Kion requests and SMTP logins are recorded in
-urllib3 and smtplib, in the thread that makes them (one per request sent, one per AUTH, one per
-message), so retries count as the calls they are.
+AWS calls are botocore's ``before-parameter-build`` events; Kion requests and SMTP logins are
+recorded in urllib3 and smtplib, in the thread that makes them (one per request sent, one per
+AUTH, one per message), so retries count as the calls they are.
 """
 
 from __future__ import annotations

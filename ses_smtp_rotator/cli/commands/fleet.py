@@ -36,6 +36,7 @@ from ses_smtp_rotator.cli.fleet import (
 from ses_smtp_rotator.cli.fleet import select as select_installations
 from ses_smtp_rotator.cli.fleet_report import Outcome, Target
 from ses_smtp_rotator.cli.installation_status import gather
+from ses_smtp_rotator.cli.pacing import ROTATE_SECRET_RATE, RatePacer
 
 DEFAULT_PARALLEL = 4
 # -- the command line ---------------------------------------------------------------------------
@@ -144,6 +145,9 @@ def run_rotate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     progress = sys.stderr if args.json else sys.stdout
     lock = threading.Lock()
+    # One pacer for the whole command: however many run at once, RotateSecret stays under
+    # Secrets Manager's quota of 50 a second in the region.
+    pacer = RatePacer(ROTATE_SECRET_RATE)
 
     def one(target: Target) -> Outcome:
         aws = open_aws(target.secret_id, profile=args.profile, region=args.region)
@@ -157,6 +161,7 @@ def run_rotate(args: argparse.Namespace) -> int:
             log_group=args.log_group,
             out=printed,
             end_rollback_window=args.end_rollback_window,
+            pace=pacer.wait,
         )
         return Outcome(
             target, code, fleet_report.rotate_detail(printed.getvalue()), output=printed.getvalue()
