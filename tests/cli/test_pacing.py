@@ -3,6 +3,7 @@ requests a second: the pacer hands out turns, on a virtual clock here."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from ses_smtp_rotator.cli.pacing import ROTATE_SECRET_QUOTA, ROTATE_SECRET_RATE, RatePacer
@@ -36,7 +37,7 @@ def test_many_callers_at_once_get_turns_one_interval_apart():
     turns = turns_taken(threads=8, calls_each=25)
 
     assert len(turns) == 200
-    gaps = [later - earlier for earlier, later in zip(turns, turns[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(turns)]
     assert min(gaps) > 0.9 / ROTATE_SECRET_RATE
 
 
