@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import boto3
 
+from ses_smtp_rotator.cli import pacing
 from ses_smtp_rotator.functions.config import RotationConfig
 
 from . import calls as call_list
-from . import imports, peer, watch_at_scale
+from . import fleet_rotation, imports, peer, watch_at_scale
 from .bare_rotation import BareRotation
 from .loopback import Counts, LoopbackWorld
 
@@ -73,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for count in WATCH_FLEETS:
         say(f"The daily watch over {count} installations on a virtual clock …")
         rows.append(watch_row(watch_at_scale.simulate(count)))
+    for parallel, paced in FLEET_RUNS:
+        say(f"rotate --all over {FLEET_SIZE} installations, --parallel {parallel} …")
+        rows.append(fleet_row(fleet_rotation.simulate(FLEET_SIZE, parallel=parallel, paced=paced)))
     print_table(rows, sys.stdout)
     say(f"(measured in {time.monotonic() - began:.0f} s; figures, not pass/fail)")
     return 0
@@ -275,6 +279,25 @@ def p4_rows(steady: Counts, adoption: Counts, renewal: Counts, check: Counts) ->
             )
         )
     return rows
+
+
+FLEET_SIZE = 500
+FLEET_RUNS = ((4, True), (16, True), (16, False))  # the default, many at once, and unpaced
+
+
+def fleet_row(figures: fleet_rotation.FleetRotationFigures) -> Row:
+    """``rotate --all``: the most RotateSecret requests begun in one second, beside the quota."""
+    quota = pacing.ROTATE_SECRET_QUOTA
+    how = "paced" if figures.paced else "pacing switched off"
+    return Row(
+        f"P8 rotate --all over {figures.installations} installations, --parallel "
+        f"{figures.parallel} ({how}): RotateSecret in the busiest second",
+        str(figures.busiest_second),
+        f"< {quota}/s, Secrets Manager's quota" if figures.paced else f"(what {quota}/s stops)",
+        figures.busiest_second < quota or not figures.paced,
+        f"{figures.seconds:.1f} s for {figures.rotate_secret_calls} RotateSecret calls, "
+        f"at most {figures.peak_in_flight} in flight at once; exit code {figures.exit_code}",
+    )
 
 
 def print_table(rows: list[Row], out: object) -> None:
