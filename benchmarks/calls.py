@@ -28,6 +28,11 @@ PRODUCT = "ses_smtp_rotator.functions."
 CLIENTS = PRODUCT + "services."
 # Frames that only carry a call through (decorators, the protocol's dispatch): not a reason.
 _PLUMBING = frozenset({"aws_call", "decorate", "run_step", "reported_step"})
+# Client functions that only read what their name says: their caller gives the reason.
+_ACCESSORS = frozenset(
+    {"version", "current", "previous", "labelled", "tags", "records", "smtp_settings", "list"}
+    | {"until_accepted", "app_config"}
+)
 
 
 @dataclass(frozen=True)
@@ -128,17 +133,23 @@ def _aws_target(params: dict[str, Any]) -> str:
 
 def _reason(frame: FrameType | None) -> tuple[tuple[str, ...], str]:
     """The product functions on the stack (outermost first) and the reason: the first sentence
-    of the innermost non-client one's docstring."""
+    of the innermost non-client one's docstring, and where a client function makes the call on
+    its own behalf (a client function between it and the call), that one's too."""
     path: list[str] = []
-    reason = ""
+    reason, client_frames = "", []
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         name = frame.f_code.co_name
         if module.startswith(PRODUCT) and name not in _PLUMBING and not name.startswith("<"):
             path.append(name)
-            if not reason and not module.startswith(CLIENTS):
+            if module.startswith(CLIENTS) and not reason:
+                client_frames.append(frame)
+            elif not reason:
                 reason = _first_sentence(_docstring(frame))
         frame = frame.f_back
+    if len(client_frames) >= 2 and client_frames[-1].f_code.co_name not in _ACCESSORS:
+        outer = client_frames[-1]
+        reason += f" (in {outer.f_code.co_name}: {_first_sentence(_docstring(outer))})"
     return tuple(reversed(path)), reason
 
 
@@ -167,8 +178,8 @@ def second_reads(calls: list[Call]) -> dict[int, int]:
     first: dict[tuple[str, str, str, str], int] = {}
     repeats: dict[int, int] = {}
     for index, call in enumerate(calls):
-        if call.system != "AWS":
-            continue
+        if call.system == "SMTP" or call.name.split()[0] in ("PATCH", "POST", "DELETE"):
+            continue  # logins are counted on purpose; changes are no reads
         if call.key in first:
             repeats[index] = first[call.key]
         else:
