@@ -236,10 +236,14 @@ class LoopbackWorld:
             )
 
     def forget_kion_api_key(self) -> None:
-        """A function instance whose Kion API key cache has expired (rotations are weeks apart)."""
+        """A function instance whose Kion API key cache has expired (rotations are weeks apart):
+        the reader and the Powertools provider behind it (one per client) forget the key."""
+        from ses_smtp_rotator.functions.services import secrets_store
         from ses_smtp_rotator.functions.smtp_rotation import handler
 
         handler._kion_api_keys.cache_clear()
+        for provider in list(secrets_store._PROVIDERS.values()):
+            provider.clear_cache()
 
 
 def _login(smtp: SesSmtpServer, username: str, password: str) -> bool:
