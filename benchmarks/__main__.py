@@ -231,7 +231,9 @@ def watch_row(figures: watch_at_scale.FleetFigures) -> Row:
         f"{figures.longest_invocation:.0f} s",
         f"< {figures.function_timeout:.0f} s",
         figures.longest_invocation < figures.function_timeout,
-        f"{figures.line()}; {figures.detail()}",
+        f"{figures.line()}; {figures.detail()}; per installation "
+        f"{figures.invocation_seconds / figures.installations:.1f} s of Lambda time, "
+        f"{figures.gb_seconds / figures.installations:.2f} GB-s",
     )
 
 
