@@ -91,15 +91,16 @@ class BareRotation:
             MoveToVersionId=token,
             RemoveFromVersionId=current_version["VersionId"],
         )
-        if "AWSPENDING" in self._stages(token):
+        described = sm.describe_secret(SecretId=arn)  # labels and tags, after the move
+        if "AWSPENDING" in described["VersionIdsToStages"][token]:
             sm.update_secret_version_stage(
                 SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
             )
         replaced = current["username"]
-        assert "AWSCURRENT" in self._stages(token)
+        assert "AWSCURRENT" in described["VersionIdsToStages"][token]
         keys = iam.list_access_keys(UserName=pending["iam_user_name"])["AccessKeyMetadata"]
         assert any(k["AccessKeyId"] == replaced for k in keys)
-        tags = sm.describe_secret(SecretId=arn).get("Tags", [])
+        tags = described.get("Tags", [])
         iam.get_access_key_last_used(AccessKeyId=replaced)
         iam.update_access_key(
             UserName=pending["iam_user_name"], AccessKeyId=replaced, Status="Inactive"

@@ -85,7 +85,7 @@ class RotationSteps(Generic[Value]):
     set_secret: Callable[[Value], None]
     test_secret: Callable[[Value], None]
     finish_secret: Callable[[Value], None]
-    release_pending: Callable[[str], None]
+    release_pending: Callable[[str], object]
     finish_again: Callable[[Value], None] | None = None
     subject: str = "secret"
     process: str = "rotation"
