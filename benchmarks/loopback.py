@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
+from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.local.installation import LocalInstallation, provision_installation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService, in_process_function
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer
 from ses_smtp_rotator.local.tls import LoopbackCertificates
+
+from .calls import Call, CallLedger
 
 REGION = "us-east-1"
 CREDENTIALS = {
@@ -35,32 +41,18 @@ CREDENTIALS = {
 
 
 @dataclass
-class CallCounter:
-    """Counts AWS API calls (botocore's before-call event), by ``service.Operation``."""
-
-    calls: Counter[str] = field(default_factory=Counter)
-
-    def __call__(self, event_name: str, **kwargs: Any) -> None:
-        _, service, operation = event_name.split(".", 2)
-        self.calls[f"{service}.{operation}"] += 1
-
-    def attach(self, session: Any) -> None:
-        session.events.register("before-call", self)
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-
-@dataclass
 class Counts:
-    """What one rotation cost."""
+    """What one rotation (or renewal, or check) cost, and each call it made."""
 
     seconds: float
-    aws_calls: Counter[str]
+    calls: list[Call]
     kion_requests: int
     smtp_logins: int
     smtp_propagation_refusals: int
+
+    @property
+    def aws_calls(self) -> Counter[str]:
+        return Counter(call.name for call in self.calls if call.system == "AWS")
 
     @property
     def aws_total(self) -> int:
@@ -71,7 +63,8 @@ class LoopbackWorld:
     """Starts the servers, provisions one installation, and rotates it through the handler."""
 
     def __init__(self) -> None:
-        self.counter = CallCounter()
+        self.ledger = CallLedger()
+        self._recording: Any = None
         self._sink = io.StringIO()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.certificates = LoopbackCertificates()
@@ -97,9 +90,11 @@ class LoopbackWorld:
             os.environ.pop(name, None)
         # The function's clients come from boto3's default session: count every call they make.
         boto3.setup_default_session()
-        self.counter.attach(boto3.DEFAULT_SESSION)
         self.smtp.start()
         self.kion.start()
+        self.ledger.kion_ports.add(int(self.kion.url.rsplit(":", 1)[-1].split("/")[0]))
+        self._recording = self.ledger.recording(boto3.DEFAULT_SESSION)
+        self._recording.__enter__()
         session = boto3.Session()
         self.installation = provision_installation(
             self.kion,
@@ -108,11 +103,25 @@ class LoopbackWorld:
             secretsmanager=session.client("secretsmanager"),
         )
         with self.function_output():  # the function's log lines go nowhere while it loads
+            from ses_smtp_rotator.functions.kion_key_renewal.handler import (
+                lambda_handler as renewal_handler,
+            )
             from ses_smtp_rotator.functions.smtp_rotation.handler import lambda_handler
-        self.service = LocalRotationService(in_process_function(lambda_handler), region=REGION)
+        self.service = LocalRotationService(
+            in_process_function(lambda_handler), region=REGION, on_step=self._on_step
+        )
+        self.renewal_service = LocalRotationService(
+            in_process_function(renewal_handler), region=REGION, on_step=self._on_step
+        )
+        self._aws = session
         return self
 
+    def _on_step(self, step: str, token: str) -> None:
+        self.ledger.step = step
+
     def stop(self) -> None:
+        if self._recording is not None:
+            self._recording.__exit__(None, None, None)
         self.kion.stop()
         self.smtp.stop()
         self.moto.stop()
@@ -140,26 +149,104 @@ class LoopbackWorld:
         return self.installation.secret_id
 
     def rotate(self) -> Counts:
-        """One whole rotation through the handler; what it took and what it called."""
+        """One whole rotation through the handler; what it took and what it called. The key it
+        replaced then passes its rollback window, as the daily watch would delete it a week
+        later (that deletion is not counted): the next rotation starts from the steady state."""
         assert self.service is not None
-        calls_before = self.counter.calls.copy()
+        service = self.service
+        counts = self._measured(lambda: service.rotate(self.secret_arn))
+        self.pass_rollback_window()
+        return counts
+
+    def renew_kion_key(self) -> Counts:
+        """One renewal of the installation's Kion API key through its function (the key first
+        stored as ``set-kion-key`` stores it: with its id in Kion and its installation)."""
+        assert self.installation is not None
+        key_id, key = self.kion.create_api_key()
+        self._aws.client("secretsmanager").put_secret_value(
+            SecretId=self.installation.kion_api_key_secret_id,
+            SecretString=json.dumps(
+                {"api_key": key, "api_key_id": key_id, "installation_secret_id": self.secret_arn}
+            ),
+        )
+        secret_id = self.installation.kion_api_key_secret_id
+        return self._measured(lambda: self.renewal_service.rotate(secret_id))
+
+    def watch_check(self) -> Counts:
+        """One installation's health check, as the daily watch's message (and ``status``) makes
+        it, with the watch's defaults."""
+        from ses_smtp_rotator.functions.watch.health import HealthCheck, HealthLimits
+
+        check = HealthCheck(
+            HealthLimits(timedelta(seconds=300), timedelta(days=35), timedelta(days=5)),
+            RotationConfig.from_environment(),
+        )
+        self.ledger.step = "check"
+        return self._measured(lambda: check.check(self.secret_arn))
+
+    def _measured(self, run: Callable[[], object]) -> Counts:
+        mark = self.ledger.mark()
         kion_before = len(self.kion.request_log)
         smtp_before = len(self.smtp.auth_attempts)
         started = time.perf_counter()
         with self.function_output():
-            self.service.rotate(self.secret_arn)
+            run()
         seconds = time.perf_counter() - started
+        self.ledger.step = "-"
         attempts = self.smtp.auth_attempts[smtp_before:]
         return Counts(
             seconds=seconds,
-            aws_calls=self.counter.calls - calls_before,
+            calls=self.ledger.since(mark),
             kion_requests=len(self.kion.request_log) - kion_before,
             smtp_logins=sum(attempt.outcome != "propagating" for attempt in attempts),
             smtp_propagation_refusals=sum(attempt.outcome == "propagating" for attempt in attempts),
         )
 
+    @property
+    def iam_user_name(self) -> str:
+        assert self.installation is not None
+        return self.installation.iam_user_name
+
+    def quiet_iam(self) -> Any:
+        """An IAM client whose calls are not counted."""
+        return boto3.Session().client("iam")
+
+    def kion_credential_accepted(self) -> bool:
+        """Whether SES accepts, at one more login, the credential Kion is configured with."""
+        username = self.kion.app_config["smtp_username"]
+        password = self.kion.app_config["smtp_password"]
+        return self.smtp.check_credential(username, password) == "accepted" and _login(
+            self.smtp, username, password
+        )
+
+    def pass_rollback_window(self) -> None:
+        """Delete the retired keys as the daily watch does once their window has passed."""
+        from ses_smtp_rotator.functions.watch.retired_key_deletion import delete_retired_keys
+
+        config = RotationConfig.from_environment()
+        later = datetime.now(UTC) + timedelta(days=config.previous_key_grace_days + 1)
+        quiet = boto3.Session()
+        with self.function_output():
+            delete_retired_keys(
+                self.secret_arn,
+                config,
+                now=later,
+                secretsmanager=quiet.client("secretsmanager"),
+                iam=quiet.client("iam"),
+            )
+
     def forget_kion_api_key(self) -> None:
-        """A function instance whose Kion API key cache has expired (rotations are weeks apart)."""
+        """A function instance whose Kion API key cache has expired (rotations are weeks apart):
+        the reader and the Powertools provider behind it (one per client) forget the key."""
+        from ses_smtp_rotator.functions.services import secrets_store
         from ses_smtp_rotator.functions.smtp_rotation import handler
 
         handler._kion_api_keys.cache_clear()
+        for provider in list(secrets_store._PROVIDERS.values()):
+            provider.clear_cache()
+
+
+def _login(smtp: SesSmtpServer, username: str, password: str) -> bool:
+    from ses_smtp_rotator.functions.services.ses_smtp import SmtpEndpoint, try_login
+
+    return try_login(SmtpEndpoint(smtp.host, smtp.port, False, smtp.ca_pem), username, password)

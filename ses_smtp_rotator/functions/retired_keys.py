@@ -133,15 +133,18 @@ class KeyRetirement:
     def records(self) -> dict[str, RetiredKey]:
         return retired_keys(self.secrets.tags())
 
-    def retire(self, access_key_id: str, *, adopted: bool) -> RetiredKey | None:
+    def retire(
+        self, access_key_id: str, *, adopted: bool, tags: dict[str, str] | None = None
+    ) -> RetiredKey | None:
         """Deactivate a key and record it; again on a key already retired, nothing changes.
         None when the key is gone, or was made Active again after its retirement (someone put
         it back on purpose: it is left alone). An Inactive key with no record (deactivated by
-        hand, or a step stopped between the two) is recorded now: its window starts now."""
+        hand, or a step stopped between the two) is recorded now: its window starts now.
+        ``tags``: the secret's tags as the caller read them moments ago (else read here)."""
         key = next((k for k in self.keys.list() if k.access_key_id == access_key_id), None)
         if key is None:
             return None
-        record = self.records().get(access_key_id)
+        record = (self.records() if tags is None else retired_keys(tags)).get(access_key_id)
         if record is not None and key.active:
             logger.info(
                 "The retired key was made Active again; left alone", access_key_id=access_key_id

@@ -85,7 +85,7 @@ class RotationSteps(Generic[Value]):
     set_secret: Callable[[Value], None]
     test_secret: Callable[[Value], None]
     finish_secret: Callable[[Value], None]
-    release_pending: Callable[[str], None]
+    release_pending: Callable[[str], object]
     finish_again: Callable[[Value], None] | None = None
     subject: str = "secret"
     process: str = "rotation"
@@ -137,6 +137,8 @@ def reported_step(step: str, *, failure_metric: str) -> Iterator[None]:
 
 
 def _dispatch(event: RotationEvent, steps: RotationSteps[Value]) -> None:
+    """The standard guards, then the step: the version's labels (createSecret) or its value with
+    its labels (the later steps) say whether the step has work to do."""
     # No check of RotationEnabled: the functions are attached without a native schedule (an
     # EventBridge schedule calls RotateSecret instead), and the version guards below are what
     # keep a step from working on the wrong version.

@@ -143,6 +143,44 @@ def test_a_key_younger_than_the_propagation_delay_is_refused_until_the_clock_pas
     assert login(smtp, key_id, password)[0] == 535
 
 
+def plain_login(server: SesSmtpServer, username: str, password: str) -> int:
+    """One AUTH PLAIN, its reply code (smtplib's login would try LOGIN after a refusal)."""
+    with open_session(server) as session:
+        session.ehlo()
+        session.user, session.password = username, password
+        try:
+            return session.auth("PLAIN", session.auth_plain)[0]
+        except smtplib.SMTPAuthenticationError as error:
+            return error.smtp_code
+
+
+def test_a_propagating_key_is_refused_then_flaps_over_smtp_then_settles(
+    smtp: SesSmtpServer, clock: FakeClock, access_key: dict[str, str]
+) -> None:
+    """As SES's many servers do while a key propagates: refused for the delay, then accepted
+    and refused by turns for the flapping while, then accepted at every login."""
+    key_id, password = access_key["AccessKeyId"], smtp_password(access_key)
+    created = access_key["CreateDate"].timestamp()
+    smtp.propagation_delay, smtp.propagation_flaps = 30.0, 20.0
+
+    clock.now = created + 29.0
+    refused = [plain_login(smtp, key_id, password) for _ in range(2)]
+    clock.now = created + 31.0
+    flapping = [plain_login(smtp, key_id, password) for _ in range(4)]
+    clock.now = created + 51.0
+    settled = [plain_login(smtp, key_id, password) for _ in range(3)]
+
+    assert refused == [535, 535]
+    assert flapping == [235, 535, 235, 535]
+    assert settled == [235, 235, 235]
+    assert [attempt.outcome for attempt in smtp.auth_attempts[2:6]] == [
+        "accepted",
+        "propagating",
+        "accepted",
+        "propagating",
+    ]
+
+
 def test_refuse_all_refuses_a_good_credential_until_switched_off(
     smtp: SesSmtpServer, access_key: dict[str, str]
 ) -> None:

@@ -146,8 +146,11 @@ def rotate(
     log_group: str | None = None,
     out: TextIO | None = None,
     end_rollback_window: bool = False,
+    pace: Callable[[], None] | None = None,
 ) -> int:
     """Start a rotation of ``secret_id`` and, with ``wait``, follow it; returns an exit code.
+    ``pace`` is called right before RotateSecret (``rotate`` over several installations keeps
+    to Secrets Manager's quota with it).
 
     When a rotation is already in progress, ``wait`` follows that one instead (it cannot be
     started twice), unless the function has left it alone for longer than its timeout."""
@@ -164,6 +167,8 @@ def rotate(
         _end_rollback_window(secretsmanager, state, out)
     if state.pending_version:
         return _in_progress(aws, state, state.pending_version, function, wait, timeout, poll, out)
+    if pace is not None:
+        pace()
     started = datetime.now(UTC)
     try:
         with asking("secretsmanager:RotateSecret", f"secret {state.name}"):

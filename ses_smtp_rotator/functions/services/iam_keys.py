@@ -87,7 +87,8 @@ class UserAccessKeys:
         ]
 
     def create(self) -> NewAccessKey:
-        """Create a key; raise KeyLimitReachedError when the user already has two.
+        """Create a key, after listing the user's keys so that a key whose reply was lost can be
+        told apart; raise KeyLimitReachedError when the user already has two.
 
         CreateAccessKey is sent once, never resent by the SDK. When its reply is lost the key may
         exist all the same, its secret never seen: the one key that appeared since this call

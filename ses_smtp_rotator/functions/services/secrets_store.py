@@ -80,9 +80,10 @@ class StagedSecret:
                 SecretId=self.secret_id, VersionStage=stage, RemoveFromVersionId=version_id
             )
 
-    def make_current(self, version_id: str, current_version_id: str) -> None:
+    def make_current(self, version_id: str, current_version_id: str) -> dict[str, Any]:
         """Move AWSCURRENT from ``current_version_id`` to ``version_id``, then take AWSPENDING
-        off ``version_id``."""
+        off ``version_id``; returns the secret's description read after the move (labels and
+        tags), which the step's next checks use instead of reading it again."""
         with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
             self._client.update_secret_version_stage(
                 SecretId=self.secret_id,
@@ -90,22 +91,23 @@ class StagedSecret:
                 MoveToVersionId=version_id,
                 RemoveFromVersionId=current_version_id,
             )
-        self.release_pending(version_id)
+        return self.release_pending(version_id)
 
-    def release_pending(self, version_id: str) -> None:
-        """Take AWSPENDING off ``version_id``, a finished rotation's version, if it still has it.
+    def release_pending(self, version_id: str) -> dict[str, Any]:
+        """Take AWSPENDING off ``version_id``, a finished rotation's version, if it still has it;
+        returns the secret's description read before (labels and tags).
 
         Moving AWSCURRENT onto a version may leave AWSPENDING there. A later PutSecretValue
         with AWSCURRENT (a settings deploy, ``set-kion-key``) would then leave it on AWSPREVIOUS,
         where Secrets Manager takes it for a rotation in progress and refuses every new one."""
         with aws_call("secretsmanager:DescribeSecret", self.secret_id):
-            described = self._client.describe_secret(SecretId=self.secret_id)
-        if PENDING not in described.get("VersionIdsToStages", {}).get(version_id, []):
-            return
-        with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
-            self._client.update_secret_version_stage(
-                SecretId=self.secret_id, VersionStage=PENDING, RemoveFromVersionId=version_id
-            )
+            described: dict[str, Any] = self._client.describe_secret(SecretId=self.secret_id)
+        if PENDING in described.get("VersionIdsToStages", {}).get(version_id, []):
+            with aws_call("secretsmanager:UpdateSecretVersionStage", self.secret_id):
+                self._client.update_secret_version_stage(
+                    SecretId=self.secret_id, VersionStage=PENDING, RemoveFromVersionId=version_id
+                )
+        return described
 
 
 class InstallationSecrets(StagedSecret):
@@ -129,7 +131,7 @@ class InstallationSecrets(StagedSecret):
         """The secret's tags (DescribeSecret), by key."""
         with aws_call("secretsmanager:DescribeSecret", self.secret_id):
             described = self._client.describe_secret(SecretId=self.secret_id)
-        return {tag["Key"]: tag.get("Value", "") for tag in described.get("Tags", [])}
+        return tags_of(described)
 
     def tag(self, key: str, value: str) -> None:
         """Set one tag on the secret (its other tags stay)."""
@@ -220,6 +222,11 @@ class InstallationSecrets(StagedSecret):
             secret=InstallationSecret.parse(response.get("SecretString")),
             created_at=response.get("CreatedDate"),
         )
+
+
+def tags_of(described: dict[str, Any]) -> dict[str, str]:
+    """The tags in a DescribeSecret reply, by key."""
+    return {tag["Key"]: tag.get("Value", "") for tag in described.get("Tags", [])}
 
 
 _PROVIDERS: weakref.WeakKeyDictionary[Any, SecretsProvider] = weakref.WeakKeyDictionary()

@@ -155,9 +155,12 @@ def _describe(error: BaseException) -> str:
 
 @dataclass
 class SesAcceptanceWait:
-    """Waits, bounded and with exponential backoff, until SES accepts a new credential
-    ``required_logins`` times in a row over at least ``min_span`` seconds.
+    """Waits, bounded, until SES accepts a new credential ``required_logins`` times in a row
+    over at least ``min_span`` seconds.
 
+    A refused login is tried again ``retry_interval`` seconds after it began: SES sees at most
+    one refused login a second, and the first login after the key starts working comes at most
+    one interval after it does (a backoff that grows would land ever later past that moment).
     While a new key propagates, one SES server can accept it and the next refuse it: a refusal
     starts the count again. A connection that fails (not TLS) is retried within the bound.
     """
@@ -166,9 +169,7 @@ class SesAcceptanceWait:
     timeout: float
     required_logins: int = 1
     min_span: float = 0.0
-    first_delay: float = 0.5
-    factor: float = 1.5
-    max_delay: float = 5.0
+    retry_interval: float = 1.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     logins: int = 0
@@ -179,10 +180,10 @@ class SesAcceptanceWait:
         the bound passes first."""
         started = self.clock()
         deadline = started + self.timeout
-        delay = self.first_delay
         accepted_in_row, row_started = 0, started
         while True:
             self.logins += 1
+            login_began = self.clock()
             connection_error: SmtpConnectionError | None = None
             try:
                 accepted = try_login(self.endpoint, username, password)
@@ -197,8 +198,8 @@ class SesAcceptanceWait:
                     return now - started
                 pause = self.min_span / max(1, self.required_logins - 1)
             else:
-                accepted_in_row, pause = 0, delay
-                delay = min(delay * self.factor, self.max_delay)
+                accepted_in_row = 0
+                pause = max(0.0, login_began + self.retry_interval - now)
             remaining = deadline - now
             if remaining <= 0:
                 raise connection_error or self._refused(username)

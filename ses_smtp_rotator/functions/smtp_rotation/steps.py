@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -37,6 +38,7 @@ from ses_smtp_rotator.functions.services.secrets_store import (
     InstallationSecrets,
     KionApiKeys,
     SecretVersion,
+    tags_of,
 )
 from ses_smtp_rotator.functions.services.ses_hosts import kion_endpoint_verdict
 from ses_smtp_rotator.functions.services.ses_smtp import SesAcceptanceWait, SmtpEndpoint
@@ -149,9 +151,9 @@ class Rotation:
         current = self.secrets.current()
         self._require_current_settings(pending, current.secret)
         self.budget.before(Effect.LABEL_MOVE)
-        self.secrets.make_current(self.token, current.version_id)
+        described = self.secrets.make_current(self.token, current.version_id)
         logger.info("AWSCURRENT moved to the new version", access_key_id=pending.username)
-        retired = self._retire_replaced_key(current, pending, kion_username)
+        retired = self._retire_replaced_key(current, pending, kion_username, described)
         metrics.add_metric("RotationSucceeded", MetricUnit.Count, 1)
         self._announce_success(pending, retired)
 
@@ -339,10 +341,18 @@ class Rotation:
         kion_endpoint_verdict(kion_smtp, secret).require()
         return kion_smtp
 
-    def _require_stage(self, stage: str, *, before: str) -> None:
+    def _require_stage(
+        self, stage: str, *, before: str, described: dict[str, Any] | None = None
+    ) -> None:
         """A step may run for minutes: right before an effect, check that this version still
-        carries ``stage`` (an operator may have abandoned the rotation meanwhile)."""
-        stages = self.secrets.version_stages().get(self.token) or []
+        carries ``stage`` (an operator may have abandoned the rotation meanwhile); in
+        ``described``, when the step read the secret's description a call before."""
+        labels = (
+            self.secrets.version_stages()
+            if described is None
+            else described.get("VersionIdsToStages", {})
+        )
+        stages = labels.get(self.token) or []
         if stage not in stages:
             raise RotationStateError(
                 f"Version {self.token} is no longer {stage} (it is "
@@ -369,21 +379,30 @@ class Rotation:
         return kion_smtp.username
 
     def _retire_replaced_key(
-        self, replaced: SecretVersion, pending: InstallationSecret, kion_username: str
+        self,
+        replaced: SecretVersion,
+        pending: InstallationSecret,
+        kion_username: str,
+        described: dict[str, Any] | None = None,
     ) -> RetiredKey | None:
         """Deactivate the replaced key (reversible: the rollback window); delete it at once only
         when the grace window is 0 and this installation made it. An adopted key (the one Kion
-        held on the first rotation) may serve other consumers: it always waits for the watch."""
+        held on the first rotation) may serve other consumers: it always waits for the watch.
+        ``described``: the secret's description read right after the label move (its labels and
+        tags are then not read again)."""
         # The replaced key is AWSCURRENT's, or on adoption the key Kion held when it began;
         # never any other key of the user, which may serve another consumer.
         made_here = replaced.secret.access_key_id
         retired = made_here or pending.replaces
         if not retired or retired in {pending.access_key_id, kion_username}:
             return None
-        self._require_stage(CURRENT, before=f"deactivating the replaced key {retired}")
+        self._require_stage(
+            CURRENT, before=f"deactivating the replaced key {retired}", described=described
+        )
         retirement = self._retirement(pending)
         self.budget.before(Effect.KEY_DEACTIVATE)
-        record = retirement.retire(retired, adopted=not made_here)
+        tags = None if described is None else tags_of(described)
+        record = retirement.retire(retired, adopted=not made_here, tags=tags)
         if record is None:
             return None
         if made_here and self.config.previous_key_grace_days == 0:

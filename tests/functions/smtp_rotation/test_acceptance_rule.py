@@ -93,8 +93,31 @@ def test_logins_cut_short_by_the_bound_do_not_prove_a_key(scripted):
 def test_one_login_proves_a_key_when_one_is_required(scripted):
     acceptance = scripted([False, False, True], timeout=100)
 
-    assert acceptance.run() == 0.5 + 0.75  # refused at 0 and 0.5, accepted at 1.25
+    assert acceptance.run() == 2.0  # refused at 0 and 1, accepted at 2
     assert acceptance.logins == 3
+
+
+def test_a_refused_login_is_tried_again_one_interval_after_it_began(scripted):
+    """Each login takes 0.3 s: the next one begins 1 s after the refused one began, not 1 s
+    after it ended."""
+    acceptance = scripted([False, False, True], login_takes=0.3, timeout=100)
+
+    assert acceptance.run() == pytest.approx(2.3)  # began at 0, 1 and 2; accepted at 2.3
+    assert acceptance.logins == 3
+
+
+def test_a_long_propagation_costs_one_refused_login_a_second_and_no_more_than_a_second(
+    scripted,
+):
+    """The key starts working 7.4 s after the wait began: SES saw 8 refused logins (one a
+    second), and the first accepted one came within a second of the key working, however long
+    it propagated (a growing backoff would land ever later)."""
+    acceptance = scripted([False] * 8 + [True], login_takes=0.05, timeout=100)
+
+    waited = acceptance.run()
+
+    assert acceptance.logins == 9
+    assert 7.4 < waited <= 7.4 + 1.0
 
 
 def test_a_key_accepted_once_then_refused_is_still_propagating(scripted):
@@ -118,9 +141,9 @@ def test_a_key_never_accepted_is_refused(scripted):
 
 
 def test_the_span_counts_from_the_first_accepted_login_not_from_the_start(scripted):
-    """Refused at 0, accepted at 0.5 and (the bound cutting the pause) at 1.0: the accepted
-    logins span half a second, not the second since the wait began."""
-    acceptance = scripted([False, True], timeout=1.0, required_logins=2, min_span=1.0)
+    """Refused at 0, accepted at 1.0 and (the bound cutting the pause) at 2.0: the accepted
+    logins span one second, not the two since the wait began."""
+    acceptance = scripted([False, True], timeout=2.0, required_logins=2, min_span=1.5)
 
     with pytest.raises(SesAuthError):
         acceptance.run()

@@ -221,7 +221,7 @@ def test_set_secret_reports_the_wait_for_ses_per_installation(
     world.smtp.propagation_delay = 1.0
     token = world.start()
     world.step("createSecret", token)
-    world.wait_on_virtual_time(token, monkeypatch)  # refused at 0 and 0.5; accepted from 1.25
+    world.wait_on_virtual_time(token, monkeypatch)  # refused at 0; accepted from 1
     capsys.readouterr()
 
     world.step("setSecret", token)
@@ -229,14 +229,14 @@ def test_set_secret_reports_the_wait_for_ses_per_installation(
     new_key = world.kion_credential()[0]
     [accepted] = records(function_logs, "SES accepts the new key")
     assert accepted["access_key_id"] == new_key
-    assert accepted["logins"] == 5  # two refused, then three in a row over the span
+    assert accepted["logins"] == 4  # one refused, then three in a row over the span
     for message in ("SES took a message from Kion's sender", "Kion now sends with the new key"):
         [line] = records(function_logs, message)
         assert line["access_key_id"] == new_key
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     [wait] = [blob for blob in blobs if "SesAcceptWaitSeconds" in blob]
     assert wait["installation"] == installation_name(world.secret_id)
-    assert wait["SesAcceptWaitSeconds"] == [pytest.approx(1.3)]  # 0.5 + 0.75, then 0.05 of span
+    assert wait["SesAcceptWaitSeconds"] == [pytest.approx(1.05)]  # 1 s, then 0.05 of span
 
 
 def test_ses_offering_plain_and_login_is_logged_in_to_with_plain(world):
