@@ -259,7 +259,7 @@ def test_deleting_the_replaced_key_outright_is_counted_as_before_its_window(
     run = make_run(variant)
     replaced = run.before.replaced_key if run.before else ""
 
-    def deletes_at_once(rotation: Rotation, replaced_version: Any, pending: Any, kion: str) -> None:
+    def deletes_at_once(rotation: Rotation, replaced_version: Any, pending: Any, *_: Any) -> None:
         UserAccessKeys(pending.iam_user_name).delete(replaced)
 
     monkeypatch.setattr(Rotation, "_retire_replaced_key", deletes_at_once)
