@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Environment, LegacyStackSynthesizer, RemovalPolicy, Stack, Tags, Token
+from aws_cdk import Environment, LegacyStackSynthesizer, Stack, Tags, Token
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -38,7 +38,7 @@ from .accounts import (
 from .deployment import DEPLOYMENT_TAG, INSTALLATION_TAG, Deployment
 from .function import ROTATION_KEY_ACTIONS
 from .installation import KionInstallation
-from .installation_resources import send_raw_email_statement
+from .installation_resources import make_smtp_sender
 from .rotation import SesSmtpRotation
 
 
@@ -127,19 +127,7 @@ class SesSmtpAccess(Construct):
             path=deployment.user_path,
         )
         Tags.of(user).add(INSTALLATION_TAG, installation.name)
-        cfn_user = user.node.default_child
-        assert isinstance(cfn_user, iam.CfnUser)
-        cfn_user.policies = [
-            iam.CfnUser.PolicyProperty(
-                policy_name="SendRawEmail",
-                policy_document=iam.PolicyDocument(
-                    statements=[send_raw_email_statement(installation)]
-                ),
-            )
-        ]
-        # Kept as the main stack keeps its users: Kion sends with the user's key after the
-        # stack is gone.
-        user.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+        make_smtp_sender(user, installation)  # as the main stack makes its users
         return user
 
 

@@ -127,20 +127,7 @@ def add_installation(
         user_name = installation.iam_user_name
     else:
         created_user = iam.User(scope, "SmtpUser", path=deployment.user_path)
-        cfn_user = created_user.node.default_child
-        assert isinstance(cfn_user, iam.CfnUser)
-        # Inline in the user resource: no policy resource per installation.
-        cfn_user.policies = [
-            iam.CfnUser.PolicyProperty(
-                policy_name="SendRawEmail",
-                policy_document=iam.PolicyDocument(
-                    statements=[send_raw_email_statement(installation)]
-                ),
-            )
-        ]
-        # Always kept: Kion keeps sending with the user's key after the stack is gone, and
-        # CloudFormation cannot delete a user that has access keys it did not create.
-        created_user.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
+        make_smtp_sender(created_user, installation)
         smtp_user = created_user
         user_name = created_user.user_name
 
@@ -258,6 +245,21 @@ def _schedule(
         ),
         enabled=schedule.enabled,
     )
+
+
+def make_smtp_sender(user: iam.User, installation: KionInstallation) -> None:
+    """Give a user the stack makes its one permission, inline in the user resource (no policy
+    resource per installation), and keep it always: Kion keeps sending with the user's key after
+    the stack is gone, and CloudFormation cannot delete a user with keys it did not create."""
+    cfn_user = user.node.default_child
+    assert isinstance(cfn_user, iam.CfnUser)
+    cfn_user.policies = [
+        iam.CfnUser.PolicyProperty(
+            policy_name="SendRawEmail",
+            policy_document=iam.PolicyDocument(statements=[send_raw_email_statement(installation)]),
+        )
+    ]
+    user.apply_removal_policy(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
 
 
 def send_raw_email_statement(installation: KionInstallation) -> iam.PolicyStatement:
