@@ -19,8 +19,8 @@ changed nothing.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
@@ -124,12 +124,18 @@ class SurveyStandIns(NamedTuple):
     service: LocalRotationService
     clock: VirtualClock
     monkeypatch: pytest.MonkeyPatch
+    accounts: Any = None
+
+
+AccountsSetup = Callable[[pytest.MonkeyPatch, SesSmtpServer], AbstractContextManager[Any]]
 
 
 @contextmanager
-def survey_stand_ins() -> Iterator[SurveyStandIns]:
+def survey_stand_ins(accounts: AccountsSetup | None = None) -> Iterator[SurveyStandIns]:
     """SES SMTP, Kion and moto with the fault injector installed (recording, no fault planned),
-    the rotation function in process and every wait on one virtual clock."""
+    the rotation function in process and every wait on one virtual clock. ``accounts`` sets up
+    moto's accounts before the injector hooks the function's clients (its value is kept as
+    ``accounts``)."""
     certificates = LoopbackCertificates()
     with (
         SesSmtpServer(certificates=certificates) as smtp,
@@ -138,13 +144,14 @@ def survey_stand_ins() -> Iterator[SurveyStandIns]:
         mock_aws(),
         pytest.MonkeyPatch.context() as monkeypatch,
         virtual_time(monkeypatch, VirtualClock()) as clock,
+        accounts(monkeypatch, smtp) if accounts else nullcontext() as prepared,
         FaultInjector(kion, smtp, silent).installed() as injector,
     ):
         for name, value in EMPTY_TRUST_STORE.items():
             monkeypatch.setenv(name, value)
         ses_on_virtual_time(smtp, injector, clock, monkeypatch)
         service = LocalRotationService(in_process_function(handler.lambda_handler))
-        yield SurveyStandIns(smtp, kion, injector, service, clock, monkeypatch)
+        yield SurveyStandIns(smtp, kion, injector, service, clock, monkeypatch, prepared)
 
 
 @cache

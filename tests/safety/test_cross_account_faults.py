@@ -19,16 +19,13 @@ the installation's``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
-from typing import NamedTuple
 
 import pytest
 from cross_account_world import DEPLOYMENT_ACCOUNT, SES_ACCOUNT, Accounts, two_accounts
 from fault_injection import CallSite, Fault, FaultInjector, LambdaKilled, fault_kinds
 from fault_scenarios import Record, continuations, replays_another
-from moto import mock_aws
 from moto.iam.models import iam_backends
 from rotation_world import RotationWorld
 from safety_figures import (
@@ -53,19 +50,17 @@ from safety_harness import (
     abandon,
     observer_client,
     ses_on_virtual_time,
-    virtual_time,
+    survey_stand_ins,
 )
 
 from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.functions.errors import RotationError
 from ses_smtp_rotator.functions.services import account_access
-from ses_smtp_rotator.functions.smtp_rotation import handler
 from ses_smtp_rotator.functions.watch.retired_key_deletion import delete_retired_keys
 from ses_smtp_rotator.local.installation import provision_installation
 from ses_smtp_rotator.local.kion_server import KionStandIn
-from ses_smtp_rotator.local.rotation_service import LocalRotationService, in_process_function
+from ses_smtp_rotator.local.rotation_service import LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer, SilentSmtpServer
-from ses_smtp_rotator.local.tls import LoopbackCertificates
 
 WATCH = "watch"
 ASSUME_ROLE = "sts.AssumeRole"
@@ -136,42 +131,12 @@ def watch_delete(run: SafetyRun) -> BaseException | None:
     return None
 
 
-class StandIns(NamedTuple):
-    smtp: SesSmtpServer
-    kion: KionStandIn
-    injector: FaultInjector
-    service: LocalRotationService
-    clock: VirtualClock
-    accounts: Accounts
-
-
-@contextmanager
-def survey_stand_ins() -> Iterator[StandIns]:
-    """The loopback systems and two moto accounts, hooked and on virtual time, for the survey."""
-    certificates = LoopbackCertificates()
-    with (
-        SesSmtpServer(certificates=certificates) as smtp,
-        KionStandIn(certificates=certificates) as kion,
-        SilentSmtpServer() as silent,
-        mock_aws(),
-        pytest.MonkeyPatch.context() as monkeypatch,
-        virtual_time(monkeypatch, VirtualClock()) as clock,
-        two_accounts(monkeypatch, smtp) as accounts,
-        FaultInjector(kion, smtp, silent).installed() as injector,
-    ):
-        for name, value in EMPTY_TRUST_STORE.items():
-            monkeypatch.setenv(name, value)
-        ses_on_virtual_time(smtp, injector, clock, monkeypatch)
-        service = LocalRotationService(in_process_function(handler.lambda_handler))
-        yield StandIns(smtp, kion, injector, service, clock, accounts)
-
-
 @cache
 def surveyed() -> dict[str, tuple[tuple[CallSite, str], ...]]:
     """Per variant, the AssumeRole calls of a clean rotation and of the watch's delete after
     it, with what each answered."""
     found = {}
-    with survey_stand_ins() as stand_ins:
+    with survey_stand_ins(two_accounts) as stand_ins:
         for variant in VARIANTS:
             world = build_cross_world(
                 variant,
