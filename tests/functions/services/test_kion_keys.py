@@ -48,7 +48,10 @@ def test_a_list_reply_without_a_list_is_named(kion: KionStandIn) -> None:
 
 
 def test_entries_of_a_list_that_are_not_keys_are_left_out(kion: KionStandIn) -> None:
-    kion.foreign_reply = (200, {"status": 200, "data": ["7", None, {"id": 7, "name": None, "user_id": "1"}]})
+    kion.foreign_reply = (
+        200,
+        {"status": 200, "data": ["7", None, {"id": 7, "name": None, "user_id": "1"}]},
+    )
     assert client_of(kion).list_keys() == [AppApiKeyInfo(7, "", None, None, None)]
 
 
@@ -57,8 +60,7 @@ def test_a_list_refused_by_kion_names_the_request(kion: KionStandIn) -> None:
     with pytest.raises(KionRequestError) as raised:
         client_of(kion).list_keys()
     assert raised.value.cause == (
-        f"Kion at {kion.url} answered GET {APP_API_KEYS_PATH} with HTTP 502. Kion said: "
-        "bad gateway"
+        f"Kion at {kion.url} answered GET {APP_API_KEYS_PATH} with HTTP 502. Kion said: bad gateway"
     )
 
 
