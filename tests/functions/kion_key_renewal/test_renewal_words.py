@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import io
 import json
+import time
+from types import SimpleNamespace
 
 import pytest
+import urllib3.util.retry
 from kion_key_world import KeyRenewalWorld
 
-from ses_smtp_rotator.functions.errors import KionPermissionError, KionRequestError
+from ses_smtp_rotator.functions.errors import (
+    KionAuthError,
+    KionConnectionError,
+    KionPermissionError,
+    KionRequestError,
+)
 from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import RotationStepError
@@ -18,6 +26,7 @@ REFUSED = (
     "Kion at {url} refused to {action} for the API key's user (403), or App API key creation is "
     "switched off."
 )
+KEYS = "/api/v3/app-api-key"
 PERMISSION_FIX = (
     "Give the key's user Kion's 'Manage App API Keys' permission and make sure "
     "app_api_key_creation_enabled is on."
@@ -159,3 +168,78 @@ def test_a_create_secret_run_again_says_the_pending_version_exists(
     renewal.step("createSecret", token)
     renewal.step("createSecret", token)
     assert len(logged(function_logs, "The pending version already exists; nothing to create")) == 1
+
+
+def test_an_expired_key_names_kion_and_the_secret_that_holds_it(
+    renewal: KeyRenewalWorld, kion: KionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later = kion.clock() + 31 * 86_400  # past the default lifespan of 30 days
+    monkeypatch.setattr(kion, "clock", lambda: later)
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert error.cause == (
+        f"Kion at {kion.url} refuses the App API key stored in {renewal.secret_id} (401): it "
+        "expired or was deleted, so it can no longer be renewed, and rotations of the SMTP "
+        "credential fail until it is replaced."
+    )
+
+
+def test_a_new_key_kion_refuses_at_test_secret_names_the_secret_to_fix(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    token = renewal.start()
+    renewal.step("createSecret", token)
+    kion.revoke_api_key(renewal.version_fields(VersionStage="AWSPENDING")["api_key_id"])
+    error = failed_step(renewal, token, "testSecret")
+    assert isinstance(error, KionAuthError)
+    assert error.fix.startswith(
+        f"Put a valid, unexpired App API key into {renewal.secret_id}; keys expire"
+    )
+
+
+def test_a_key_stored_without_its_installation_says_why_the_renewal_stops(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    renewal.secretsmanager.put_secret_value(SecretId=renewal.secret_id, SecretString=kion.api_key)
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert error.cause == (
+        f"The Kion API key secret {renewal.secret_name()} does not say which installation its "
+        "key belongs to (no installation_secret_id), so the renewal cannot tell which Kion to "
+        "ask."
+    )
+
+
+def test_the_configuration_check_before_any_key_says_so(
+    renewal: KeyRenewalWorld, function_logs: io.StringIO
+) -> None:
+    renewal.secretsmanager.put_secret_value(
+        SecretId=renewal.secret_id, SecretString='{"api_key": ""}'
+    )
+    renewal.service.check_configuration(renewal.secret_id)
+    assert logged(function_logs, "Configuration check on a secret with no key yet")
+
+
+def test_the_renewal_retries_kion_as_kion_retries_and_its_backoff_say(
+    renewal: KeyRenewalWorld, kion: KionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(
+        urllib3.util.retry, "time", SimpleNamespace(sleep=pauses.append, time=time.time)
+    )
+    monkeypatch.setenv("KION_RETRIES", "2")
+    monkeypatch.setenv("KION_RETRY_BACKOFF_SECONDS", "0.25")
+    kion.fail_requests(503, count=None, methods=["GET"])
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionRequestError)
+    assert [request.status for request in kion.requests_to("GET", KEYS)] == [503, 503, 503]
+    assert pauses == [0.5]  # none before the first retry, then twice the factor
+
+
+def test_the_renewal_waits_for_kion_as_long_as_kion_timeout_seconds_says(
+    renewal: KeyRenewalWorld, kion: KionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KION_TIMEOUT_SECONDS", "0.2")
+    monkeypatch.setenv("KION_RETRIES", "0")
+    kion.delay = 1.0
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionConnectionError)
+    assert "0.2 s to answer (KION_TIMEOUT_SECONDS)" in error.cause
