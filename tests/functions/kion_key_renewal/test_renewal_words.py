@@ -72,8 +72,8 @@ def test_at_the_limit_the_error_counts_and_names_the_keys_of_the_keys_user_alone
 ) -> None:
     kion.app_config["app_api_key_limit"] = 2
     held = renewal.current()["api_key_id"]
+    kion.api_keys.issue("another user's key", user_id=2)  # listed before the script
     script = kion.api_keys.issue("a colleague's script")
-    kion.api_keys.issue("another user's key", user_id=2)
     error = failed_step(renewal, renewal.start(), "createSecret")
     assert isinstance(error, KionKeyLimitError)
     assert error.cause == (
