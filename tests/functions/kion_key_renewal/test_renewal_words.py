@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -85,6 +86,19 @@ def test_at_the_limit_the_error_counts_and_names_the_keys_of_the_keys_user_alone
         "Delete a key of that user that nothing uses in Kion, or raise app_api_key_limit, "
         "then start the renewal again."
     )
+
+
+def test_at_the_limit_a_stored_key_without_an_id_counts_every_key_kion_lists(
+    make_renewal: Callable[..., KeyRenewalWorld], kion: KionStandIn
+) -> None:
+    """Without the stored key's id its user is unknown: every listed key counts."""
+    renewal = make_renewal(key_id_known=False)
+    kion.app_config["app_api_key_limit"] = 2
+    script = kion.api_keys.issue("a colleague's script")
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionKeyLimitError)
+    assert error.cause.startswith("Kion refused a new App API key: the key's user holds 2 keys")
+    assert f"{script.id} (a colleague's script))." in error.cause
 
 
 @pytest.mark.parametrize("limit", [5, None], ids=["under-the-limit", "no-limit-set"])
@@ -180,6 +194,10 @@ def test_an_expired_key_names_kion_and_the_secret_that_holds_it(
         f"Kion at {kion.url} refuses the App API key stored in {renewal.secret_id} (401): it "
         "expired or was deleted, so it can no longer be renewed, and rotations of the SMTP "
         "credential fail until it is replaced."
+    )
+    assert error.fix == (
+        "In Kion, create an App API key for the rotator's user, then store it with: "
+        "ses-smtp-rotator set-kion-key <installation secret> (it checks the key first)."
     )
 
 
