@@ -18,7 +18,11 @@ from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.functions.errors import KionConnectionError, KionRequestError
 from ses_smtp_rotator.functions.installation_secret import InstallationSecret
 from ses_smtp_rotator.functions.kion_key_renewal.handler import lambda_handler
-from ses_smtp_rotator.functions.kion_key_renewal.key_life import KeyLife, stored_key_life
+from ses_smtp_rotator.functions.kion_key_renewal.key_life import (
+    KeyLife,
+    KionApiKeyExpiredError,
+    stored_key_life,
+)
 from ses_smtp_rotator.functions.kion_key_renewal.key_secret import ApiKeySecret
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.moto_rotation import MotoRotateSecretHook
@@ -126,3 +130,39 @@ def test_the_stored_keys_life_is_asked_within_the_configured_timeout(
             installation_of(renewal), config, now=datetime.now(UTC), renew_after=timedelta(30)
         )
     assert "0.2 s to answer (KION_TIMEOUT_SECONDS)" in raised.value.cause
+
+
+def test_an_expired_key_found_by_the_watch_names_kion_and_its_secret(
+    renewal: KeyRenewalWorld, kion: KionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later = kion.clock() + 31 * 86_400  # past the default lifespan of 30 days
+    monkeypatch.setattr(kion, "clock", lambda: later)
+    with pytest.raises(KionApiKeyExpiredError) as raised:
+        stored_key_life(
+            installation_of(renewal),
+            RotationConfig(),
+            now=datetime.fromtimestamp(later, UTC),
+            renew_after=timedelta(30),
+        )
+    assert raised.value.cause.startswith(
+        f"Kion at {kion.url} refuses the App API key stored in {renewal.secret_id} (401)"
+    )
+
+
+def test_a_one_day_lifespan_is_kions_and_without_one_the_renewal_period_counts(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    created = datetime.fromtimestamp(kion.clock(), UTC)
+    kion.app_config["app_api_key_lifespan"] = 1
+
+    def life() -> KeyLife:
+        return stored_key_life(
+            installation_of(renewal), RotationConfig(), now=created, renew_after=timedelta(10)
+        )
+
+    assert life().lifespan == timedelta(days=1)
+    del kion.app_config["app_api_key_lifespan"]  # Kion sets none
+    assert life().lifespan is None
+    renew_at = life().renew_at
+    assert renew_at is not None
+    assert timedelta(days=10) - timedelta(seconds=2) <= renew_at - created <= timedelta(days=10)
