@@ -20,6 +20,7 @@ from ses_smtp_rotator.functions.errors import (
     KionRequestError,
 )
 from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError
+from ses_smtp_rotator.functions.services import aws_clients as aws
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import RotationStepError
 
@@ -261,3 +262,22 @@ def test_the_renewal_waits_for_kion_as_long_as_kion_timeout_seconds_says(
     error = failed_step(renewal, renewal.start(), "createSecret")
     assert isinstance(error, KionConnectionError)
     assert "0.2 s to answer (KION_TIMEOUT_SECONDS)" in error.cause
+
+
+def test_create_secret_hands_the_rotation_token_back_with_the_new_key(
+    renewal: KeyRenewalWorld,
+) -> None:
+    """Secrets Manager checks the event's RotationToken on PutSecretValue."""
+    sent: list[str | None] = []
+    events = aws.client("secretsmanager").meta.events
+
+    def record(params: dict, **_: object) -> None:
+        sent.append(params.get("RotationToken"))
+
+    events.register("provide-client-params.secretsmanager.PutSecretValue", record, "token")
+    try:
+        renewal.step("createSecret", renewal.start())
+    finally:
+        events.unregister("provide-client-params.secretsmanager.PutSecretValue", unique_id="token")
+    assert sent == [renewal.service.last_rotation_token]
+    assert sent[0]
