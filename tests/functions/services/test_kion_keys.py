@@ -121,3 +121,13 @@ def test_a_created_key_is_read_with_its_id(kion: KionStandIn) -> None:
 )
 def test_kion_times_are_read_when_they_happened_and_carry_a_zone(text: Any, read: Any) -> None:
     assert parse_kion_time(text) == read
+
+
+def test_a_key_read_refused_by_kion_names_the_request(kion: KionStandIn) -> None:
+    kion.foreign_reply = (502, {"status": 502, "message": "bad gateway"})
+    with pytest.raises(KionRequestError) as raised:
+        client_of(kion).find_key(3)
+    assert raised.value.cause == (
+        f"Kion at {kion.url} answered GET {APP_API_KEYS_PATH}/3 with HTTP 502. Kion said: "
+        "bad gateway"
+    )
