@@ -11,9 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 import urllib3.util.retry
+from botocore.exceptions import ClientError
 from kion_key_world import KeyRenewalWorld
 
 from ses_smtp_rotator.functions.errors import (
+    AwsPermissionError,
+    KionApiKeyError,
     KionAuthError,
     KionConnectionError,
     KionPermissionError,
@@ -281,3 +284,38 @@ def test_create_secret_hands_the_rotation_token_back_with_the_new_key(
         events.unregister("provide-client-params.secretsmanager.PutSecretValue", unique_id="token")
     assert sent == [renewal.service.last_rotation_token]
     assert sent[0]
+
+
+def test_a_renewal_of_a_secret_that_holds_no_key_yet_names_the_command_that_stores_one(
+    renewal: KeyRenewalWorld,
+) -> None:
+    renewal.secretsmanager.put_secret_value(
+        SecretId=renewal.secret_id, SecretString='{"api_key": ""}'
+    )
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionApiKeyError)
+    assert error.cause == f"The Kion API key secret {renewal.secret_id} holds no key yet."
+    assert error.fix == (
+        "Store a Kion App API key in it with: ses-smtp-rotator set-kion-key <installation secret>."
+    )
+
+
+def test_a_describe_aws_refuses_is_named_with_the_call_to_allow(
+    renewal: KeyRenewalWorld,
+) -> None:
+    token = renewal.start()
+    events = aws.client("secretsmanager").meta.events
+
+    def denied(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "DescribeSecret",
+        )
+
+    events.register("before-call.secretsmanager.DescribeSecret", denied, "deny-describe")
+    try:
+        error = failed_step(renewal, token, "createSecret")
+    finally:
+        events.unregister("before-call.secretsmanager.DescribeSecret", unique_id="deny-describe")
+    assert isinstance(error, AwsPermissionError)
+    assert error.cause.startswith("AWS refused secretsmanager:DescribeSecret on ")
