@@ -318,4 +318,6 @@ def test_a_describe_aws_refuses_is_named_with_the_call_to_allow(
     finally:
         events.unregister("before-call.secretsmanager.DescribeSecret", unique_id="deny-describe")
     assert isinstance(error, AwsPermissionError)
-    assert error.cause.startswith("AWS refused secretsmanager:DescribeSecret on ")
+    assert error.cause == (
+        f"AWS refused secretsmanager:DescribeSecret on {renewal.secret_id} (AccessDenied)."
+    )
