@@ -21,7 +21,9 @@ from ses_smtp_rotator.functions.errors import (
     KionConnectionError,
     KionPermissionError,
     KionRequestError,
+    RotationStateError,
 )
+from ses_smtp_rotator.functions.kion_key_renewal.key_secret import ApiKeySecret
 from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError
 from ses_smtp_rotator.functions.services import aws_clients as aws
 from ses_smtp_rotator.local.kion_server import KionStandIn
@@ -321,3 +323,10 @@ def test_a_describe_aws_refuses_is_named_with_the_call_to_allow(
     assert error.cause == (
         f"AWS refused secretsmanager:DescribeSecret on {renewal.secret_id} (AccessDenied)."
     )
+
+
+def test_a_key_secret_that_does_not_exist_is_named_with_the_fix(aws: None) -> None:
+    with pytest.raises(RotationStateError) as raised:
+        ApiKeySecret("kion/no-such-key").describe()
+    assert raised.value.cause == "Secret kion/no-such-key does not exist."
+    assert raised.value.fix == "Invoke the renewal with the id of an existing Kion API key secret."
