@@ -330,3 +330,10 @@ def test_a_key_secret_that_does_not_exist_is_named_with_the_fix(aws: None) -> No
         ApiKeySecret("kion/no-such-key").describe()
     assert raised.value.cause == "Secret kion/no-such-key does not exist."
     assert raised.value.fix == "Invoke the renewal with the id of an existing Kion API key secret."
+
+
+def test_a_key_secret_holding_binary_data_holds_no_key(renewal: KeyRenewalWorld) -> None:
+    renewal.secretsmanager.put_secret_value(SecretId=renewal.secret_id, SecretBinary=b"\x00")
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionApiKeyError)
+    assert error.cause == f"The Kion API key secret {renewal.secret_id} holds no key yet."
