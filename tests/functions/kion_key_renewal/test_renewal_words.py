@@ -23,7 +23,7 @@ from ses_smtp_rotator.functions.errors import (
     KionRequestError,
     RotationStateError,
 )
-from ses_smtp_rotator.functions.kion_key_renewal.key_secret import ApiKeySecret
+from ses_smtp_rotator.functions.kion_key_renewal.key_secret import ApiKeySecret, StoredApiKey
 from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError
 from ses_smtp_rotator.functions.services import aws_clients as aws
 from ses_smtp_rotator.local.kion_server import KionStandIn
@@ -337,3 +337,26 @@ def test_a_key_secret_holding_binary_data_holds_no_key(renewal: KeyRenewalWorld)
     error = failed_step(renewal, renewal.start(), "createSecret")
     assert isinstance(error, KionApiKeyError)
     assert error.cause == f"The Kion API key secret {renewal.secret_id} holds no key yet."
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("{not json", "The Kion API key secret kion/key holds JSON that cannot be read."),
+        ('{"api_key": 5}', "'api_key' in kion/key is not a string."),
+    ],
+)
+def test_a_stored_value_that_is_no_key_names_the_secret(text: str, cause: str) -> None:
+    with pytest.raises(KionApiKeyError) as raised:
+        StoredApiKey.parse("kion/key", text)
+    assert raised.value.cause == cause
+    assert raised.value.fix == (
+        'Put the Kion App API key into kion/key as plain text or as {"api_key": "<key>"}.'
+    )
+
+
+@pytest.mark.parametrize("key_id", ['"7"', "true", "7.0"])
+def test_a_stored_key_id_that_is_not_a_whole_number_is_unknown(key_id: str) -> None:
+    stored = StoredApiKey.parse("kion/key", f'{{"api_key": "k", "api_key_id": {key_id}}}')
+    assert (stored.api_key, stored.api_key_id) == ("k", None)
+    assert StoredApiKey.parse("kion/key", '{"api_key": "k", "api_key_id": 7}').api_key_id == 7
