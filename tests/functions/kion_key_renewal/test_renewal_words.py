@@ -360,3 +360,31 @@ def test_a_stored_key_id_that_is_not_a_whole_number_is_unknown(key_id: str) -> N
     stored = StoredApiKey.parse("kion/key", f'{{"api_key": "k", "api_key_id": {key_id}}}')
     assert (stored.api_key, stored.api_key_id) == ("k", None)
     assert StoredApiKey.parse("kion/key", '{"api_key": "k", "api_key_id": 7}').api_key_id == 7
+
+
+def test_a_stored_installation_that_is_not_a_secret_id_is_unknown() -> None:
+    stored = StoredApiKey.parse("kion/key", '{"api_key": "k", "installation_secret_id": 5}')
+    assert stored.installation_secret_id is None
+
+
+def test_a_key_read_aws_refuses_is_named_with_the_call_to_allow(
+    renewal: KeyRenewalWorld,
+) -> None:
+    token = renewal.start()
+    events = aws.client("secretsmanager").meta.events
+
+    def denied(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "GetSecretValue",
+        )
+
+    events.register("before-call.secretsmanager.GetSecretValue", denied, "deny-get")
+    try:
+        error = failed_step(renewal, token, "createSecret")
+    finally:
+        events.unregister("before-call.secretsmanager.GetSecretValue", unique_id="deny-get")
+    assert isinstance(error, AwsPermissionError)
+    assert error.cause == (
+        f"AWS refused secretsmanager:GetSecretValue on {renewal.secret_id} (AccessDenied)."
+    )
