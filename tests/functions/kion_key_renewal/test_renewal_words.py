@@ -388,3 +388,26 @@ def test_a_key_read_aws_refuses_is_named_with_the_call_to_allow(
     assert error.cause == (
         f"AWS refused secretsmanager:GetSecretValue on {renewal.secret_id} (AccessDenied)."
     )
+
+
+def test_a_key_secret_holding_unreadable_json_names_the_secret(renewal: KeyRenewalWorld) -> None:
+    renewal.secretsmanager.put_secret_value(SecretId=renewal.secret_id, SecretString="{not json")
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert (
+        error.cause
+        == f"The Kion API key secret {renewal.secret_id} holds JSON that cannot be read."
+    )
+
+
+def test_a_failed_renewal_step_is_counted_as_kion_api_key_renewal_step_failed(
+    renewal: KeyRenewalWorld, kion: KionStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kion.fail_requests(403, methods=["GET"])
+    failed_step(renewal, renewal.start(), "createSecret")
+    records = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    names = {
+        m["Name"] for r in records for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]
+    }
+    assert "KionApiKeyRenewalStepFailed" in names
