@@ -150,3 +150,11 @@ def test_a_pending_key_written_by_hand_without_an_id_is_finished_on_trust(
     )
     renewal.run_steps(token, ("setSecret", "testSecret", "finishSecret"))
     assert "AWSCURRENT" in renewal.stages()[token]
+
+
+def test_a_step_for_a_version_the_secret_does_not_have_is_refused(
+    renewal: KeyRenewalWorld,
+) -> None:
+    with pytest.raises(RotationStepError) as failure:
+        renewal.step("setSecret", str(uuid.uuid4()))
+    assert isinstance(failure.value.error, RotationStateError)
