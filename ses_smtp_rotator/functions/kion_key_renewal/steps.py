@@ -80,7 +80,7 @@ class KionKeyRenewal:
         try:
             new_key = kion.create_key(name)
         except KionRequestError as error:
-            raise self._limit_error(kion, identity, current, error) from None
+            raise self._limit_error(kion, current, error) from None
         logger.info("Created a Kion API key", api_key_id=new_key.id, key_name=name)
         self.secret.put_pending(
             self.token, current.with_key(new_key.key, new_key.id), self.rotation_token
@@ -155,11 +155,7 @@ class KionKeyRenewal:
                 logger.info("Deleted a spare Kion API key", api_key_id=key_id)
 
     def _limit_error(
-        self,
-        kion: KionKeyClient,
-        identity: SecretIdentity,
-        current: StoredApiKey,
-        refusal: KionRequestError,
+        self, kion: KionKeyClient, current: StoredApiKey, refusal: KionRequestError
     ) -> RotationError:
         """Kion refused the new key: name the limit when that is why, else pass on its answer."""
         limit = kion.app_config().get("app_api_key_limit")

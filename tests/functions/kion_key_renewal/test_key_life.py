@@ -89,5 +89,12 @@ def test_a_key_kion_refuses_raises_the_alert_with_the_fix(
 def test_the_period_comes_from_the_environment() -> None:
     assert renew_after_from_environment({}) == timedelta(days=30)
     assert renew_after_from_environment({"KION_API_KEY_RENEW_AFTER_DAYS": "7"}) == timedelta(7)
+    assert renew_after_from_environment({"KION_API_KEY_RENEW_AFTER_DAYS": "1"}) == timedelta(1)
+    assert renew_after_from_environment({"KION_API_KEY_RENEW_AFTER_DAYS": " 0.5 "}) == timedelta(
+        hours=12
+    )
+    for refused in ("0", "-2"):
+        with pytest.raises(ValueError, match=f"days, not '{refused}'"):
+            renew_after_from_environment({"KION_API_KEY_RENEW_AFTER_DAYS": refused})
     with pytest.raises(ValueError, match="Fix: set it"):
         renew_after_from_environment({"KION_API_KEY_RENEW_AFTER_DAYS": "soon"})

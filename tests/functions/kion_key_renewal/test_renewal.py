@@ -145,6 +145,10 @@ def test_an_installation_that_uses_another_key_secret_is_refused(
     with pytest.raises(RotationStepError) as failure:
         renewal.renew()
     assert "not " in failure.value.error.cause
+    assert failure.value.error.fix == (
+        "Store the key with ses-smtp-rotator set-kion-key <installation secret> for the "
+        "installation this key belongs to."
+    )
     assert renewal.renewal_keys() == []
 
 

@@ -3,6 +3,7 @@ meanwhile, a replaced key still held, a key named by another deployment or the o
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -131,3 +132,29 @@ def test_a_secret_without_awsprevious_renews(renewal: KeyRenewalWorld) -> None:
     )
     renewal.renew()
     assert renewal.current_works()
+
+
+def test_a_pending_key_written_by_hand_without_an_id_is_finished_on_trust(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    """Kion cannot be asked about a key without an id: the check before finishing is skipped."""
+    _, new_key = kion.create_api_key()
+    token = str(uuid.uuid4())
+    renewal.secretsmanager.put_secret_value(
+        SecretId=renewal.secret_id,
+        ClientRequestToken=token,
+        SecretString=json.dumps(
+            {"api_key": new_key, "installation_secret_id": renewal.smtp.secret_id}
+        ),
+        VersionStages=["AWSPENDING"],
+    )
+    renewal.run_steps(token, ("setSecret", "testSecret", "finishSecret"))
+    assert "AWSCURRENT" in renewal.stages()[token]
+
+
+def test_a_step_for_a_version_the_secret_does_not_have_is_refused(
+    renewal: KeyRenewalWorld,
+) -> None:
+    with pytest.raises(RotationStepError) as failure:
+        renewal.step("setSecret", str(uuid.uuid4()))
+    assert isinstance(failure.value.error, RotationStateError)

@@ -5,12 +5,27 @@ from __future__ import annotations
 
 import io
 import json
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
+import urllib3.util.retry
+from botocore.exceptions import ClientError
 from kion_key_world import KeyRenewalWorld
 
-from ses_smtp_rotator.functions.errors import KionPermissionError, KionRequestError
+from ses_smtp_rotator.functions.errors import (
+    AwsPermissionError,
+    KionApiKeyError,
+    KionAuthError,
+    KionConnectionError,
+    KionPermissionError,
+    KionRequestError,
+    RotationStateError,
+)
+from ses_smtp_rotator.functions.kion_key_renewal.key_secret import ApiKeySecret, StoredApiKey
 from ses_smtp_rotator.functions.kion_key_renewal.steps import KionKeyLimitError
+from ses_smtp_rotator.functions.services import aws_clients as aws
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import RotationStepError
 
@@ -18,6 +33,7 @@ REFUSED = (
     "Kion at {url} refused to {action} for the API key's user (403), or App API key creation is "
     "switched off."
 )
+KEYS = "/api/v3/app-api-key"
 PERMISSION_FIX = (
     "Give the key's user Kion's 'Manage App API Keys' permission and make sure "
     "app_api_key_creation_enabled is on."
@@ -63,8 +79,8 @@ def test_at_the_limit_the_error_counts_and_names_the_keys_of_the_keys_user_alone
 ) -> None:
     kion.app_config["app_api_key_limit"] = 2
     held = renewal.current()["api_key_id"]
+    kion.api_keys.issue("another user's key", user_id=2)  # listed before the script
     script = kion.api_keys.issue("a colleague's script")
-    kion.api_keys.issue("another user's key", user_id=2)
     error = failed_step(renewal, renewal.start(), "createSecret")
     assert isinstance(error, KionKeyLimitError)
     assert error.cause == (
@@ -76,6 +92,19 @@ def test_at_the_limit_the_error_counts_and_names_the_keys_of_the_keys_user_alone
         "Delete a key of that user that nothing uses in Kion, or raise app_api_key_limit, "
         "then start the renewal again."
     )
+
+
+def test_at_the_limit_a_stored_key_without_an_id_counts_every_key_kion_lists(
+    make_renewal: Callable[..., KeyRenewalWorld], kion: KionStandIn
+) -> None:
+    """Without the stored key's id its user is unknown: every listed key counts."""
+    renewal = make_renewal(key_id_known=False)
+    kion.app_config["app_api_key_limit"] = 2
+    script = kion.api_keys.issue("a colleague's script")
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionKeyLimitError)
+    assert error.cause.startswith("Kion refused a new App API key: the key's user holds 2 keys")
+    assert f"{script.id} (a colleague's script))." in error.cause
 
 
 @pytest.mark.parametrize("limit", [5, None], ids=["under-the-limit", "no-limit-set"])
@@ -159,3 +188,226 @@ def test_a_create_secret_run_again_says_the_pending_version_exists(
     renewal.step("createSecret", token)
     renewal.step("createSecret", token)
     assert len(logged(function_logs, "The pending version already exists; nothing to create")) == 1
+
+
+def test_an_expired_key_names_kion_and_the_secret_that_holds_it(
+    renewal: KeyRenewalWorld, kion: KionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later = kion.clock() + 31 * 86_400  # past the default lifespan of 30 days
+    monkeypatch.setattr(kion, "clock", lambda: later)
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert error.cause == (
+        f"Kion at {kion.url} refuses the App API key stored in {renewal.secret_id} (401): it "
+        "expired or was deleted, so it can no longer be renewed, and rotations of the SMTP "
+        "credential fail until it is replaced."
+    )
+    assert error.fix == (
+        "In Kion, create an App API key for the rotator's user, then store it with: "
+        "ses-smtp-rotator set-kion-key <installation secret> (it checks the key first)."
+    )
+
+
+def test_a_new_key_kion_refuses_at_test_secret_names_the_secret_to_fix(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    token = renewal.start()
+    renewal.step("createSecret", token)
+    kion.revoke_api_key(renewal.version_fields(VersionStage="AWSPENDING")["api_key_id"])
+    error = failed_step(renewal, token, "testSecret")
+    assert isinstance(error, KionAuthError)
+    assert error.fix.startswith(
+        f"Put a valid, unexpired App API key into {renewal.secret_id}; keys expire"
+    )
+
+
+def test_a_key_stored_without_its_installation_says_why_the_renewal_stops(
+    renewal: KeyRenewalWorld, kion: KionStandIn
+) -> None:
+    renewal.secretsmanager.put_secret_value(SecretId=renewal.secret_id, SecretString=kion.api_key)
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert error.cause == (
+        f"The Kion API key secret {renewal.secret_name()} does not say which installation its "
+        "key belongs to (no installation_secret_id), so the renewal cannot tell which Kion to "
+        "ask."
+    )
+
+
+def test_the_configuration_check_before_any_key_says_so(
+    renewal: KeyRenewalWorld, function_logs: io.StringIO
+) -> None:
+    renewal.secretsmanager.put_secret_value(
+        SecretId=renewal.secret_id, SecretString='{"api_key": ""}'
+    )
+    renewal.service.check_configuration(renewal.secret_id)
+    assert logged(function_logs, "Configuration check on a secret with no key yet")
+
+
+def test_the_renewal_retries_kion_as_kion_retries_and_its_backoff_say(
+    renewal: KeyRenewalWorld, kion: KionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(
+        urllib3.util.retry, "time", SimpleNamespace(sleep=pauses.append, time=time.time)
+    )
+    monkeypatch.setenv("KION_RETRIES", "2")
+    monkeypatch.setenv("KION_RETRY_BACKOFF_SECONDS", "0.25")
+    kion.fail_requests(503, count=None, methods=["GET"])
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionRequestError)
+    assert [request.status for request in kion.requests_to("GET", KEYS)] == [503, 503, 503]
+    assert pauses == [0.5]  # none before the first retry, then twice the factor
+
+
+def test_the_renewal_waits_for_kion_as_long_as_kion_timeout_seconds_says(
+    renewal: KeyRenewalWorld, kion: KionStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KION_TIMEOUT_SECONDS", "0.2")
+    monkeypatch.setenv("KION_RETRIES", "0")
+    kion.delay = 1.0
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionConnectionError)
+    assert "0.2 s to answer (KION_TIMEOUT_SECONDS)" in error.cause
+
+
+def test_create_secret_hands_the_rotation_token_back_with_the_new_key(
+    renewal: KeyRenewalWorld,
+) -> None:
+    """Secrets Manager checks the event's RotationToken on PutSecretValue."""
+    sent: list[str | None] = []
+    events = aws.client("secretsmanager").meta.events
+
+    def record(params: dict, **_: object) -> None:
+        sent.append(params.get("RotationToken"))
+
+    events.register("provide-client-params.secretsmanager.PutSecretValue", record, "token")
+    try:
+        renewal.step("createSecret", renewal.start())
+    finally:
+        events.unregister("provide-client-params.secretsmanager.PutSecretValue", unique_id="token")
+    assert sent == [renewal.service.last_rotation_token]
+    assert sent[0]
+
+
+def test_a_renewal_of_a_secret_that_holds_no_key_yet_names_the_command_that_stores_one(
+    renewal: KeyRenewalWorld,
+) -> None:
+    renewal.secretsmanager.put_secret_value(
+        SecretId=renewal.secret_id, SecretString='{"api_key": ""}'
+    )
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionApiKeyError)
+    assert error.cause == f"The Kion API key secret {renewal.secret_id} holds no key yet."
+    assert error.fix == (
+        "Store a Kion App API key in it with: ses-smtp-rotator set-kion-key <installation secret>."
+    )
+
+
+def test_a_describe_aws_refuses_is_named_with_the_call_to_allow(
+    renewal: KeyRenewalWorld,
+) -> None:
+    token = renewal.start()
+    events = aws.client("secretsmanager").meta.events
+
+    def denied(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "DescribeSecret",
+        )
+
+    events.register("before-call.secretsmanager.DescribeSecret", denied, "deny-describe")
+    try:
+        error = failed_step(renewal, token, "createSecret")
+    finally:
+        events.unregister("before-call.secretsmanager.DescribeSecret", unique_id="deny-describe")
+    assert isinstance(error, AwsPermissionError)
+    assert error.cause == (
+        f"AWS refused secretsmanager:DescribeSecret on {renewal.secret_id} (AccessDenied)."
+    )
+
+
+def test_a_key_secret_that_does_not_exist_is_named_with_the_fix(aws: None) -> None:
+    with pytest.raises(RotationStateError) as raised:
+        ApiKeySecret("kion/no-such-key").describe()
+    assert raised.value.cause == "Secret kion/no-such-key does not exist."
+    assert raised.value.fix == "Invoke the renewal with the id of an existing Kion API key secret."
+
+
+def test_a_key_secret_holding_binary_data_holds_no_key(renewal: KeyRenewalWorld) -> None:
+    renewal.secretsmanager.put_secret_value(SecretId=renewal.secret_id, SecretBinary=b"\x00")
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert isinstance(error, KionApiKeyError)
+    assert error.cause == f"The Kion API key secret {renewal.secret_id} holds no key yet."
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("{not json", "The Kion API key secret kion/key holds JSON that cannot be read."),
+        ('{"api_key": 5}', "'api_key' in kion/key is not a string."),
+    ],
+)
+def test_a_stored_value_that_is_no_key_names_the_secret(text: str, cause: str) -> None:
+    with pytest.raises(KionApiKeyError) as raised:
+        StoredApiKey.parse("kion/key", text)
+    assert raised.value.cause == cause
+    assert raised.value.fix == (
+        'Put the Kion App API key into kion/key as plain text or as {"api_key": "<key>"}.'
+    )
+
+
+@pytest.mark.parametrize("key_id", ['"7"', "true", "7.0"])
+def test_a_stored_key_id_that_is_not_a_whole_number_is_unknown(key_id: str) -> None:
+    stored = StoredApiKey.parse("kion/key", f'{{"api_key": "k", "api_key_id": {key_id}}}')
+    assert (stored.api_key, stored.api_key_id) == ("k", None)
+    assert StoredApiKey.parse("kion/key", '{"api_key": "k", "api_key_id": 7}').api_key_id == 7
+
+
+def test_a_stored_installation_that_is_not_a_secret_id_is_unknown() -> None:
+    stored = StoredApiKey.parse("kion/key", '{"api_key": "k", "installation_secret_id": 5}')
+    assert stored.installation_secret_id is None
+
+
+def test_a_key_read_aws_refuses_is_named_with_the_call_to_allow(
+    renewal: KeyRenewalWorld,
+) -> None:
+    token = renewal.start()
+    events = aws.client("secretsmanager").meta.events
+
+    def denied(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "GetSecretValue",
+        )
+
+    events.register("before-call.secretsmanager.GetSecretValue", denied, "deny-get")
+    try:
+        error = failed_step(renewal, token, "createSecret")
+    finally:
+        events.unregister("before-call.secretsmanager.GetSecretValue", unique_id="deny-get")
+    assert isinstance(error, AwsPermissionError)
+    assert error.cause == (
+        f"AWS refused secretsmanager:GetSecretValue on {renewal.secret_id} (AccessDenied)."
+    )
+
+
+def test_a_key_secret_holding_unreadable_json_names_the_secret(renewal: KeyRenewalWorld) -> None:
+    renewal.secretsmanager.put_secret_value(SecretId=renewal.secret_id, SecretString="{not json")
+    error = failed_step(renewal, renewal.start(), "createSecret")
+    assert (
+        error.cause
+        == f"The Kion API key secret {renewal.secret_id} holds JSON that cannot be read."
+    )
+
+
+def test_a_failed_renewal_step_is_counted_as_kion_api_key_renewal_step_failed(
+    renewal: KeyRenewalWorld, kion: KionStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kion.fail_requests(403, methods=["GET"])
+    failed_step(renewal, renewal.start(), "createSecret")
+    records = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    names = {
+        m["Name"] for r in records for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]
+    }
+    assert "KionApiKeyRenewalStepFailed" in names

@@ -194,6 +194,34 @@ def test_a_kion_key_renewal_left_pending_is_flagged_and_not_started_again(
     assert key_secret_value(watched)["api_key"] not in alert
 
 
+def test_a_kion_key_renewal_aws_refuses_to_start_names_the_call_to_allow(
+    watched: WatchedWorld,
+) -> None:
+    watched.age_kion_key(16)  # due
+    events = aws.client("secretsmanager").meta.events
+
+    def denied(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
+            "RotateSecret",
+        )
+
+    events.register("before-call.secretsmanager.RotateSecret", denied, "deny-rotate")
+    try:
+        report = watched.watch().run(now=watched.kion_now())
+    finally:
+        events.unregister("before-call.secretsmanager.RotateSecret", unique_id="deny-rotate")
+
+    [health] = report.checked
+    finding = health.checks["kion_api_key_renewal"]
+    assert finding.ok is False
+    assert finding.summary == (
+        f"AWS refused secretsmanager:RotateSecret on {health.kion_api_key_secret_id} "
+        "(AccessDenied)."
+    )
+    assert not report.renewals_started
+
+
 def test_a_kion_key_renewal_the_watch_may_not_age_is_reported_as_unknown(
     watched: WatchedWorld,
 ) -> None:
