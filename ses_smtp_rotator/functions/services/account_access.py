@@ -80,6 +80,7 @@ def user_access_keys(
         iam=clients.iam,
         iam_once=clients.iam_once,
         reached_as=f"in account {account} (as the access role of <stackName>-Access there)",
+        acting_role=f"the access role of <stackName>-Access in account {account}",
     )
 
 

@@ -47,9 +47,12 @@ def error_code(error: ClientError) -> str:
 
 
 @contextmanager
-def aws_call(action: str, resource: str) -> Iterator[None]:
+def aws_call(
+    action: str, resource: str, acting_role: str = "the rotation function's role"
+) -> Iterator[None]:
     """Turn AccessDenied, AWS-side failures (5xx, throttling, after botocore's retries) and
-    network failures of ``action`` on ``resource`` into one clear error.
+    network failures of ``action`` on ``resource`` into one clear error; an AccessDenied's fix
+    names ``acting_role``, the role the call was made as.
 
     Other ClientErrors pass through for the caller to interpret.
     """
@@ -59,8 +62,8 @@ def aws_call(action: str, resource: str) -> Iterator[None]:
         if error_code(error) in _ACCESS_DENIED:
             raise AwsPermissionError(
                 f"AWS refused {action} on {resource} (AccessDenied).",
-                f"Allow {action} on {resource} in the rotation function's role, and check that no "
-                "service control policy or permissions boundary denies it.",
+                f"Allow {action} on {resource} in {acting_role}, and check that no service "
+                "control policy or permissions boundary denies it.",
             ) from None
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         if status >= 500 or error_code(error) in _THROTTLED:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,16 +66,23 @@ class UserAccessKeys:
         iam_once: Any | None = None,
         *,
         reached_as: str = "",
+        acting_role: str = "the rotation function's role",
     ) -> None:
-        """``reached_as``: how the user's account is reached, when it is not the function's own
-        (named in errors, so that a refusal points at the right role)."""
+        """``reached_as``: how the user's account is reached, when it is not the function's own,
+        and ``acting_role`` the role its calls are made as (both named in errors, so that a
+        refusal points at the right role)."""
         self.user_name = user_name
         self._client = iam or client("iam")
         self._client_once = iam_once or (iam if iam is not None else single_attempt_client("iam"))
         self._resource = f"IAM user {user_name}" + (f" {reached_as}" if reached_as else "")
+        self._acting_role = acting_role
+
+    def _call(self, action: str) -> AbstractContextManager[None]:
+        """``aws_call`` for ``action`` on this user, made as this user's acting role."""
+        return aws_call(action, self._resource, self._acting_role)
 
     def list(self) -> list[AccessKey]:
-        with aws_call("iam:ListAccessKeys", self._resource), self._user_must_exist():
+        with self._call("iam:ListAccessKeys"), self._user_must_exist():
             response = self._client.list_access_keys(UserName=self.user_name)
         return [
             AccessKey(
@@ -103,7 +110,7 @@ class UserAccessKeys:
         return self._create_once()
 
     def _create_once(self) -> NewAccessKey:
-        with aws_call("iam:CreateAccessKey", self._resource), self._user_must_exist():
+        with self._call("iam:CreateAccessKey"), self._user_must_exist():
             try:
                 response = self._client_once.create_access_key(UserName=self.user_name)
             except ClientError as error:
@@ -124,7 +131,7 @@ class UserAccessKeys:
     def last_used(self, access_key_id: str) -> KeyLastUsed:
         """IAM's record of the key's last signed request. Information only: AWS does not say
         that SES SMTP logins or sending update it."""
-        with aws_call("iam:GetAccessKeyLastUsed", self._resource):
+        with self._call("iam:GetAccessKeyLastUsed"):
             response = self._client.get_access_key_last_used(AccessKeyId=access_key_id)
         record = response.get("AccessKeyLastUsed", {})
         return KeyLastUsed(
@@ -135,7 +142,7 @@ class UserAccessKeys:
 
     def _set_status(self, access_key_id: str, status: str) -> None:
         """Set a key's status; a key already gone is left to the caller to notice (no error)."""
-        with aws_call("iam:UpdateAccessKey", self._resource):
+        with self._call("iam:UpdateAccessKey"):
             try:
                 self._client.update_access_key(
                     UserName=self.user_name, AccessKeyId=access_key_id, Status=status
@@ -159,7 +166,7 @@ class UserAccessKeys:
 
     def delete(self, access_key_id: str) -> None:
         """Delete a key; a key that is already gone is fine."""
-        with aws_call("iam:DeleteAccessKey", self._resource):
+        with self._call("iam:DeleteAccessKey"):
             try:
                 self._client.delete_access_key(UserName=self.user_name, AccessKeyId=access_key_id)
             except ClientError as error:

@@ -7,8 +7,9 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
+from ses_smtp_rotator.functions.errors import AwsPermissionError
 from ses_smtp_rotator.functions.services import aws_clients
 from ses_smtp_rotator.functions.services.iam_keys import UserAccessKeys
 
@@ -96,3 +97,28 @@ def test_keys_already_there_are_kept(iam: Any, single_attempt_iam: Any) -> None:
         entry["AccessKeyId"] for entry in iam.list_access_keys(UserName=USER)["AccessKeyMetadata"]
     }
     assert remaining == {held, created.access_key_id}
+
+
+def test_a_refused_key_action_names_the_role_the_call_was_made_as(iam: Any) -> None:
+    def refuse(**_: Any) -> None:
+        error = {"Code": "AccessDenied", "Message": "denied by a service control policy"}
+        raise ClientError({"Error": error}, "ListAccessKeys")
+
+    iam.meta.events.register("before-call.iam.ListAccessKeys", refuse)
+    keys = UserAccessKeys(
+        USER,
+        iam=iam,
+        reached_as="in account 222233334444",
+        acting_role="the access role of <stackName>-Access in account 222233334444",
+    )
+
+    with pytest.raises(AwsPermissionError) as refused:
+        keys.list()
+
+    assert refused.value.cause == (
+        f"AWS refused iam:ListAccessKeys on IAM user {USER} in account 222233334444 (AccessDenied)."
+    )
+    assert refused.value.fix.startswith(
+        f"Allow iam:ListAccessKeys on IAM user {USER} in account 222233334444 in the access role "
+        "of <stackName>-Access in account 222233334444, and check that no service control policy"
+    )
