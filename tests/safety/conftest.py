@@ -26,8 +26,9 @@ from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer, SilentSmtpServer
 
-# Short enough that an SMTP server that never answers costs little real time.
-SMTP_TIMEOUT_SECONDS = "1"
+# Short enough that an SMTP server that never answers costs little real time, long enough that
+# a loopback server thread kept waiting by a busy machine is not taken for one.
+SMTP_TIMEOUT_SECONDS = "2"
 
 FIGURES = SafetyFigures()
 

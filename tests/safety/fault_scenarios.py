@@ -116,7 +116,7 @@ def clean_trace(variant: str) -> tuple[str, ...]:
 @cache
 def surveys() -> dict[str, Survey]:
     sites: dict[str, Survey] = {}
-    with survey_stand_ins() as (smtp, kion, injector, service, clock, _monkeypatch):
+    with survey_stand_ins() as (smtp, kion, injector, service, clock, _monkeypatch, _):
         for variant in VARIANTS:
             world = build_world(variant, kion, smtp, service, name=f"survey-{variant}")
             injector.reset()

@@ -56,7 +56,7 @@ from ses_smtp_rotator.local.rotation_service import (
 from ses_smtp_rotator.local.smtp_server import SesSmtpServer
 
 # As the suite's conftest sets it for the SMTP rotation's scenarios.
-SMTP_TIMEOUT_SECONDS = "1"
+SMTP_TIMEOUT_SECONDS = "2"
 
 KNOWN = "known-id"  # the key was stored with its id (as set-kion-key does)
 AT_LIMIT = "at-limit"  # the user is at app_api_key_limit; a spare key of an earlier renewal,
@@ -225,7 +225,7 @@ def interleaved(run: RenewalRun, continuation: str) -> None:
 def survey() -> dict[str, tuple]:
     """The external calls of one clean renewal from each variant, in order."""
     sites: dict[str, tuple] = {}
-    with survey_stand_ins() as (smtp, kion, injector, service, _clock, monkeypatch):
+    with survey_stand_ins() as (smtp, kion, injector, service, _clock, monkeypatch, _):
         for variant in VARIANTS:
             kion.app_config.clear()
             kion.app_config.update(default_app_config())

@@ -149,7 +149,7 @@ def key_statuses(world: RotationWorld) -> dict[str, str]:
 def survey() -> dict[str, tuple[tuple[CallSite, str], ...]]:
     """The external calls of one clean rollback from each variant, with what each answered."""
     sites: dict[str, tuple[tuple[CallSite, str], ...]] = {}
-    with survey_stand_ins() as (smtp, kion, injector, service, _clock, _monkeypatch):
+    with survey_stand_ins() as (smtp, kion, injector, service, _clock, _monkeypatch, _):
         for variant in VARIANTS:
             kion.clear_faults()
             kion.app_config.clear()

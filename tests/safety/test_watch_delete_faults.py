@@ -53,7 +53,7 @@ def watch_delete(run: SafetyRun) -> BaseException | None:
 @cache
 def surveyed() -> tuple[tuple[CallSite, str], ...]:
     """The calls of one clean watch delete after a clean rotation, with what each answered."""
-    with survey_stand_ins() as (smtp, kion, injector, service, _clock, _monkeypatch):
+    with survey_stand_ins() as (smtp, kion, injector, service, _clock, _monkeypatch, _):
         run = SafetyRun(build_world(STEADY, kion, smtp, service, name="survey-watch"), injector)
         if run.rotate() is not None:
             raise RuntimeError("the clean rotation before the watch's survey failed")
