@@ -8,7 +8,8 @@ clock to wait on (:meth:`RotationWorld.wait_on_virtual_time`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -31,6 +32,23 @@ from ses_smtp_rotator.local.installation import LocalInstallation
 from ses_smtp_rotator.local.kion_server import KionStandIn
 from ses_smtp_rotator.local.rotation_service import STEPS, LocalRotationService
 from ses_smtp_rotator.local.smtp_server import SesSmtpRegions, SesSmtpServer
+
+
+@contextmanager
+def aws_refuses(client: Any, operation: str) -> Iterator[None]:
+    """While the block runs, AWS answers ``operation`` on ``client`` with AccessDenied."""
+    service = client.meta.service_model.service_id.hyphenize()
+    event = f"before-call.{service}.{operation}"
+
+    def denied(**_: object) -> None:
+        error = {"Code": "AccessDeniedException", "Message": "not authorized"}
+        raise ClientError({"Error": error}, operation)
+
+    client.meta.events.register(event, denied, unique_id=f"refuse-{operation}")
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, unique_id=f"refuse-{operation}")
 
 
 @dataclass

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 import urllib3.util.retry
-from botocore.exceptions import ClientError
 from kion_key_world import KeyRenewalWorld
+from rotation_world import aws_refuses
 
 from ses_smtp_rotator.functions.errors import (
     AwsPermissionError,
@@ -302,26 +302,16 @@ def test_a_renewal_of_a_secret_that_holds_no_key_yet_names_the_command_that_stor
     )
 
 
-def test_a_describe_aws_refuses_is_named_with_the_call_to_allow(
-    renewal: KeyRenewalWorld,
+@pytest.mark.parametrize("operation", ["DescribeSecret", "GetSecretValue"])
+def test_a_read_of_the_key_secret_aws_refuses_is_named_with_the_call_to_allow(
+    renewal: KeyRenewalWorld, operation: str
 ) -> None:
     token = renewal.start()
-    events = aws.client("secretsmanager").meta.events
-
-    def denied(**_: object) -> None:
-        raise ClientError(
-            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
-            "DescribeSecret",
-        )
-
-    events.register("before-call.secretsmanager.DescribeSecret", denied, "deny-describe")
-    try:
+    with aws_refuses(aws.client("secretsmanager"), operation):
         error = failed_step(renewal, token, "createSecret")
-    finally:
-        events.unregister("before-call.secretsmanager.DescribeSecret", unique_id="deny-describe")
     assert isinstance(error, AwsPermissionError)
     assert error.cause == (
-        f"AWS refused secretsmanager:DescribeSecret on {renewal.secret_id} (AccessDenied)."
+        f"AWS refused secretsmanager:{operation} on {renewal.secret_id} (AccessDenied)."
     )
 
 
@@ -365,29 +355,6 @@ def test_a_stored_key_id_that_is_not_a_whole_number_is_unknown(key_id: str) -> N
 def test_a_stored_installation_that_is_not_a_secret_id_is_unknown() -> None:
     stored = StoredApiKey.parse("kion/key", '{"api_key": "k", "installation_secret_id": 5}')
     assert stored.installation_secret_id is None
-
-
-def test_a_key_read_aws_refuses_is_named_with_the_call_to_allow(
-    renewal: KeyRenewalWorld,
-) -> None:
-    token = renewal.start()
-    events = aws.client("secretsmanager").meta.events
-
-    def denied(**_: object) -> None:
-        raise ClientError(
-            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
-            "GetSecretValue",
-        )
-
-    events.register("before-call.secretsmanager.GetSecretValue", denied, "deny-get")
-    try:
-        error = failed_step(renewal, token, "createSecret")
-    finally:
-        events.unregister("before-call.secretsmanager.GetSecretValue", unique_id="deny-get")
-    assert isinstance(error, AwsPermissionError)
-    assert error.cause == (
-        f"AWS refused secretsmanager:GetSecretValue on {renewal.secret_id} (AccessDenied)."
-    )
 
 
 def test_a_key_secret_holding_unreadable_json_names_the_secret(renewal: KeyRenewalWorld) -> None:

@@ -7,9 +7,9 @@ import json
 from datetime import timedelta
 
 import pytest
-from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
+from rotation_world import aws_refuses
 from watch_world import LIMITS, WatchedWorld, key_secret_value
 
 from ses_smtp_rotator.functions.quiet_period import GRACE
@@ -198,19 +198,8 @@ def test_a_kion_key_renewal_aws_refuses_to_start_names_the_call_to_allow(
     watched: WatchedWorld,
 ) -> None:
     watched.age_kion_key(16)  # due
-    events = aws.client("secretsmanager").meta.events
-
-    def denied(**_: object) -> None:
-        raise ClientError(
-            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
-            "RotateSecret",
-        )
-
-    events.register("before-call.secretsmanager.RotateSecret", denied, "deny-rotate")
-    try:
+    with aws_refuses(aws.client("secretsmanager"), "RotateSecret"):
         report = watched.watch().run(now=watched.kion_now())
-    finally:
-        events.unregister("before-call.secretsmanager.RotateSecret", unique_id="deny-rotate")
 
     [health] = report.checked
     finding = health.checks["kion_api_key_renewal"]
@@ -229,19 +218,8 @@ def test_a_kion_key_renewal_the_watch_may_not_age_is_reported_as_unknown(
     check says which call AWS refused and what to do, fails nothing and starts nothing."""
     watched.age_kion_key(16)  # due
     token = watched.renewal.start()
-    events = aws.client("secretsmanager").meta.events
-
-    def denied(**_: object) -> None:
-        raise ClientError(
-            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
-            "ListSecretVersionIds",
-        )
-
-    events.register("before-call.secretsmanager.ListSecretVersionIds", denied, "deny-list")
-    try:
+    with aws_refuses(aws.client("secretsmanager"), "ListSecretVersionIds"):
         report = watched.watch().run(now=watched.kion_now())
-    finally:
-        events.unregister("before-call.secretsmanager.ListSecretVersionIds", unique_id="deny-list")
 
     [health] = report.checked
     finding = health.checks["kion_api_key_renewal"]
