@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from cli_world import FUNCTION_ENVIRONMENT, assert_no_secret, installation, run_cli, settle
+from cli_world import FUNCTION_ENVIRONMENT, assert_no_secret, installation, run_cli
 from moto.iam.models import iam_backends
 
 from ses_smtp_rotator.cli.exit_codes import EXIT_OK, EXIT_UNCHECKED
@@ -29,16 +29,6 @@ def demo() -> Iterator[DemoEnvironment]:
         ses_account=SES_ACCOUNT,
     ) as environment:
         yield environment
-
-
-@pytest.fixture
-def world(demo: DemoEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoEnvironment]:
-    for name, value in demo.aws_environment().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    settle(demo)
-    yield demo
-    settle(demo)
 
 
 def user_keys(account: str, user_name: str) -> dict[str, str]:

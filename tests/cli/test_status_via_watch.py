@@ -46,16 +46,6 @@ def secrets_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return read
 
 
-@pytest.fixture
-def world(demo: DemoEnvironment, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoEnvironment]:
-    for name, value in demo.aws_environment().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    settle(demo)
-    yield demo
-    settle(demo)
-
-
 def squash(text: str) -> str:
     return re.sub(r" +", " ", text)
 
