@@ -58,7 +58,7 @@ def protocol_steps(renewal: KionKeyRenewal) -> RotationSteps[StoredApiKey]:
         return None if stored is None else LabelledVersion(list(stored.stages), stored.stored)
 
     return RotationSteps(
-        version_stages=lambda token: renewal.secret.describe().stages.get(token),
+        version_stages=renewal.version_stages,
         version=version,
         create_secret=renewal.create_secret,
         set_secret=renewal.set_secret,

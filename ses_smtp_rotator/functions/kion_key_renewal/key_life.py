@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from ses_smtp_rotator.functions.config import RotationConfig
 from ses_smtp_rotator.functions.errors import KionAuthError, RotationError
@@ -83,13 +84,16 @@ def key_life(
     now: datetime,
     renew_after: timedelta,
     secret_id: str,
+    app_config: Mapping[str, Any] | None = None,
 ) -> KeyLife:
-    """Ask Kion, with the stored key itself, how long that key has left.
+    """Ask Kion, with the stored key itself, how long that key has left. ``app_config``: Kion's
+    settings already read with that key this run (None: read them).
 
     Raises KionApiKeyExpiredError when Kion refuses the key (401): no renewal can help then.
     """
     try:
-        lifespan_days = kion.app_config().get("app_api_key_lifespan")
+        settings = kion.app_config() if app_config is None else app_config
+        lifespan_days = settings.get("app_api_key_lifespan")
         info = kion.find_key(api_key_id) if api_key_id is not None else None
     except KionAuthError:
         raise expired_key_error(kion.kion_url, secret_id) from None
@@ -116,9 +120,11 @@ def stored_key_life(
     now: datetime,
     renew_after: timedelta,
     secretsmanager: object | None = None,
+    app_config: Mapping[str, Any] | None = None,
 ) -> KeyLife:
     """The life left to the key in ``installation``'s Kion API key secret (AWSCURRENT): what
-    the watch asks before it starts a renewal with ``ApiKeySecret.start_renewal``."""
+    the watch asks before it starts a renewal with ``ApiKeySecret.start_renewal``.
+    ``app_config`` as for :func:`key_life`."""
     secret_id = installation.kion_api_key_secret_id
     stored = ApiKeySecret(secret_id, secretsmanager).current().stored
     kion = KionKeyClient(
@@ -130,7 +136,14 @@ def stored_key_life(
         backoff_factor=config.kion_retry_backoff,
         api_key_secret_id=secret_id,
     )
-    return key_life(kion, stored.api_key_id, now=now, renew_after=renew_after, secret_id=secret_id)
+    return key_life(
+        kion,
+        stored.api_key_id,
+        now=now,
+        renew_after=renew_after,
+        secret_id=secret_id,
+        app_config=app_config,
+    )
 
 
 def expired_key_error(kion_url: str, secret_id: str) -> KionApiKeyExpiredError:

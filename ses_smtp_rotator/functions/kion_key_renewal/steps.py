@@ -59,15 +59,29 @@ class KionKeyRenewal:
     time_left_ms: Callable[[], int] | None = None
     """The invocation's time left (the Lambda context's get_remaining_time_in_millis)."""
     budget: TimeBudget = field(init=False)
+    _identity: SecretIdentity | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.budget = TimeBudget(self.time_left_ms, WorstCase(self.config), RENEWAL_FIX)
+
+    def version_stages(self, token: str) -> list[str] | None:
+        """The labels of version ``token``, for the protocol's guards. The same read gives the
+        secret's ARN and name, which createSecret then uses without asking again."""
+        self._identity = self.secret.describe()
+        return self._identity.stages.get(token)
+
+    @property
+    def identity(self) -> SecretIdentity:
+        """The secret's ARN and name, read once per invocation (they never change)."""
+        if self._identity is None:
+            self._identity = self.secret.describe()
+        return self._identity
 
     def create_secret(self) -> None:
         if self.secret.version(self.token):
             logger.info("The pending version already exists; nothing to create")
             return
-        identity = self.secret.describe()
+        identity = self.identity
         current = self.secret.current().stored
         kion = self._kion(current, identity)
         try:
@@ -96,11 +110,11 @@ class KionKeyRenewal:
             # first key is stored that copy holds none.
             logger.info("Configuration check on a secret with no key yet")
             return
-        self._kion(pending, self.secret.describe()).app_config()
+        self._kion(pending, self.identity).app_config()
         logger.info("Kion accepts the new key", api_key_id=pending.api_key_id)
 
     def finish_secret(self, pending: StoredApiKey) -> None:
-        identity = self.secret.describe()
+        identity = self.identity
         kion = self._kion(pending, identity)
         if not self._kion_has(kion, pending):
             raise RotationStateError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -74,6 +74,14 @@ class HealthLimits:
     """The schedule's longest period plus a margin; None when no schedule is known."""
     kion_key_renew_after: timedelta
     """Where Kion sets no key lifespan, the age at which a Kion API key is renewed."""
+
+
+class KionRead(NamedTuple):
+    """What one ``GET /api/v3/app-config`` told the watch: the SMTP settings, and the settings
+    whole (the Kion API key's check reads the key lifespan from them)."""
+
+    settings: KionSmtpSettings
+    app_config: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -261,14 +269,14 @@ class HealthCheck:
         pending = self._pending(secret_id, described, health)
         kion = self._kion(current, health)
         if kion is not None:
-            self._kion_sends(current, kion, pending, health)
+            self._kion_sends(current, kion.settings, pending, health)
         self._judge_pending(pending, health, now)
         self._access_key(current, health)
         self._retired(current, described, health)
         if self.check_ses:
             self._ses_accepts(current, health, now)
         self._last_rotation(described, health, now)
-        self._kion_api_key(current, health, now)
+        self._kion_api_key(current, health, now, kion.app_config if kion else None)
         return health
 
     # -- the checks ----------------------------------------------------------------------------
@@ -345,9 +353,7 @@ class HealthCheck:
                 return version.get("CreatedDate")
         return None
 
-    def _kion(
-        self, current: InstallationSecret, health: InstallationHealth
-    ) -> KionSmtpSettings | None:
+    def _kion(self, current: InstallationSecret, health: InstallationHealth) -> KionRead | None:
         """Kion's SMTP settings, read with the installation's Kion API key."""
         secret_id = current.kion_api_key_secret_id
         try:
@@ -361,7 +367,8 @@ class HealthCheck:
                 backoff_factor=self.config.kion_retry_backoff,
                 api_key_secret_id=secret_id,
             )
-            return kion.smtp_settings()
+            app_config = kion.app_config()
+            return KionRead(KionSmtpSettings.from_app_config(app_config, kion.kion_url), app_config)
         except (AwsPermissionError, AwsConnectionError, KionConnectionError) as error:
             health.checks["kion"] = Finding(None, f"could not ask Kion: {error.cause}", error.fix)
         except RotationError as error:
@@ -546,8 +553,14 @@ class HealthCheck:
         )
 
     def _kion_api_key(
-        self, current: InstallationSecret, health: InstallationHealth, now: datetime
+        self,
+        current: InstallationSecret,
+        health: InstallationHealth,
+        now: datetime,
+        app_config: dict[str, Any] | None,
     ) -> None:
+        """The life left to the Kion API key; ``app_config`` is Kion's settings as the SMTP
+        check read them (None: read them again, with the stored key)."""
         try:
             life = stored_key_life(
                 current,
@@ -555,6 +568,7 @@ class HealthCheck:
                 now=now,
                 renew_after=self.limits.kion_key_renew_after,
                 secretsmanager=self._secretsmanager,
+                app_config=app_config,
             )
         except (AwsPermissionError, AwsConnectionError, KionConnectionError) as error:
             health.checks["kion_api_key"] = Finding(
