@@ -32,8 +32,11 @@ def value(record: dict, name: str) -> float:
 def test_a_steady_installation_is_healthy_and_its_metrics_name_it(
     watched: WatchedWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    watched.kion.request_log.clear()
     report = watched.watch().run(now=watched.kion_now())
     [health] = report.checked
+    # One read of Kion's settings serves the SMTP check and the Kion API key's lifespan.
+    assert len(watched.kion.requests_to("GET")) == 1
     assert health.verdict == HEALTHY, health.checks
     assert set(health.checks) >= {
         "kion",
