@@ -378,3 +378,31 @@ def test_a_failed_renewal_step_is_counted_as_kion_api_key_renewal_step_failed(
         m["Name"] for r in records for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]
     }
     assert "KionApiKeyRenewalStepFailed" in names
+
+
+def test_a_later_step_of_a_version_never_stored_names_the_renewal_and_its_key_secret(
+    renewal: KeyRenewalWorld,
+) -> None:
+    token = "0" * 8 + "-0000-4000-8000-" + "0" * 12  # no createSecret ever stored it
+    error = failed_step(renewal, token, "setSecret")
+    assert isinstance(error, RotationStateError)
+    assert error.cause == (
+        f"Version {token} of the Kion API key secret has no value: createSecret has not finished."
+    )
+    assert error.fix == (
+        "Look at the createSecret error that came before; Secrets Manager retries the renewal, "
+        "or start a new one."
+    )
+
+
+def test_finish_secret_again_takes_awspending_off_the_version_already_awscurrent(
+    renewal: KeyRenewalWorld,
+) -> None:
+    token = renewal.renew()
+    # Secrets Manager may leave AWSPENDING on the version it made AWSCURRENT.
+    renewal.secretsmanager.update_secret_version_stage(
+        SecretId=renewal.secret_id, VersionStage="AWSPENDING", MoveToVersionId=token
+    )
+    renewal.step("finishSecret", token)
+    assert renewal.stages()[token] == ["AWSCURRENT"]
+    assert renewal.current_works()
