@@ -193,3 +193,50 @@ def test_ses_refusing_the_previous_key_changes_nothing(rotated):
     assert key_statuses(world) == {new_key: "Active", old_key: "Inactive"}
     assert world.kion.requests_to("PATCH")[-1:] != []  # the rotation's own PATCH only
     assert len(world.kion.requests_to("PATCH")) == 1
+
+
+def logged(function_logs, message: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if line]
+    return [line for line in lines if line.get("message") == message]
+
+
+def test_a_rollback_announces_both_keys_and_a_refused_one_logs_counts_and_answers_why(
+    rotated, function_logs, capsys
+):
+    world, (old_key, _), (new_key, _) = rotated
+
+    done = roll_back(world)
+
+    [announced] = logged(function_logs, "Outcome: rolled-back")
+    assert announced["secret_id"] == world.secret_id
+    assert announced["action"] == "rollback"
+    assert announced["outcome_event"]["outcome"] == "rolled-back"
+    assert announced["outcome_event"]["keys"] == {
+        "current": old_key,
+        "deactivated": new_key,
+        "deletion_after": done["retired_deletion_after"],
+    }
+
+    world.smtp.refuse_all = True  # SES refuses the key a second rollback would restore
+    refused = roll_back(world)
+    world.smtp.refuse_all = False
+
+    assert refused == {
+        "outcome": "refused",
+        "installation": world.secret_id,
+        "error": "RollbackRefusedError",
+        "cause": refused["cause"],
+        "fix": refused["fix"],
+    }
+    [logged_error] = logged(function_logs, refused["cause"])
+    assert logged_error["level"] == "ERROR"
+    assert logged_error["error"] == "RollbackRefusedError"
+    assert logged_error["fix"] == refused["fix"]
+    assert logged_error["secret_id"] == world.secret_id
+    [event] = logged(function_logs, "Outcome: rollback-refused")
+    assert event["outcome_event"]["outcome"] == "rollback-refused"
+    assert event["outcome_event"]["secret_id"] == world.secret_id
+    assert event["outcome_event"]["error"] == "RollbackRefusedError"
+    lines = capsys.readouterr().out.splitlines()
+    metrics = [json.loads(line) for line in lines if '"_aws"' in line]
+    assert [m["RollbackRefused"] for m in metrics if "RollbackRefused" in m] == [[1.0]]
