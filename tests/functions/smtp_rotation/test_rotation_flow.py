@@ -44,7 +44,13 @@ def test_a_second_rotation_replaces_the_first_ones_key(world):
     assert world.converged()
 
 
-def test_a_second_rotation_inside_the_rollback_window_names_the_key_and_both_ways_forward(world):
+@pytest.mark.parametrize(
+    ("adopt", "who"), [(False, "replaced key"), (True, "adopted key (not made by this product)")]
+)
+def test_a_second_rotation_inside_the_rollback_window_names_the_key_and_both_ways_forward(
+    make_world, adopt: bool, who: str
+):
+    world = make_world(adopt=adopt)
     world.rotate()
     first_key = world.kion_credential()[0]
     retired = next(iter(world.retired_keys().values()))
@@ -54,11 +60,18 @@ def test_a_second_rotation_inside_the_rollback_window_names_the_key_and_both_way
         world.rotate()
 
     ends = f"{retired.deactivated_at + timedelta(days=7):%Y-%m-%d %H:%M} UTC"
+    key = retired.access_key_id
     assert isinstance(refused.value.error, RollbackWindowError)
-    assert retired.access_key_id in refused.value.error.cause
-    assert f"until {ends}" in refused.value.error.cause
-    assert "daily watch deletes" in refused.value.error.fix
-    assert "rotate kion/ses-smtp-credential --end-rollback-window" in refused.value.error.fix
+    assert refused.value.error.cause == (
+        f"IAM user {world.current()['iam_user_name']} already has two access keys: "
+        f"AWSCURRENT's {first_key} and {key}, the {who} the last rotation deactivated, which "
+        f"stays in its rollback window until {ends}."
+    )
+    assert refused.value.error.fix == (
+        f"Either wait: after {ends} the daily watch deletes {key} and the next rotation has "
+        f"room. Or end the window now, giving up the way back to {key}: ses-smtp-rotator "
+        "rotate kion/ses-smtp-credential --end-rollback-window."
+    )
     assert world.key_statuses() == keys_before
     assert world.kion_credential()[0] == first_key
 
