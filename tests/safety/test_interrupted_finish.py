@@ -6,6 +6,8 @@ tests name each one.)"""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable
 
 import pytest
@@ -129,3 +131,52 @@ def test_finish_again_on_the_first_version_of_a_secret_does_nothing(
 
     assert run.world.access_key_ids() == keys
     assert run.world.stages() == {run.world.current_version_id(): ["AWSCURRENT"]}
+
+
+def test_finish_again_without_a_rollback_window_deletes_the_key_left_behind(
+    make_run: Callable[[str], SafetyRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PREVIOUS_KEY_GRACE_DAYS=0 (no way back): the left-behind key goes at once, as the first
+    attempt would have done."""
+    monkeypatch.setenv("PREVIOUS_KEY_GRACE_DAYS", "0")
+    run = make_run(STEADY)
+    token, replaced = stopped_after_the_move(run)
+    assert run.world.key_statuses()[replaced] == "Active"
+
+    assert run.invoke("finishSecret", token) is None
+
+    assert replaced not in run.world.access_key_ids()
+    assert replaced not in run.world.retired_keys()
+
+
+def test_finish_again_when_the_key_left_behind_is_gone_does_nothing(
+    make_run: Callable[[str], SafetyRun],
+) -> None:
+    run = make_run(STEADY)
+    token, replaced = stopped_after_the_move(run)
+    user = run.world.current()["iam_user_name"]
+    run.world.iam.delete_access_key(UserName=user, AccessKeyId=replaced)  # by hand, meanwhile
+    keys = run.world.access_key_ids()
+
+    assert run.invoke("finishSecret", token) is None
+
+    assert run.world.access_key_ids() == keys
+    assert run.world.kion_credential()[0] == run.world.current()["username"]
+
+
+def test_finish_again_announces_the_rotation_with_the_key_it_retired(
+    make_run: Callable[[str], SafetyRun], function_logs: io.StringIO
+) -> None:
+    run = make_run(STEADY)
+    token, replaced = stopped_after_the_move(run)
+    function_logs.seek(0)
+    function_logs.truncate()
+
+    assert run.invoke("finishSecret", token) is None
+
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if line]
+    [event] = [line["outcome_event"] for line in lines if line["message"] == "Outcome: succeeded"]
+    assert event["keys"]["current"] == run.world.current()["username"]
+    assert event["keys"]["deactivated"] == replaced
+    [retired] = [line for line in lines if line["message"] == "Deactivated the replaced access key"]
+    assert retired["access_key_id"] == replaced
